@@ -1,0 +1,75 @@
+"""The real CLI end to end: files a run leaves, resume, exact resume, errors."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cli_helpers import FAST, QUICKSTART, run_cli, weights
+
+pytestmark = pytest.mark.slow
+
+
+def fit(tmp: Path, run: str, steps: int, *extra: str, check: bool = True):
+    return run_cli(
+        "fit", "--config", str(QUICKSTART), "--run_dir", f"runs/{run}", "--trainer.max_steps", str(steps),
+        # a fixed schedule length, so a run stopped early follows the same schedule
+        "--model.scheduler.init_args.total_steps", "16", *FAST, *extra, cwd=tmp, check=check,
+    )
+
+
+def test_fit_leaves_checkpoint_events_and_config_then_resumes(tmp_path):
+    fit(tmp_path, "a", 4, "--trainer.log_every_n_steps", "1")
+    run = tmp_path / "runs" / "a"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    events = sorted(run.glob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0]))
+    acc.Reload()
+    losses = [e.value for e in acc.Scalars("train/loss")]
+    assert len(losses) == 4 and all(v > 0 for v in losses)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["trainer"]["max_steps"] == 4
+    assert config["model"]["backbone"]["init_args"]["path"] == "tiny:qwen2_5_vl"
+    assert config["data"]["batch_size"] == 4
+
+    # a second invocation into the same run directory resumes instead of crashing
+    fit(tmp_path, "a", 7, "--ckpt_path", "last")
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 7
+    assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_steps"] == 7
+
+
+@pytest.mark.parametrize("stop", [6, 10], ids=["mid-epoch", "epoch-boundary"])
+def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, stop):
+    fit(tmp_path, "straight", 16)
+    fit(tmp_path, "resumed", stop)
+    first = sorted((tmp_path / "runs/resumed").glob("events.out.tfevents.*"))
+    fit(tmp_path, "resumed", 16, "--ckpt_path", "last", "--trainer.log_every_n_steps", "1")
+    # the second invocation continued from the checkpoint: it logged only steps after `stop`
+    (second,) = set((tmp_path / "runs/resumed").glob("events.out.tfevents.*")) - set(first)
+    acc = EventAccumulator(str(second))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == list(range(stop, 16))
+    a = weights(tmp_path / "runs/straight/checkpoints/last.ckpt")
+    b = weights(tmp_path / "runs/resumed/checkpoints/last.ckpt")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-6, msg=f"{name} differs after resume")
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    proc = fit(tmp_path, "bad", 1, "--model.objectives.text.init_args.wieght", "2", check=False)
+    assert proc.returncode != 0
+    assert "wieght" in proc.stderr
+
+
+def test_print_config_resolves_interpolation(tmp_path):
+    config = tmp_path / "interp.yaml"
+    config.write_text("data:\n  batch_size: 3\n  eval_batch_size: ${data.batch_size}\n")
+    proc = run_cli("fit", "--config", str(QUICKSTART), "--config", str(config), "--print_config", cwd=tmp_path)
+    printed = yaml.safe_load(proc.stdout)
+    assert printed["data"]["eval_batch_size"] == 3
+    assert printed["model"]["objectives"]["text"]["class_path"] == "thinkspace.objectives.TextCrossEntropy"

@@ -1,0 +1,97 @@
+"""The collator: exact label masks, any batch mix, visual-token positions."""
+
+import pytest
+import torch
+
+from thinkspace.backbones.outputs import IGNORE_INDEX
+from thinkspace.data.datasets.squares import ColouredSquares
+from thinkspace.objectives import TextCrossEntropy
+
+
+@pytest.fixture(scope="module")
+def collator(qwen25):
+    return qwen25.collator({"text": TextCrossEntropy()})
+
+
+def mixed_samples():
+    views = ColouredSquares(16, num_views=(1, 3), seed=2)
+    video = ColouredSquares(4, num_views=(3, 5), video=True, fps=2.0, seed=3)
+    return [views[0], video[0], views[1], views[2], video[1]]
+
+
+def test_labels_mask_exactly_the_prompt(collator, qwen25):
+    samples = mixed_samples()
+    batch = collator(samples)
+    tok = qwen25.tokenizer
+    ids, labels, mask = batch.inputs["input_ids"], batch.labels, batch.inputs["attention_mask"]
+    for b, sample in enumerate(samples):
+        n = int(mask[b].sum())
+        p = int(batch.prompt_lengths[b])
+        prompt = collator.prompt_text(sample)
+        assert prompt.endswith("<|im_start|>assistant\n")
+        if not sample.is_video:  # the prompt is exactly the processor's encoding of it
+            alone = qwen25.processor(text=[prompt], images=sample.frames, return_tensors="pt")["input_ids"][0]
+            assert torch.equal(ids[b, :p], alone)
+        assert (labels[b, :p] == IGNORE_INDEX).all()
+        assert torch.equal(labels[b, p:n], ids[b, p:n])
+        assert (labels[b, n:] == IGNORE_INDEX).all() and (ids[b, n:] == tok.pad_token_id).all()
+        assert tok.decode(ids[b, p:n]) == sample.response + "<|im_end|>"
+
+
+def test_batch_of_mixed_view_counts_and_videos(collator):
+    samples = mixed_samples()
+    batch = collator(samples)
+    image_samples = [s for s in samples if not s.is_video]
+    video_samples = [s for s in samples if s.is_video]
+    assert batch.inputs["image_grid_thw"].shape == (sum(s.num_frames for s in image_samples), 3)
+    assert batch.inputs["video_grid_thw"].shape == (len(video_samples), 3)
+    # Qwen2.5-VL merges video frames in pairs: ceil(S / 2) temporal groups per video
+    assert batch.inputs["video_grid_thw"][:, 0].tolist() == [-(-s.num_frames // 2) for s in video_samples]
+    # seconds per temporal group = temporal patch / fps
+    assert batch.inputs["second_per_grid_ts"].tolist() == pytest.approx([1.0, 1.0])
+    assert batch.visual.frames_per_group.tolist() == [2 if s.is_video else 1 for s in samples]
+    frames_per_sample = torch.bincount(batch.visual.grid[:, 0], minlength=len(samples)).tolist()
+    assert frames_per_sample == [-(-s.num_frames // 2) if s.is_video else s.num_frames for s in samples]
+
+
+def test_visual_positions_match_the_processor_placeholders(collator, qwen25):
+    samples = mixed_samples()
+    batch = collator(samples)
+    layout = qwen25.layout()
+    ids = batch.inputs["input_ids"]
+    for b, sample in enumerate(samples):
+        token = layout.video_token_id if sample.is_video else layout.image_token_id
+        expected = (ids[b] == token).nonzero().flatten()
+        assert torch.equal(batch.visual.positions(b), expected)
+        for _, frame, rows, cols in batch.visual.grid[batch.visual.grid[:, 0] == b].tolist():
+            pos = batch.visual.positions(b, frame)
+            assert pos.numel() == rows * cols
+            keep = (batch.visual.sample == b) & (batch.visual.frame == frame)
+            # row-major inside the frame
+            assert (batch.visual.row[keep] * cols + batch.visual.col[keep]).tolist() == list(range(rows * cols))
+    assert len(batch.visual) == int(((ids == layout.image_token_id) | (ids == layout.video_token_id)).sum())
+    assert torch.equal(batch.inputs["mm_token_type_ids"], (ids == layout.image_token_id).int()
+                       + 2 * (ids == layout.video_token_id).int())
+
+
+def test_batch_size_one_and_many_pad_to_longest(collator):
+    data = ColouredSquares(40, num_views=(1, 4), seed=5)
+    one = collator([data[0]])
+    assert one.labels.shape == one.inputs["input_ids"].shape and len(one) == 1
+    many = collator([data[i] for i in range(40)])
+    lengths = many.inputs["attention_mask"].sum(1)
+    assert many.inputs["input_ids"].shape == (40, int(lengths.max()))
+    assert len(set(lengths.tolist())) > 1
+
+
+def test_long_sample_fails_with_its_id(qwen25):
+    collate = qwen25.collator({"text": TextCrossEntropy()}, max_length=20)
+    with pytest.raises(ValueError, match=r"sample 'squares-0-0' \(squares\) is \d+ tokens long, over max_length=20"):
+        collate([ColouredSquares(2)[0]])
+
+
+def test_missing_response_fails_with_its_id(collator):
+    sample = ColouredSquares(2)[1]
+    sample.response = None
+    with pytest.raises(ValueError, match="sample 'squares-0-1' .* has no response"):
+        collator([sample])

@@ -1,0 +1,27 @@
+"""The examples run and do what their docstrings say."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compose_objectives_trains_both_terms(tmp_path):
+    example = load("compose_objectives")
+    model = example.main(["--steps", "3", "--batch-size", "4", "--run-dir", str(tmp_path)])
+    log_vars = {k: v.item() for k, v in model.mixer.log_vars.items()}
+    assert set(log_vars) == {"text__ce", "letter__ce"}
+    assert all(v != 0.0 for v in log_vars.values())  # the mixer's variances were trained
+    assert model.mixer.default_weights == pytest.approx({"text.ce": 1.0, "letter.ce": 0.5})
+    assert isinstance(model.objectives["letter"].letter_ids, list)
+    assert torch.isfinite(next(model.parameters())).all()

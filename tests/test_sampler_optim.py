@@ -1,0 +1,51 @@
+import math
+
+import pytest
+import torch
+
+from thinkspace.data.sampler import EpochSampler
+from thinkspace.optim import WarmupCosine
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only():
+    a = EpochSampler(50, seed=3)
+    b = EpochSampler(50, seed=3)
+    assert a.order(2) == b.order(2)
+    assert a.order(2) != a.order(3)
+    assert sorted(a.order(0)) == list(range(50))
+    assert EpochSampler(50, seed=4).order(2) != a.order(2)
+
+
+def test_resume_skips_consumed_batches():
+    full = list(EpochSampler(40, seed=1, batch_size=4, progress=lambda: (5, 0)))
+    rest = list(EpochSampler(40, seed=1, batch_size=4, progress=lambda: (5, 3)))
+    assert rest == full[12:]
+
+
+def test_ranks_partition_each_epoch():
+    parts = [EpochSampler(10, seed=0, rank=r, world_size=3).order(1) for r in range(3)]
+    assert [len(p) for p in parts] == [4, 4, 4]
+    seen = sorted(i for p in parts for i in p)
+    assert set(seen) == set(range(10)) and len(seen) == 12  # two padded repeats
+    dropped = [EpochSampler(10, seed=0, rank=r, world_size=3, drop_last=True).order(1) for r in range(3)]
+    assert sorted(i for p in dropped for i in p) == sorted(set(i for p in dropped for i in p))
+
+
+def test_empty_dataset_is_an_error():
+    with pytest.raises(ValueError, match="dataset is empty"):
+        EpochSampler(0)
+
+
+def test_warmup_cosine_schedule():
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    sched = WarmupCosine(opt, warmup_steps=3, total_steps=13, min_lr_ratio=0.1)
+    lrs = []
+    for _ in range(14):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:3] == pytest.approx([0.25, 0.5, 0.75])
+    assert lrs[3] == pytest.approx(1.0)
+    assert lrs[8] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lrs[13] == pytest.approx(0.1)

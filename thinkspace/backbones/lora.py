@@ -1,0 +1,49 @@
+"""LoRA adapters on a backbone's language model, through peft."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+#: the language model's attention and MLP projections (not the vision tower's).
+LANGUAGE_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass
+class LoraSettings:
+    """LoRA hyper-parameters (3DThinker's stage 2: r 64, alpha 128, dropout 0.05).
+
+    Attributes:
+        r: adapter rank.
+        alpha: scaling numerator (scale = alpha / r).
+        dropout: dropout on the adapter input.
+        target_modules: regular expression over module names to adapt.
+        modules_to_save: modules trained in full beside the adapters (e.g. ``lm_head``).
+    """
+
+    r: int = 64
+    alpha: int = 128
+    dropout: float = 0.05
+    target_modules: str = LANGUAGE_LINEAR
+    modules_to_save: list[str] = field(default_factory=list)
+
+
+def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
+    """Wrap ``model`` in a peft model; only adapters (and ``modules_to_save``) train."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=settings.target_modules,
+        modules_to_save=settings.modules_to_save or None,
+    )
+    return get_peft_model(model, config)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The transformers model inside a peft wrapper (LoRA layers stay in place)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model

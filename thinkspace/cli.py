@@ -1,0 +1,88 @@
+"""The ``thinkspace`` command.
+
+``thinkspace fit|validate|test|predict --config FILE [--config FILE2] [--a.b value]``
+runs Lightning's CLI over :class:`SpatialVLM` and :class:`SpatialDataModule` with
+OmegaConf interpolation. Every run writes under one predictable directory,
+``run_dir`` (default ``runs/<stem of the first --config>``)::
+
+    runs/quickstart/
+      config.yaml            # the fully resolved config of the last invocation
+      events.out.tfevents.*  # TensorBoard
+      checkpoints/last.ckpt  # resume with --ckpt_path last
+
+Other subcommands (``synth``, ...) are plain argparse programs dispatched by name.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from thinkspace.data.datamodule import SpatialDataModule
+from thinkspace.modules.spatial_vlm import SpatialVLM
+
+#: subcommands that are not Lightning's: name -> module with ``main(argv) -> int``.
+TOOLS = {"synth": "thinkspace.synth.command"}
+
+
+class ThinkspaceCLI(LightningCLI):
+    """LightningCLI plus ``run_dir``: a default TensorBoard logger and checkpointing there."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--run_dir",
+            type=str | None,
+            default=None,
+            help="Directory for logs, checkpoints and the resolved config (default: runs/<config stem>).",
+        )
+
+    def _run_dir(self) -> Path:
+        config = self.config.get(str(self.subcommand), self.config)
+        if config.get("run_dir"):
+            return Path(config["run_dir"])
+        files = config.get("config") or []
+        stem = Path(str(files[0])).stem if files else "default"
+        return Path("runs") / stem
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Any:
+        run_dir = self._run_dir()
+        if config.get("default_root_dir") is None:
+            config["default_root_dir"] = str(run_dir)
+        if config.get("logger") in (None, True):
+            config["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="")
+        listed = config.get("callbacks") or []
+        listed = listed if isinstance(listed, list) else [listed]
+        if config.get("enable_checkpointing", True) is not False and not any(
+            isinstance(c, ModelCheckpoint) for c in listed
+        ):
+            callbacks = [*callbacks, ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True)]
+        return super()._instantiate_trainer(config, callbacks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``thinkspace`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in TOOLS:
+        import importlib
+
+        return int(importlib.import_module(TOOLS[args[0]]).main(args[1:]) or 0)
+    ThinkspaceCLI(
+        SpatialVLM,
+        SpatialDataModule,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"parser_mode": "omegaconf"},
+        trainer_defaults={"use_distributed_sampler": False},
+        auto_configure_optimizers=False,
+        args=argv,  # None: Lightning reads sys.argv itself
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

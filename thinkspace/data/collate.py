@@ -1,0 +1,222 @@
+"""Turn a list of ``SpatialSample`` into one padded :class:`~thinkspace.backbones.outputs.Batch`.
+
+Each sample's prompt goes through the backbone's chat template and processor (which
+expands the image / video placeholders into as many visual tokens as the image size
+calls for); the response is tokenized on its own and appended, so the boundary between
+prompt and response is exact and the labels mask exactly the prompt. Batches of any
+size and any mix of image sets and videos are right-padded to their longest sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from thinkspace.backbones.outputs import IGNORE_INDEX, Batch, VisualTokens
+from thinkspace.data.schema import SpatialSample
+
+
+@dataclass(frozen=True)
+class VisionLayout:
+    """How a backbone family lays visual tokens into the sequence.
+
+    Attributes:
+        image_token_id: id of the placeholder repeated once per image token.
+        video_token_id: id of the placeholder repeated once per video token.
+        spatial_merge: patches merged along each image axis into one token.
+        temporal_patch: video frames merged into one temporal group.
+    """
+
+    image_token_id: int
+    video_token_id: int
+    spatial_merge: int
+    temporal_patch: int
+
+
+class Collator:
+    """Encode samples for a Qwen-VL-style processor.
+
+    Args:
+        processor: the backbone's processor (chat template, tokenizer, image and video
+            processors).
+        layout: the family's visual-token layout.
+        objectives: objectives by name; their ``prepare``/``targets``/``collate`` run here.
+        max_length: fail on samples longer than this many tokens (None: no limit).
+        with_response: append and supervise the response (False: prompts only).
+    """
+
+    def __init__(
+        self,
+        processor: Any,
+        layout: VisionLayout,
+        objectives: dict[str, Any] | None = None,
+        max_length: int | None = None,
+        with_response: bool = True,
+    ) -> None:
+        self.processor = processor
+        self.layout = layout
+        self.objectives = {k: v for k, v in (objectives or {}).items() if v is not None}
+        self.max_length = max_length
+        self.with_response = with_response
+        # the end-of-turn token is supervised; the newline after it is formatting
+        self.turn_end = _turn_end(processor).rstrip("\n")
+
+    def __call__(self, samples: list[SpatialSample]) -> Batch:
+        if not samples:
+            raise ValueError("cannot collate an empty list of samples")
+        for objective in self.objectives.values():
+            samples = [objective.prepare(s) for s in samples]
+        encoded = [self.encode(s) for s in samples]
+        tokenizer = self.processor.tokenizer
+        batch = _pad(encoded, pad_id=tokenizer.pad_token_id)
+        ids = batch["inputs"]["input_ids"]
+        # text 0, image 1, video 2: what the model's 3D RoPE indexing reads
+        batch["inputs"]["mm_token_type_ids"] = (ids == self.layout.image_token_id).int() + 2 * (
+            ids == self.layout.video_token_id
+        ).int()
+        visual = self.visual_tokens(ids, encoded)
+        targets = {
+            name: objective.collate([objective.targets(s) for s in samples])
+            for name, objective in self.objectives.items()
+        }
+        return Batch(
+            ids=[s.id for s in samples],
+            inputs=batch["inputs"],
+            labels=batch["labels"],
+            prompt_lengths=batch["prompt_lengths"],
+            visual=visual,
+            targets=targets,
+            answers=[s.answer for s in samples],
+            answer_types=[s.answer_type for s in samples],
+            tasks=[s.task for s in samples],
+        )
+
+    def prompt_text(self, sample: SpatialSample) -> str:
+        """The chat-templated prompt, ending where the assistant's response begins."""
+        vision = {"type": "video"} if sample.is_video else None
+        content = [vision] if vision else [{"type": "image"} for _ in range(sample.num_frames)]
+        messages = [{"role": "user", "content": [*content, {"type": "text", "text": sample.prompt}]}]
+        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def encode(self, sample: SpatialSample) -> dict[str, Any]:
+        """Processor outputs of one sample plus its response ids and label mask."""
+        text = self.prompt_text(sample)
+        if sample.is_video:
+            out = self.processor(text=[text], videos=[_video_frames(sample)], return_tensors="pt",
+                                 **_video_kwargs(sample))
+        else:
+            out = self.processor(text=[text], images=[_rgb(f) for f in sample.frames], return_tensors="pt")
+        prompt_ids = out["input_ids"][0]
+        response_ids = torch.empty(0, dtype=torch.long)
+        if self.with_response:
+            if sample.response is None:
+                raise ValueError(f"sample {sample.id!r} ({sample.source}) has no response to train on")
+            response_ids = torch.tensor(
+                self.processor.tokenizer(sample.response + self.turn_end, add_special_tokens=False)["input_ids"],
+                dtype=torch.long,
+            )
+        ids = torch.cat([prompt_ids, response_ids])
+        if self.max_length is not None and ids.numel() > self.max_length:
+            raise ValueError(
+                f"sample {sample.id!r} ({sample.source}) is {ids.numel()} tokens long, over "
+                f"max_length={self.max_length}; lower the image size or raise data.max_length"
+            )
+        labels = torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), response_ids])
+        vision = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+        return {"ids": ids, "labels": labels, "prompt_length": prompt_ids.numel(), "vision": vision,
+                "is_video": sample.is_video, "num_frames": sample.num_frames}
+
+    def visual_tokens(self, input_ids: Tensor, encoded: list[dict[str, Any]]) -> VisualTokens:
+        """Locate every visual token: sample, sequence position, frame (group), row, col."""
+        lay = self.layout
+        cols: dict[str, list[Tensor]] = {k: [] for k in ("sample", "position", "frame", "row", "col")}
+        grids, per_group = [], []
+        for b, enc in enumerate(encoded):
+            key, token_id = ("video_grid_thw", lay.video_token_id) if enc["is_video"] else (
+                "image_grid_thw", lay.image_token_id)
+            positions = (input_ids[b] == token_id).nonzero().flatten()
+            frame_offset, cursor = 0, 0
+            for t, h, w in enc["vision"][key].tolist():
+                rows, cols_ = h // lay.spatial_merge, w // lay.spatial_merge
+                n = t * rows * cols_
+                k = torch.arange(n)
+                cols["sample"].append(torch.full((n,), b))
+                cols["position"].append(positions[cursor:cursor + n])
+                cols["frame"].append(frame_offset + k // (rows * cols_))
+                cols["row"].append((k % (rows * cols_)) // cols_)
+                cols["col"].append(k % cols_)
+                grids += [[b, frame_offset + g, rows, cols_] for g in range(t)]
+                frame_offset, cursor = frame_offset + t, cursor + n
+            if cursor != positions.numel():
+                raise RuntimeError(
+                    f"sample {b}: processor wrote {positions.numel()} visual tokens but the grids account for {cursor}"
+                )
+            per_group.append(lay.temporal_patch if enc["is_video"] else 1)
+        return VisualTokens(
+            **{k: torch.cat(v).long() for k, v in cols.items()},
+            grid=torch.tensor(grids, dtype=torch.long).reshape(-1, 4),
+            frames_per_group=torch.tensor(per_group, dtype=torch.long),
+        )
+
+
+def _turn_end(processor: Any) -> str:
+    """The text the chat template puts after an assistant message (e.g. ``<|im_end|>\\n``)."""
+    marker = "\x00RESPONSE\x00"
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "q"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": marker}]},
+    ]
+    rendered = processor.apply_chat_template(messages, tokenize=False)
+    return rendered.split(marker, 1)[1]
+
+
+def _rgb(frame: Any) -> Any:
+    return frame.convert("RGB") if hasattr(frame, "convert") else np.asarray(frame)
+
+
+def _video_frames(sample: SpatialSample) -> np.ndarray:
+    """``[S, H, W, 3]`` uint8 frames of a video sample."""
+    return np.stack([np.asarray(_rgb(f)) for f in sample.frames])
+
+
+def _video_kwargs(sample: SpatialSample) -> dict[str, Any]:
+    """Processor arguments for frames that are already sampled, at their real timing.
+
+    Timestamps become frame indices of a 1 kHz clock, so the processor derives the
+    sampled frame rate (and the model its temporal RoPE spacing) from real seconds.
+    """
+    from transformers.video_utils import VideoMetadata
+
+    clock = 1000.0
+    t = sample.timestamps.double() - float(sample.timestamps[0])
+    indices = [int(round(x * clock)) for x in t.tolist()]
+    # one mean frame interval past the last frame: sampled_fps = S / duration exactly
+    spacing = max(1, round(indices[-1] / (len(indices) - 1))) if len(indices) > 1 else int(clock)
+    metadata = VideoMetadata(total_num_frames=indices[-1] + spacing, fps=clock, frames_indices=indices)
+    return {"video_metadata": [metadata], "do_sample_frames": False}
+
+
+def _pad(encoded: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """Right-pad ids and labels; concatenate the vision tensors in sample order."""
+    length = max(e["ids"].numel() for e in encoded)
+    bsz = len(encoded)
+    input_ids = torch.full((bsz, length), pad_id, dtype=torch.long)
+    labels = torch.full((bsz, length), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((bsz, length), dtype=torch.long)
+    for b, e in enumerate(encoded):
+        n = e["ids"].numel()
+        input_ids[b, :n], labels[b, :n], attention[b, :n] = e["ids"], e["labels"], 1
+    inputs: dict[str, Tensor] = {"input_ids": input_ids, "attention_mask": attention}
+    keys = sorted({k for e in encoded for k in e["vision"]})
+    for key in keys:
+        parts = [torch.as_tensor(e["vision"][key]) for e in encoded if key in e["vision"]]
+        inputs[key] = torch.cat(parts)
+    return {
+        "inputs": inputs,
+        "labels": labels,
+        "prompt_lengths": torch.tensor([e["prompt_length"] for e in encoded]),
+    }

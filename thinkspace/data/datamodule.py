@@ -1,0 +1,102 @@
+"""``SpatialDataModule``: datasets of ``SpatialSample`` in, collated batches out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+from thinkspace.data.sampler import EpochSampler
+
+
+class SpatialDataModule(L.LightningDataModule):
+    """Loaders for any datasets that yield :class:`~thinkspace.data.schema.SpatialSample`.
+
+    The collator comes from the model (it needs the backbone's processor and the
+    objectives' targets), so batches of image sets and videos mix freely. Training
+    order is a function of (seed, epoch) and the loop's progress (see
+    :class:`~thinkspace.data.sampler.EpochSampler`), which makes resumed and
+    multi-process runs exact. Set ``trainer.use_distributed_sampler: false`` (the CLI's
+    default): ranks are split here.
+
+    Args:
+        train: training dataset.
+        val: validation dataset.
+        test: test dataset.
+        predict: prediction dataset.
+        batch_size: samples per process per step.
+        eval_batch_size: batch size for val/test/predict (default: ``batch_size``).
+        num_workers: data-loading worker processes (decoding, processing, targets).
+        seed: seed of the training order.
+    """
+
+    def __init__(
+        self,
+        train: Dataset | None = None,
+        val: Dataset | None = None,
+        test: Dataset | None = None,
+        predict: Dataset | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.datasets = {"train": train, "val": val, "test": test, "predict": predict}
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+
+    def _progress(self) -> tuple[int, int]:
+        """(epoch, batches already done in it), from the count of training batches so far.
+
+        Lightning's own epoch counter is not trusted here: a checkpoint written when
+        ``max_steps`` stops a run mid-epoch records that epoch as completed, and the
+        resumed run would draw the next epoch's order. The total batch count does not
+        lie, and divided by the batches per epoch it gives both numbers.
+        """
+        trainer = self.trainer
+        done = trainer.fit_loop.epoch_loop.batch_progress.total.ready
+        per_epoch = trainer.num_training_batches
+        if not per_epoch or per_epoch == float("inf"):
+            return trainer.current_epoch, 0
+        return divmod(int(done), int(per_epoch))
+
+    def _loader(self, split: str, shuffle: bool, with_response: bool = True) -> DataLoader:
+        dataset = self.datasets[split]
+        if dataset is None:
+            raise ValueError(f"data.{split}: no dataset configured for this stage")
+        trainer = self.trainer
+        batch_size = self.batch_size if shuffle else self.eval_batch_size
+        sampler = EpochSampler(
+            len(dataset),
+            seed=self.seed,
+            shuffle=shuffle,
+            batch_size=batch_size,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+            progress=self._progress if shuffle and trainer else None,
+        )
+        collate = self.trainer.lightning_module.collator(with_response=with_response)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> Any:
+        return self._loader("val", shuffle=False) if self.datasets["val"] is not None else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False, with_response=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", shuffle=False, with_response=False)

@@ -1,0 +1,6 @@
+"""Training signals: each a small head plus a loss, keyed by name in ``model.objectives``."""
+
+from thinkspace.objectives.base import Objective
+from thinkspace.objectives.text import TextCrossEntropy
+
+__all__ = ["Objective", "TextCrossEntropy"]

@@ -1,0 +1,37 @@
+"""Next-token cross-entropy on the response."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from thinkspace.backbones.outputs import IGNORE_INDEX, BackboneOutput, Batch
+from thinkspace.objectives.base import Objective
+
+
+class TextCrossEntropy(Objective):
+    """Cross-entropy of the response tokens, averaged over all supervised tokens of the batch.
+
+    The collator masks the prompt and padding (label -100); other objectives may mask
+    more (e.g. latent pads). Logits are computed only at supervised positions.
+
+    Args:
+        weight: weight of the term ``"{name}.ce"``.
+        label_smoothing: as in ``torch.nn.functional.cross_entropy``.
+    """
+
+    terms = {"ce": 1.0}
+
+    def __init__(self, weight: float = 1.0, label_smoothing: float = 0.0) -> None:
+        super().__init__(weight)
+        self.label_smoothing = label_smoothing
+
+    def loss(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
+        labels = batch.labels[:, 1:]
+        supervised = labels != IGNORE_INDEX
+        if not supervised.any():  # e.g. prompts only: a zero that keeps the graph
+            return {"ce": out.hidden.sum() * 0.0}
+        hidden = out.hidden[:, :-1][supervised]
+        logits = out.logits_at(hidden).float()
+        ce = F.cross_entropy(logits, labels[supervised], label_smoothing=self.label_smoothing)
+        return {"ce": ce}
