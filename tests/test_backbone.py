@@ -111,3 +111,36 @@ def test_lora_trains_only_adapters(tiny_cache):
     loss = F.cross_entropy(backbone(batch).logits[0, :-1], batch.inputs["input_ids"][0, 1:])
     loss.backward()
     assert all(p.grad is not None for n, p in backbone.named_parameters() if p.requires_grad)
+
+
+def test_generation_hook_sees_the_prompt_layout_once(qwen25, batch):
+    seen = []
+    layout = qwen25.layout()
+
+    def check(embeds, b):
+        ids = b.inputs["input_ids"]
+        visual_ids = ids[b.visual.sample, b.visual.position]
+        seen.append(bool(((visual_ids == layout.image_token_id) | (visual_ids == layout.video_token_id)).all()))
+        assert embeds.shape[:2] == ids.shape
+        return embeds
+
+    texts = qwen25.generate(batch, inputs_embeds_hook=check, max_new_tokens=3, do_sample=False)
+    assert seen == [True] and len(texts) == len(batch)
+    # left padding: every prompt ends at the last column
+    assert texts == qwen25.generate(batch, max_new_tokens=3, do_sample=False)
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(batch):
+    def loss_and_grad(checkpointing):
+        torch.manual_seed(0)
+        backbone = QwenVL("tiny:qwen2_5_vl")
+        if checkpointing:
+            backbone.enable_gradient_checkpointing()
+        loss = TextCrossEntropy().loss(backbone(batch), batch)["ce"]
+        loss.backward()
+        return loss.detach(), backbone.hf.lm_head.weight.grad.clone()
+
+    plain, plain_grad = loss_and_grad(False)
+    ckpt, ckpt_grad = loss_and_grad(True)
+    torch.testing.assert_close(ckpt, plain)
+    torch.testing.assert_close(ckpt_grad, plain_grad, rtol=1e-5, atol=1e-6)

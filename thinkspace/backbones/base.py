@@ -62,11 +62,15 @@ class VLMBackbone(nn.Module):
             yield
             return
 
+        calls = 0
+
         def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-            embeds = kwargs.get("inputs_embeds")
-            # Only the full-sequence pass (training, or the prefill of generation).
-            if embeds is not None and embeds.shape[1] == batch.inputs["input_ids"].shape[1]:
-                kwargs["inputs_embeds"] = hook(embeds, batch)
+            nonlocal calls
+            # Only the full-sequence pass: training, or the prefill of generation (the
+            # later decoding steps see one new token each).
+            if calls == 0 and kwargs.get("inputs_embeds") is not None:
+                kwargs["inputs_embeds"] = hook(kwargs["inputs_embeds"], batch)
+            calls += 1
             return args, kwargs
 
         handle = self.language_model().register_forward_pre_hook(pre_hook, with_kwargs=True)

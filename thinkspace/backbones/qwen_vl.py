@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
@@ -9,7 +10,7 @@ from torch import nn
 
 from thinkspace.backbones.base import EmbedsHook, VLMBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora, unwrap
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.outputs import IGNORE_INDEX, BackboneOutput, Batch
 from thinkspace.backbones.paths import read_model_type, resolve_model_path
 from thinkspace.data.collate import Collator, VisionLayout
 
@@ -125,26 +126,31 @@ class QwenVL(VLMBackbone):
         """Continue each sample's prompt (the response in ``batch`` is ignored).
 
         Args:
+            inputs_embeds_hook: applied to the prefill, with the left-padded prompt batch.
             generation: ``transformers`` generation arguments (``max_new_tokens``,
                 ``do_sample``, ``temperature``, ``top_p``, ...).
         """
-        inputs = prompt_inputs(batch, self.tokenizer.pad_token_id)
+        prompts = prompt_batch(batch, self.tokenizer.pad_token_id)
         generation.setdefault("pad_token_id", self.tokenizer.pad_token_id)
-        with self._embeds_hook(inputs_embeds_hook, batch):
-            out = self.hf.generate(**inputs, **generation)
-        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        with self._embeds_hook(inputs_embeds_hook, prompts):
+            out = self.hf.generate(**prompts.inputs, **generation)
+        new_tokens = out[:, prompts.inputs["input_ids"].shape[1]:]
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
 
-def prompt_inputs(batch: Batch, pad_id: int) -> dict[str, torch.Tensor]:
-    """The batch's prompts alone, left-padded for generation; vision inputs unchanged."""
+def prompt_batch(batch: Batch, pad_id: int) -> Batch:
+    """The batch's prompts alone, left-padded for generation; visual positions shifted to match."""
     ids, types = batch.inputs["input_ids"], batch.inputs["mm_token_type_ids"]
-    lengths = batch.prompt_lengths.tolist()
-    width = max(lengths)
+    lengths = batch.prompt_lengths
+    width = int(lengths.max())
+    shift = width - lengths  # [B] left padding per sample
     new_ids = ids.new_full((len(lengths), width), pad_id)
     new_types = torch.zeros_like(new_ids, dtype=types.dtype)
     mask = torch.zeros_like(new_ids)
-    for b, n in enumerate(lengths):
-        new_ids[b, width - n:], new_types[b, width - n:], mask[b, width - n:] = ids[b, :n], types[b, :n], 1
-    out = dict(batch.inputs, input_ids=new_ids, attention_mask=mask, mm_token_type_ids=new_types)
-    return out
+    for b, n in enumerate(lengths.tolist()):
+        s = width - n
+        new_ids[b, s:], new_types[b, s:], mask[b, s:] = ids[b, :n], types[b, :n], 1
+    inputs = dict(batch.inputs, input_ids=new_ids, attention_mask=mask, mm_token_type_ids=new_types)
+    visual = replace(batch.visual, position=batch.visual.position + shift[batch.visual.sample])
+    return replace(batch, inputs=inputs, labels=torch.full_like(new_ids, IGNORE_INDEX),
+                   prompt_lengths=torch.full_like(lengths, width), visual=visual)
