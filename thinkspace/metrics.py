@@ -34,3 +34,40 @@ class ChoiceAccuracy(Metric):
 
     def compute(self) -> torch.Tensor:
         return self.correct / self.total.clamp(min=1)
+
+
+class LocalizationAccuracy(Metric):
+    """Share of situations localized within a threshold, synchronised across processes.
+
+    ``kind="position"``: distance in the xy plane (metres) strictly below ``threshold``.
+    ``kind="yaw"``: absolute yaw error wrapped to [0, 180] degrees strictly below
+    ``threshold`` degrees (SQA3D's Acc@0.5m, Acc@1.0m, Acc@15deg, Acc@30deg).
+    """
+
+    full_state_update = False
+
+    def __init__(self, kind: str, threshold: float) -> None:
+        super().__init__()
+        if kind not in ("position", "yaw"):
+            raise ValueError(f"LocalizationAccuracy kind must be 'position' or 'yaw', got {kind!r}")
+        self.kind, self.threshold = kind, threshold
+        self.add_state("hits", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, pred_xy: torch.Tensor, pred_yaw: torch.Tensor, xy: torch.Tensor, yaw: torch.Tensor) -> None:
+        """``pred_xy, xy``: ``[B, 2]`` metres; ``pred_yaw, yaw``: ``[B]`` radians."""
+        if self.kind == "position":
+            error = torch.linalg.norm(pred_xy.float() - xy.float(), dim=-1)
+        else:
+            error = yaw_error_degrees(pred_yaw.float(), yaw.float())
+        self.hits += (error < self.threshold).sum()
+        self.total += error.numel()
+
+    def compute(self) -> torch.Tensor:
+        return self.hits / self.total.clamp(min=1)
+
+
+def yaw_error_degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Absolute difference of yaw angles (radians) in degrees, wrapped to [0, 180]."""
+    diff = torch.remainder(torch.rad2deg(a - b), 360.0)
+    return torch.minimum(diff, 360.0 - diff)

@@ -122,11 +122,14 @@ class BackboneOutput:
         lm_head: the output projection; use :meth:`logits_at` so logits are only
             computed where an objective needs them (a full ``[B, L, V]`` tensor is
             large for 150k-token vocabularies).
+        inputs_embeds: ``[B, L, D]`` the decoder's input embeddings (visual features
+            written in, after any embeds hook), when the backbone provides them.
     """
 
     hidden: Tensor
     visual: VisualTokens
     lm_head: nn.Module
+    inputs_embeds: Tensor | None = None
 
     def logits_at(self, hidden: Tensor) -> Tensor:
         """Logits ``[..., V]`` of the given hidden states ``[..., D]``."""

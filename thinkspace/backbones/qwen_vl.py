@@ -117,9 +117,16 @@ class QwenVL(VLMBackbone):
         Returns hidden states ``[B, L, D]`` after the final norm; logits come from
         :meth:`BackboneOutput.logits_at` where an objective needs them.
         """
-        with self._embeds_hook(inputs_embeds_hook, batch):
+        seen: dict[str, torch.Tensor] = {}
+
+        def hook(embeds: torch.Tensor, b: Batch) -> torch.Tensor:  # keeps a reference to the decoder input
+            seen["embeds"] = inputs_embeds_hook(embeds, b) if inputs_embeds_hook is not None else embeds
+            return seen["embeds"]
+
+        with self._embeds_hook(hook, batch):
             out = self.hf.model(**batch.inputs, use_cache=False, return_dict=True)
-        return BackboneOutput(hidden=out.last_hidden_state, visual=batch.visual, lm_head=self.hf.lm_head)
+        return BackboneOutput(hidden=out.last_hidden_state, visual=batch.visual, lm_head=self.hf.lm_head,
+                              inputs_embeds=seen.get("embeds"))
 
     @torch.no_grad()
     def generate(self, batch: Batch, inputs_embeds_hook: EmbedsHook | None = None, **generation: Any) -> list[str]:

@@ -74,13 +74,16 @@ class Collator:
         tokenizer = self.processor.tokenizer
         batch = _pad(encoded, pad_id=tokenizer.pad_token_id)
         ids = batch["inputs"]["input_ids"]
+        for objective in self.objectives.values():  # e.g. latent pads are not supervised
+            batch["labels"] = objective.mask_labels(ids, batch["labels"])
         # text 0, image 1, video 2: what the model's 3D RoPE indexing reads
         batch["inputs"]["mm_token_type_ids"] = (ids == self.layout.image_token_id).int() + 2 * (
             ids == self.layout.video_token_id
         ).int()
         visual = self.visual_tokens(ids, encoded)
+        grids = [visual.grid[visual.grid[:, 0] == b][:, 2:].tolist() for b in range(len(samples))]
         targets = {
-            name: objective.collate([objective.targets(s) for s in samples])
+            name: objective.collate([objective.grid_targets(s, g) for s, g in zip(samples, grids)])
             for name, objective in self.objectives.items()
         }
         return Batch(

@@ -11,7 +11,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from thinkspace.backbones.base import VLMBackbone
-from thinkspace.backbones.outputs import Batch
+from thinkspace.backbones.outputs import BackboneOutput, Batch
 from thinkspace.metrics import ChoiceAccuracy
 from thinkspace.mixers import LossMixer, WeightedSum
 from thinkspace.objectives.base import Objective
@@ -81,9 +81,9 @@ class SpatialVLM(L.LightningModule):
         """The batch builder the data module uses (runs in data workers)."""
         return self.backbone.collator(dict(self.objectives), self.max_length, with_response)
 
-    def losses(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+    def losses(self, batch: Batch, out: BackboneOutput | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and every named term (unweighted) of one batch."""
-        out = self.backbone(batch)
+        out = self.backbone(batch) if out is None else out
         terms = {
             f"{name}.{term}": value
             for name, objective in self.objectives.items()
@@ -100,12 +100,23 @@ class SpatialVLM(L.LightningModule):
         return total
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        total, logs = self.losses(batch)
+        out = self.backbone(batch)
+        total, logs = self.losses(batch, out)
+        self._log_objective_metrics(out, batch)
         self.log("val/loss", total, prog_bar=True, batch_size=len(batch), sync_dist=True)
         self.log_dict({f"val/{k}": v for k, v in logs.items() if "/" not in k}, batch_size=len(batch),
                       sync_dist=True)
         if self.generation is not None:
             self._log_accuracy(batch, self.val_accuracy, "val/accuracy")
+
+    def _log_objective_metrics(self, out: BackboneOutput, batch: Batch) -> None:
+        """Log what objectives with an ``evaluate`` method measure (e.g. localization)."""
+        for name, objective in self.objectives.items():
+            evaluate = getattr(objective, "evaluate", None)
+            if evaluate is None or not objective.enabled:
+                continue
+            for key, value in evaluate(out, batch).items():
+                self.log(f"val/{name}.{key}", value, batch_size=len(batch))
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._log_accuracy(batch, self.test_accuracy, "test/accuracy")

@@ -1,6 +1,8 @@
 """Training signals: each a small head plus a loss, keyed by name in ``model.objectives``."""
 
 from thinkspace.objectives.base import Objective
+from thinkspace.objectives.layout import LayoutReconstruction
+from thinkspace.objectives.situation import Situation
 from thinkspace.objectives.text import TextCrossEntropy
 
-__all__ = ["Objective", "TextCrossEntropy"]
+__all__ = ["Objective", "TextCrossEntropy", "LayoutReconstruction", "Situation"]

@@ -54,6 +54,21 @@ class Objective(nn.Module):
         """Per-sample targets computed in the data workers. Default: none."""
         return None
 
+    def grid_targets(self, sample: SpatialSample, grids: list[tuple[int, int]]) -> Any:
+        """Targets that depend on how the frames were cut into visual tokens.
+
+        The collator calls this (it defaults to :meth:`targets`) with ``grids[f] =
+        (rows, cols)``, the merged token grid of the sample's frame (or temporal group)
+        ``f``; token ``(r, c)`` covers rows ``[r/rows, (r+1)/rows)`` and columns
+        ``[c/cols, (c+1)/cols)`` of the frame as a fraction of its size.
+        """
+        return self.targets(sample)
+
+    def mask_labels(self, input_ids: Tensor, labels: Tensor) -> Tensor:
+        """Labels ``[B, L]`` after padding, with positions this objective hides from
+        cross-entropy set to -100 (e.g. latent pads). Default: unchanged."""
+        return labels
+
     def collate(self, targets: list[Any]) -> Any:
         """Batch the per-sample targets: tensors of one shape are stacked."""
         if all(t is None for t in targets):

@@ -1,0 +1,81 @@
+"""Read N frames of a video with decord, with their timestamps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass
+class VideoClip:
+    """Frames sampled from one video.
+
+    Attributes:
+        frames: ``[N, H, W, 3]`` uint8 RGB.
+        timestamps: ``[N]`` seconds from the start of the video.
+        indices: ``[N]`` frame indices in the video (to align poses, depth, ...).
+        fps: the video's average frame rate.
+        total_frames: frames in the whole video (M).
+    """
+
+    frames: np.ndarray
+    timestamps: torch.Tensor
+    indices: list[int]
+    fps: float
+    total_frames: int
+
+
+def uniform_indices(total: int, num: int) -> list[int]:
+    """``num`` frame indices spread uniformly over ``total`` frames (segment centres).
+
+    The i-th index is the centre of the i-th of ``num`` equal segments, so the first
+    and last frames are not privileged and any two clips of the same video with the
+    same ``num`` agree.
+
+    Raises:
+        ValueError: ``num`` < 1 or more frames requested than the video has.
+    """
+    if num < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num}")
+    if num > total:
+        raise ValueError(f"requested {num} frames from a video of {total}")
+    edges = np.linspace(0, total, num + 1)
+    return [int(i) for i in np.floor((edges[:-1] + edges[1:]) / 2)]
+
+
+def read_video(path: str | Path, num_frames: int, *, allow_fewer: bool = False) -> VideoClip:
+    """Decode ``num_frames`` uniformly sampled frames of ``path`` (only those frames).
+
+    Args:
+        path: any container decord reads (mp4, avi, mkv, ...).
+        num_frames: N, frames to sample.
+        allow_fewer: when the video has fewer than N frames, return all of them
+            instead of failing.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file cannot be decoded as a video, or has fewer frames than
+            requested (unless ``allow_fewer``); the message names the file.
+    """
+    import decord
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"video file {path} not found")
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    except (decord.DECORDError, RuntimeError) as err:
+        raise ValueError(f"video file {path} cannot be decoded: {err}") from err
+    total = len(reader)
+    if total == 0:
+        raise ValueError(f"video file {path} has no frames")
+    if num_frames > total and not allow_fewer:
+        raise ValueError(f"video file {path} has {total} frames, fewer than the {num_frames} requested")
+    indices = uniform_indices(total, min(num_frames, total))
+    frames = reader.get_batch(indices).asnumpy()
+    fps = float(reader.get_avg_fps())
+    timestamps = torch.tensor([i / fps for i in indices], dtype=torch.float32)
+    return VideoClip(frames=frames, timestamps=timestamps, indices=indices, fps=fps, total_frames=total)
