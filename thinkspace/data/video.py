@@ -75,7 +75,10 @@ def read_video(path: str | Path, num_frames: int, *, allow_fewer: bool = False) 
     if num_frames > total and not allow_fewer:
         raise ValueError(f"video file {path} has {total} frames, fewer than the {num_frames} requested")
     indices = uniform_indices(total, min(num_frames, total))
-    frames = reader.get_batch(indices).asnumpy()
+    try:
+        frames = reader.get_batch(indices).asnumpy()
+    except decord.DECORDError as err:
+        raise ValueError(f"video file {path}: frames {indices} cannot be decoded: {err}") from err
     fps = float(reader.get_avg_fps())
     timestamps = torch.tensor([i / fps for i in indices], dtype=torch.float32)
     return VideoClip(frames=frames, timestamps=timestamps, indices=indices, fps=fps, total_frames=total)
