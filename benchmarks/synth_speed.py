@@ -53,6 +53,15 @@ def walk_scene(i: int, size: int, frames: int, out: Path) -> int:
     return len(episode.questions)
 
 
+def cli(workers: int, scenes: int, size: int, out: Path) -> None:
+    """``thinkspace synth --kind views`` into a fresh directory."""
+    from thinkspace.synth.command import main as synth
+
+    target = Path(tempfile.mkdtemp(dir=out))
+    args = ["--out", str(target), "--scenes", str(scenes), "--kind", "views", "--size", str(size)]
+    assert synth([*args, "--workers", str(workers), "--quiet"]) == 0
+
+
 def timed(fn, *args) -> float:
     start = time.perf_counter()
     fn(*args)
@@ -65,6 +74,7 @@ def main() -> None:
     parser.add_argument("--per-pair", type=int, default=8, help="scenes of each kind per pair")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--cli-scenes", type=int, default=6, help="scenes per CLI run, 1 vs 2 processes (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     dataset = SyntheticSpatial(10_000, settings=["leftmost"], image_size=64, num_objects=(3, 4))
@@ -78,7 +88,18 @@ def main() -> None:
             b = sum(timed(walk_scene, p * n + k, args.size, args.frames, out) for k in range(n)) / n
             c = sum(timed(dataset.__getitem__, p * 4 * n + k) for k in range(4 * n)) / (4 * n)
             views.append(a), walks.append(b), samples.append(c), ratios.append(b / a)
-            print(f"pair {p}: view-set scene {a:.3f} s, walk scene {b:.3f} s, dataset sample {1000 * c:.1f} ms, walk/view {b / a:.2f}")
+            print(f"pair {p}: view-set scene {a:.3f} s, walk scene {b:.3f} s, "
+                  f"dataset sample {1000 * c:.1f} ms, walk/view {b / a:.2f}")
+        workers = []
+        for p in range(args.pairs if args.cli_scenes else 0):
+            one = timed(cli, 1, args.cli_scenes, args.size, out)
+            two = timed(cli, 2, args.cli_scenes, args.size, out)
+            workers.append(one / two)
+            print(f"pair {p}: thinkspace synth --kind views, {args.cli_scenes} scenes: "
+                  f"1 process {one:.1f} s, 2 processes {two:.1f} s")
+    if workers:
+        print(f"synth CLI 1-process/2-process time: ratio {statistics.median(workers):.2f} "
+              f"(median of {len(workers)} pairs; {min(workers):.2f}..{max(workers):.2f})")
     view_s, walk_s, sample_s = statistics.median(views), statistics.median(walks), statistics.median(samples)
     print(f"context ({torch.get_num_threads()} thread, torch {torch.__version__}): "
           f"{1 / view_s:.2f} view-set scenes/s (4 views at {args.size}x{args.size}), "

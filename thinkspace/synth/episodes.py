@@ -1,0 +1,140 @@
+"""Episodes: one rendered image set or video of a scene with its questions, and their samples.
+
+An :class:`Episode` is what both the on-disk writer and the on-the-fly dataset build;
+:func:`to_sample` turns one of its questions into a :class:`~thinkspace.data.schema.SpatialSample`
+in the sample's world frame (origin at the first camera's centre, +x along its heading,
++z up; see :func:`thinkspace.synth.cameras.world_from_room`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from thinkspace.data.schema import Geometry, Situation, SpatialSample
+from thinkspace.synth.cameras import heading_of, world_from_room
+from thinkspace.synth.question import Question
+from thinkspace.synth.render import Frame, Renderer
+from thinkspace.synth.scene import Scene
+from thinkspace.synth.situations import make_situation
+from thinkspace.synth.video_questions import ask_video
+from thinkspace.synth.views import Viewpoint, make_view_set, visibility
+from thinkspace.synth.walk import make_walk
+
+
+@dataclass
+class Episode:
+    """Rendered frames of one scene and the questions asked about them.
+
+    Attributes:
+        scene: the scene (room frame).
+        setting: ``"around"``, ``"among"``, ``"rotation"``, ``"leftmost"`` or ``"video"``.
+        cams: ``[S, 4, 4]`` camera-from-room transforms (OpenCV axes).
+        K: ``[3, 3]`` intrinsics (pixels), shared by all frames.
+        frames: the S rendered frames.
+        timestamps: ``[S]`` seconds for a video, ``None`` for an image set.
+        questions: questions about this episode.
+        viewpoint: ``"standard"`` or ``"held_out"`` camera heights.
+    """
+
+    scene: Scene
+    setting: str
+    cams: np.ndarray
+    K: np.ndarray
+    frames: list[Frame]
+    timestamps: np.ndarray | None = None
+    questions: list[Question] = field(default_factory=list)
+    viewpoint: str = "standard"
+
+    @property
+    def is_video(self) -> bool:
+        return self.timestamps is not None
+
+
+def view_episode(
+    scene: Scene,
+    renderer: Renderer,
+    setting: str,
+    rng: np.random.Generator,
+    num_views: int,
+    size: int,
+    num_questions: int = 1,
+    viewpoint: Viewpoint = "standard",
+    tries: int = 30,
+) -> Episode | None:
+    """An image set of ``setting`` with up to ``num_questions`` questions (``None`` if none fits)."""
+    made = make_view_set(scene, renderer, setting, rng, num_views, size, num_questions, viewpoint, tries)
+    if made is None:
+        return None
+    view, questions = made
+    return Episode(scene, setting, view.cams, view.K, view.frames, None, questions, viewpoint)
+
+
+def video_episode(
+    scene: Scene,
+    renderer: Renderer,
+    rng: np.random.Generator,
+    num_frames: int,
+    size: int,
+    tasks: tuple[str, ...],
+    fps: float = 4.0,
+) -> Episode:
+    """A walk through ``scene`` and one question per task in ``tasks`` that fits.
+
+    ``tasks`` holds VSI-Bench question types and/or ``"situation"`` (SQA3D-style).
+    """
+    walk = make_walk(scene, rng, num_frames, size, fps)
+    frames = renderer.render_many(walk.cams, walk.K, size, size)
+    seen = [name for name, views in visibility(frames, scene).items() if views]
+    questions = []
+    for task in tasks:
+        q = make_situation(scene, seen, rng) if task == "situation" else ask_video(scene, seen, task, rng)
+        if q is not None:
+            questions.append(q)
+    return Episode(scene, "video", walk.cams, walk.K, frames, walk.timestamps, questions)
+
+
+def to_sample(episode: Episode, question: Question, source: str = "synthetic") -> SpatialSample:
+    """The ``SpatialSample`` of one question, geometry and situation in the world frame."""
+    world = world_from_room(episode.cams[0])
+    cam_from_world = episode.cams @ np.linalg.inv(world)
+    s = len(episode.frames)
+    geometry = Geometry(
+        intrinsics=torch.as_tensor(np.broadcast_to(episode.K, (s, 3, 3)).copy(), dtype=torch.float32),
+        cam_from_world=torch.as_tensor(cam_from_world, dtype=torch.float32),
+        depth=torch.as_tensor(np.stack([f.depth for f in episode.frames])),
+    )
+    situation = None
+    if question.situation is not None:
+        x, y = question.situation["position"]
+        p = world @ np.array([x, y, 0.0, 1.0])
+        yaw = float(np.angle(np.exp(1j * (question.situation["yaw"] - heading_of(episode.cams[0])))))
+        situation = Situation(position=(float(p[0]), float(p[1])), yaw=yaw, text=question.situation["text"])
+    if episode.is_video:
+        frames: list[Image.Image] | np.ndarray = np.stack([f.rgb for f in episode.frames])
+        timestamps = torch.as_tensor(episode.timestamps, dtype=torch.float32)
+    else:
+        frames, timestamps = [Image.fromarray(f.rgb) for f in episode.frames], None
+    return SpatialSample(
+        id=question.id,
+        source=source,
+        task=question.task,
+        frames=frames,
+        prompt=question.prompt(),
+        response=question.response(),
+        answer=question.answer,
+        answer_type=question.answer_type,
+        timestamps=timestamps,
+        geometry=geometry,
+        situation=situation,
+        meta={
+            "scene": episode.scene.name,
+            "setting": episode.setting,
+            "options": list(question.options),
+            "facts": dict(question.facts),
+            "world_from_room": world.tolist(),
+        },
+    )
