@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,7 +82,7 @@ def main() -> None:
     module = SpatialVLM(QwenVL(str(path)), objectives={"text": TextCrossEntropy()},
                         optimizer=lambda p: torch.optim.AdamW(p, lr=1e-4))
     collate = module.collator()
-    data = ColouredSquares(args.batch_size * (args.steps + args.warmup + 1), image_size=(112, 112), num_views=2)
+    data = ColouredSquares(args.batch_size * (args.steps + args.warmup + 1), image_size=(56, 112), num_views=1)
     batches = [collate([data[i * args.batch_size + j] for j in range(args.batch_size)])
                for i in range(args.steps + args.warmup + 1)]
     params = sum(p.numel() for p in module.parameters())

@@ -14,7 +14,8 @@ from thinkspace.cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.modules.spatial_vlm import SpatialVLM
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 TINY_FOR = {"qwen2_vl": "tiny:qwen2_vl", "qwen3_vl": "tiny:qwen3_vl"}
 
 
@@ -32,9 +33,29 @@ def test_there_are_configs():
     assert any(p.name == "quickstart.yaml" for p in CONFIGS)
 
 
+def base_of(config: Path) -> Path | None:
+    """A fragment (a preset without ``model.backbone``) names its base on a ``# base: PATH`` line."""
+    for line in config.read_text().splitlines():
+        if line.startswith("# base:"):
+            return REPO / line.split(":", 1)[1].strip()
+    return None
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[str(p.relative_to(p.parents[1])) for p in CONFIGS])
 def test_config_parses_and_instantiates(config, tmp_path):
     raw = yaml.safe_load(config.read_text())
+    files = [config]
+    if "backbone" not in (raw.get("model") or {}):
+        base = base_of(config)
+        assert base is not None and base.exists(), f"{config}: no model.backbone and no '# base: CONFIG' line"
+        files, raw = [base, config], merge(yaml.safe_load(base.read_text()), raw)
     backbone = raw["model"]["backbone"]["init_args"]["path"]
     cli = ThinkspaceCLI(
         SpatialVLM,
@@ -44,7 +65,7 @@ def test_config_parses_and_instantiates(config, tmp_path):
         parser_kwargs={"parser_mode": "omegaconf"},
         auto_configure_optimizers=False,
         args=[
-            "--config", str(config),
+            *[arg for f in files for arg in ("--config", str(f))],
             "--model.backbone.init_args.path", tiny_path(backbone),
             "--trainer.logger", "false",
             "--trainer.default_root_dir", str(tmp_path),
@@ -54,3 +75,6 @@ def test_config_parses_and_instantiates(config, tmp_path):
     assert set(cli.model.objectives) == set(raw["model"].get("objectives") or {"text": None})
     assert cli.model.backbone.hidden_size > 0
     assert cli.datamodule.batch_size == raw["data"].get("batch_size", 8)
+    for name, spec in (raw["model"].get("objectives") or {}).items():  # presets' weights arrive
+        if isinstance(spec, dict) and "weight" in (spec.get("init_args") or {}):
+            assert cli.model.objectives[name].weight == spec["init_args"]["weight"], name

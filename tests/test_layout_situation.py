@@ -34,11 +34,11 @@ def test_bev_targets_from_a_hand_made_depth_map():
     sample = replace(ColouredSquares(1)[0], geometry=Geometry(K[None], pose()[None], depth[None]))
     xy, valid = bev_targets(sample, [(2, 2)])
     assert xy.shape == (4, 2) and valid.tolist() == [True, True, True, False]
-    # token (0, 0): pixel columns 0..2 (u = 0.5, 1.5, 2.5); cam x = (u - 3) / 2 * 2 = u - 3
+    # token (0, 0): pixel columns 0..2 (u = 0, 1, 2: integer pixel centres); cam x = (u - 3) / 2 * 2
     # world y = C_y - cam x, world x = C_x + depth (cam z)
-    mean_cam_x = sum(u - 3.0 for u in (0.5, 1.5, 2.5)) / 3
+    mean_cam_x = sum(u - 3.0 for u in (0.0, 1.0, 2.0)) / 3
     assert xy[0].tolist() == pytest.approx([1.0 + 2.0, 2.0 - mean_cam_x])
-    mean_cam_x_right = sum(u - 3.0 for u in (3.5, 4.5, 5.5)) / 3
+    mean_cam_x_right = sum(u - 3.0 for u in (3.0, 4.0, 5.0)) / 3
     assert xy[1].tolist() == pytest.approx([3.0, 2.0 - mean_cam_x_right])
 
 

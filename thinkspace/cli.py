@@ -9,6 +9,7 @@ OmegaConf interpolation. Every run writes under one predictable directory,
       config.yaml            # the fully resolved config of the last invocation
       events.out.tfevents.*  # TensorBoard
       checkpoints/last.ckpt  # resume with --ckpt_path last
+      predictions_test_<benchmark>.jsonl, scores_test_<benchmark>.json  # test/predict on a benchmark
 
 Other subcommands (``synth``, ...) are plain argparse programs dispatched by name.
 """
@@ -24,10 +25,12 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from thinkspace.data.datamodule import SpatialDataModule
+from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
 
 #: subcommands that are not Lightning's: name -> module with ``main(argv) -> int``.
-TOOLS = {"synth": "thinkspace.synth.command"}
+TOOLS = {"synth": "thinkspace.synth.command", "score": "thinkspace.eval.command",
+         "cache-teacher": "thinkspace.teachers.command", "points": "thinkspace.points"}
 
 
 class ThinkspaceCLI(LightningCLI):
@@ -61,6 +64,8 @@ class ThinkspaceCLI(LightningCLI):
             isinstance(c, ModelCheckpoint) for c in listed
         ):
             callbacks = [*callbacks, ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True)]
+        if self.subcommand in ("test", "predict") and not any(isinstance(c, BenchmarkPredictions) for c in listed):
+            callbacks = [*callbacks, BenchmarkPredictions()]  # predictions jsonl + scores in the run dir
         return super()._instantiate_trainer(config, callbacks)
 
 

@@ -1,6 +1,7 @@
 """3D math shared by objectives, teachers and datasets (torch, any device).
 
-Conventions: OpenCV cameras (x right, y down, z forward), ``cam_from_world`` 4x4,
+Conventions: OpenCV cameras (x right, y down, z forward; integer pixel coordinates are
+pixel centres), ``cam_from_world`` 4x4,
 depth in metres along the camera z axis with 0 for invalid pixels, angles in radians.
 """
 
@@ -13,10 +14,11 @@ from torch import Tensor
 
 
 def pixel_grid(height: int, width: int, device: torch.device | None = None) -> Tensor:
-    """Pixel centres ``[H, W, 2]`` as (u, v) = (column + 0.5, row + 0.5)."""
+    """Pixel centres ``[H, W, 2]`` as (u, v) = (column, row): OpenCV's convention, in
+    which integer coordinates are pixel centres (as in ScanNet and the synthetic world)."""
     v, u = torch.meshgrid(
-        torch.arange(height, device=device, dtype=torch.float32) + 0.5,
-        torch.arange(width, device=device, dtype=torch.float32) + 0.5,
+        torch.arange(height, device=device, dtype=torch.float32),
+        torch.arange(width, device=device, dtype=torch.float32),
         indexing="ij",
     )
     return torch.stack([u, v], dim=-1)

@@ -19,7 +19,9 @@ class VisualTokens:
     backbones merge ``temporal_patch_size`` (2) consecutive video frames into one grid of
     tokens, so video frame group ``g`` covers sampled frames ``2g`` and ``2g + 1``
     (the last group repeats the last frame when S is odd). ``frames_per_group`` says
-    how many sampled frames each of a sample's frames spans.
+    how many sampled frames each of a sample's frames spans. LLaVA-OneVision gives every
+    video frame its own grid (``frames_per_group`` 1); which of its placeholder tokens
+    belong to a frame's grid is described in :mod:`thinkspace.data.collate_onevision`.
 
     Attributes:
         sample: ``[N]`` index of the sample in the batch.
@@ -67,7 +69,9 @@ class Batch:
         inputs: keyword arguments of the Hugging Face model: ``input_ids`` ``[B, L]``,
             ``attention_mask`` ``[B, L]``, ``mm_token_type_ids`` ``[B, L]`` and, when
             present, ``pixel_values``, ``image_grid_thw``, ``pixel_values_videos``,
-            ``video_grid_thw``, ``second_per_grid_ts``.
+            ``video_grid_thw``, ``second_per_grid_ts`` (Qwen-VL); ``pixel_values``
+            ``[images, crops, 3, H, W]``, ``image_sizes``, ``batch_num_images``,
+            ``pixel_values_videos`` ``[videos, frames, 3, H, W]`` (LLaVA-OneVision).
         labels: ``[B, L]`` token ids to predict, ``-100`` on the prompt and padding.
         prompt_lengths: ``[B]`` tokens before the response starts (no padding included).
         visual: positions of the visual tokens.

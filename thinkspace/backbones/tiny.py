@@ -19,16 +19,18 @@ import json
 import os
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForImageTextToText, GenerationConfig
 from transformers.utils import logging as hf_logging
 
+from thinkspace.backbones import tiny_llava_onevision
 from thinkspace.backbones.tiny_configs import model_config, processor
 from thinkspace.backbones.tiny_tokenizer import build_tokenizer
 
-TINY_FAMILIES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+TINY_FAMILIES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision")
 
 # Bump when the builder changes what it writes, so cached directories are rebuilt.
 BUILD_VERSION = 1
@@ -65,7 +67,9 @@ def build_tiny(
     and `vision_depth` size the vision tower (heads of 16 channels). `min_pixels` and
     `max_pixels` bound the resized area of one image or video frame (pixels, i.e. H * W), so
     the number of visual tokens per image is between about min_pixels / (patch * 2)**2 and
-    max_pixels / (patch * 2)**2 (patch 14 for Qwen2/2.5-VL, 16 for Qwen3-VL).
+    max_pixels / (patch * 2)**2 (patch 14 for Qwen2/2.5-VL, 16 for Qwen3-VL). For
+    `llava_onevision`, `min_pixels` is the area of one square crop (56 px crops of 4 x 4
+    tokens by default) and `max_pixels` bounds the anyres crop grids (see `tiny_llava_onevision.py`).
     The same arguments give byte-identical `model.safetensors` (seeded init on the CPU).
     """
     check_family(family)
@@ -73,8 +77,8 @@ def build_tiny(
     out.mkdir(parents=True, exist_ok=True)
 
     tokenizer = build_tokenizer(family)
-    config = model_config(
-        family,
+    llava = family == "llava_onevision"
+    config = (tiny_llava_onevision.model_config if llava else partial(model_config, family))(
         tokenizer,
         hidden_size=hidden_size,
         num_layers=num_layers,
@@ -83,6 +87,7 @@ def build_tiny(
         intermediate_size=intermediate_size or 4 * hidden_size,
         vision_hidden_size=vision_hidden_size,
         vision_depth=vision_depth,
+        **({"min_pixels": min_pixels} if llava else {}),
         max_pixels=max_pixels,
     )
     # Fork the RNG so building a model does not change the caller's random stream.
@@ -96,7 +101,10 @@ def build_tiny(
         pad_token_id=tokenizer.pad_token_id,
     )
     _save_quietly(model, out)
-    processor(family, tokenizer, min_pixels=min_pixels, max_pixels=max_pixels).save_pretrained(out)
+    if llava:
+        tiny_llava_onevision.processor(tokenizer, min_pixels=min_pixels, max_pixels=max_pixels).save_pretrained(out)
+    else:
+        processor(family, tokenizer, min_pixels=min_pixels, max_pixels=max_pixels).save_pretrained(out)
     return out
 
 

@@ -28,8 +28,12 @@ SPECIAL_TOKENS = (
     "<|quad_start|>", "<|quad_end|>",
     "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
 )
+# LLaVA-OneVision (Qwen2 language model): Qwen2's three special tokens, then the image and
+# video placeholders LLaVA adds (ids 151646 and 151647 in the real vocabulary).
+LLAVA_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>")
 # Ordinary (non-special) added tokens: kept when decoding with skip_special_tokens.
 EXTRA_TOKENS = {
+    "llava_onevision": (),
     "qwen2_vl": (),
     "qwen2_5_vl": ("<tool_call>", "</tool_call>"),
     "qwen3_vl": ("<tool_call>", "</tool_call>", "<think>", "</think>"),
@@ -41,6 +45,7 @@ MULTIMODAL_TOKENS = {
     "vision_start_token": "<|vision_start|>",
     "vision_end_token": "<|vision_end|>",
 }
+FAMILY_TOKENS = {"llava_onevision": (LLAVA_SPECIAL_TOKENS, {"image_token": "<image>", "video_token": "<video>"})}
 BPE_VOCAB_SIZE = 1000  # byte alphabet (256) + merges, before the added tokens
 
 _COLOURS = "red green blue yellow orange purple pink brown black white grey gray cyan magenta gold silver"
@@ -152,7 +157,36 @@ def _chat_template(default_system: str | None) -> str:
     )
 
 
+def _llava_chat_template() -> str:
+    """Jinja chat template in the LLaVA-OneVision layout (ChatML turns, no default system turn).
+
+    Parts are rendered in order: an image part becomes `<image>\\n`, a video part `<video>\\n`
+    (the processor expands the placeholders), a text part its text.
+    """
+    return (
+        "{%- for message in messages -%}"
+        "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+        "{%- if message['content'] is string -%}"
+        "{{ message['content'] }}"
+        "{%- else -%}"
+        "{%- for part in message['content'] -%}"
+        "{%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}"
+        "{{ '<image>\\n' }}"
+        "{%- elif part['type'] == 'video' or 'video' in part -%}"
+        "{{ '<video>\\n' }}"
+        "{%- elif 'text' in part -%}"
+        "{{ part['text'] }}"
+        "{%- endif -%}"
+        "{%- endfor -%}"
+        "{%- endif -%}"
+        "{{ '<|im_end|>\\n' }}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+    )
+
+
 CHAT_TEMPLATES = {
+    "llava_onevision": _llava_chat_template(),
     "qwen2_vl": _chat_template("You are a helpful assistant."),
     "qwen2_5_vl": _chat_template("You are a helpful assistant."),
     "qwen3_vl": _chat_template(None),
@@ -188,11 +222,12 @@ def build_tokenizer(family: str) -> Qwen2Tokenizer:
     checkpoints; there is no bos and no unk token. The special tokens follow the learned
     vocabulary, so their ids are never constants: read them from the tokenizer.
     """
+    special_tokens, multimodal = FAMILY_TOKENS.get(family, (SPECIAL_TOKENS, MULTIMODAL_TOKENS))
     bpe = json.loads(train_bpe().to_str())["model"]
     vocab = dict(bpe["vocab"])
     n_learned = len(vocab)
     # Give the special tokens their Qwen order right after the learned vocabulary.
-    vocab.update({token: n_learned + i for i, token in enumerate(SPECIAL_TOKENS)})
+    vocab.update({token: n_learned + i for i, token in enumerate(special_tokens)})
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in bpe["merges"]]
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
@@ -201,12 +236,12 @@ def build_tokenizer(family: str) -> Qwen2Tokenizer:
         bos_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        extra_special_tokens=dict(MULTIMODAL_TOKENS),
+        extra_special_tokens=dict(multimodal),
         chat_template=CHAT_TEMPLATES[family],
         model_max_length=32768,
         clean_up_tokenization_spaces=False,
     )
-    specials = [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]
+    specials = [AddedToken(t, special=True, normalized=False) for t in special_tokens]
     tokenizer.add_tokens(specials, special_tokens=True)
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in EXTRA_TOKENS[family]])
     return tokenizer

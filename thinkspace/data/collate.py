@@ -9,6 +9,7 @@ size and any mix of image sets and videos are right-padded to their longest sequ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor
 
 from thinkspace.backbones.outputs import IGNORE_INDEX, Batch, VisualTokens
-from thinkspace.data.schema import SpatialSample
+from thinkspace.data.schema import FRAME_PREFIX, SpatialSample
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Collator:
             samples = [objective.prepare(s) for s in samples]
         encoded = [self.encode(s) for s in samples]
         tokenizer = self.processor.tokenizer
-        batch = _pad(encoded, pad_id=tokenizer.pad_token_id)
+        batch = _pad(encoded, pad_id=tokenizer.pad_token_id, concat=self.concat_vision)
         ids = batch["inputs"]["input_ids"]
         for objective in self.objectives.values():  # e.g. latent pads are not supervised
             batch["labels"] = objective.mask_labels(ids, batch["labels"])
@@ -100,19 +101,19 @@ class Collator:
 
     def prompt_text(self, sample: SpatialSample) -> str:
         """The chat-templated prompt, ending where the assistant's response begins."""
-        vision = {"type": "video"} if sample.is_video else None
-        content = [vision] if vision else [{"type": "image"} for _ in range(sample.num_frames)]
+        prefix = sample.meta.get(FRAME_PREFIX)
+        if sample.is_video:
+            groups = -(-sample.num_frames // self.layout.temporal_patch)
+            content = ([{"type": "text", "text": prefix * groups}] if prefix else []) + [{"type": "video"}]
+        else:
+            content = [part for _ in range(sample.num_frames)
+                       for part in ([{"type": "text", "text": prefix}] if prefix else []) + [{"type": "image"}]]
         messages = [{"role": "user", "content": [*content, {"type": "text", "text": sample.prompt}]}]
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def encode(self, sample: SpatialSample) -> dict[str, Any]:
         """Processor outputs of one sample plus its response ids and label mask."""
-        text = self.prompt_text(sample)
-        if sample.is_video:
-            out = self.processor(text=[text], videos=[_video_frames(sample)], return_tensors="pt",
-                                 **_video_kwargs(sample))
-        else:
-            out = self.processor(text=[text], images=[_rgb(f) for f in sample.frames], return_tensors="pt")
+        out = self.process(self.prompt_text(sample), sample)
         prompt_ids = out["input_ids"][0]
         response_ids = torch.empty(0, dtype=torch.long)
         if self.with_response:
@@ -132,6 +133,17 @@ class Collator:
         vision = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
         return {"ids": ids, "labels": labels, "prompt_length": prompt_ids.numel(), "vision": vision,
                 "is_video": sample.is_video, "num_frames": sample.num_frames}
+
+    def process(self, text: str, sample: SpatialSample) -> Any:
+        """The processor's outputs (``input_ids`` ``[1, L]`` and vision tensors) for one prompt."""
+        if sample.is_video:
+            return self.processor(text=[text], videos=[_video_frames(sample)], return_tensors="pt",
+                                  **_video_kwargs(sample))
+        return self.processor(text=[text], images=[_rgb(f) for f in sample.frames], return_tensors="pt")
+
+    def concat_vision(self, key: str, parts: list[Tensor]) -> Tensor:
+        """Join one vision input (e.g. ``pixel_values``) of the batch's samples, in sample order."""
+        return torch.cat(parts)
 
     def visual_tokens(self, input_ids: Tensor, encoded: list[dict[str, Any]]) -> VisualTokens:
         """Locate every visual token: sample, sequence position, frame (group), row, col."""
@@ -203,7 +215,8 @@ def _video_kwargs(sample: SpatialSample) -> dict[str, Any]:
     return {"video_metadata": [metadata], "do_sample_frames": False}
 
 
-def _pad(encoded: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+def _pad(encoded: list[dict[str, Any]], pad_id: int,
+         concat: Callable[[str, list[Tensor]], Tensor] | None = None) -> dict[str, Any]:
     """Right-pad ids and labels; concatenate the vision tensors in sample order."""
     length = max(e["ids"].numel() for e in encoded)
     bsz = len(encoded)
@@ -217,7 +230,7 @@ def _pad(encoded: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
     keys = sorted({k for e in encoded for k in e["vision"]})
     for key in keys:
         parts = [torch.as_tensor(e["vision"][key]) for e in encoded if key in e["vision"]]
-        inputs[key] = torch.cat(parts)
+        inputs[key] = concat(key, parts) if concat is not None else torch.cat(parts)
     return {
         "inputs": inputs,
         "labels": labels,

@@ -1,10 +1,11 @@
 """The one sample type every dataset produces and every objective consumes.
 
-World frame, everywhere in thinkspace: metres, gravity-aligned with +z up, anchored at
-the first frame's camera position (x, y in the floor plane); yaw is measured in radians
-about +z, counter-clockwise seen from above, 0 along +x. Cameras follow OpenCV axes
-(x right, y down, z forward). Every dataset adapter converts into this frame and says so
-in its docstring.
+World frame, everywhere in thinkspace: metres, gravity-aligned with +z up, origin at
+the first frame's camera centre, +x along that camera's viewing direction projected onto
+the floor plane (so the first camera has yaw 0), +y to its left. Yaw is measured in
+radians about +z, counter-clockwise seen from above, 0 along +x. Cameras follow OpenCV
+axes (x right, y down, z forward). Every dataset adapter converts into this frame and
+says so in its docstring.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import torch
 from PIL import Image
 
 AnswerType = Literal["choice", "number", "text"]
+
+#: ``SpatialSample.meta`` key: text the collator places right before each frame's
+#: visual tokens (for a video encoded as one block, once per temporal group, all
+#: before the block). Input cues use it for their placeholder tokens.
+FRAME_PREFIX = "frame_prefix"
 
 
 @dataclass

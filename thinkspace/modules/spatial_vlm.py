@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.cues.base import Cue
 from thinkspace.metrics import ChoiceAccuracy
 from thinkspace.mixers import LossMixer, WeightedSum
 from thinkspace.objectives.base import Objective
@@ -31,6 +32,8 @@ class SpatialVLM(L.LightningModule):
         objectives: objectives by name; ``None`` entries are dropped, so
             ``--model.objectives.layout null`` switches one off. Default: text only.
         mixer: combines the named loss terms (default: :class:`WeightedSum`).
+        cues: input-side geometric cues by name (e.g. a camera-pose prior); ``None``
+            entries are dropped. Names must differ from the objectives' names.
         optimizer: optimizer factory over the trainable parameters (default AdamW, lr 1e-4).
         scheduler: learning-rate scheduler factory, stepped every optimizer step.
         freeze: regular expressions; parameters whose name matches any are frozen
@@ -48,6 +51,7 @@ class SpatialVLM(L.LightningModule):
         backbone: VLMBackbone,
         objectives: dict[str, Objective | None] | None = None,
         mixer: LossMixer | None = None,
+        cues: dict[str, Cue | None] | None = None,
         optimizer: OptimizerCallable = _adamw,
         scheduler: LRSchedulerCallable | None = None,
         freeze: list[str] | None = None,
@@ -62,9 +66,13 @@ class SpatialVLM(L.LightningModule):
         self.objectives = nn.ModuleDict({k: v for k, v in objectives.items() if v is not None})
         if not self.objectives:
             raise ValueError("model.objectives: every objective is null; keep at least one")
-        for name, objective in self.objectives.items():
-            objective.name = name
-            objective.setup(backbone)
+        self.cues = nn.ModuleDict({k: v for k, v in (cues or {}).items() if v is not None})
+        clash = sorted(set(self.cues) & set(self.objectives))
+        if clash:
+            raise ValueError(f"model.cues and model.objectives share the name(s) {clash}; rename one")
+        for name, component in [*self.objectives.items(), *self.cues.items()]:
+            component.name = name
+            component.setup(backbone)
         self.mixer = mixer if mixer is not None else WeightedSum()
         self.mixer.setup({k: v for o in self.objectives.values() for k, v in o.default_weights().items()})
         self.optimizer_factory = optimizer
@@ -79,11 +87,23 @@ class SpatialVLM(L.LightningModule):
 
     def collator(self, with_response: bool = True) -> Any:
         """The batch builder the data module uses (runs in data workers)."""
-        return self.backbone.collator(dict(self.objectives), self.max_length, with_response)
+        return self.backbone.collator({**self.objectives, **self.cues}, self.max_length, with_response)
+
+    def embeds_hook(self) -> Any:
+        """The inputs-embeds hook applying every cue in order, or None without cues."""
+        if not self.cues:
+            return None
+
+        def apply(embeds: Tensor, batch: Batch) -> Tensor:
+            for cue in self.cues.values():
+                embeds = cue.edit_embeds(embeds, batch)
+            return embeds
+
+        return apply
 
     def losses(self, batch: Batch, out: BackboneOutput | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and every named term (unweighted) of one batch."""
-        out = self.backbone(batch) if out is None else out
+        out = self.backbone(batch, self.embeds_hook()) if out is None else out
         terms = {
             f"{name}.{term}": value
             for name, objective in self.objectives.items()
@@ -100,7 +120,7 @@ class SpatialVLM(L.LightningModule):
         return total
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        out = self.backbone(batch)
+        out = self.backbone(batch, self.embeds_hook())
         total, logs = self.losses(batch, out)
         self._log_objective_metrics(out, batch)
         self.log("val/loss", total, prog_bar=True, batch_size=len(batch), sync_dist=True)
@@ -118,18 +138,32 @@ class SpatialVLM(L.LightningModule):
             for key, value in evaluate(out, batch).items():
                 self.log(f"val/{name}.{key}", value, batch_size=len(batch))
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._log_accuracy(batch, self.test_accuracy, "test/accuracy")
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, list[str]]:
+        """Generate for every sample; log choice accuracy; return ids and texts for
+        callbacks (e.g. :class:`thinkspace.eval.predictions.BenchmarkPredictions`)."""
+        texts = self.generate(batch)
+        self._log_accuracy(batch, self.test_accuracy, "test/accuracy", texts)
+        return {"ids": list(batch.ids), "predictions": list(texts)}
 
     def predict_step(self, batch: Batch, batch_idx: int) -> list[dict[str, Any]]:
-        texts = self.backbone.generate(batch, **(self.generation or {}))
+        texts = self.generate(batch)
         return [{"id": i, "prediction": t, "answer": a} for i, t, a in zip(batch.ids, texts, batch.answers)]
 
-    def _log_accuracy(self, batch: Batch, metric: ChoiceAccuracy, name: str) -> None:
+    def generate(self, batch: Batch) -> list[str]:
+        """Continuations of the batch's prompts with ``self.generation``; an objective
+        with its own ``generate`` (e.g. latent decoding) decides how."""
+        for objective in self.objectives.values():
+            if hasattr(objective, "generate"):
+                return objective.generate(self.backbone, batch, inputs_embeds_hook=self.embeds_hook(),
+                                          **(self.generation or {}))
+        return self.backbone.generate(batch, self.embeds_hook(), **(self.generation or {}))
+
+    def _log_accuracy(self, batch: Batch, metric: ChoiceAccuracy, name: str, texts: list[str] | None = None) -> None:
         choice = [i for i, kind in enumerate(batch.answer_types) if kind == "choice"]
         if not choice:
             return
-        texts = self.backbone.generate(batch, **(self.generation or {}))
+        if texts is None:
+            texts = self.generate(batch)
         metric.update([texts[i] for i in choice], [batch.answers[i] for i in choice])
         self.log(name, metric, prog_bar=True, batch_size=len(choice))
 

@@ -1,0 +1,120 @@
+"""Tiny hand-made files in each benchmark's official format (written into a temp dir)."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+#: camera 0 of the ScanNet fixture: at (2, 1, 1.5) in the scene frame, level, looking along +y.
+CAM0_CENTRE = np.array([2.0, 1.0, 1.5])
+LOOK_ALONG_Y = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # columns: right, down, forward
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def image(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (32, 24)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def mindcube(root: Path) -> Path:
+    """Three questions (among, around, translation) over two shared images."""
+    image(root / "other_all_image" / "among" / "v0.jpg", (200, 0, 0))
+    image(root / "other_all_image" / "among" / "v1.jpg", (0, 200, 0))
+    views = ["other_all_image/among/v0.jpg", "other_all_image/among/v1.jpg"]
+    return write_jsonl(root / "raw" / "MindCube_tinybench.jsonl", [
+        {"id": "among_group001_q1_1_2", "category": ["among"], "type": "rotation",
+         "question": "From view 2, where is the sofa? A. Left B. Right C. Behind", "images": views, "gt_answer": "B"},
+        {"id": "around_scene_q3", "question": "Which is nearer?\nA. lamp\nB. desk", "images": views[:1],
+         "gt_answer": "A"},
+        {"id": "translation_x_q2", "question": "Did I move left? A. Yes B. No", "images": views, "gt_answer": "B"},
+    ])
+
+
+def thinker_cot(root: Path) -> Path:
+    image(root / "imgs" / "a.png", (10, 20, 30))
+    image(root / "imgs" / "b.png", (30, 20, 10))
+    return write_jsonl(root / "cot.jsonl", [
+        {"idx": "among_007", "text_input": "Where is the cup? A. left B. right",
+         "image_input": ["imgs/a.png", "imgs/b.png"],
+         "text_output": "<output_3D><think>The cup is right of the desk.</think><answer>B</answer>",
+         "answer": "B. right"},
+        {"idx": 8, "text_input": "Q?", "image_input": "imgs/a.png", "text_output": "<output_3D> A", "answer": "A"},
+    ])
+
+
+def video(path: Path, frames: int = 8, fps: float = 4.0, size: int = 32) -> Path:
+    """An mp4 whose frame k is a flat grey of level 20 + 25 k (decodable by decord)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(1000))
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for k in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), 20 + 25 * k, np.uint8), format="rgb24")
+            frame.pts = k
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def vsibench(root: Path) -> Path:
+    video(root / "scannet" / "scene0000_00.mp4")
+    return write_jsonl(root / "test.jsonl", [
+        {"id": 1, "dataset": "scannet", "scene_name": "scene0000_00", "question_type": "object_counting",
+         "question": "How many chair(s) are in this room?", "options": None, "ground_truth": "4"},
+        {"id": 2, "dataset": "scannet", "scene_name": "scene0000_00", "question_type": "object_rel_direction_easy",
+         "question": "Is the sofa left or right of the bed?", "options": ["A. left", "B. right"], "ground_truth": "B"},
+    ])
+
+
+def scannet_scene(root: Path, name: str = "scene0000_00") -> Path:
+    """Four frames: 0, 1 and 3 posed (1 m steps along +y), 2 lost (-inf pose); depth 2 m."""
+    scene = root / name
+    for sub in ("color", "depth", "pose", "intrinsic"):
+        (scene / sub).mkdir(parents=True, exist_ok=True)
+    K = np.array([[30.0, 0, 16, 0], [0, 30.0, 12, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    np.savetxt(scene / "intrinsic" / "intrinsic_depth.txt", K)
+    for k in range(4):
+        image(scene / "color" / f"{k}.jpg", (40 * k, 80, 120), size=(64, 48))  # resized to depth's 32x24
+        Image.fromarray(np.full((24, 32), 2000, np.uint16)).save(scene / "depth" / f"{k}.png")
+        pose = np.eye(4)
+        pose[:3, :3] = LOOK_ALONG_Y
+        pose[:3, 3] = CAM0_CENTRE + np.array([0.0, float(k), 0.0])
+        if k == 2:
+            pose[:] = -np.inf
+        np.savetxt(scene / "pose" / f"{k}.txt", pose)
+    return scene
+
+
+def sqa3d(root: Path) -> tuple[Path, Path]:
+    """One situation 2 m ahead of camera 0, facing 0.5 rad left of the camera's heading."""
+    scannet_scene(root / "scans")
+    yaw = math.pi / 2 + 0.5
+    questions = {"questions": [{"scene_id": "scene0000_00", "situation": "I am facing the window.",
+                                "alternative_situation": [], "question": "What is on my left?",
+                                "question_id": 220602000002}]}
+    notes = {"annotations": [{"scene_id": "scene0000_00", "question_type": "N/A", "answer_type": "other",
+                              "question_id": 220602000002,
+                              "answers": [{"answer": "table", "answer_confidence": "yes", "answer_id": 1}],
+                              "rotation": {"_x": 0, "_y": 0, "_z": math.sin(yaw / 2), "_w": math.cos(yaw / 2)},
+                              "position": {"x": 2.0, "y": 3.0, "z": 0}}]}
+    q = root / "v1_balanced_questions_test_scannetv2.json"
+    a = root / "v1_balanced_sqa_annotations_test_scannetv2.json"
+    q.write_text(json.dumps(questions))
+    a.write_text(json.dumps(notes))
+    return q, a

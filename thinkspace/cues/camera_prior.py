@@ -1,0 +1,70 @@
+"""Camera-pose prior: one teacher camera token per frame, as one input embedding."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from thinkspace.backbones.outputs import Batch
+from thinkspace.cues.base import FRAME_PREFIX, Cue
+from thinkspace.data.schema import SpatialSample
+from thinkspace.teachers.base import GeometryTeacher
+
+CAMERA_TOKEN = "<|camera|>"
+
+
+class CameraPrior(Cue):
+    """Loc3R-VLM's camera prior: teacher camera token -> 2-layer MLP -> one embedding
+    placed right before each frame's visual tokens.
+
+    A placeholder token ``<|camera|>`` is written before every frame in the prompt (for
+    a video that the backbone encodes as one block of tokens, Qwen2/2.5-VL, the
+    placeholders of all its temporal groups stand together right before the block, in
+    group order). Its embedding is replaced by ``MLP(camera token)``. For a temporal
+    group of several sampled frames the camera token of the group's first frame is used.
+
+    Args:
+        teacher: gives ``[S, C]`` camera tokens per sample (the oracle encodes the
+            ground-truth pose; VGGT's camera token is 2048-d). It runs in the data
+            workers, so it must be cheap there (``runs_in_workers``).
+    """
+
+    def __init__(self, teacher: GeometryTeacher) -> None:
+        super().__init__()
+        if not getattr(teacher, "runs_in_workers", True):
+            raise ValueError(f"CameraPrior: teacher {type(teacher).__name__} cannot run in the data workers; "
+                             "use its feature cache or the oracle teacher")
+        self.teacher = teacher
+
+    def setup(self, backbone: Any) -> None:
+        (self.token_id,) = backbone.add_tokens([CAMERA_TOKEN])
+        width = backbone.hidden_size
+        self.mlp = nn.Sequential(nn.Linear(self.teacher.channels, width), nn.GELU(), nn.Linear(width, width))
+
+    def prepare(self, sample: SpatialSample) -> SpatialSample:
+        return replace(sample, meta={**sample.meta, FRAME_PREFIX: CAMERA_TOKEN})
+
+    def grid_targets(self, sample: SpatialSample, grids: list[tuple[int, int]]) -> Tensor:
+        """``[G, C]``: the camera token of the first frame of each of the G frame groups."""
+        camera = self.teacher.encode(sample).camera.float()
+        per_group = math.ceil(sample.num_frames / len(grids))
+        return camera[::per_group][: len(grids)]
+
+    def collate(self, targets: list[Tensor]) -> Tensor:
+        return torch.cat(targets)
+
+    def edit_embeds(self, embeds: Tensor, batch: Batch) -> Tensor:
+        rows, cols = (batch.inputs["input_ids"] == self.token_id).nonzero(as_tuple=True)
+        cameras = batch.targets[self.name]
+        if rows.numel() != cameras.shape[0]:
+            raise ValueError(
+                f"CameraPrior: {rows.numel()} {CAMERA_TOKEN} tokens in the batch but {cameras.shape[0]} camera tokens "
+                f"(samples {batch.ids})"
+            )
+        embeds = embeds.clone()
+        embeds[rows, cols] = self.mlp(cameras.to(embeds.dtype)).to(embeds.dtype)
+        return embeds

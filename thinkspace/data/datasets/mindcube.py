@@ -1,0 +1,108 @@
+"""``MindCube``: MindCube question files (limited-view image sets) as ``SpatialSample``s.
+
+Reads the official jsonl (e.g. ``MindCube_tinybench.jsonl``, ``MindCube_train.jsonl``
+from the Hugging Face dataset ``MLL-Lab/MindCube``), one question per line with fields
+``id``, ``question`` (options inline as "A. ... B. ..."), ``images`` (paths relative
+to ``image_root``) and ``gt_answer`` (an option letter); ``category``, ``type`` and
+``meta_info`` are kept in ``meta``. The setting (around, among, rotation,
+translation, other) comes from the ``id`` as MindCube's evaluator derives it.
+
+Frames: the listed images in order, unordered views (``timestamps=None``). MindCube
+has no camera geometry, so ``geometry`` and ``situation`` are ``None`` and no world
+frame conversion is needed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from thinkspace.data.datasets.benchmark import BenchmarkDataset
+from thinkspace.data.images import load_image
+from thinkspace.data.schema import SpatialSample
+from thinkspace.eval.mindcube import LETTERS, setting_from_id
+from thinkspace.eval.records import field, read_jsonl
+
+_OPTION = re.compile(r"(?:^|\s)([A-E])\.\s")
+
+
+def option_letters(question: str) -> list[str]:
+    """Option letters listed in a question (``"... A. left B. right"`` -> ``["A", "B"]``)."""
+    return sorted(set(_OPTION.findall(question)))
+
+
+class MindCube(BenchmarkDataset):
+    """MindCube questions from a jsonl file.
+
+    Args:
+        path: the jsonl file.
+        image_root: directory the ``images`` paths are relative to (default: the
+            jsonl's directory).
+        instruction: text appended to each question on a new line (e.g. "Answer with
+            the option's letter."); empty for none.
+        settings: keep only these settings (``None``: all).
+        skip_missing: drop questions with missing images (count in ``skipped``)
+            instead of failing when they are read.
+        limit: keep the first ``limit`` questions.
+    """
+
+    benchmark = "mindcube"
+
+    def __init__(
+        self,
+        path: str,
+        image_root: str | None = None,
+        instruction: str = "",
+        settings: list[str] | None = None,
+        skip_missing: bool = False,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(skip_missing, limit)
+        self.path = Path(path)
+        self.image_root = Path(image_root) if image_root is not None else self.path.parent
+        self.instruction = instruction
+        self.settings = settings
+
+    def _build_index(self) -> list[dict[str, Any]]:
+        entries = []
+        for where, record in read_jsonl(self.path):
+            sample_id = str(field(record, "id", where, "question id"))
+            question = field(record, "question", where, "question text with options")
+            images = field(record, "images", where, "list of image paths")
+            gold = field(record, "gt_answer", where, "gold option letter")
+            images = [images] if isinstance(images, str) else list(images)
+            if not images:
+                raise ValueError(f"{where}: sample {sample_id!r} lists no images")
+            letters = option_letters(question)
+            if gold not in LETTERS or (letters and gold not in letters):
+                raise ValueError(f"{where}: gt_answer {gold!r} of sample {sample_id!r} is not one of the "
+                                 f"question's options {letters or list(LETTERS)}")
+            setting = setting_from_id(sample_id)
+            if self.settings is not None and setting not in self.settings:
+                continue
+            entries.append({"where": where, "id": sample_id, "setting": setting, "record": record,
+                            "images": images, "options": letters})
+        return entries
+
+    def _media(self, entry: dict[str, Any]) -> list[Path]:
+        return [self.image_root / p for p in entry["images"]]
+
+    def _sample_id(self, entry: dict[str, Any]) -> str:
+        return entry["id"]
+
+    def _sample(self, entry: dict[str, Any]) -> SpatialSample:
+        record = entry["record"]
+        frames = [load_image(p, entry["id"]) for p in self._media(entry)]
+        prompt = record["question"] + (f"\n{self.instruction}" if self.instruction else "")
+        return SpatialSample(
+            id=entry["id"], source="mindcube", task=entry["setting"], frames=frames, prompt=prompt,
+            response=record["gt_answer"], answer=record["gt_answer"], answer_type="choice",
+            meta={"options": entry["options"], "category": record.get("category"), "type": record.get("type"),
+                  "meta_info": record.get("meta_info"), "where": entry["where"]},
+        )
+
+    def prediction_record(self, index: int, response: str) -> dict[str, Any]:
+        """The official record with the response in ``answer`` (the evaluator's default field)."""
+        record = {k: v for k, v in self.index[index]["record"].items() if k != "cogmap_gen_answer"}
+        return record | {"answer": response}

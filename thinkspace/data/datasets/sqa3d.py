@@ -1,0 +1,123 @@
+"""``SQA3D``: situated questions on ScanNet scenes, joined with their posed RGB-D frames.
+
+Reads SQA3D's two official files of a split, ``v1_balanced_questions_{split}_scannetv2.json``
+(``{"questions": [{question_id, scene_id, situation, alternative_situation, question}]}``)
+and ``v1_balanced_sqa_annotations_{split}_scannetv2.json`` (``{"annotations":
+[{question_id, scene_id, answers: [{answer, ...}], answer_type, position {x, y, z},
+rotation {_x, _y, _z, _w}}]}``), joined on ``question_id``. Frames come from the scene's
+ScanNet export ``{scannet_root}/{scene_id}/`` (``color/``, ``depth/``, ``pose/``,
+``intrinsic/``; see :mod:`thinkspace.data.datasets.scannet`), or from
+``{scannet_root}/{sequence}`` when the question record has a ``sequence`` field (the
+synthetic world's).
+
+World frame conversion: the situation's position (x, y) and its yaw, the z component of
+the rotation quaternion's rotation vector (the quantity SQA3D's localization metric
+compares; yaw 0 taken as facing +x), are given in the scene frame of the poses; both are
+moved into the world frame of the selected frames (origin at the first camera, +x along
+its heading), the frame ``geometry`` uses too. ``meta["scene_position"]`` and
+``meta["scene_yaw"]`` keep the originals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from thinkspace.data.datasets.benchmark import BenchmarkDataset
+from thinkspace.data.datasets.scannet import load_posed_frames
+from thinkspace.data.schema import SpatialSample, Situation
+from thinkspace.eval.records import field, read_json_list
+from thinkspace.eval.sqa3d import as_position, as_quaternion, question_kind, quaternion_yaw
+
+
+class SQA3D(BenchmarkDataset):
+    """SQA3D questions with their situation, answer and scene frames.
+
+    Args:
+        questions: the questions json file.
+        annotations: the annotations json file.
+        scannet_root: directory of ScanNet scene folders (default: the questions file's directory).
+        num_frames: frames per scene, spread uniformly over its valid frames.
+        axis_align: apply each scene's ``axisAlignment`` to the poses (when situations
+            are given in ScanNet's axis-aligned frame).
+        with_options: append the record's ``options`` (if any) to the prompt.
+        skip_missing: drop questions whose scene folder is missing (count in ``skipped``).
+        limit: keep the first ``limit`` questions.
+    """
+
+    benchmark = "sqa3d"
+
+    def __init__(
+        self,
+        questions: str,
+        annotations: str,
+        scannet_root: str | None = None,
+        num_frames: int = 8,
+        axis_align: bool = False,
+        with_options: bool = False,
+        skip_missing: bool = False,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(skip_missing, limit)
+        self.questions = Path(questions)
+        self.annotations = Path(annotations)
+        self.scannet_root = Path(scannet_root) if scannet_root is not None else self.questions.parent
+        self.num_frames = num_frames
+        self.axis_align = axis_align
+        self.with_options = with_options
+
+    def _build_index(self) -> list[dict[str, Any]]:
+        notes = {}
+        for where, note in read_json_list(self.annotations, "annotations"):
+            notes[str(field(note, "question_id", where, "question id"))] = (where, note)
+        entries = []
+        for where, question in read_json_list(self.questions, "questions"):
+            qid = str(field(question, "question_id", where, "question id"))
+            for key in ("scene_id", "situation", "question"):
+                field(question, key, where)
+            if qid not in notes:
+                raise KeyError(f"{where}: question_id {qid} has no annotation in {self.annotations}")
+            note_where, note = notes[qid]
+            answers = field(note, "answers", note_where, "reference answers")
+            if not answers or "answer" not in answers[0]:
+                raise ValueError(f"{note_where}: answers of question {qid} must be a non-empty list of {{'answer'}}")
+            xy = as_position(field(note, "position", note_where), note_where)
+            yaw = quaternion_yaw(*as_quaternion(field(note, "rotation", note_where), note_where))
+            entries.append({"where": where, "id": qid, "question": question, "note": note, "xy": xy, "yaw": yaw})
+        return entries
+
+    def scene_dir(self, question: dict[str, Any]) -> Path:
+        if question.get("sequence"):
+            return self.scannet_root / question["sequence"]
+        return self.scannet_root / str(question["scene_id"])
+
+    def _media(self, entry: dict[str, Any]) -> list[Path]:
+        return [self.scene_dir(entry["question"])]
+
+    def _sample_id(self, entry: dict[str, Any]) -> str:
+        return entry["id"]
+
+    def _sample(self, entry: dict[str, Any]) -> SpatialSample:
+        question, note = entry["question"], entry["note"]
+        scene = self.scene_dir(question)
+        if not scene.is_dir():
+            raise FileNotFoundError(
+                f"ScanNet scene folder {scene} not found (sample {entry['id']!r}, {entry['where']})")
+        posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align)
+        xy, yaw = posed.to_world(entry["xy"], entry["yaw"])
+        prompt = f"{question['situation']} {question['question']}"
+        if self.with_options and question.get("options"):
+            prompt += "\n" + "\n".join(question["options"])
+        answer = str(note["answers"][0]["answer"])
+        return SpatialSample(
+            id=entry["id"], source="sqa3d", task=question_kind(question["question"]), frames=posed.frames,
+            prompt=prompt, response=answer, answer=answer, answer_type="text", geometry=posed.geometry,
+            situation=Situation(position=xy, yaw=yaw, text=question["situation"]),
+            meta={"scene_id": question["scene_id"], "scene_position": entry["xy"], "scene_yaw": entry["yaw"],
+                  "frame_indices": posed.indices, "answer_type": note.get("answer_type"), "where": entry["where"]},
+        )
+
+    def prediction_record(self, index: int, response: str) -> dict[str, Any]:
+        """Question and annotation fields merged, with the response in ``answer``."""
+        entry = self.index[index]
+        return dict(entry["question"]) | dict(entry["note"]) | {"answer": response}

@@ -1,0 +1,96 @@
+"""``ThinkerCoT``: 3DThinker's chain-of-thought training jsonl (MindCube questions).
+
+Reads the released 10K CoT set, one record per line with fields ``text_input`` (the
+question as prompted), ``image_input`` (one path or a list, relative to
+``image_root``), ``text_output`` (the target: it begins with the ``<output_3D>``
+marker, then the reasoning and the answer), ``answer`` (the option letter, possibly
+with its text) and ``idx``.
+
+``response`` keeps ``text_output`` verbatim, marker included; ``meta["latent_marker"]``
+names the marker and ``meta["latent_marker_is_slot"]`` is ``True``: the marker stands
+for the latent slot (start, k pads, end) that the latent-alignment objective inserts,
+it is not text to learn. Frames: the images in order, unordered views; no geometry.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from thinkspace.data.datasets.benchmark import BenchmarkDataset
+from thinkspace.data.images import load_image
+from thinkspace.data.schema import SpatialSample
+from thinkspace.eval.answers import mindcube_choice
+from thinkspace.eval.mindcube import setting_from_id
+from thinkspace.eval.records import field, read_jsonl
+
+LATENT_MARKER = "<output_3D>"
+_LETTER = re.compile(r"^\(?([A-E])(?:[\.\):]|$)")
+
+
+def answer_letter(answer: str) -> str | None:
+    """``"C"``, ``"C. left"``, ``"(C)"`` -> ``"C"``; else the letter MindCube's extractor reads, or ``None``."""
+    text = str(answer).strip()
+    match = _LETTER.match(text)
+    return match.group(1) if match else mindcube_choice(text)
+
+
+class ThinkerCoT(BenchmarkDataset):
+    """3DThinker CoT records for supervised training with a latent slot.
+
+    Args:
+        path: the jsonl file.
+        image_root: directory the image paths are relative to (default: the jsonl's directory).
+        require_marker: fail on a record whose ``text_output`` lacks the marker.
+        skip_missing: drop records with missing images (count in ``skipped``).
+        limit: keep the first ``limit`` records.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        image_root: str | None = None,
+        require_marker: bool = True,
+        skip_missing: bool = False,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(skip_missing, limit)
+        self.path = Path(path)
+        self.image_root = Path(image_root) if image_root is not None else self.path.parent
+        self.require_marker = require_marker
+
+    def _build_index(self) -> list[dict[str, Any]]:
+        entries = []
+        for where, record in read_jsonl(self.path):
+            idx = str(field(record, "idx", where, "record id"))
+            field(record, "text_input", where, "the prompt")
+            output = field(record, "text_output", where, "the target chain of thought")
+            images = field(record, "image_input", where, "image path or list of paths")
+            images = [images] if isinstance(images, str) else list(images)
+            if not images:
+                raise ValueError(f"{where}: record {idx!r} lists no images")
+            if self.require_marker and LATENT_MARKER not in output:
+                raise ValueError(f"{where}: text_output of record {idx!r} lacks the {LATENT_MARKER} marker")
+            letter = answer_letter(field(record, "answer", where, "gold answer"))
+            if letter is None:
+                raise ValueError(f"{where}: answer {record['answer']!r} of record {idx!r} has no option letter A-E")
+            entries.append({"where": where, "id": idx, "record": record, "images": images, "letter": letter})
+        return entries
+
+    def _media(self, entry: dict[str, Any]) -> list[Path]:
+        return [self.image_root / p for p in entry["images"]]
+
+    def _sample_id(self, entry: dict[str, Any]) -> str:
+        return entry["id"]
+
+    def _sample(self, entry: dict[str, Any]) -> SpatialSample:
+        record = entry["record"]
+        frames = [load_image(p, entry["id"]) for p in self._media(entry)]
+        return SpatialSample(
+            id=entry["id"], source="thinker_cot", task=setting_from_id(entry["id"]), frames=frames,
+            prompt=record["text_input"], response=record["text_output"], answer=entry["letter"],
+            answer_type="choice",
+            meta={"latent_marker": LATENT_MARKER, "latent_marker_is_slot": LATENT_MARKER in record["text_output"],
+                  "where": entry["where"]},
+        )

@@ -1,0 +1,126 @@
+"""``VSIBench``: VSI-Bench video questions as ``SpatialSample``s.
+
+Reads the official table (``test.jsonl`` or the Hugging Face ``nyu-visionx/VSI-Bench``
+parquet; parquet needs ``pyarrow`` or ``pandas``) with fields ``id``, ``dataset``
+(arkitscenes, scannet, scannetpp), ``scene_name``, ``question_type``, ``question``,
+``options`` (``["A. ...", ...]`` or null) and ``ground_truth``. The video of a record is
+``{video_root}/{dataset}/{scene_name}.mp4`` (the official layout), or
+``{video_root}/{video}`` when the record has a ``video`` field (the synthetic world's).
+
+Frames: ``num_frames`` sampled uniformly (segment centres) with decord, ``timestamps``
+in seconds from the start of the video. The prompt is the official one: "These are
+frames of a video.", the question, then for multiple choice "Options:" with one option
+per line and "Answer with the option's letter from the given choices directly.", else
+"Please answer the question using a single word or phrase.". No geometry (VSI-Bench
+ships none), so no world frame conversion.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from thinkspace.data.datasets.benchmark import BenchmarkDataset
+from thinkspace.data.schema import SpatialSample
+from thinkspace.data.video import read_video
+from thinkspace.eval.answers import parse_float
+from thinkspace.eval.records import field, read_table
+from thinkspace.eval.vsibench import CHOICE_TYPES, NUMBER_TYPES
+
+PRE_PROMPT = "These are frames of a video."
+CHOICE_POST_PROMPT = "Answer with the option's letter from the given choices directly."
+NUMBER_POST_PROMPT = "Please answer the question using a single word or phrase."
+
+
+def vsibench_prompt(question: str, options: list[str] | None) -> str:
+    """The official VSI-Bench prompt of a question (options for multiple choice)."""
+    if options:
+        return "\n".join([PRE_PROMPT, question, "Options:\n" + "\n".join(options), CHOICE_POST_PROMPT])
+    return "\n".join([PRE_PROMPT, question, NUMBER_POST_PROMPT])
+
+
+class VSIBench(BenchmarkDataset):
+    """VSI-Bench questions over videos.
+
+    Args:
+        path: the jsonl (or parquet) file.
+        video_root: directory holding ``{dataset}/{scene_name}.mp4`` (default: the file's directory).
+        num_frames: N, frames sampled per video (fewer if the video is shorter).
+        question_types: keep only these types (``None``: all).
+        skip_missing: drop questions whose video is missing (count in ``skipped``).
+        limit: keep the first ``limit`` questions.
+    """
+
+    benchmark = "vsibench"
+
+    def __init__(
+        self,
+        path: str,
+        video_root: str | None = None,
+        num_frames: int = 16,
+        question_types: list[str] | None = None,
+        skip_missing: bool = False,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(skip_missing, limit)
+        self.path = Path(path)
+        self.video_root = Path(video_root) if video_root is not None else self.path.parent
+        self.num_frames = num_frames
+        self.question_types = question_types
+
+    def _build_index(self) -> list[dict[str, Any]]:
+        entries = []
+        for where, record in read_table(self.path):
+            sample_id = str(field(record, "id", where, "question id"))
+            kind = field(record, "question_type", where, "question type")
+            field(record, "question", where, "question text")
+            truth = field(record, "ground_truth", where, "gold answer")
+            if kind in CHOICE_TYPES:
+                options = field(record, "options", where, "multiple-choice options")
+                letters = [str(o).strip()[:1] for o in options or []]
+                if str(truth).strip().upper() not in letters:
+                    raise ValueError(f"{where}: ground_truth {truth!r} of sample {sample_id!r} is not one of the "
+                                     f"option letters {letters}")
+            elif kind in NUMBER_TYPES:
+                if parse_float(str(truth)) is None:
+                    raise ValueError(f"{where}: ground_truth {truth!r} of sample {sample_id!r} is not a number")
+            else:
+                raise ValueError(f"{where}: unknown question_type {kind!r} of sample {sample_id!r}; expected "
+                                 f"one of {list(CHOICE_TYPES + NUMBER_TYPES)}")
+            if self.question_types is not None and kind not in self.question_types:
+                continue
+            entries.append({"where": where, "id": sample_id, "record": record})
+        return entries
+
+    def video_path(self, record: dict[str, Any]) -> Path:
+        if record.get("video"):
+            return self.video_root / record["video"]
+        return self.video_root / str(record["dataset"]) / f"{record['scene_name']}.mp4"
+
+    def _media(self, entry: dict[str, Any]) -> list[Path]:
+        return [self.video_path(entry["record"])]
+
+    def _sample_id(self, entry: dict[str, Any]) -> str:
+        return entry["id"]
+
+    def _sample(self, entry: dict[str, Any]) -> SpatialSample:
+        record = entry["record"]
+        path = self.video_path(record)
+        if not path.is_file():
+            raise FileNotFoundError(f"video file {path} not found (sample {entry['id']!r}, {entry['where']})")
+        clip = read_video(path, self.num_frames, allow_fewer=True)
+        kind = record["question_type"]
+        choice = kind in CHOICE_TYPES
+        truth = str(record["ground_truth"]).strip()
+        return SpatialSample(
+            id=entry["id"], source="vsibench", task=kind, frames=clip.frames,
+            prompt=vsibench_prompt(record["question"], record.get("options") if choice else None),
+            response=truth, answer=truth if choice else float(truth), answer_type="choice" if choice else "number",
+            timestamps=clip.timestamps,
+            meta={"scene_name": record.get("scene_name"), "dataset": record.get("dataset"),
+                  "options": record.get("options"), "frame_indices": clip.indices, "where": entry["where"]},
+        )
+
+    def prediction_record(self, index: int, response: str) -> dict[str, Any]:
+        """The official record with the response in ``prediction``."""
+        return dict(self.index[index]["record"]) | {"prediction": response}

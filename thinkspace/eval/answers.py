@@ -1,0 +1,119 @@
+"""Answer extraction from model responses, as each benchmark's official evaluator does it.
+
+* :func:`mindcube_choice` follows MindCube's ``src/evaluation/core/extractors.py``
+  (``extract_answer``, as revised on 2025-06-23, which dropped a bare "X before a space"
+  pattern): a fixed priority of patterns, the last match of the first pattern that
+  matches wins.
+* :func:`vsibench_token` follows VSI-Bench's ``fuzzy_matching`` (lmms-eval task
+  ``vsibench/utils.py``): the text before the first space, trailing dots removed.
+* :func:`sqa3d_normalise` follows SQA3D's answer cleaning (``LLM/eval_sqa3d_llm.py``):
+  lower case, collapsed spaces, punctuation dropped, numbers 0-20 spelt out.
+"""
+
+from __future__ import annotations
+
+import re
+
+_LETTER_DOT = re.compile(r"([A-E])\.")
+_ANSWER_SECTION = re.compile(r"<Answer>(.*?)(?:<|$)", re.DOTALL)
+_IN_SECTION = [
+    re.compile(r"[Mm]y answer is ([A-E])"),
+    re.compile(r"[Tt]he answer is ([A-E])"),
+    re.compile(r"(?:Answer: )?([A-E])\."),
+    re.compile(r"\b([A-E])\b"),
+]
+_DESCRIPTION = r"[A-Za-z0-9 \-\(\)\'\"]"
+_GENERAL = [
+    re.compile(r"(?:Answer: )?([A-E])\. [A-Za-z0-9 \-\(\)\'\",]+(?=(?:\n|$|\.|\"))"),
+    re.compile(r"(?:Answer: )?([A-E])\. " + _DESCRIPTION + "+"),
+    re.compile(r"(?:^|\n)(?:Answer: )?([A-E])(?:\.|$|\s)"),
+    re.compile(r"[\*\"]([A-E])[\*\"]"),
+    re.compile(r"\bAnswer:?\s*([A-E])\b"),
+    re.compile(r"[Mm]y answer is ([A-E])"),
+    re.compile(r"answer is ([A-E])"),
+]
+_LINE_DESCRIBED = re.compile(r"([A-E])\. [A-Za-z0-9 \-\(\)\'\",]+")
+_LINE_LETTER = re.compile(r"\b([A-E])\b")
+
+
+def mindcube_choice(text: str | None) -> str | None:
+    """The option letter (A-E) MindCube's evaluator reads from ``text``, or ``None``.
+
+    Priority: (1) the last "X." anywhere; (2) inside an ``<Answer>`` section: "my
+    answer is X", "the answer is X", "X.", a standalone X; (3) a list of general
+    patterns ("X. description", "X" at the start of the text or a line, "*X*",
+    "Answer: X", "answer is X"); (4) line by line: the last line with "X. description", else the
+    first standalone capital letter A-E of the last line that has one. Lower-case
+    letters are never answers.
+    """
+    if not text:
+        return None
+    found = _LETTER_DOT.findall(text)
+    if found:
+        return found[-1]
+    section = _ANSWER_SECTION.search(text)
+    if section:
+        for pattern in _IN_SECTION:
+            found = pattern.findall(section.group(1))
+            if found:
+                return found[-1]
+    for pattern in _GENERAL:
+        found = pattern.findall(text)
+        if found:
+            return found[-1]
+    lines = text.split("\n")
+    described = [m.group(1) for line in lines if (m := _LINE_DESCRIBED.search(line))]
+    if described:
+        return described[-1]
+    for line in reversed(lines):
+        match = _LINE_LETTER.search(line)
+        if match:
+            return match.group(1)
+    return None
+
+
+def vsibench_token(text: str | None) -> str:
+    """VSI-Bench's reading of a prediction: text before the first space, then trailing
+    dots removed, then surrounding whitespace stripped (``"B. sofa"`` -> ``"B"``,
+    ``"3.5 metres"`` -> ``"3.5"``). Only a space splits: a newline does not."""
+    return (text or "").split(" ")[0].rstrip(".").strip()
+
+
+def parse_float(text: str | None) -> float | None:
+    """``float(text)`` or ``None`` when Python cannot parse it (``"3m"``, ``""``)."""
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+_NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+).split()
+_TYPOS = {"letf": "left", "let": "left", "tehre": "there", "rigth": "right", "rght": "right",
+          "behine": "behind", "chai": "chair", "wasing": "washing", "waslked": "walked"}
+
+
+def sqa3d_normalise(text: str | None) -> str:
+    """An answer in SQA3D's cleaned form: lower case, spaces trimmed and collapsed,
+    characters other than letters, digits, ``, ' - :`` and whitespace removed, common
+    typos fixed, ``tv`` as ``TV``, ``none`` and whole numbers 0-20 (and 23) as words,
+    digits glued to a word dropped (``mat2``), articles before a word dropped."""
+    s = (text or "").lower().strip()
+    s = re.sub(r" {2,}", " ", s)
+    s = re.sub(r"\.[ ]{2,}", ". ", s)
+    s = re.sub(r"[^a-zA-Z0-9,'\s\-:]+", "", s)
+    s = s.replace("’", "'")
+    for wrong, right in _TYPOS.items():
+        s = re.sub(rf"\b{wrong}\b", right, s)
+    s = re.sub(r"\btv\b", "TV", s)
+    s = re.sub(r"\boclock\b", "o'clock", s)
+    s = re.sub(r"\bnone\b", "zero", s)
+    for value, word in enumerate(_NUMBER_WORDS):
+        s = re.sub(rf"\b{value}\b", word, s)
+    s = re.sub(r"\b23\b", "twenty-three", s)
+    s = re.sub(r"\b([a-zA-Z]+)([0-9])\b", r"\g<1>", s)  # "mat2" -> "mat"
+    s = re.sub(r"\b(?:a|an|the)\b ([a-zA-Z]+)", r"\g<1>", s)
+    s = re.sub(r"\bbackwards\b", "backward", s)
+    return s.strip()

@@ -1,0 +1,56 @@
+"""``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--json]``.
+
+Reads a predictions file in the benchmark's own format, scores it as the official
+evaluator does, and prints a table, or with ``--json`` one JSON object
+``{"benchmark", "n", "overall", "by_setting" | "by_type", ...}`` (percentages).
+Exit code 2 with a one-line message on bad input (file and line named).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from thinkspace.eval import SCORERS
+from thinkspace.eval.records import read_table
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="thinkspace score",
+        description="Score a predictions file as the benchmark's official evaluator does.",
+    )
+    parser.add_argument("benchmark", choices=sorted(SCORERS), help="which benchmark's format and scoring")
+    parser.add_argument("predictions", help="predictions file (.jsonl; .json list or .parquet also read)")
+    parser.add_argument(
+        "--response-field",
+        default=None,
+        help="field holding the model's response (default: mindcube 'cogmap_gen_answer' else 'answer', "
+        "vsibench 'prediction', sqa3d 'answer')",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        records = read_table(args.predictions)
+        if not records:
+            raise ValueError(f"{args.predictions}: no records")
+        score = SCORERS[args.benchmark](records, args.response_field)
+    except (OSError, ValueError, KeyError, ImportError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"thinkspace score {args.benchmark}: {message}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(score.to_json())
+        for note in score.notes:
+            print(f"note: {note}", file=sys.stderr)
+    else:
+        score.print_table()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Read benchmark files (jsonl, json, parquet) with errors that name the file and line.
+
+Every record comes with its location, ``"path:line"`` for jsonl (``"path:#i"`` for the
+i-th entry of a json list or parquet table), so scorers and dataset adapters can say
+exactly which record is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+Located = tuple[str, dict[str, Any]]
+
+
+def read_jsonl(path: str | Path) -> list[Located]:
+    """``(location, record)`` for every non-blank line of a JSON-lines file.
+
+    Raises:
+        FileNotFoundError: no such file (message names it).
+        ValueError: a line is not valid JSON or not a JSON object (message names file and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file {path} not found")
+    out: list[Located] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: malformed JSON line ({err.msg} at column {err.colno})") from err
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            out.append((f"{path}:{number}", record))
+    return out
+
+
+def read_json_list(path: str | Path, key: str | None = None) -> list[Located]:
+    """Entries of a JSON file holding a list (or a dict whose ``key`` holds the list)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file {path} not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from err
+    if key is not None:
+        if not isinstance(data, dict) or key not in data:
+            raise ValueError(f"{path}: expected a JSON object with a {key!r} list")
+        data = data[key]
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of records")
+    return [(f"{path}:#{i}", r) for i, r in enumerate(data)]
+
+
+def read_table(path: str | Path) -> list[Located]:
+    """Records of a ``.jsonl``, ``.json`` (list) or ``.parquet`` file, by suffix.
+
+    Parquet needs ``pyarrow`` or ``pandas``; without them the error says so.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return _read_parquet(path)
+    if suffix == ".json":
+        return read_json_list(path)
+    return read_jsonl(path)
+
+
+def _read_parquet(path: Path) -> list[Located]:
+    if not path.is_file():
+        raise FileNotFoundError(f"file {path} not found")
+    try:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+    except ImportError:
+        try:
+            import pandas as pd
+        except ImportError as err:
+            raise ImportError(
+                f"{path}: reading parquet needs pyarrow or pandas (pip install pyarrow), "
+                "or convert the file to jsonl"
+            ) from err
+        rows = pd.read_parquet(path).to_dict(orient="records")
+    return [(f"{path}:#{i}", _plain(r)) for i, r in enumerate(rows)]
+
+
+def _plain(record: dict[str, Any]) -> dict[str, Any]:
+    """numpy arrays and scalars from parquet readers as plain lists and numbers."""
+    out = {}
+    for k, v in record.items():
+        out[k] = v.tolist() if hasattr(v, "tolist") else v
+    return out
+
+
+def field(record: dict[str, Any], key: str, where: str, what: str = "") -> Any:
+    """``record[key]``, or a ``KeyError`` naming the location, the key and what was expected."""
+    if key not in record:
+        hint = f" ({what})" if what else ""
+        present = ", ".join(sorted(record)) or "none"
+        raise KeyError(f"{where}: missing field {key!r}{hint}; fields present: {present}")
+    return record[key]

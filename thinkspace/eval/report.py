@@ -1,0 +1,73 @@
+"""``BenchmarkScore``: what a scorer returns, as a table (rich) or one JSON object."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class BenchmarkScore:
+    """Scores of one predictions file.
+
+    Attributes:
+        benchmark: ``"mindcube"``, ``"vsibench"`` or ``"sqa3d"``.
+        n: records scored (all of them; see ``skipped`` for any the official code skips).
+        overall: the benchmark's headline number, in percent.
+        groups: percent per setting (MindCube), question type (VSI-Bench) or metric (SQA3D).
+        group_key: JSON key of ``groups``: ``"by_setting"`` or ``"by_type"``.
+        counts: records per group (where a group is a set of records).
+        extra: further numbers in percent (e.g. localization accuracies).
+        notes: remarks worth printing (records skipped, unparseable answers, ...).
+    """
+
+    benchmark: str
+    n: int
+    overall: float
+    groups: dict[str, float]
+    group_key: str = "by_setting"
+    counts: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self, notes: bool = False) -> dict[str, Any]:
+        """``{"benchmark", "n", "overall", "by_setting" | "by_type"}`` plus ``"extra"``
+        (SQA3D localization) when present and ``"notes"`` when asked."""
+        out: dict[str, Any] = {"benchmark": self.benchmark, "n": self.n, "overall": self.overall,
+                               self.group_key: dict(self.groups)}
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        if notes and self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        """Flat ``{prefix/overall: ..., prefix/<group>: ...}`` for a logger (percent)."""
+        flat = {f"{prefix}/overall": self.overall}
+        flat.update({f"{prefix}/{k}": v for k, v in self.groups.items()})
+        flat.update({f"{prefix}/{k}": v for k, v in self.extra.items()})
+        return flat
+
+    def print_table(self, console: Any = None) -> None:
+        """A readable table on the terminal (rich)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        console = console or Console()
+        name = "setting" if self.group_key == "by_setting" else "question type"
+        table = Table(title=f"{self.benchmark}: {self.n} records")
+        table.add_column(name)
+        table.add_column("n", justify="right")
+        table.add_column("score %", justify="right")
+        for key, value in self.groups.items():
+            table.add_row(key, str(self.counts.get(key, "")), f"{value:.2f}")
+        for key, value in self.extra.items():
+            table.add_row(key, "", f"{value:.2f}")
+        table.add_row("overall", str(self.n), f"{self.overall:.2f}", style="bold")
+        console.print(table)
+        for note in self.notes:
+            console.print(f"note: {note}")

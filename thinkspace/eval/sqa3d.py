@@ -1,0 +1,147 @@
+"""SQA3D scoring: answer exact match and situation localization accuracy.
+
+Localization follows SQA3D's ``utils/localization_metric.py``: position error is the
+distance in the xy plane (metres); yaw is the z component of each quaternion's rotation
+vector (angle in [0, pi] about its axis, so a pure turn about z gives its yaw in
+(-pi, pi]), and the yaw error is ``min(|a - b|, 2 pi - |a - b|)`` in degrees; with
+several predictions for one record the closest one counts; thresholds are strict
+(< 0.5 m, < 1.0 m, < 15 deg, < 30 deg).
+
+Exact match compares :func:`~thinkspace.eval.answers.sqa3d_normalise` of the response
+with that of the first reference answer (``answers[0].answer``, SQA3D's own choice).
+SQA3D's LLM script also counts a response contained in, or sharing a word with, the
+reference; that lenient variant is not the exact-match number papers report.
+
+Predictions file (jsonl, one record per question): SQA3D's question fields
+(``question_id``, ``scene_id``, ``situation``, ``question``) and annotation fields
+(``answers``, ``position`` ``{x, y, z}``, ``rotation`` ``{_x, _y, _z, _w}``) plus the
+model's response, by default in ``answer``; optionally ``agent_pos`` (one ``{x, y, z}``
+or ``[x, y, z]``, or a list of them) and ``agent_rot`` (quaternions x, y, z, w, same
+forms) for localization.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+from thinkspace.eval.answers import sqa3d_normalise
+from thinkspace.eval.records import Located, field
+from thinkspace.eval.report import BenchmarkScore
+
+POSITION_THRESHOLDS = (0.5, 1.0)  # metres
+YAW_THRESHOLDS = (15.0, 30.0)  # degrees
+
+
+QUESTION_KINDS = ("what", "is", "how", "can", "which")
+
+
+def question_kind(question: str) -> str:
+    """SQA3D's breakdown: the question's first word if one of what/is/how/can/which, else "others"."""
+    words = question.split()
+    first = words[0].lower() if words else ""
+    return first if first in QUESTION_KINDS else "others"
+
+
+def quaternion_yaw(x: float, y: float, z: float, w: float) -> float:
+    """z component (radians) of the rotation vector of the unit quaternion (x, y, z, w).
+
+    The rotation angle is taken in [0, pi] (the quaternion's sign flipped when w < 0),
+    so for a turn about +z by yaw in (-pi, pi] this returns yaw.
+    """
+    norm = math.sqrt(x * x + y * y + z * z + w * w)
+    if norm == 0:
+        raise ValueError("quaternion (0, 0, 0, 0) is not a rotation")
+    x, y, z, w = (v / norm for v in (x, y, z, w))
+    if w < 0:
+        x, y, z, w = -x, -y, -z, -w
+    sin_half = math.sqrt(x * x + y * y + z * z)
+    if sin_half < 1e-12:
+        return 2.0 * z  # small-angle limit of angle * axis_z
+    angle = 2.0 * math.atan2(sin_half, w)
+    return angle * z / sin_half
+
+
+def yaw_error_degrees(a: float, b: float) -> float:
+    """``min(|a - b|, 2 pi - |a - b|)`` in degrees, for yaws a, b in radians in [-pi, pi]."""
+    diff = abs(a - b)
+    return min(diff, 2 * math.pi - diff) / math.pi * 180.0
+
+
+def localization_hits(gold_xy: tuple[float, float], gold_yaw: float,
+                      pred_xy: list[tuple[float, float]], pred_yaw: list[float]) -> dict[str, bool]:
+    """Whether the closest prediction is within each threshold: keys ``acc@0.5m``,
+    ``acc@1.0m``, ``acc@15deg``, ``acc@30deg``."""
+    dist = min(math.hypot(p[0] - gold_xy[0], p[1] - gold_xy[1]) for p in pred_xy)
+    turn = min(yaw_error_degrees(gold_yaw, r) for r in pred_yaw)
+    hits = {f"acc@{t}m": dist < t for t in POSITION_THRESHOLDS}
+    hits.update({f"acc@{t:g}deg": turn < t for t in YAW_THRESHOLDS})
+    return hits
+
+
+def as_position(value: Any, where: str) -> tuple[float, float]:
+    """(x, y) of ``{"x", "y", "z"}`` or ``[x, y, z]``."""
+    if isinstance(value, dict):
+        return float(value["x"]), float(value["y"])
+    if isinstance(value, (list, tuple)) and len(value) >= 2 and not isinstance(value[0], (list, dict)):
+        return float(value[0]), float(value[1])
+    raise ValueError(f"{where}: position {value!r} is neither {{x, y, z}} nor [x, y, z]")
+
+
+def as_quaternion(value: Any, where: str) -> tuple[float, float, float, float]:
+    """(x, y, z, w) of ``{"_x", "_y", "_z", "_w"}`` (or without underscores) or ``[x, y, z, w]``."""
+    if isinstance(value, dict):
+        get = lambda k: value[f"_{k}"] if f"_{k}" in value else value[k]  # noqa: E731
+        return tuple(float(get(k)) for k in "xyzw")  # type: ignore[return-value]
+    if isinstance(value, (list, tuple)) and len(value) == 4 and not isinstance(value[0], (list, dict)):
+        return tuple(float(v) for v in value)  # type: ignore[return-value]
+    raise ValueError(f"{where}: rotation {value!r} is neither {{_x, _y, _z, _w}} nor [x, y, z, w]")
+
+
+def _several(value: Any) -> list[Any]:
+    """A prediction or a list of predictions, as a list."""
+    if isinstance(value, list) and value and isinstance(value[0], (list, dict)):
+        return value
+    return [value]
+
+
+def score_sqa3d(records: list[Located], response_field: str | None = None) -> BenchmarkScore:
+    """Exact match per question kind (first word) and overall, plus localization accuracies (percent).
+
+    Raises:
+        KeyError: a record lacks ``answers`` or the response (names file and line).
+    """
+    response_field = response_field or "answer"
+    hits: dict[str, list[bool]] = defaultdict(list)
+    located: dict[str, list[bool]] = defaultdict(list)
+    for where, record in records:
+        answers = field(record, "answers", where, "SQA3D reference answers; is this an SQA3D file?")
+        if not isinstance(answers, list) or not answers or "answer" not in answers[0]:
+            raise ValueError(f"{where}: answers must be a non-empty list of {{'answer': ...}}, got {answers!r}")
+        response = field(record, response_field, where, "the model's response; choose it with --response-field")
+        match = sqa3d_normalise(str(response or "")) == sqa3d_normalise(str(answers[0]["answer"]))
+        hits[question_kind(str(record.get("question", "")))].append(match)
+        if record.get("agent_pos") is not None and record.get("agent_rot") is not None:
+            gold_xy = as_position(field(record, "position", where, "gold position"), where)
+            gold_yaw = quaternion_yaw(*as_quaternion(field(record, "rotation", where, "gold rotation"), where))
+            pred_xy = [as_position(p, where) for p in _several(record["agent_pos"])]
+            pred_yaw = [quaternion_yaw(*as_quaternion(r, where)) for r in _several(record["agent_rot"])]
+            for key, hit in localization_hits(gold_xy, gold_yaw, pred_xy, pred_yaw).items():
+                located[key].append(hit)
+    n = sum(len(v) for v in hits.values())
+    notes = []
+    extra = {k: 100.0 * sum(v) / len(v) for k, v in located.items()}
+    scored = len(next(iter(located.values()))) if located else 0
+    if located and scored < n:
+        notes.append(f"localization scored on {scored} of {n} records (others lack agent_pos/agent_rot)")
+    return BenchmarkScore(
+        benchmark="sqa3d",
+        n=n,
+        overall=100.0 * sum(sum(v) for v in hits.values()) / n if n else 0.0,
+        groups={k: 100.0 * sum(hits[k]) / len(hits[k]) for k in (*QUESTION_KINDS, "others") if hits[k]},
+        group_key="by_setting",
+        counts={k: len(hits[k]) for k in (*QUESTION_KINDS, "others") if hits[k]},
+        extra=extra,
+        notes=notes,
+    )

@@ -1,0 +1,228 @@
+"""``LatentAlignment``: 3D latent imagery aligned to a geometry teacher (3DThinker, stage 1).
+
+The response carries a latent slot (see :mod:`thinkspace.objectives.latent_slot` for
+the convention). The k latents and each view's visual tokens go through a projector
+(:mod:`thinkspace.heads.projector`) to that view's teacher tokens ``[P, C]``
+(camera, registers, patches), and a loss pulls them to the teacher's features.
+
+Teacher features come from a feature cache (``cache``), from the teacher in the data
+workers (cheap teachers such as :class:`~thinkspace.teachers.OracleGeometryTeacher`), or
+from the teacher on the model's device in the training step (VGGT without a cache).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.data.schema import SpatialSample
+from thinkspace.heads.projector import LatentProjector, PaperProjector, View
+from thinkspace.objectives.base import Objective
+from thinkspace.objectives.latent_slot import LatentSlot, Placement
+from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures, check_features
+from thinkspace.teachers.oracle import OracleGeometryTeacher
+
+
+class LatentAlignment(Objective):
+    """Align projected latents to teacher tokens.
+
+    Args:
+        teacher: the geometry teacher (default: :class:`OracleGeometryTeacher`).
+        weight: weight of the term ``"{name}.align"``.
+        k: latent pads in the slot.
+        placement: where the slot goes when the response has no marker (``start``, ``end``).
+        marker: response text the slot replaces (3DThinker's CoT data: ``<output_3D>``).
+        require_marker: a response without the marker is an error naming the sample.
+        loss: ``mse`` (3DThinker), ``cosine`` (1 - cosine along channels, mean over
+            tokens) or ``smooth_l1``.
+        channel_sum: sum the squared error over channels, then average over tokens (the
+            released code's reduction); otherwise average over every element.
+        projector: ``attention`` (size-free, default) or ``paper`` (3DThinker's fixed
+            token-axis MLPs; needs ``paper_image_size``).
+        projector_width: internal width of the ``attention`` projector.
+        paper_image_size: ``(height, width)`` of every frame for the ``paper`` projector;
+            its token counts are computed from the backbone's processor and the teacher.
+        visual: which view tokens the projector fuses: ``input`` (the decoder's input
+            embeddings at visual positions, as 3DThinker) or ``hidden`` (last layer).
+        cache: directory of a teacher feature cache (``thinkspace cache-teacher``).
+        decoding: latent steps at generation: ``feedback`` (hidden state fed back as the
+            next input embedding, the paper's inference) or ``tokens`` (pad tokens).
+    """
+
+    terms = {"align": 1.0}
+
+    def __init__(
+        self,
+        teacher: GeometryTeacher | None = None,
+        weight: float = 1.0,
+        k: int = 12,
+        placement: Placement = "start",
+        marker: str | None = "<output_3D>",
+        require_marker: bool = False,
+        loss: Literal["mse", "cosine", "smooth_l1"] = "mse",
+        channel_sum: bool = False,
+        projector: Literal["attention", "paper"] = "attention",
+        projector_width: int = 256,
+        paper_image_size: tuple[int, int] | None = None,
+        visual: Literal["input", "hidden"] = "input",
+        cache: str | None = None,
+        decoding: Literal["feedback", "tokens"] = "feedback",
+    ) -> None:
+        super().__init__(weight)
+        if loss not in ("mse", "cosine", "smooth_l1"):
+            raise ValueError(f"LatentAlignment.loss must be 'mse', 'cosine' or 'smooth_l1', got {loss!r}")
+        if projector == "paper" and paper_image_size is None:
+            raise ValueError("LatentAlignment: projector 'paper' needs paper_image_size: [height, width]")
+        self.teacher = teacher if teacher is not None else OracleGeometryTeacher()
+        self.slot = LatentSlot(k=k, placement=placement, marker=marker, require_marker=require_marker)
+        self.loss_kind, self.channel_sum = loss, channel_sum
+        self.projector_kind, self.projector_width = projector, projector_width
+        self.paper_image_size = tuple(paper_image_size) if paper_image_size else None
+        self.visual, self.cache_dir, self.decoding = visual, cache, decoding
+        self._cache = None
+        self.projector: torch.nn.Module | None = None
+
+    # -- setup and data workers ------------------------------------------------------
+
+    def setup(self, backbone: Any) -> None:
+        self.slot = self.slot.bind(backbone.add_tokens(self.slot.tokens))
+        d, c, special = backbone.hidden_size, self.teacher.channels, 1 + self.teacher.num_register
+        if self.projector_kind == "paper":
+            h, w = self.paper_image_size
+            rows, cols = self.teacher.grid(h, w)
+            self.projector = PaperProjector(d, c, self.slot.k, visual_tokens=visual_tokens(backbone, h, w),
+                                            teacher_tokens=special + rows * cols)
+        else:
+            self.projector = LatentProjector(d, c, self.slot.k, num_special=special, width=self.projector_width)
+
+    def prepare(self, sample: SpatialSample) -> SpatialSample:
+        return self.slot.insert(sample)
+
+    def mask_labels(self, input_ids: Tensor, labels: Tensor) -> Tensor:
+        return self.slot.mask_labels(input_ids, labels)
+
+    def targets(self, sample: SpatialSample) -> dict[str, Any] | None:
+        """``{"features": TeacherFeatures}`` (cache or worker teacher) or ``{"prepared": Tensor}`` (device teacher)."""
+        if self.cache_dir is not None:
+            return {"features": check_features(self.feature_cache().load(sample), self.teacher, sample)}
+        if not self.teacher.runs_in_workers:
+            return {"prepared": self.teacher.prepare(sample)}
+        if sample.geometry is None and sample.response is None:
+            return None  # inference on data without geometry: nothing to align
+        return {"features": check_features(self.teacher.encode(sample), self.teacher, sample)}
+
+    def collate(self, targets: list[Any]) -> list[Any]:
+        return list(targets)
+
+    def feature_cache(self) -> Any:
+        if self._cache is None:
+            from thinkspace.teachers.cache import FeatureCache
+
+            self._cache = FeatureCache(self.cache_dir, self.teacher.signature())
+        return self._cache
+
+    def __getstate__(self) -> dict[str, Any]:  # workers open their own cache
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state["_cache"] = None
+        return state
+
+    # -- training step ---------------------------------------------------------------
+
+    def teacher_features(self, batch: Batch) -> list[TeacherFeatures]:
+        """Per sample, its teacher features (running a device teacher here if needed)."""
+        out = []
+        for sample_id, target in zip(batch.ids, batch.targets[self.name]):
+            if target is None:
+                raise ValueError(f"sample {sample_id!r}: no teacher features (no geometry and no cache)")
+            if "prepared" in target:
+                with torch.no_grad():
+                    out.append(self.teacher.encode_prepared(target["prepared"]))
+            else:
+                out.append(target["features"])
+        return out
+
+    def project(self, out: BackboneOutput, batch: Batch, layout: list[tuple[int, tuple[int, int]]] | None = None,
+                latents: Tensor | None = None) -> list[Tensor]:
+        """Projected latents ``[S, P, C]`` per sample (camera, registers, patches per view).
+
+        Args:
+            out: backbone output on the batch (its sequences hold the latent slot unless
+                ``latents`` is given).
+            layout: per sample ``(views S, teacher grid (rows, cols))``; default: from the
+                teacher features of the batch.
+            latents: ``[B, k, D]`` instead of gathering them from ``out.hidden`` (decoding).
+        """
+        if latents is None:
+            latents = self.slot.gather(out.hidden, batch.inputs["input_ids"], batch.ids)
+        source = out.inputs_embeds if self.visual == "input" and out.inputs_embeds is not None else out.hidden
+        if layout is None:
+            layout = [(f.num_views, tuple(f.grid)) for f in self.teacher_features(batch)]
+        visual = out.visual
+        views, counts = [], []
+        for b, (num_views, out_grid) in enumerate(layout):
+            per_group = int(visual.frames_per_group[b])
+            frames = visual.grid[visual.grid[:, 0] == b]
+            for s in range(num_views):
+                g = s // per_group
+                if g >= frames.shape[0]:
+                    raise ValueError(f"sample {batch.ids[b]!r}: teacher features for {num_views} views but the "
+                                     f"sequence holds {frames.shape[0]} frames")
+                _, _, rows, cols = frames[g].tolist()
+                tokens = source[b, visual.positions(b, g)]
+                views.append(View(sample=b, tokens=tokens, grid=(rows, cols), out_grid=tuple(out_grid)))
+            counts.append(num_views)
+        projected = self.projector(latents, views)
+        result, i = [], 0
+        for n in counts:
+            result.append(torch.stack(projected[i:i + n]))
+            i += n
+        return result
+
+    def loss(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
+        features = self.teacher_features(batch)
+        predicted = self.project(out, batch, [(f.num_views, tuple(f.grid)) for f in features])
+        pred = torch.cat([p.flatten(0, 1) for p in predicted]).float()
+        target = torch.cat([f.tokens().to(pred.device).flatten(0, 1) for f in features]).float()
+        if pred.shape != target.shape:
+            raise ValueError(f"LatentAlignment: projected tokens {tuple(pred.shape)} vs teacher {tuple(target.shape)}")
+        return {"align": alignment_loss(pred, target, self.loss_kind, self.channel_sum)}
+
+    @torch.no_grad()
+    def evaluate(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
+        """Validation metric: mean cosine (along channels) between projected and teacher tokens,
+        the quantity behind 3DThinker's stage-2 latent reward ``(cos + 1) / 2``."""
+        features = self.teacher_features(batch)
+        predicted = self.project(out, batch, [(f.num_views, tuple(f.grid)) for f in features])
+        pred = torch.cat([p.flatten(0, 1) for p in predicted]).float()
+        target = torch.cat([f.tokens().to(pred.device).flatten(0, 1) for f in features]).float()
+        return {"cosine": F.cosine_similarity(pred, target, dim=-1).mean()}
+
+    # -- generation --------------------------------------------------------------------
+
+    def generate(self, backbone: Any, batch: Batch, **generation: Any) -> list[str]:
+        """Decode with exactly k latent steps (``decoding`` chooses feedback or tokens)."""
+        from thinkspace.backbones.latent_decoding import generate_with_latents
+
+        return generate_with_latents(backbone, batch, self.slot, mode=self.decoding, **generation).texts
+
+
+def alignment_loss(pred: Tensor, target: Tensor, kind: str, channel_sum: bool = False) -> Tensor:
+    """Loss between token sets ``[T, C]``: ``mse``, ``cosine`` or ``smooth_l1`` (mean over tokens)."""
+    if kind == "cosine":
+        return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
+    err = (pred - target) ** 2 if kind == "mse" else F.smooth_l1_loss(pred, target, reduction="none")
+    return err.sum(-1).mean() if channel_sum else err.mean()
+
+
+def visual_tokens(backbone: Any, height: int, width: int) -> int:
+    """Visual tokens the backbone's processor makes of one ``height x width`` image."""
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    grid = backbone.processor.image_processor(images=[image], return_tensors="pt")["image_grid_thw"][0]
+    merge = backbone.layout().spatial_merge
+    return int(grid.prod()) // (merge * merge)

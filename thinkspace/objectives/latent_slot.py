@@ -1,0 +1,132 @@
+"""The latent slot: ``<|latent_start|>``, k x ``<|latent_pad|>``, ``<|latent_end|>`` in the response.
+
+Convention (the same in training, rewards and decoding):
+
+* The slot is ``start pad_1 ... pad_k end``. It replaces a marker in the response
+  (3DThinker's chain-of-thought data carries ``<output_3D>``) or, when there is none, is
+  inserted at the start (default) or the end of the response.
+* Cross-entropy masks the pads (their labels are -100); start and end are supervised.
+* The **latents** are the last-layer hidden states (after the final norm) at the k
+  positions whose *next* input is a pad: ``start, pad_1, ..., pad_{k-1}``. In training
+  the pads' input embeddings are the pad token's (teacher forcing); in feedback
+  decoding the hidden state at each of these positions is fed back as the next input
+  embedding, and end is forced after k such steps (see
+  :mod:`thinkspace.backbones.latent_decoding`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from thinkspace.backbones.outputs import IGNORE_INDEX
+from thinkspace.data.schema import SpatialSample
+
+START, PAD, END = "<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"
+Placement = Literal["start", "end"]
+
+
+@dataclass
+class LatentSlot:
+    """Where the latent tokens go and how to find them again.
+
+    Args:
+        k: number of latent pads (3DThinker: 12 in training).
+        placement: where to insert the slot when the response has no marker.
+        marker: text in the response that the slot replaces (``None``: no marker).
+        require_marker: a response without the marker is an error instead of an insertion.
+    """
+
+    k: int = 12
+    placement: Placement = "start"
+    marker: str | None = "<output_3D>"
+    require_marker: bool = False
+    start_id: int = -1
+    pad_id: int = -1
+    end_id: int = -1
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"latent slot: k must be at least 1, got {self.k}")
+        if self.placement not in ("start", "end"):
+            raise ValueError(f"latent slot: placement must be 'start' or 'end', got {self.placement!r}")
+
+    @property
+    def tokens(self) -> list[str]:
+        return [START, PAD, END]
+
+    @property
+    def text(self) -> str:
+        return START + PAD * self.k + END
+
+    def bind(self, ids: list[int]) -> LatentSlot:
+        """This slot with the token ids the backbone gave ``[start, pad, end]``."""
+        start, pad, end = ids
+        return replace(self, start_id=int(start), pad_id=int(pad), end_id=int(end))
+
+    def insert(self, sample: SpatialSample) -> SpatialSample:
+        """The sample with the slot in its response (unchanged if it has none or already has the slot).
+
+        Raises:
+            ValueError: naming the sample, when ``require_marker`` is set and the
+                response has no marker, or a slot in the response has the wrong number of pads.
+        """
+        response = sample.response
+        if response is None:
+            return sample
+        if START in response:
+            pads = response.count(PAD)
+            if START + PAD * self.k + END not in response or pads != self.k:
+                raise ValueError(
+                    f"sample {sample.id!r} ({sample.source}): its response holds a latent slot with {pads} "
+                    f"pads; expected exactly {self.k} between {START} and {END}"
+                )
+            return sample
+        if self.marker and self.marker in response:
+            response = response.replace(self.marker, self.text, 1)
+        elif self.require_marker:
+            raise ValueError(
+                f"sample {sample.id!r} ({sample.source}): the response has no {self.marker!r} marker but the "
+                "latent slot requires one (set require_marker: false to insert the slot instead)"
+            )
+        elif self.placement == "start":
+            response = self.text + response
+        else:
+            response = response + self.text
+        return replace(sample, response=response)
+
+    def mask_labels(self, input_ids: Tensor, labels: Tensor) -> Tensor:
+        """``labels`` ``[B, L]`` with -100 at every pad, so cross-entropy skips them."""
+        return labels.masked_fill(input_ids == self.pad_id, IGNORE_INDEX)
+
+    def positions(self, input_ids: Tensor, ids: list[str] | None = None) -> Tensor:
+        """Positions ``[B, k]`` of the latents: the k positions whose next token is a pad.
+
+        Raises:
+            ValueError: naming the sample, when a row does not hold exactly k pads after a start.
+        """
+        nxt = torch.zeros_like(input_ids, dtype=torch.bool)
+        nxt[:, :-1] = input_ids[:, 1:] == self.pad_id
+        counts = nxt.sum(1)
+        bad = (counts != self.k).nonzero().flatten().tolist()
+        if bad:
+            b = bad[0]
+            name = ids[b] if ids else f"#{b}"
+            raise ValueError(
+                f"sample {name!r}: found {int(counts[b])} latent pads in the sequence, expected {self.k}; "
+                "does its response hold the latent slot?"
+            )
+        before = input_ids.gather(1, nxt.long().argmax(1, keepdim=True))
+        if (before != self.start_id).any():
+            b = int((before != self.start_id).nonzero()[0, 0])
+            name = ids[b] if ids else f"#{b}"
+            raise ValueError(f"sample {name!r}: the latent pads do not follow {START}")
+        return nxt.nonzero()[:, 1].view(-1, self.k)
+
+    def gather(self, hidden: Tensor, input_ids: Tensor, ids: list[str] | None = None) -> Tensor:
+        """Latents ``[B, k, D]`` from last-layer hidden states ``[B, L, D]``."""
+        pos = self.positions(input_ids, ids)
+        return hidden.gather(1, pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))

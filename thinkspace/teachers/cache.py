@@ -1,0 +1,161 @@
+"""Teacher features on disk: fp16 safetensors shards keyed by sample id and a hash of its frames.
+
+Layout of a cache directory::
+
+    signature.json             # the teacher's signature (name, layer, image size, channels, ...)
+    shard-00000.safetensors    # tensors "<id>/camera" [S, C], "<id>/register" [S, R, C], "<id>/patch" [S, P, C]
+    shard-00001.safetensors    # metadata "samples": {id: {"hash", "grid", "index", "split"}}
+
+Shards are written to a temporary name and renamed, so a shard on disk is always
+complete; an interrupted run loses at most the shard it was filling and resumes after
+the samples already on disk. A cache whose signature differs from the teacher's, or
+whose frames hash differs from the sample's, is refused with a message naming why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from thinkspace.data.schema import SpatialSample
+from thinkspace.teachers.base import TeacherFeatures
+
+SIGNATURE = "signature.json"
+
+
+def frames_hash(sample: SpatialSample) -> str:
+    """SHA-1 of the sample's frames (uint8 pixels and shapes), 16 hex digits."""
+    digest = hashlib.sha1()
+    for frame in sample.frames:
+        pixels = np.ascontiguousarray(np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame))
+        digest.update(str(pixels.shape).encode())
+        digest.update(pixels.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _describe_difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
+    keys = sorted(set(found) | set(wanted))
+    return "; ".join(f"{k}: cache has {found.get(k)!r}, teacher has {wanted.get(k)!r}"
+                     for k in keys if found.get(k) != wanted.get(k))
+
+
+def check_signature(root: Path, signature: dict[str, Any]) -> None:
+    """Raise when ``root`` holds features of another teacher, layer or image size."""
+    path = root / SIGNATURE
+    if not path.exists():
+        raise FileNotFoundError(f"{root}: not a teacher cache (no {SIGNATURE}); write one with "
+                                "`thinkspace cache-teacher --config CFG --out DIR`")
+    found = json.loads(path.read_text())
+    wanted = json.loads(json.dumps(signature))  # tuples -> lists, as stored
+    if found != wanted:
+        raise ValueError(f"{path}: this cache was written by another teacher setting and cannot be used "
+                         f"({_describe_difference(found, wanted)})")
+
+
+class FeatureCache:
+    """Read teacher features written by :class:`CacheWriter`.
+
+    Args:
+        root: cache directory.
+        signature: the current teacher's signature; a cache with another is refused.
+    """
+
+    def __init__(self, root: str | Path, signature: dict[str, Any]) -> None:
+        self.root = Path(root)
+        check_signature(self.root, signature)
+        self.entries: dict[str, dict[str, Any]] = {}
+        for shard in sorted(self.root.glob("shard-*.safetensors")):
+            for sample_id, entry in read_entries(shard).items():
+                self.entries[sample_id] = dict(entry, shard=shard.name)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, sample_id: str) -> bool:
+        return sample_id in self.entries
+
+    def load(self, sample: SpatialSample) -> TeacherFeatures:
+        """Features of ``sample`` (float32). Raises naming the sample if missing or its frames changed."""
+        entry = self.entries.get(sample.id)
+        if entry is None:
+            raise KeyError(f"sample {sample.id!r} ({sample.source}) is not in the teacher cache {self.root}; "
+                           "run `thinkspace cache-teacher` over this dataset first")
+        digest = frames_hash(sample)
+        if entry["hash"] != digest:
+            raise ValueError(f"sample {sample.id!r} ({sample.source}): its frames (hash {digest}) differ from the "
+                             f"ones cached in {self.root / entry['shard']} (hash {entry['hash']}); rebuild the cache")
+        with safe_open(str(self.root / entry["shard"]), framework="pt") as f:
+            parts = {k: f.get_tensor(f"{sample.id}/{k}").float() for k in ("camera", "register", "patch")}
+        return TeacherFeatures(**parts, grid=tuple(entry["grid"]))
+
+
+def read_entries(shard: Path) -> dict[str, dict[str, Any]]:
+    """The per-sample entries in one shard's metadata."""
+    with safe_open(str(shard), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("samples", "{}"))
+
+
+class CacheWriter:
+    """Append features to a cache directory, shard by shard, atomically.
+
+    Args:
+        root: cache directory (created; an existing one must have the same signature).
+        signature: the teacher's signature.
+        shard_size: samples per shard.
+    """
+
+    def __init__(self, root: str | Path, signature: dict[str, Any], shard_size: int = 64) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        if (self.root / SIGNATURE).exists():
+            check_signature(self.root, signature)
+        else:
+            _atomic_write_text(self.root / SIGNATURE, json.dumps(signature, indent=1, sort_keys=True))
+        self.shard_size = shard_size
+        self.done: dict[str, dict[str, Any]] = {}
+        shards = sorted(self.root.glob("shard-*.safetensors"))
+        for shard in shards:
+            self.done.update(read_entries(shard))
+        self.next_shard = 1 + max((int(s.stem.split("-")[1]) for s in shards), default=-1)
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.pending: dict[str, dict[str, Any]] = {}
+
+    def done_indices(self, split: str) -> set[int]:
+        """Dataset indices of ``split`` already on disk (the command skips them without loading)."""
+        return {e["index"] for e in self.done.values() if e.get("split") == split and e.get("index") is not None}
+
+    def add(self, sample: SpatialSample, features: TeacherFeatures, index: int | None = None,
+            split: str | None = None) -> None:
+        """Queue one sample's features (fp16); a full shard is written out."""
+        for name in ("camera", "register", "patch"):
+            self.tensors[f"{sample.id}/{name}"] = getattr(features, name).detach().to("cpu", torch.float16).contiguous()
+        self.pending[sample.id] = {"hash": frames_hash(sample), "grid": list(features.grid), "index": index,
+                                   "split": split}
+        if len(self.pending) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued samples as one shard (temporary file, then rename)."""
+        if not self.pending:
+            return
+        path = self.root / f"shard-{self.next_shard:05d}.safetensors"
+        tmp = path.with_suffix(".tmp")
+        save_file(self.tensors, str(tmp), metadata={"samples": json.dumps(self.pending)})
+        os.replace(tmp, path)
+        self.done.update(self.pending)
+        self.next_shard += 1
+        self.tensors, self.pending = {}, {}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

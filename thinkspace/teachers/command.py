@@ -1,0 +1,94 @@
+"""``thinkspace cache-teacher --config CFG --out DIR``: run a config's geometry teacher once over its data.
+
+Reads the teacher from the config's latent objective (``model.objectives.<name>.init_args.teacher``,
+the oracle when absent) and the datasets from ``data.<split>``, and writes fp16
+safetensors shards (see :mod:`thinkspace.teachers.cache`). Interrupted runs resume: samples
+already on disk are skipped without being loaded. Point the objective's ``cache`` at DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from thinkspace.teachers.base import GeometryTeacher, check_features
+from thinkspace.teachers.cache import CacheWriter
+
+
+def instantiate(spec: Any) -> Any:
+    """Build ``{class_path, init_args}`` specs (recursively), as the config does."""
+    if isinstance(spec, dict) and "class_path" in spec:
+        module, _, name = spec["class_path"].rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        return cls(**{k: instantiate(v) for k, v in (spec.get("init_args") or {}).items()})
+    if isinstance(spec, dict):
+        return {k: instantiate(v) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [instantiate(v) for v in spec]
+    return spec
+
+
+def teacher_from_config(config: dict[str, Any], objective: str | None, path: str) -> GeometryTeacher:
+    """The teacher of the config's latent objective (named, or the first with a teacher)."""
+    objectives = (config.get("model") or {}).get("objectives") or {}
+    names = [objective] if objective else list(objectives)
+    for name in names:
+        spec = objectives.get(name)
+        if not isinstance(spec, dict):
+            continue
+        if "teacher" in (spec.get("init_args") or {}):
+            return instantiate(spec["init_args"]["teacher"])
+        if spec.get("class_path", "").endswith("LatentAlignment"):
+            from thinkspace.teachers.oracle import OracleGeometryTeacher
+
+            return OracleGeometryTeacher()
+    raise ValueError(f"{path}: no objective under model.objectives{'.' + objective if objective else ''} has a "
+                     "teacher (expected a LatentAlignment with init_args.teacher)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="thinkspace cache-teacher", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="training config (YAML) naming the teacher and the data")
+    parser.add_argument("--out", required=True, help="cache directory (created; resumed if it exists)")
+    parser.add_argument("--split", nargs="+", default=["train", "val"],
+                        help="data splits to cache (default: train val)")
+    parser.add_argument("--objective", default=None,
+                        help="objective whose teacher to use (default: the first with one)")
+    parser.add_argument("--shard-size", type=int, default=64, help="samples per shard file")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many samples per split")
+    parser.add_argument("--device", default=None, help="device for teachers that run on one (cpu, cuda)")
+    args = parser.parse_args(argv)
+
+    config = yaml.safe_load(Path(args.config).read_text())
+    teacher = teacher_from_config(config, args.objective, args.config)
+    if args.device and hasattr(teacher, "device"):
+        teacher.device = args.device
+    writer = CacheWriter(args.out, teacher.signature(), shard_size=args.shard_size)
+    from rich.progress import Progress
+
+    data = config.get("data") or {}
+    written = 0
+    with Progress() as progress:
+        for split in args.split:
+            if not data.get(split):
+                continue
+            dataset = instantiate(data[split])
+            n = len(dataset) if args.limit is None else min(len(dataset), args.limit)
+            done = writer.done_indices(split)
+            task = progress.add_task(f"{split}", total=n, completed=len(done & set(range(n))))
+            for index in range(n):
+                if index in done:
+                    continue
+                sample = dataset[index]
+                features = teacher.encode(sample) if teacher.runs_in_workers else teacher.encode_prepared(
+                    teacher.prepare(sample))
+                writer.add(sample, check_features(features, teacher, sample), index=index, split=split)
+                written += 1
+                progress.advance(task)
+    writer.flush()
+    print(f"{args.out}: {written} samples written, {len(writer.done)} in the cache")
+    return 0

@@ -1,0 +1,162 @@
+"""``VGGTTeacher``: VGGT's last aggregator layer as teacher tokens (3DThinker's teacher).
+
+Wraps the upstream ``vggt`` package (imported on first use; ``pip install
+'thinkspace[vggt]'``). Weights load lazily on the first encode, from a local directory or
+a Hub id, so a config naming VGGT builds without loading it. Tokens per view: 1 camera
++ 4 register + ``rows x cols`` patch tokens, ``2 x embed_dim`` channels (frame and global
+attention outputs concatenated: 2048 for VGGT-1B); 1374 tokens for 518 x 518 frames.
+
+Preprocessing follows VGGT's own: RGB in ``[0, 1]``, sizes multiples of 14, and
+
+* ``crop``: width ``image_size``, height scaled and rounded to a multiple of 14, centre-cropped to ``image_size``;
+* ``pad``: the longer side ``image_size``, the other padded with white to a square;
+* ``resize``: a plain resize to ``image_size x image_size`` (what 3DThinker's features used).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from thinkspace.data.schema import SpatialSample
+from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures
+
+PATCH = 14
+
+
+class VGGTTeacher(GeometryTeacher):
+    """VGGT features, run on the model's device (or read from a cache).
+
+    Args:
+        path: local checkpoint directory or Hub id (``facebook/VGGT-1B``).
+        image_size: VGGT's input size (518).
+        mode: ``crop``, ``pad`` or ``resize`` (see the module docstring).
+        layer: aggregator layer whose output is the target (-1: the last).
+        channels: expected width (``2 x embed_dim``); checked when the weights load.
+        device: where to run when encoding outside the training step (``cache-teacher``).
+        model: an already built ``vggt.models.vggt.VGGT`` (tests, custom builds).
+    """
+
+    num_register = 4
+    runs_in_workers = False
+
+    def __init__(self, path: str = "facebook/VGGT-1B", image_size: int = 518,
+                 mode: Literal["crop", "pad", "resize"] = "crop", layer: int = -1, channels: int = 2048,
+                 device: str | None = None, model: Any = None) -> None:
+        if mode not in ("crop", "pad", "resize"):
+            raise ValueError(f"VGGTTeacher.mode must be 'crop', 'pad' or 'resize', got {mode!r}")
+        if image_size % PATCH:
+            raise ValueError(f"VGGTTeacher.image_size must be a multiple of {PATCH}, got {image_size}")
+        self.path, self.image_size, self.mode, self.layer = path, image_size, mode, layer
+        self.channels, self.device = channels, device
+        self._model = model
+        if model is not None:
+            self._check(model)
+
+    def __getstate__(self) -> dict[str, Any]:  # never ship the weights to data workers
+        return dict(self.__dict__, _model=None)
+
+    def signature(self) -> dict[str, Any]:
+        return {"teacher": "vggt", "path": self.path, "layer": self.layer, "image_size": self.image_size,
+                "mode": self.mode, "channels": self.channels, "num_register": self.num_register}
+
+    # -- sizes and preprocessing ------------------------------------------------------
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """``(height, width)`` in pixels VGGT sees for a frame of this size."""
+        s = self.image_size
+        if self.mode == "resize":
+            return s, s
+        if self.mode == "pad":
+            return s, s
+        return min(s, round(height * s / width / PATCH) * PATCH), s
+
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        h, w = self.input_size(height, width)
+        return h // PATCH, w // PATCH
+
+    def prepare(self, sample: SpatialSample) -> Tensor:
+        """Frames as VGGT's input ``[S, 3, H, W]`` in ``[0, 1]``."""
+        return torch.stack([self._resize(frame) for frame in sample.frames])
+
+    def _resize(self, frame: Any) -> Tensor:
+        pixels = np.array(frame.convert("RGB") if hasattr(frame, "convert") else frame)
+        image = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255.0
+        h, w = pixels.shape[:2]
+        s = self.image_size
+        if self.mode == "resize":
+            return F.interpolate(image, (s, s), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+        if self.mode == "pad":
+            nh, nw = (round(h * s / w / PATCH) * PATCH, s) if w >= h else (s, round(w * s / h / PATCH) * PATCH)
+            image = F.interpolate(image, (nh, nw), mode="bicubic", align_corners=False).clamp(0, 1)
+            top, left = (s - nh) // 2, (s - nw) // 2
+            return F.pad(image, (left, s - nw - left, top, s - nh - top), value=1.0)[0]
+        nh = round(h * s / w / PATCH) * PATCH
+        image = F.interpolate(image, (nh, s), mode="bicubic", align_corners=False).clamp(0, 1)[0]
+        if nh > s:
+            top = (nh - s) // 2
+            image = image[:, top:top + s]
+        return image
+
+    # -- encoding -----------------------------------------------------------------------
+
+    def model(self, device: torch.device | str | None = None) -> Any:
+        """The VGGT module, loaded on first use and moved to ``device``."""
+        if self._model is None:
+            try:
+                from vggt.models.vggt import VGGT
+            except ImportError as error:
+                raise ImportError("VGGTTeacher needs the vggt package: pip install 'thinkspace[vggt]'") from error
+            self._model = VGGT.from_pretrained(self.path).eval()
+            self._check(self._model)
+        if device is not None:
+            self._model.to(device)
+        return self._model
+
+    def _check(self, model: Any) -> None:
+        width = 2 * model.aggregator.camera_token.shape[-1]
+        if width != self.channels:
+            raise ValueError(f"VGGTTeacher: {self.path} has {width} channels (2 x embed_dim), "
+                             f"the config says channels={self.channels}")
+
+    @torch.no_grad()
+    def aggregate(self, pixels: Tensor) -> tuple[list[Tensor], int]:
+        """VGGT's aggregator on ``[S, 3, H, W]``: per-layer tokens ``[1, S, P, C]`` and the patch start index."""
+        model = self.model(pixels.device)
+        return model.aggregator(pixels[None])
+
+    def encode_prepared(self, prepared: Tensor) -> TeacherFeatures:
+        tokens, start = self.aggregate(prepared)
+        out = tokens[self.layer][0].float()  # [S, P, C]
+        rows, cols = prepared.shape[-2] // PATCH, prepared.shape[-1] // PATCH
+        return TeacherFeatures(camera=out[:, 0], register=out[:, 1:start], patch=out[:, start:], grid=(rows, cols))
+
+    def encode(self, sample: SpatialSample) -> TeacherFeatures:
+        return self.encode_prepared(self.prepare(sample).to(self.device or "cpu"))
+
+    @torch.no_grad()
+    def point_cloud(self, features: TeacherFeatures, sample: SpatialSample,
+                    confidence_quantile: float = 0.5) -> tuple[Tensor, Tensor]:
+        """Replace the aggregator's last layer by ``features`` and decode with VGGT's camera and
+        depth heads; unproject the depth with the predicted cameras; keep pixels above the
+        ``confidence_quantile`` of the depth confidence. Points ``[M, 3]``, colours ``[M, 3]``."""
+        from vggt.utils.geometry import unproject_depth_map_to_point_map
+        from vggt.utils.pose_enc import pose_encoding_to_extri_intri
+
+        pixels = self.prepare(sample).to(self.device or "cpu")
+        tokens, start = self.aggregate(pixels)
+        tokens = list(tokens)
+        tokens[self.layer] = features.tokens().to(pixels.device, tokens[-1].dtype)[None]
+        model = self.model()
+        pose = model.camera_head(tokens)[-1]
+        extrinsic, intrinsic = pose_encoding_to_extri_intri(pose, pixels.shape[-2:])
+        depth, confidence = model.depth_head(tokens, images=pixels[None], patch_start_idx=start)
+        points = torch.as_tensor(unproject_depth_map_to_point_map(depth[0], extrinsic[0], intrinsic[0]))
+        keep = confidence[0] >= torch.quantile(confidence[0].float().flatten(), confidence_quantile)
+        colours = pixels.permute(0, 2, 3, 1)
+        return points[keep.cpu()].float(), colours[keep].float().cpu()
+
