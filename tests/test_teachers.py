@@ -60,9 +60,10 @@ def test_oracle_decodes_a_wall_exactly():
     assert features.grid == (3, 4) and features.tokens().shape == (1, 1 + 12, teacher.channels)
     points, valid = teacher.decode_points(features, 42, 56)
     assert valid.all()
-    # expected: patch centres (u, v) = ((c + .5) * 14, (r + .5) * 14) on the plane z_cam = 3
-    u = (torch.arange(4) + 0.5) * 14
-    v = (torch.arange(3) + 0.5) * 14
+    # expected: patch centres (u, v) = ((c + .5) * 14 - .5, (r + .5) * 14 - .5) (integer pixel
+    # coordinates are pixel centres) on the plane z_cam = 3
+    u = (torch.arange(4) + 0.5) * 14 - 0.5
+    v = (torch.arange(3) + 0.5) * 14 - 0.5
     vv, uu = torch.meshgrid(v, u, indexing="ij")
     cam = torch.stack([(uu - 28) / 40 * 3, (vv - 21) / 40 * 3, torch.full_like(uu, 3.0)], -1).reshape(-1, 3)
     world_from_cam = torch.linalg.inv(sample.geometry.cam_from_world[0])

@@ -13,8 +13,9 @@ Per view, on a grid of ``rows x cols`` patches (``patch_size`` pixels each, patc
 * camera token: the world-from-camera rotation (9 numbers), Fourier features of the
   camera centre (metres), and the intrinsics divided by the image size (fx/W, fy/H, cx/W, cy/H).
 
-Both are zero-padded to a common width ``channels``. Pixel centres are at
-``(col + 0.5, row + 0.5)`` as in :mod:`thinkspace.geometry`.
+Both are zero-padded to a common width ``channels``. Integer pixel coordinates are pixel
+centres (OpenCV), as in :mod:`thinkspace.geometry`, so patch ``(r, c)``'s centre is at
+``(c + 0.5) W / cols - 0.5, (r + 0.5) H / rows - 0.5``.
 """
 
 from __future__ import annotations
@@ -139,8 +140,8 @@ class OracleGeometryTeacher(GeometryTeacher):
     def _unproject(depth: Tensor, intrinsics: Tensor, world_from_cam: Tensor, height: int, width: int) -> Tensor:
         """World points ``[S, rows, cols, 3]`` of the patch centres at ``depth`` ``[S, rows, cols]``."""
         _, rows, cols = depth.shape
-        v = (torch.arange(rows, dtype=torch.float32) + 0.5) * height / rows
-        u = (torch.arange(cols, dtype=torch.float32) + 0.5) * width / cols
+        v = (torch.arange(rows, dtype=torch.float32) + 0.5) * height / rows - 0.5
+        u = (torch.arange(cols, dtype=torch.float32) + 0.5) * width / cols - 0.5
         vv, uu = torch.meshgrid(v, u, indexing="ij")
         fx, fy = intrinsics[:, 0, 0, None, None], intrinsics[:, 1, 1, None, None]
         cx, cy = intrinsics[:, 0, 2, None, None], intrinsics[:, 1, 2, None, None]
