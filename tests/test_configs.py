@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from thinkspace.cli import ThinkspaceCLI
 
+from thinkspace.cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.modules.spatial_vlm import SpatialVLM
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
-TINY_FOR = {"qwen2_vl": "tiny:qwen2_vl", "qwen3_vl": "tiny:qwen3_vl"}
+TINY_FOR = {"qwen2_vl": "tiny:qwen2_vl", "qwen3_vl": "tiny:qwen3_vl", "llava": "tiny:llava_onevision"}
 
 
 def tiny_path(path: str) -> str:
