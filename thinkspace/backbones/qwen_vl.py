@@ -6,7 +6,6 @@ from typing import Any
 
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings
-from thinkspace.backbones.prompts import prompt_batch  # noqa: F401  (its former home)
 from thinkspace.data.collate import Collator, VisionLayout
 
 
