@@ -1,0 +1,19 @@
+"""A callback for multi-process tests: each rank records the sample ids it trained on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+
+
+class RecordIds(L.Callback):
+    """Append every training batch's sample ids to ``{out_dir}/rank{global_rank}.txt``."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch, batch_idx: int) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / f"rank{trainer.global_rank}.txt", "a") as f:
+            f.write(f"{trainer.current_epoch} " + " ".join(batch.ids) + "\n")
