@@ -104,4 +104,5 @@ class BenchmarkDataset(Dataset):
         return [self.position_of(i) for i in sample_ids]
 
     def _sample_id(self, entry: Any) -> str:
-        raise NotImplementedError
+        """The id of an index entry (every adapter keeps it under ``"id"``)."""
+        return entry["id"]

@@ -88,9 +88,6 @@ class MindCube(BenchmarkDataset):
     def _media(self, entry: dict[str, Any]) -> list[Path]:
         return [self.image_root / p for p in entry["images"]]
 
-    def _sample_id(self, entry: dict[str, Any]) -> str:
-        return entry["id"]
-
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         record = entry["record"]
         frames = [load_image(p, entry["id"]) for p in self._media(entry)]

@@ -94,9 +94,6 @@ class SQA3D(BenchmarkDataset):
     def _media(self, entry: dict[str, Any]) -> list[Path]:
         return [self.scene_dir(entry["question"])]
 
-    def _sample_id(self, entry: dict[str, Any]) -> str:
-        return entry["id"]
-
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         question, note = entry["question"], entry["note"]
         scene = self.scene_dir(question)

@@ -100,9 +100,6 @@ class VSIBench(BenchmarkDataset):
     def _media(self, entry: dict[str, Any]) -> list[Path]:
         return [self.video_path(entry["record"])]
 
-    def _sample_id(self, entry: dict[str, Any]) -> str:
-        return entry["id"]
-
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         record = entry["record"]
         path = self.video_path(record)
