@@ -48,6 +48,10 @@ class SpatialDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.seed = seed
+        if val is None:
+            # No loader at all (rather than an empty one): Lightning then skips
+            # validation without warning about an empty dataloader.
+            self.val_dataloader = None  # type: ignore[assignment]
 
     def _progress(self) -> tuple[int, int]:
         """(epoch, batches already done in it), from the count of training batches so far.
@@ -92,8 +96,8 @@ class SpatialDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> Any:
-        return self._loader("val", shuffle=False) if self.datasets["val"] is not None else []
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False, with_response=False)
