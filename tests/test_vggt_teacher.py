@@ -40,7 +40,25 @@ def test_tokens_layout_and_grid(mode, views, grid):
     features = teacher.encode(s)
     assert features.grid == grid
     assert features.tokens().shape == (views, 1 + 4 + grid[0] * grid[1], 64)
-    assert teacher.prepare(s).shape == (views, 3, grid[0] * 14, grid[1] * 14)
+    prepared = teacher.prepare(s)
+    assert prepared.shape == (views, 3, grid[0] * 14, grid[1] * 14)
+    layers, start = teacher.model().aggregator(prepared[None])
+    assert start == 1 + 4 and torch.equal(features.tokens(), layers[-1][0])
+
+
+@pytest.mark.parametrize("mode", ["crop", "pad"])
+@pytest.mark.parametrize("size", [(100, 150), (150, 100), (700, 1100)])
+def test_preprocessing_matches_vggt_load_fn(tmp_path, mode, size):
+    from vggt.utils.load_fn import load_and_preprocess_images  # its target size is fixed at 518
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8))
+    image.save(tmp_path / "frame.png")
+    expected = load_and_preprocess_images([str(tmp_path / "frame.png")], mode=mode)
+    teacher = VGGTTeacher(image_size=518, mode=mode)
+    prepared = teacher.prepare(SpatialSample(id="v", source="test", task="t", frames=[image], prompt="?"))
+    assert prepared.shape == expected.shape
+    assert prepared.shape[-2:] == teacher.input_size(*size)
+    torch.testing.assert_close(prepared, expected, rtol=0, atol=1e-6)
 
 
 def test_wrong_channels_are_refused():
@@ -51,6 +69,27 @@ def test_wrong_channels_are_refused():
 def test_point_cloud_from_its_own_tokens():
     teacher = VGGTTeacher(image_size=56, mode="resize", channels=64, model=tiny_vggt())
     s = sample(2)
-    points, colours = teacher.point_cloud(teacher.encode(s), s)
-    assert points.shape[1] == 3 and colours.shape == points.shape and points.shape[0] > 0
+    features = teacher.encode(s)
+    points, colours = teacher.point_cloud(features, s)
+    assert points.shape[1] == 3 and colours.shape == points.shape and points.shape[0] >= 2 * 56 * 56 // 2
     assert torch.isfinite(points).all()
+
+    # VGGT's own path (VGGT.forward's heads, then unprojection with the predicted cameras)
+    from vggt.utils.geometry import unproject_depth_map_to_point_map
+    from vggt.utils.pose_enc import pose_encoding_to_extri_intri
+
+    with torch.no_grad():
+        model, images = teacher.model(), teacher.prepare(s)[None]
+        layers, start = model.aggregator(images)
+        extrinsic, intrinsic = pose_encoding_to_extri_intri(model.camera_head(layers)[-1], images.shape[-2:])
+        depth, confidence = model.depth_head(layers, images=images, patch_start_idx=start)
+    assert depth.shape == (1, 2, 56, 56, 1) and confidence.shape == (1, 2, 56, 56)
+    world = torch.as_tensor(unproject_depth_map_to_point_map(depth[0], extrinsic[0], intrinsic[0]))
+    keep = confidence[0] >= confidence[0].flatten().quantile(0.5)
+    torch.testing.assert_close(points, world[keep].float())
+    torch.testing.assert_close(colours, images[0].permute(0, 2, 3, 1)[keep])
+
+    # the decoded points follow the features handed in, not VGGT's own last layer
+    shifted = type(features)(features.camera + 1, features.register, features.patch + 1, features.grid)
+    moved, _ = teacher.point_cloud(shifted, s)
+    assert moved.shape != points.shape or not torch.allclose(moved, points)

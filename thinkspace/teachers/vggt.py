@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from thinkspace.data.schema import SpatialSample
@@ -84,23 +85,29 @@ class VGGTTeacher(GeometryTeacher):
         return torch.stack([self._resize(frame) for frame in sample.frames])
 
     def _resize(self, frame: Any) -> Tensor:
-        pixels = np.array(frame.convert("RGB") if hasattr(frame, "convert") else frame)
-        image = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255.0
-        h, w = pixels.shape[:2]
+        """One frame (PIL image or ``[H, W, 3]`` uint8 array) as ``[3, h, w]`` in ``[0, 1]``: PIL bicubic
+        resizing and RGBA blended onto white, as ``vggt.utils.load_fn.load_and_preprocess_images``."""
+        image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
+        if image.mode == "RGBA":
+            image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
+        image = image.convert("RGB")
+        w, h = image.size
         s = self.image_size
         if self.mode == "resize":
-            return F.interpolate(image, (s, s), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+            nh, nw = s, s
+        elif self.mode == "pad" and h > w:
+            nh, nw = s, round(w * s / h / PATCH) * PATCH
+        else:
+            nh, nw = round(h * s / w / PATCH) * PATCH, s
+        image = image.resize((nw, nh), Image.Resampling.BICUBIC)
+        pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0
         if self.mode == "pad":
-            nh, nw = (round(h * s / w / PATCH) * PATCH, s) if w >= h else (s, round(w * s / h / PATCH) * PATCH)
-            image = F.interpolate(image, (nh, nw), mode="bicubic", align_corners=False).clamp(0, 1)
             top, left = (s - nh) // 2, (s - nw) // 2
-            return F.pad(image, (left, s - nw - left, top, s - nh - top), value=1.0)[0]
-        nh = round(h * s / w / PATCH) * PATCH
-        image = F.interpolate(image, (nh, s), mode="bicubic", align_corners=False).clamp(0, 1)[0]
-        if nh > s:
+            return F.pad(pixels, (left, s - nw - left, top, s - nh - top), value=1.0)
+        if self.mode == "crop" and nh > s:
             top = (nh - s) // 2
-            image = image[:, top:top + s]
-        return image
+            pixels = pixels[:, top:top + s]
+        return pixels
 
     # -- encoding -----------------------------------------------------------------------
 
