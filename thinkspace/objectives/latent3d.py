@@ -21,6 +21,7 @@ from torch import Tensor
 
 from thinkspace.backbones.outputs import BackboneOutput, Batch
 from thinkspace.data.schema import SpatialSample
+from thinkspace.distributed import mean_over_ranks
 from thinkspace.heads.projector import LatentProjector, PaperProjector, View
 from thinkspace.objectives.base import Objective
 from thinkspace.objectives.latent_slot import LatentSlot, Placement
@@ -191,7 +192,8 @@ class LatentAlignment(Objective):
         target = torch.cat([f.tokens().to(pred.device).flatten(0, 1) for f in features]).float()
         if pred.shape != target.shape:
             raise ValueError(f"LatentAlignment: projected tokens {tuple(pred.shape)} vs teacher {tuple(target.shape)}")
-        return {"align": alignment_loss(pred, target, self.loss_kind, self.channel_sum)}
+        tokens = pred.shape[0]  # a mean over every rank's tokens (see thinkspace.distributed)
+        return {"align": mean_over_ranks(alignment_loss(pred, target, self.loss_kind, self.channel_sum) * tokens, tokens)}
 
     @torch.no_grad()
     def evaluate(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:

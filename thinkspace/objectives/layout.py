@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from thinkspace.backbones.outputs import BackboneOutput, Batch
 from thinkspace.data.schema import SpatialSample
+from thinkspace.distributed import mean_over_ranks
 from thinkspace.geometry import backproject, gaussian_nll
 from thinkspace.objectives.base import Objective
 
@@ -96,6 +97,5 @@ class LayoutReconstruction(Objective):
         target = batch.targets[self.name]
         xy, log_var = self.predict(out)
         valid = target["valid"]
-        if not valid.any():
-            return {"nll": xy.sum() * 0.0}
-        return {"nll": gaussian_nll(xy[valid], log_var[valid], target["xy"][valid].float()).mean()}
+        total = gaussian_nll(xy[valid], log_var[valid], target["xy"][valid].float()).sum() + xy.sum() * 0.0
+        return {"nll": mean_over_ranks(total, valid.sum())}

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from thinkspace.backbones.outputs import BackboneOutput, Batch
 from thinkspace.data.schema import SpatialSample
+from thinkspace.distributed import mean_over_ranks
 from thinkspace.geometry import circular_soft_argmax, gaussian_nll, wrapped_gaussian
 from thinkspace.metrics import LocalizationAccuracy
 from thinkspace.objectives.base import Objective
@@ -105,14 +106,14 @@ class Situation(Objective):
         target = batch.targets[self.name]
         pred = self.predict(out, batch)
         has = target[:, 3] > 0.5
-        if not has.any():
-            zero = pred["xy"].sum() * 0.0 + pred["yaw_logits"].sum() * 0.0
-            return {"position": zero, "orientation": zero}
-        position = gaussian_nll(pred["xy"][has], pred["log_var"][has], target[has, :2].float()).mean()
+        zero = pred["xy"].sum() * 0.0 + pred["yaw_logits"].sum() * 0.0  # keeps every head in the graph
+        position = gaussian_nll(pred["xy"][has], pred["log_var"][has], target[has, :2].float()).sum()
         soft = wrapped_gaussian(target[has, 2].float(), self.num_bins, self.sigma_bins)
         log_probs = F.log_softmax(pred["yaw_logits"][has], dim=-1)
-        orientation = F.kl_div(log_probs, soft, reduction="batchmean")
-        return {"position": position, "orientation": orientation}
+        orientation = F.kl_div(log_probs, soft, reduction="sum")  # KL per sample, summed
+        # means over the samples that have a situation, across all ranks
+        return {"position": mean_over_ranks(position + zero, has.sum()),
+                "orientation": mean_over_ranks(orientation + zero, has.sum())}
 
     def evaluate(self, out: BackboneOutput, batch: Batch) -> dict[str, Any]:
         """Update and return the localization metrics: acc_50cm, acc_1m, acc_15deg, acc_30deg."""

@@ -6,11 +6,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from thinkspace.backbones.outputs import IGNORE_INDEX, BackboneOutput, Batch
+from thinkspace.distributed import mean_over_ranks
 from thinkspace.objectives.base import Objective
 
 
 class TextCrossEntropy(Objective):
-    """Cross-entropy of the response tokens, averaged over all supervised tokens of the batch.
+    """Cross-entropy of the response tokens, averaged over all supervised tokens of the batch
+    (of the global batch across data-parallel ranks, see :mod:`thinkspace.distributed`).
 
     The collator masks the prompt and padding (label -100); other objectives may mask
     more (e.g. latent pads). Logits are computed only at supervised positions.
@@ -29,9 +31,10 @@ class TextCrossEntropy(Objective):
     def loss(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
         labels = batch.labels[:, 1:]
         supervised = labels != IGNORE_INDEX
-        if not supervised.any():  # e.g. prompts only: a zero that keeps the graph
-            return {"ce": out.hidden.sum() * 0.0}
-        hidden = out.hidden[:, :-1][supervised]
-        logits = out.logits_at(hidden).float()
-        ce = F.cross_entropy(logits, labels[supervised], label_smoothing=self.label_smoothing)
-        return {"ce": ce}
+        count = supervised.sum()
+        if count == 0:  # e.g. prompts only: a zero that keeps the graph
+            total = out.hidden.sum() * 0.0
+        else:
+            logits = out.logits_at(out.hidden[:, :-1][supervised]).float()
+            total = F.cross_entropy(logits, labels[supervised], reduction="sum", label_smoothing=self.label_smoothing)
+        return {"ce": mean_over_ranks(total, count)}
