@@ -1,12 +1,16 @@
 """Geometry teachers: the oracle's encoding inverts, the feature cache, cache-teacher, points."""
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.data.schema import Geometry, SpatialSample
@@ -161,6 +165,31 @@ def test_cache_teacher_command_resumes_after_interruption(tmp_path, monkeypatch)
     entries = FeatureCache(out, OracleGeometryTeacher().signature()).entries
     assert sorted(e["index"] for e in entries.values()) == list(range(6))
     assert json.loads((out / "signature.json").read_text())["teacher"] == "oracle"
+
+
+def test_two_processes_fill_one_cache_completely_without_collisions(tmp_path):
+    out = tmp_path / "cache"
+    args = ["-m", "thinkspace.cli", "cache-teacher", "--config", str(TINY), "--out", str(out), "--split", "train",
+            "--limit", "9", "--shard-size", "2"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", WORLD_SIZE="2")
+    procs = [subprocess.Popen([sys.executable, *args], env=dict(env, RANK=str(r)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert "5 samples written (rank 0 of 2)" in outputs[0][0] and "4 samples written (rank 1 of 2)" in outputs[1][0]
+    # rank 0 numbers its shards 0, 2, 4 (2 + 2 + 1 samples), rank 1 odd numbers (2 + 2)
+    shards = sorted(p.name for p in out.glob("shard-*"))
+    assert len(shards) == 5 and all(name.endswith(".safetensors") for name in shards)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("shard-")) == ["signature.json"]
+    teacher = OracleGeometryTeacher()
+    cache = FeatureCache(out, teacher.signature())
+    assert sorted(e["index"] for e in cache.entries.values()) == list(range(9))
+    dataset = SyntheticSpatial(**yaml.safe_load(TINY.read_text())["data"]["train"]["init_args"])
+    sample = dataset[7]
+    torch.testing.assert_close(cache.load(sample).patch, teacher.encode(sample).patch, atol=1e-2, rtol=1e-2)
+    # a later run with another process count finds everything done and numbers above every shard
+    writer = CacheWriter(out, teacher.signature(), rank=1, world_size=3)
+    assert writer.next_shard == 7 and len(writer.done) == 9
 
 
 # -- the objective reads the cache; points ----------------------------------------------

@@ -8,7 +8,9 @@ Layout of a cache directory::
 
 Shards are written to a temporary name and renamed, so a shard on disk is always
 complete; an interrupted run loses at most the shard it was filling and resumes after
-the samples already on disk. A cache whose signature differs from the teacher's, or
+the samples already on disk. Several processes may fill one cache at once (``rank`` of
+``world_size``, e.g. under ``torchrun``): rank r numbers its shards r, r + W, r + 2W, ...
+above any shard already there, so names never collide, and every reader sees all shards. A cache whose signature differs from the teacher's, or
 whose frames hash differs from the sample's, is refused with a message naming why.
 """
 
@@ -110,9 +112,14 @@ class CacheWriter:
         root: cache directory (created; an existing one must have the same signature).
         signature: the teacher's signature.
         shard_size: samples per shard.
+        rank: this writer's index among ``world_size`` writers filling ``root`` at once.
+        world_size: number of concurrent writers.
     """
 
-    def __init__(self, root: str | Path, signature: dict[str, Any], shard_size: int = 64) -> None:
+    def __init__(self, root: str | Path, signature: dict[str, Any], shard_size: int = 64, rank: int = 0,
+                 world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"CacheWriter: rank {rank} is not in 0..{world_size - 1} (world_size {world_size})")
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         if (self.root / SIGNATURE).exists():
@@ -124,7 +131,9 @@ class CacheWriter:
         shards = sorted(self.root.glob("shard-*.safetensors"))
         for shard in shards:
             self.done.update(read_entries(shard))
-        self.next_shard = 1 + max((int(s.stem.split("-")[1]) for s in shards), default=-1)
+        self.rank, self.world_size = rank, world_size
+        first_free = 1 + max((int(s.stem.split("-")[1]) for s in shards), default=-1)
+        self.next_shard = first_free + (rank - first_free) % world_size  # the first free number of this rank
         self.tensors: dict[str, torch.Tensor] = {}
         self.pending: dict[str, dict[str, Any]] = {}
 
@@ -147,15 +156,15 @@ class CacheWriter:
         if not self.pending:
             return
         path = self.root / f"shard-{self.next_shard:05d}.safetensors"
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         save_file(self.tensors, str(tmp), metadata={"samples": json.dumps(self.pending)})
         os.replace(tmp, path)
         self.done.update(self.pending)
-        self.next_shard += 1
+        self.next_shard += self.world_size
         self.tensors, self.pending = {}, {}
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # per process: concurrent writers never share it
     tmp.write_text(text)
     os.replace(tmp, path)

@@ -4,12 +4,18 @@ Reads the teacher from the config's latent objective (``model.objectives.<name>.
 the oracle when absent) and the datasets from ``data.<split>``, and writes fp16
 safetensors shards (see :mod:`thinkspace.teachers.cache`). Interrupted runs resume: samples
 already on disk are skipped without being loaded. Point the objective's ``cache`` at DIR.
+
+Several processes fill one cache together: each takes every W-th sample and writes its own
+shards. Under ``torchrun --nproc_per_node W -m thinkspace.cli cache-teacher ...`` rank and
+world size come from the environment (``RANK``, ``WORLD_SIZE``; ``--device cuda`` then means
+``cuda:$LOCAL_RANK``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard-size", type=int, default=64, help="samples per shard file")
     parser.add_argument("--limit", type=int, default=None, help="at most this many samples per split")
     parser.add_argument("--device", default=None, help="device for teachers that run on one (cpu, cuda)")
+    parser.add_argument("--rank", type=int, default=int(os.environ.get("RANK", 0)),
+                        help="this process's index among --world-size writers (default: $RANK or 0)")
+    parser.add_argument("--world-size", type=int, default=int(os.environ.get("WORLD_SIZE", 1)),
+                        help="processes filling the cache together (default: $WORLD_SIZE or 1)")
     args = parser.parse_args(argv)
+    if not 0 <= args.rank < args.world_size:
+        parser.error(f"--rank {args.rank} must be in 0..{args.world_size - 1} for --world-size {args.world_size}")
+    if args.device == "cuda" and "LOCAL_RANK" in os.environ:
+        args.device = f"cuda:{os.environ['LOCAL_RANK']}"
 
     config = yaml.safe_load(Path(args.config).read_text())
     teacher = teacher_from_config(config, args.objective, args.config)
     if args.device and hasattr(teacher, "device"):
         teacher.device = args.device
-    writer = CacheWriter(args.out, teacher.signature(), shard_size=args.shard_size)
+    writer = CacheWriter(args.out, teacher.signature(), shard_size=args.shard_size, rank=args.rank,
+                         world_size=args.world_size)
     from rich.progress import Progress
 
     data = config.get("data") or {}
@@ -78,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             dataset = instantiate(data[split])
             n = len(dataset) if args.limit is None else min(len(dataset), args.limit)
+            mine = range(args.rank, n, args.world_size)
             done = writer.done_indices(split)
-            task = progress.add_task(f"{split}", total=n, completed=len(done & set(range(n))))
-            for index in range(n):
+            task = progress.add_task(f"{split}", total=len(mine), completed=len(done & set(mine)))
+            for index in mine:
                 if index in done:
                     continue
                 sample = dataset[index]
@@ -90,5 +106,6 @@ def main(argv: list[str] | None = None) -> int:
                 written += 1
                 progress.advance(task)
     writer.flush()
-    print(f"{args.out}: {written} samples written, {len(writer.done)} in the cache")
+    rank = f" (rank {args.rank} of {args.world_size})" if args.world_size > 1 else ""
+    print(f"{args.out}: {written} samples written{rank}, {len(writer.done)} in the cache")
     return 0
