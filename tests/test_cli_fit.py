@@ -30,6 +30,7 @@ def test_fit_leaves_checkpoint_events_and_config_then_resumes(tmp_path):
     acc.Reload()
     losses = [e.value for e in acc.Scalars("train/loss")]
     assert len(losses) == 4 and all(v > 0 for v in losses)
+    assert [e.value for e in acc.Scalars("train/samples")] == [4.0, 8.0, 12.0, 16.0]  # the default Throughput
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["trainer"]["max_steps"] == 4
     assert config["model"]["backbone"]["init_args"]["path"] == "tiny:qwen2_5_vl"

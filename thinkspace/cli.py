@@ -20,13 +20,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
+from thinkspace.throughput import Throughput
 
 #: subcommands that are not Lightning's: name -> module with ``main(argv) -> int``.
 TOOLS = {"synth": "thinkspace.synth.command", "score": "thinkspace.eval.command",
@@ -64,6 +65,10 @@ class ThinkspaceCLI(LightningCLI):
             isinstance(c, ModelCheckpoint) for c in listed
         ):
             callbacks = [*callbacks, ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True)]
+        if self.subcommand == "fit" and config.get("logger") is not False and not any(
+            isinstance(c, ThroughputMonitor) for c in [*listed, *callbacks]
+        ):
+            callbacks = [*callbacks, Throughput()]  # samples/s, tokens/s, MFU estimate in the logs
         if self.subcommand in ("test", "predict") and not any(isinstance(c, BenchmarkPredictions) for c in listed):
             callbacks = [*callbacks, BenchmarkPredictions()]  # predictions jsonl + scores in the run dir
         return super()._instantiate_trainer(config, callbacks)
