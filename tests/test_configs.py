@@ -68,6 +68,7 @@ def test_config_parses_and_instantiates(config, tmp_path):
             *[arg for f in files for arg in ("--config", str(f))],
             "--model.backbone.init_args.path", tiny_path(backbone),
             "--trainer.logger", "false",
+            "--trainer.accelerator", "cpu",  # multi-GPU configs build up to where they would need a GPU
             "--trainer.default_root_dir", str(tmp_path),
         ],
     )

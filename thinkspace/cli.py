@@ -54,6 +54,7 @@ class ThinkspaceCLI(LightningCLI):
         return Path("runs") / stem
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Any:
+        check_gpu_count(config.get("accelerator"), config.get("devices"))
         run_dir = self._run_dir()
         if config.get("default_root_dir") is None:
             config["default_root_dir"] = str(run_dir)
@@ -72,6 +73,24 @@ class ThinkspaceCLI(LightningCLI):
         if self.subcommand in ("test", "predict") and not any(isinstance(c, BenchmarkPredictions) for c in listed):
             callbacks = [*callbacks, BenchmarkPredictions()]  # predictions jsonl + scores in the run dir
         return super()._instantiate_trainer(config, callbacks)
+
+
+def check_gpu_count(accelerator: Any, devices: Any) -> None:
+    """Refuse more GPUs than the machine has, before anything is loaded or launched."""
+    if accelerator not in ("gpu", "cuda"):
+        return
+    if isinstance(devices, list | tuple):
+        wanted = len(devices)
+    elif isinstance(devices, int) or str(devices).isdigit():
+        wanted = int(devices)
+    else:  # "auto", -1, "0,1": Lightning resolves these against the machine itself
+        return
+    import torch
+
+    have = torch.cuda.device_count()
+    if wanted > have:
+        raise ValueError(f"trainer.devices asks for {wanted} GPUs but this machine has {have} "
+                         "(torch.cuda.device_count()); lower trainer.devices or run on a GPU node")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,9 @@ class SpatialDataModule(L.LightningDataModule):
         eval_batch_size: batch size for val/test/predict (default: ``batch_size``).
         num_workers: data-loading worker processes (decoding, processing, targets).
         seed: seed of the training order.
+        global_batch_size: samples per optimizer step over all processes; the gradient
+            accumulation is derived from it (``global / (processes x batch_size)``) and a
+            global batch that does not divide evenly is an error before any work starts.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class SpatialDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
+        global_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         self.datasets = {"train": train, "val": val, "test": test, "predict": predict}
@@ -48,10 +52,16 @@ class SpatialDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.seed = seed
+        self.global_batch_size = global_batch_size
         if val is None:
             # No loader at all (rather than an empty one): Lightning then skips
             # validation without warning about an empty dataloader.
             self.val_dataloader = None  # type: ignore[assignment]
+
+    def setup(self, stage: str) -> None:
+        if self.global_batch_size is not None and self.trainer is not None and stage == "fit":
+            self.trainer.accumulate_grad_batches = accumulation_steps(
+                self.global_batch_size, self.trainer.world_size, self.batch_size, self.trainer.accumulate_grad_batches)
 
     def _progress(self) -> tuple[int, int]:
         """(epoch, batches already done in it), from the count of training batches so far.
@@ -104,3 +114,26 @@ class SpatialDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", shuffle=False, with_response=False)
+
+
+def accumulation_steps(global_batch: int, processes: int, batch_size: int, configured: int = 1) -> int:
+    """Gradient-accumulation steps that make ``global_batch`` from ``processes x batch_size``.
+
+    Raises:
+        ValueError: when ``global_batch`` is not a multiple of ``processes x batch_size``,
+            or ``configured`` (``trainer.accumulate_grad_batches``, 1 when unset) disagrees.
+    """
+    per_step = processes * batch_size
+    if global_batch < 1 or global_batch % per_step:
+        raise ValueError(
+            f"data.global_batch_size {global_batch} is not a multiple of processes x data.batch_size = "
+            f"{processes} x {batch_size} = {per_step}; choose a global batch divisible by {per_step} or change "
+            "trainer.devices / trainer.num_nodes / data.batch_size"
+        )
+    steps = global_batch // per_step
+    if configured not in (1, steps):
+        raise ValueError(
+            f"trainer.accumulate_grad_batches {configured} disagrees with data.global_batch_size {global_batch} "
+            f"= {processes} processes x batch {batch_size} x {steps} accumulation steps; set only one of them"
+        )
+    return steps
