@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from torchmetrics import Metric
 
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.outputs import BackboneOutput, Batch
@@ -136,7 +137,8 @@ class SpatialVLM(L.LightningModule):
             if evaluate is None or not objective.enabled:
                 continue
             for key, value in evaluate(out, batch).items():
-                self.log(f"val/{name}.{key}", value, batch_size=len(batch))
+                # torchmetrics sync themselves; plain tensors are averaged over ranks here
+                self.log(f"val/{name}.{key}", value, batch_size=len(batch), sync_dist=not isinstance(value, Metric))
 
     def test_step(self, batch: Batch, batch_idx: int) -> dict[str, list[str]]:
         """Generate for every sample; log choice accuracy; return ids and texts for
