@@ -7,6 +7,7 @@ from PIL import Image
 
 from thinkspace.data.schema import SpatialSample
 from thinkspace.teachers import VGGTTeacher
+from thinkspace.teachers.base import check_features
 
 vggt = pytest.importorskip("vggt")
 
@@ -64,6 +65,23 @@ def test_preprocessing_matches_vggt_load_fn(tmp_path, mode, size):
 def test_wrong_channels_are_refused():
     with pytest.raises(ValueError, match="has 64 channels .* the config says channels=2048"):
         VGGTTeacher(image_size=56, model=tiny_vggt())
+
+
+def test_views_of_different_sizes_are_padded_with_white_to_the_largest():
+    teacher = VGGTTeacher(image_size=56, mode="crop", channels=64, model=tiny_vggt())
+    wide, square = sample(1, (28, 84)).frames[0], sample(1, (56, 56)).frames[0]
+    mixed = SpatialSample(id="mixed", source="test", task="t", frames=[wide, square], prompt="?")
+    prepared = teacher.prepare(mixed)
+    assert prepared.shape == (2, 3, 56, 56)  # crop: 56 x 14 and 56 x 56, padded to 56 x 56
+    assert torch.all(prepared[0, :, :21] == 1.0) and torch.all(prepared[0, :, 35:] == 1.0)  # centred, white
+    torch.testing.assert_close(prepared[0, :, 21:35], teacher.prepare(sample(1, (28, 84)))[0])
+    features = check_features(teacher.encode(mixed), teacher, mixed)
+    assert teacher.sample_grid(mixed) == features.grid == (4, 4) and features.patch.shape == (2, 16, 64)
+
+
+def test_wrong_register_count_is_refused():
+    with pytest.raises(ValueError, match="has 4 register tokens per view, the config says num_register=2"):
+        VGGTTeacher(image_size=56, channels=64, num_register=2, model=tiny_vggt())
 
 
 def test_point_cloud_from_its_own_tokens():

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from thinkspace.data.schema import SpatialSample
-from thinkspace.teachers.base import TeacherFeatures, frame_size
+from thinkspace.teachers.base import TeacherFeatures
 
 
 def latent_objective(module: Any, name: str | None = None) -> tuple[str, Any]:
@@ -43,7 +43,7 @@ def imagine(module: Any, sample: SpatialSample, objective: str | None = None) ->
                                 max_new_tokens=latent.slot.k + 2)
     if not bool(gen.has_latents.all()):
         raise RuntimeError(f"sample {sample.id!r}: decoding produced no latent slot")
-    grid = latent.teacher.grid(*frame_size(sample))
+    grid = latent.teacher.sample_grid(sample)
     tokens = latent.project(gen.prompt_out, gen.prompts, [(sample.num_frames, grid)], latents=gen.latents)[0]
     features = TeacherFeatures.from_tokens(tokens.float().cpu(), latent.teacher.num_register, grid)
     points, colours = latent.teacher.point_cloud(features, sample)

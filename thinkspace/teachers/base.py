@@ -67,6 +67,19 @@ class GeometryTeacher:
         """The patch grid ``(rows, cols)`` this teacher produces for frames of this size (pixels)."""
         raise NotImplementedError
 
+    def sample_grid(self, sample: SpatialSample) -> tuple[int, int]:
+        """The patch grid of every view of ``sample``.
+
+        Raises:
+            ValueError: naming the sample, when its frames differ in size (a teacher that
+                pads views to a common size overrides this).
+        """
+        sizes = sorted({frame_size_of(frame) for frame in sample.frames})
+        if len(sizes) > 1:
+            raise ValueError(f"sample {sample.id!r} ({sample.source}): its frames differ in size {sizes}; "
+                             f"{type(self).__name__} needs one size per sample")
+        return self.grid(*sizes[0])
+
     def signature(self) -> dict[str, Any]:
         """What makes two runs' features interchangeable (name, layer, image size, channels, ...)."""
         raise NotImplementedError
@@ -90,8 +103,12 @@ class GeometryTeacher:
 
 
 def frame_size(sample: SpatialSample) -> tuple[int, int]:
-    """``(height, width)`` in pixels of the sample's first frame (all frames share it)."""
-    frame = sample.frames[0]
+    """``(height, width)`` in pixels of the sample's first frame."""
+    return frame_size_of(sample.frames[0])
+
+
+def frame_size_of(frame: Any) -> tuple[int, int]:
+    """``(height, width)`` in pixels of a PIL image or an ``[H, W, 3]`` array."""
     if hasattr(frame, "size") and not isinstance(frame, Tensor) and not hasattr(frame, "shape"):
         width, height = frame.size
         return int(height), int(width)
@@ -100,7 +117,7 @@ def frame_size(sample: SpatialSample) -> tuple[int, int]:
 
 def check_features(features: TeacherFeatures, teacher: GeometryTeacher, sample: SpatialSample) -> TeacherFeatures:
     """Raise, naming the sample, when the features do not fit its frames or the teacher."""
-    expected = teacher.grid(*frame_size(sample))
+    expected = teacher.sample_grid(sample)
     problems = []
     if features.num_views != sample.num_frames:
         problems.append(f"{features.num_views} views for {sample.num_frames} frames")

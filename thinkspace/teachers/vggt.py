@@ -24,7 +24,7 @@ from PIL import Image
 from torch import Tensor
 
 from thinkspace.data.schema import SpatialSample
-from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures
+from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures, frame_size_of
 
 PATCH = 14
 
@@ -38,22 +38,23 @@ class VGGTTeacher(GeometryTeacher):
         mode: ``crop``, ``pad`` or ``resize`` (see the module docstring).
         layer: aggregator layer whose output is the target (-1: the last).
         channels: expected width (``2 x embed_dim``); checked when the weights load.
+        num_register: register tokens per view (4 in VGGT-1B); checked when the weights
+            load. Known before loading because the projector is sized from it.
         device: where to run when encoding outside the training step (``cache-teacher``).
         model: an already built ``vggt.models.vggt.VGGT`` (tests, custom builds).
     """
 
-    num_register = 4
     runs_in_workers = False
 
     def __init__(self, path: str = "facebook/VGGT-1B", image_size: int = 518,
                  mode: Literal["crop", "pad", "resize"] = "crop", layer: int = -1, channels: int = 2048,
-                 device: str | None = None, model: Any = None) -> None:
+                 num_register: int = 4, device: str | None = None, model: Any = None) -> None:
         if mode not in ("crop", "pad", "resize"):
             raise ValueError(f"VGGTTeacher.mode must be 'crop', 'pad' or 'resize', got {mode!r}")
         if image_size % PATCH:
             raise ValueError(f"VGGTTeacher.image_size must be a multiple of {PATCH}, got {image_size}")
         self.path, self.image_size, self.mode, self.layer = path, image_size, mode, layer
-        self.channels, self.device = channels, device
+        self.channels, self.num_register, self.device = channels, num_register, device
         self._model = model
         if model is not None:
             self._check(model)
@@ -80,9 +81,21 @@ class VGGTTeacher(GeometryTeacher):
         h, w = self.input_size(height, width)
         return h // PATCH, w // PATCH
 
+    def sample_grid(self, sample: SpatialSample) -> tuple[int, int]:
+        """Views of different sizes are padded to the largest (see :meth:`prepare`)."""
+        sizes = [self.input_size(*frame_size_of(frame)) for frame in sample.frames]
+        return max(h for h, _ in sizes) // PATCH, max(w for _, w in sizes) // PATCH
+
     def prepare(self, sample: SpatialSample) -> Tensor:
-        """Frames as VGGT's input ``[S, 3, H, W]`` in ``[0, 1]``."""
-        return torch.stack([self._resize(frame) for frame in sample.frames])
+        """Frames as VGGT's input ``[S, 3, H, W]`` in ``[0, 1]``; views of different sizes are
+        padded with white, centred, to the largest height and width, as VGGT's loader does."""
+        frames = [self._resize(frame) for frame in sample.frames]
+        height, width = max(f.shape[1] for f in frames), max(f.shape[2] for f in frames)
+        padded = []
+        for f in frames:
+            top, left = (height - f.shape[1]) // 2, (width - f.shape[2]) // 2
+            padded.append(F.pad(f, (left, width - f.shape[2] - left, top, height - f.shape[1] - top), value=1.0))
+        return torch.stack(padded)
 
     def _resize(self, frame: Any) -> Tensor:
         """One frame (PIL image or ``[H, W, 3]`` uint8 array) as ``[3, h, w]`` in ``[0, 1]``: PIL bicubic
@@ -129,6 +142,10 @@ class VGGTTeacher(GeometryTeacher):
         if width != self.channels:
             raise ValueError(f"VGGTTeacher: {self.path} has {width} channels (2 x embed_dim), "
                              f"the config says channels={self.channels}")
+        registers = model.aggregator.register_token.shape[-2]
+        if registers != self.num_register:
+            raise ValueError(f"VGGTTeacher: {self.path} has {registers} register tokens per view, "
+                             f"the config says num_register={self.num_register}")
 
     @torch.no_grad()
     def aggregate(self, pixels: Tensor) -> tuple[list[Tensor], int]:
