@@ -79,6 +79,13 @@ def test_views_of_different_sizes_are_padded_with_white_to_the_largest():
     assert teacher.sample_grid(mixed) == features.grid == (4, 4) and features.patch.shape == (2, 16, 64)
 
 
+def test_points_need_the_last_layer():
+    teacher = VGGTTeacher(image_size=56, mode="resize", channels=64, layer=0, model=tiny_vggt())
+    features = teacher.encode(sample())
+    with pytest.raises(ValueError, match="the features are layer 0, but VGGT's camera head reads only the last layer"):
+        teacher.point_cloud(features, sample())
+
+
 def test_wrong_register_count_is_refused():
     with pytest.raises(ValueError, match="has 4 register tokens per view, the config says num_register=2"):
         VGGTTeacher(image_size=56, channels=64, num_register=2, model=tiny_vggt())

@@ -174,11 +174,17 @@ class VGGTTeacher(GeometryTeacher):
         pixels = self.prepare(sample).to(self.device or "cpu")
         tokens, start = self.aggregate(pixels)
         tokens = list(tokens)
-        tokens[self.layer] = features.tokens().to(pixels.device, tokens[-1].dtype)[None]
+        if self.layer not in (-1, len(tokens) - 1):
+            raise ValueError(f"VGGTTeacher.point_cloud: the features are layer {self.layer}, but VGGT's camera head "
+                             "reads only the last layer; decoding points needs layer: -1")
+        tokens[self.layer] = features.tokens().to(pixels.device, torch.float32)[None]
         model = self.model()
-        pose = model.camera_head(tokens)[-1]
-        extrinsic, intrinsic = pose_encoding_to_extri_intri(pose, pixels.shape[-2:])
-        depth, confidence = model.depth_head(tokens, images=pixels[None], patch_start_idx=start)
+        # the heads run in float32 with autocast off, as in VGGT's own forward (bf16 depth is too coarse)
+        tokens = [t.float() for t in tokens]
+        with torch.autocast(device_type=pixels.device.type, enabled=False):
+            pose = model.camera_head(tokens)[-1]
+            extrinsic, intrinsic = pose_encoding_to_extri_intri(pose, pixels.shape[-2:])
+            depth, confidence = model.depth_head(tokens, images=pixels[None].float(), patch_start_idx=start)
         points = torch.as_tensor(unproject_depth_map_to_point_map(depth[0], extrinsic[0], intrinsic[0]))
         keep = confidence[0] >= torch.quantile(confidence[0].float().flatten(), confidence_quantile)
         colours = pixels.permute(0, 2, 3, 1)
