@@ -86,3 +86,47 @@ def test_camera_prior_trains_and_generates(model):
     assert model.cues["camera"].mlp[0].weight.grad.abs().sum() > 0
     texts = model.generate(batch)
     assert len(texts) == 3
+
+
+def test_camera_tokens_from_a_feature_cache_equal_the_teachers(tmp_path):
+    from thinkspace.teachers.cache import CacheWriter
+
+    teacher = OracleGeometryTeacher()
+    data = samples()
+    writer = CacheWriter(tmp_path, teacher.signature())
+    for sample in data:
+        writer.add(sample, teacher.encode(sample))
+    writer.flush()
+    online, cached = CameraPrior(teacher), CameraPrior(teacher, cache=str(tmp_path))
+    grids = [(4, 4)] * 5
+    for sample in data:
+        expected = online.grid_targets(sample, grids[: sample.num_frames])
+        torch.testing.assert_close(cached.grid_targets(sample, grids[: sample.num_frames]), expected,
+                                   atol=2e-3, rtol=2e-3)  # fp16 on disk
+    with pytest.raises(KeyError, match="sample 'other' .* is not in the teacher cache"):
+        cached.features(replace(data[0], id="other"))
+
+
+def test_a_teacher_too_heavy_for_the_workers_needs_a_cache():
+    from thinkspace.teachers import VGGTTeacher
+
+    with pytest.raises(ValueError, match=r"teacher VGGTTeacher cannot run in the data workers; give its feature "
+                                         r"cache \(cue init_args.cache"):
+        CameraPrior(VGGTTeacher())
+    assert CameraPrior(VGGTTeacher(), cache="data/vggt_cache").cache_dir == "data/vggt_cache"
+
+
+def test_a_camera_only_cache_feeds_the_prior(tmp_path):
+    from thinkspace.teachers.cache import CacheWriter
+
+    teacher = OracleGeometryTeacher()
+    data = samples()
+    writer = CacheWriter(tmp_path, teacher.signature(), parts=("camera",))
+    for sample in data:
+        writer.add(sample, teacher.encode(sample), index=0, split="train")
+    writer.flush()
+    cached = CameraPrior(teacher, cache=str(tmp_path))
+    features = cached.features(data[1])
+    assert features.register.shape == (5, 0, teacher.channels) and features.patch.shape == (5, 0, teacher.channels)
+    torch.testing.assert_close(features.camera, teacher.encode(data[1]).camera, atol=2e-3, rtol=2e-3)
+    assert CacheWriter(tmp_path, teacher.signature()).done_indices("train") == set()  # a full run redoes them

@@ -12,7 +12,8 @@ from torch import Tensor, nn
 from thinkspace.backbones.outputs import Batch
 from thinkspace.cues.base import FRAME_PREFIX, Cue
 from thinkspace.data.schema import SpatialSample
-from thinkspace.teachers.base import GeometryTeacher
+from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures
+from thinkspace.teachers.cache import FeatureCache
 
 CAMERA_TOKEN = "<|camera|>"
 
@@ -29,16 +30,23 @@ class CameraPrior(Cue):
 
     Args:
         teacher: gives ``[S, C]`` camera tokens per sample (the oracle encodes the
-            ground-truth pose; VGGT's camera token is 2048-d). It runs in the data
-            workers, so it must be cheap there (``runs_in_workers``).
+            ground-truth pose; VGGT's camera token is 2048-d, as the paper's CUT3R one is
+            swapped for). Without a cache it runs in the data workers, so it must be
+            cheap there (``runs_in_workers``).
+        cache: directory of the teacher's feature cache (``thinkspace cache-teacher``),
+            read in the workers instead of running the teacher; its signature must
+            match the teacher's.
     """
 
-    def __init__(self, teacher: GeometryTeacher) -> None:
+    def __init__(self, teacher: GeometryTeacher, cache: str | None = None) -> None:
         super().__init__()
-        if not getattr(teacher, "runs_in_workers", True):
+        if cache is None and not getattr(teacher, "runs_in_workers", True):
             raise ValueError(f"CameraPrior: teacher {type(teacher).__name__} cannot run in the data workers; "
-                             "use its feature cache or the oracle teacher")
+                             "give its feature cache (cue init_args.cache, written by `thinkspace cache-teacher`) "
+                             "or use the oracle teacher")
         self.teacher = teacher
+        self.cache_dir = cache
+        self._cache: FeatureCache | None = None  # opened on first use, in each worker
 
     def setup(self, backbone: Any) -> None:
         (self.token_id,) = backbone.add_tokens([CAMERA_TOKEN])
@@ -50,9 +58,17 @@ class CameraPrior(Cue):
 
     def grid_targets(self, sample: SpatialSample, grids: list[tuple[int, int]]) -> Tensor:
         """``[G, C]``: the camera token of the first frame of each of the G frame groups."""
-        camera = self.teacher.encode(sample).camera.float()
+        camera = self.features(sample).camera.float()
         per_group = math.ceil(sample.num_frames / len(grids))
         return camera[::per_group][: len(grids)]
+
+    def features(self, sample: SpatialSample) -> TeacherFeatures:
+        """The teacher's features of ``sample``: from the cache when there is one."""
+        if self.cache_dir is None:
+            return self.teacher.encode(sample)
+        if self._cache is None:
+            self._cache = FeatureCache(self.cache_dir, self.teacher.signature())
+        return self._cache.load(sample)
 
     def collate(self, targets: list[Tensor]) -> Tensor:
         return torch.cat(targets)

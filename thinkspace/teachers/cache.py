@@ -4,14 +4,19 @@ Layout of a cache directory::
 
     signature.json             # the teacher's signature (name, layer, image size, channels, ...)
     shard-00000.safetensors    # tensors "<id>/camera" [S, C], "<id>/register" [S, R, C], "<id>/patch" [S, P, C]
-    shard-00001.safetensors    # metadata "samples": {id: {"hash", "grid", "index", "split"}}
+    shard-00001.safetensors    # metadata "samples": {id: {"hash", "grid", "index", "split", "parts"}}
+
+A cache may hold only some parts of each entry (``parts``): the camera tokens alone are
+what a camera prior needs, 2048 x 2 bytes per frame instead of VGGT's 5.6 MB; parts not
+stored load as empty ``[S, 0, C]`` tensors.
 
 Shards are written to a temporary name and renamed, so a shard on disk is always
 complete; an interrupted run loses at most the shard it was filling and resumes after
 the samples already on disk. Several processes may fill one cache at once (``rank`` of
 ``world_size``, e.g. under ``torchrun``): rank r numbers its shards r, r + W, r + 2W, ...
-above any shard already there, so names never collide, and every reader sees all shards. A cache whose signature differs from the teacher's, or
-whose frames hash differs from the sample's, is refused with a message naming why.
+above any shard already there, so names never collide, and every reader sees all shards.
+A cache whose signature differs from the teacher's, or whose frames hash differs from
+the sample's, is refused with a message naming why.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from thinkspace.data.schema import SpatialSample
 from thinkspace.teachers.base import TeacherFeatures
 
 SIGNATURE = "signature.json"
+PARTS = ("camera", "register", "patch")
 
 
 def frames_hash(sample: SpatialSample) -> str:
@@ -94,8 +100,12 @@ class FeatureCache:
         if entry["hash"] != digest:
             raise ValueError(f"sample {sample.id!r} ({sample.source}): its frames (hash {digest}) differ from the "
                              f"ones cached in {self.root / entry['shard']} (hash {entry['hash']}); rebuild the cache")
+        stored = entry.get("parts", PARTS)
         with safe_open(str(self.root / entry["shard"]), framework="pt") as f:
-            parts = {k: f.get_tensor(f"{sample.id}/{k}").float() for k in ("camera", "register", "patch")}
+            parts = {k: f.get_tensor(f"{sample.id}/{k}").float() for k in stored}
+        camera = parts["camera"]
+        for name in PARTS:  # parts not stored: no tokens
+            parts.setdefault(name, camera.new_zeros(camera.shape[0], 0, camera.shape[-1]))
         return TeacherFeatures(**parts, grid=tuple(entry["grid"]))
 
 
@@ -114,10 +124,14 @@ class CacheWriter:
         shard_size: samples per shard.
         rank: this writer's index among ``world_size`` writers filling ``root`` at once.
         world_size: number of concurrent writers.
+        parts: which of ``camera``, ``register``, ``patch`` to store (the camera always).
     """
 
     def __init__(self, root: str | Path, signature: dict[str, Any], shard_size: int = 64, rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, parts: tuple[str, ...] = PARTS) -> None:
+        if "camera" not in parts or not set(parts) <= set(PARTS):
+            raise ValueError(f"CacheWriter: parts must include 'camera' and be among {list(PARTS)}, got {list(parts)}")
+        self.parts = tuple(p for p in PARTS if p in parts)
         if not 0 <= rank < world_size:
             raise ValueError(f"CacheWriter: rank {rank} is not in 0..{world_size - 1} (world_size {world_size})")
         self.root = Path(root)
@@ -138,16 +152,17 @@ class CacheWriter:
         self.pending: dict[str, dict[str, Any]] = {}
 
     def done_indices(self, split: str) -> set[int]:
-        """Dataset indices of ``split`` already on disk (the command skips them without loading)."""
-        return {e["index"] for e in self.done.values() if e.get("split") == split and e.get("index") is not None}
+        """Dataset indices of ``split`` on disk with this writer's parts (the command skips them without loading)."""
+        return {e["index"] for e in self.done.values() if e.get("split") == split and e.get("index") is not None
+                and set(self.parts) <= set(e.get("parts", PARTS))}
 
     def add(self, sample: SpatialSample, features: TeacherFeatures, index: int | None = None,
             split: str | None = None) -> None:
         """Queue one sample's features (fp16); a full shard is written out."""
-        for name in ("camera", "register", "patch"):
+        for name in self.parts:
             self.tensors[f"{sample.id}/{name}"] = getattr(features, name).detach().to("cpu", torch.float16).contiguous()
         self.pending[sample.id] = {"hash": frames_hash(sample), "grid": list(features.grid), "index": index,
-                                   "split": split}
+                                   "split": split, "parts": list(self.parts)}
         if len(self.pending) >= self.shard_size:
             self.flush()
 

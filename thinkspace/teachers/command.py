@@ -39,11 +39,12 @@ def instantiate(spec: Any) -> Any:
 
 
 def teacher_from_config(config: dict[str, Any], objective: str | None, path: str) -> GeometryTeacher:
-    """The teacher of the config's latent objective (named, or the first with a teacher)."""
-    objectives = (config.get("model") or {}).get("objectives") or {}
-    names = [objective] if objective else list(objectives)
+    """The teacher of the config's latent objective or camera cue (named, or the first with a teacher)."""
+    model = config.get("model") or {}
+    components = {**(model.get("objectives") or {}), **(model.get("cues") or {})}
+    names = [objective] if objective else list(components)
     for name in names:
-        spec = objectives.get(name)
+        spec = components.get(name)
         if not isinstance(spec, dict):
             continue
         if "teacher" in (spec.get("init_args") or {}):
@@ -52,8 +53,9 @@ def teacher_from_config(config: dict[str, Any], objective: str | None, path: str
             from thinkspace.teachers.oracle import OracleGeometryTeacher
 
             return OracleGeometryTeacher()
-    raise ValueError(f"{path}: no objective under model.objectives{'.' + objective if objective else ''} has a "
-                     "teacher (expected a LatentAlignment with init_args.teacher)")
+    where = f"model.objectives.{objective} or model.cues.{objective}" if objective else "model.objectives or model.cues"
+    raise ValueError(f"{path}: nothing under {where} has a teacher (expected a LatentAlignment or a CameraPrior "
+                     "with init_args.teacher)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", nargs="+", default=["train", "val"],
                         help="data splits to cache (default: train val)")
     parser.add_argument("--objective", default=None,
-                        help="objective whose teacher to use (default: the first with one)")
+                        help="objective or cue whose teacher to use (default: the first with one)")
     parser.add_argument("--shard-size", type=int, default=64, help="samples per shard file")
+    parser.add_argument("--parts", nargs="+", choices=["camera", "register", "patch"],
+                        default=["camera", "register", "patch"],
+                        help="tokens to store (default all; `--parts camera` for a camera prior: 4 kB per frame)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many samples per split")
     parser.add_argument("--device", default=None, help="device for teachers that run on one (cpu, cuda)")
     parser.add_argument("--rank", type=int, default=int(os.environ.get("RANK", 0)),
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device and hasattr(teacher, "device"):
         teacher.device = args.device
     writer = CacheWriter(args.out, teacher.signature(), shard_size=args.shard_size, rank=args.rank,
-                         world_size=args.world_size)
+                         world_size=args.world_size, parts=tuple(args.parts))
     from rich.progress import Progress
 
     data = config.get("data") or {}
