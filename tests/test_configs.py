@@ -5,10 +5,12 @@ swapped for the tiny model of the same family, and datasets that read files from
 are parsed but not instantiated.
 """
 
+import importlib
 from pathlib import Path
 
 import pytest
 import yaml
+from lightning.pytorch import LightningModule
 
 from thinkspace.cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule
@@ -52,14 +54,17 @@ def merge(base: dict, over: dict) -> dict:
 def test_config_parses_and_instantiates(config, tmp_path):
     raw = yaml.safe_load(config.read_text())
     files = [config]
-    if "backbone" not in (raw.get("model") or {}):
+    selected = "class_path" in (raw.get("model") or {})  # a config that names its LightningModule
+    if not selected and "backbone" not in (raw.get("model") or {}):
         base = base_of(config)
         assert base is not None and base.exists(), f"{config}: no model.backbone and no '# base: CONFIG' line"
         files, raw = [base, config], merge(yaml.safe_load(base.read_text()), raw)
-    backbone = raw["model"]["backbone"]["init_args"]["path"]
+    model = raw["model"]["init_args"] if selected else raw["model"]
+    backbone = model["backbone"]["init_args"]["path"]
     cli = ThinkspaceCLI(
-        SpatialVLM,
+        LightningModule if selected else SpatialVLM,
         SpatialDataModule,
+        subclass_mode_model=selected,
         run=False,
         save_config_callback=None,
         parser_kwargs={"parser_mode": "omegaconf"},
@@ -72,6 +77,12 @@ def test_config_parses_and_instantiates(config, tmp_path):
             "--trainer.default_root_dir", str(tmp_path),
         ],
     )
+    if selected:  # e.g. thinkspace.rl.SpatialGRPO (GRPO): its rewards arrive, resolved to functions
+        module, name = raw["model"]["class_path"].rsplit(".", 1)
+        assert isinstance(cli.model, getattr(importlib.import_module(module), name))
+        assert cli.model.rewards.names == list(model.get("rewards") or cli.model.rewards.names)
+        assert cli.model.backbone.hidden_size > 0 and cli.datamodule.batch_size == raw["data"].get("batch_size", 8)
+        return
     assert isinstance(cli.model, SpatialVLM)
     assert set(cli.model.objectives) == set(raw["model"].get("objectives") or {"text": None})
     assert cli.model.backbone.hidden_size > 0

@@ -25,3 +25,16 @@ def test_compose_objectives_trains_both_terms(tmp_path):
     assert model.mixer.default_weights == pytest.approx({"text.ce": 1.0, "letter.ce": 0.5})
     assert isinstance(model.objectives["letter"].letter_ids, list)
     assert torch.isfinite(next(model.parameters())).all()
+
+
+def test_custom_reward_is_scored_and_logged_on_its_own(tmp_path):
+    example = load("custom_reward")
+    assert example.brevity_reward(["", ""], ["<answer>B</answer>", "x"], answer_type=["choice", "number"],
+                                  max_words=4) == [0.75, None]
+    model = example.main(["--steps", "2", "--group-size", "2", "--batch-size", "2", "--run-dir", str(tmp_path)])
+    assert model.rewards.names == ["answer", "brevity"] and model.rewards.weights["brevity"] == 0.2
+    rollout = model._rollout
+    expected = example.brevity_reward([], rollout.completions, answer_type=["choice"] * 4, max_words=4)
+    assert rollout.rewards.values[1].tolist() == pytest.approx(expected)
+    logged = float(model.trainer.callback_metrics["train/rewards/brevity/mean"])
+    assert logged == pytest.approx(sum(expected) / 4, abs=1e-6)

@@ -1,7 +1,8 @@
 """The ``thinkspace`` command.
 
 ``thinkspace fit|validate|test|predict --config FILE [--config FILE2] [--a.b value]``
-runs Lightning's CLI over :class:`SpatialVLM` and :class:`SpatialDataModule` with
+runs Lightning's CLI over :class:`SpatialVLM` (or the LightningModule a config names in
+``model.class_path``, e.g. ``thinkspace.rl.SpatialGRPO``) and :class:`SpatialDataModule` with
 OmegaConf interpolation. Every run writes under one predictable directory,
 ``run_dir`` (default ``runs/<stem of the first --config>``)::
 
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -93,6 +95,25 @@ def check_gpu_count(accelerator: Any, devices: Any) -> None:
                          "(torch.cuda.device_count()); lower trainer.devices or run on a GPU node")
 
 
+def names_model_class(args: list[str]) -> bool:
+    """Whether the run selects its LightningModule: ``--model CLASS`` on the command line, or a
+    ``--config`` file whose ``model`` mapping has a ``class_path`` (default: :class:`SpatialVLM`)."""
+    import yaml
+
+    files = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    files += [b for a, b in zip(args, args[1:]) if a == "--config"]
+    if "--model" in args or any(a.startswith("--model=") for a in args):
+        return True
+    for file in files:
+        try:
+            data = yaml.safe_load(Path(file).read_text())
+        except (OSError, yaml.YAMLError):
+            continue  # Lightning's parser reports unreadable configs with their own message
+        if isinstance(data, dict) and isinstance(data.get("model"), dict) and "class_path" in data["model"]:
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``thinkspace`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -100,9 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         import importlib
 
         return int(importlib.import_module(TOOLS[args[0]]).main(args[1:]) or 0)
+    # A config whose `model` names a class_path (e.g. thinkspace.rl.SpatialGRPO) selects that
+    # LightningModule; without one the model is SpatialVLM, as in every stage-1 config.
+    subclass = names_model_class(args)
     ThinkspaceCLI(
-        SpatialVLM,
+        LightningModule if subclass else SpatialVLM,
         SpatialDataModule,
+        subclass_mode_model=subclass,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"parser_mode": "omegaconf"},

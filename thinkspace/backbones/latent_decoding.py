@@ -1,4 +1,4 @@
-"""Generation with exactly k latent steps (3DThinker's inference), with a KV cache.
+"""KV-cached decoding with exactly k latent steps (3DThinker's inference), and group rollouts.
 
 Each sample decodes normally until it emits ``<|latent_start|>`` (or from the first
 step when ``force_start``); then come k latent steps, after which ``<|latent_end|>`` is
@@ -10,10 +10,15 @@ forced and normal decoding resumes. In a latent step the next input embedding is
 
 The latents returned are the hidden states at the k positions whose next input is a
 latent step (start and the first k - 1 steps), the convention of
-:mod:`thinkspace.objectives.latent_slot`. Works for Qwen-VL backbones (multimodal RoPE:
-the prefill fixes the per-sample position offsets, later steps continue from them) and
-1D-RoPE backbones alike. Sampling takes ``do_sample`` and ``temperature``; other
-generation arguments are ignored.
+:mod:`thinkspace.objectives.latent_slot`. In feedback mode latent ``j`` is also the
+input embedding of pad ``j + 1``. Works for Qwen-VL backbones (multimodal RoPE: the
+prefill fixes the per-sample position offsets, later steps continue from them) and
+1D-RoPE backbones alike. Without a slot (``slot=None``) it is plain sampling.
+
+Group rollouts (GRPO): with ``group=G`` each prompt is prefilled once (its images
+encoded once), the prompt's KV cache is repeated G times and the ``B x G``
+continuations are decoded as one batch, sample ``b`` of the prompt batch giving rows
+``b * G ... b * G + G - 1``.
 """
 
 from __future__ import annotations
@@ -30,15 +35,19 @@ from thinkspace.backbones.prompts import prompt_batch
 
 @dataclass
 class LatentGeneration:
-    """What :func:`generate_with_latents` returns.
+    """What :func:`generate_with_latents` returns (``N = B x group`` rows).
 
     Attributes:
         texts: decoded continuations (special tokens skipped).
-        tokens: ``[B, T]`` generated ids (pads stand for the latent steps; ``pad_token_id`` after the end).
-        latents: ``[B, k, D]`` latents (zeros for a sample that never opened a slot).
-        has_latents: ``[B]`` whether the sample produced its k latents.
-        prompt_out: the backbone output on the prompt (input embeddings, visual index) for the projector.
-        prompts: the left-padded prompt batch it ran on.
+        tokens: ``[N, T]`` generated ids (pads stand for the latent steps; ``pad_token_id`` after the end).
+        latents: ``[N, k, D]`` latents (zeros for a sample that never opened a slot; ``[N, 0, D]`` without a slot).
+        has_latents: ``[N]`` whether the sample produced its k latents.
+        prompt_out: the backbone output on the ``B`` prompts (input embeddings, visual index) for the projector.
+        prompts: the left-padded prompt batch (``B`` prompts) it ran on.
+        completion_mask: ``[N, T]`` tokens that belong to the completion (up to and including the stop token).
+        sampled: ``[N, T]`` completion tokens chosen by the sampler (not forced: a forced start, pads, end).
+        latent_start: ``[N]`` step at which ``<|latent_start|>`` was emitted (-1: none); pads follow it.
+        group: completions per prompt.
     """
 
     texts: list[str]
@@ -47,45 +56,60 @@ class LatentGeneration:
     has_latents: Tensor
     prompt_out: BackboneOutput
     prompts: Batch
+    completion_mask: Tensor | None = None
+    sampled: Tensor | None = None
+    latent_start: Tensor | None = None
+    group: int = 1
 
 
-@torch.no_grad()
-def generate_with_latents(
-    backbone: Any,
-    batch: Batch,
-    slot: Any,
-    mode: Literal["feedback", "tokens"] = "feedback",
-    max_new_tokens: int = 32,
-    force_start: bool = True,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    eos_token_id: int | list[int] | None = None,
-    **unused: Any,
-) -> LatentGeneration:
-    """Decode each prompt of ``batch`` with a latent slot of ``slot.k`` steps.
+@dataclass
+class Prefill:
+    """A prompt batch run once through the model, with its KV cache.
 
-    Args:
-        backbone: a Qwen-VL backbone (``hf``, ``tokenizer``).
-        slot: a bound :class:`~thinkspace.objectives.latent_slot.LatentSlot`.
-        mode: ``feedback`` or ``tokens`` (see the module docstring).
-        max_new_tokens: decoding steps in total, latent steps included.
-        force_start: emit the start token as the first token (slot placed at the start).
-        eos_token_id: stop token(s); default the tokenizer's and the end-of-turn token.
+    Attributes:
+        cache: the ``DynamicCache`` after the prompt.
+        hidden: ``[B, Lp, D]`` last-layer hidden states of the prompt (after the final norm).
+        mask: ``[B, Lp]`` attention mask of the left-padded prompt.
+        deltas: ``[B, 1]`` offset of each sample's next text position (3D RoPE), or 0.
+        mrope: the model uses multimodal (3-axis) RoPE.
+        out: the prompt's :class:`BackboneOutput` (inputs embeddings for the projector).
     """
-    if mode not in ("feedback", "tokens"):
-        raise ValueError(f"latent decoding mode must be 'feedback' or 'tokens', got {mode!r}")
-    hf, tokenizer = backbone.hf, backbone.tokenizer
-    pad_id = tokenizer.pad_token_id
-    stops = _stop_ids(tokenizer, eos_token_id)
-    prompts = prompt_batch(batch, pad_id)
+
+    cache: Any
+    hidden: Tensor
+    mask: Tensor
+    deltas: Tensor | int
+    mrope: bool
+    out: BackboneOutput
+
+    def repeat(self, group: int) -> Prefill:
+        """The same prefix for ``B x group`` rows (cache tensors repeated, graph kept)."""
+        if group == 1:
+            return self
+        self.cache.batch_repeat_interleave(group)
+        deltas = self.deltas.repeat_interleave(group, 0) if isinstance(self.deltas, Tensor) else self.deltas
+        return Prefill(self.cache, self.hidden.repeat_interleave(group, 0), self.mask.repeat_interleave(group, 0),
+                       deltas, self.mrope, self.out)
+
+    def positions(self, steps: int, start: int = 0) -> Tensor:
+        """Text positions ``[3, N, steps]`` (3D RoPE) or ``[N, steps]`` of the next ``steps`` tokens
+        after the prompt (and ``start`` tokens already decoded)."""
+        valid = self.mask.sum(1, keepdim=True) + self.deltas  # [N, 1]
+        pos = valid.to(self.hidden.device) + start + torch.arange(steps, device=self.hidden.device)
+        return pos[None].expand(3, *pos.shape) if self.mrope else pos
+
+
+def prefill(backbone: Any, prompts: Batch, inputs_embeds_hook: Any = None) -> Prefill:
+    """Run the left-padded ``prompts`` once with a fresh KV cache (gradients follow the caller's mode)."""
     from transformers import DynamicCache
 
+    hf = backbone.hf
     cache = DynamicCache()
     seen: dict[str, Tensor] = {}
 
-    def keep(embeds: Tensor, _: Batch) -> Tensor:
-        seen["embeds"] = embeds
-        return embeds
+    def keep(embeds: Tensor, b: Batch) -> Tensor:
+        seen["embeds"] = inputs_embeds_hook(embeds, b) if inputs_embeds_hook is not None else embeds
+        return seen["embeds"]
 
     mrope = hasattr(hf.model, "rope_deltas")  # Qwen-VL: 3D RoPE; others: 1D positions
     if mrope:
@@ -94,68 +118,144 @@ def generate_with_latents(
     if not mrope:  # left padding: positions count valid tokens only, as in (right-padded) training
         extra["position_ids"] = (prompts.inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
     with backbone._embeds_hook(keep, prompts):
-        out = hf.model(**prompts.inputs, past_key_values=cache, use_cache=True, return_dict=True, **extra)
+        out = hf.model(**backbone.model_inputs(prompts), past_key_values=cache, use_cache=True, return_dict=True,
+                       **extra)
     hidden = out.last_hidden_state
-    prompt_out = BackboneOutput(hidden=hidden, visual=prompts.visual, lm_head=hf.lm_head,
-                                inputs_embeds=seen.get("embeds"))
-    deltas = getattr(hf.model, "rope_deltas", None)  # [B, 1]: 3D-RoPE offset of each sample's next text position
-    deltas = 0 if deltas is None else deltas
+    deltas = getattr(hf.model, "rope_deltas", None) if mrope else None  # [B, 1]
+    return Prefill(cache=cache, hidden=hidden, mask=prompts.inputs["attention_mask"],
+                   deltas=0 if deltas is None else deltas.to(hidden.device), mrope=mrope,
+                   out=BackboneOutput(hidden=hidden, visual=prompts.visual, lm_head=hf.lm_head,
+                                      inputs_embeds=seen.get("embeds")))
+
+
+@torch.no_grad()
+def generate_with_latents(
+    backbone: Any,
+    batch: Batch,
+    slot: Any | None,
+    mode: Literal["feedback", "tokens"] = "feedback",
+    max_new_tokens: int = 32,
+    force_start: bool = True,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    eos_token_id: int | list[int] | None = None,
+    group: int = 1,
+    generator: torch.Generator | None = None,
+    inputs_embeds_hook: Any = None,
+    **unused: Any,
+) -> LatentGeneration:
+    """Decode each prompt of ``batch`` (``group`` times) with a latent slot of ``slot.k`` steps.
+
+    Args:
+        backbone: a backbone with ``hf``, ``tokenizer`` and ``model_inputs`` (Qwen-VL, LLaVA-OneVision).
+        slot: a bound :class:`~thinkspace.objectives.latent_slot.LatentSlot`, or ``None`` for plain decoding.
+        mode: ``feedback`` or ``tokens`` (see the module docstring).
+        max_new_tokens: decoding steps in total, latent steps included.
+        force_start: emit the start token as the first token (slot placed at the start).
+        do_sample: sample (``temperature``, ``top_p``, ``top_k``) instead of the argmax.
+        eos_token_id: stop token(s); default the tokenizer's and the end-of-turn token;
+            ``[]`` never stops (every row decodes ``max_new_tokens``, e.g. for benchmarks).
+        group: continuations per prompt, decoded as one batch from one shared prefill.
+        generator: random generator for sampling (reproducible rollouts).
+        inputs_embeds_hook: applied to the prefill's input embeddings (input cues).
+    """
+    if mode not in ("feedback", "tokens"):
+        raise ValueError(f"latent decoding mode must be 'feedback' or 'tokens', got {mode!r}")
+    if group < 1:
+        raise ValueError(f"latent decoding: group must be at least 1, got {group}")
+    hf, tokenizer = backbone.hf, backbone.tokenizer
+    pad_id = tokenizer.pad_token_id
+    stops = _stop_ids(tokenizer, eos_token_id)
+    prompts = prompt_batch(batch, pad_id)
+    pre = prefill(backbone, prompts, inputs_embeds_hook)
+    prompt_out = pre.out
+    pre = pre.repeat(group)
+    cache, hidden, mask = pre.cache, pre.hidden, pre.mask
     embed = hf.get_input_embeddings()
-    bsz, width = prompts.inputs["input_ids"].shape
-    mask = prompts.inputs["attention_mask"]
-    last = hidden[:, -1]  # [B, D]: its logits choose the next token
-    # latent steps still to feed: -1 no slot yet, k..1 in the slot, 0 end is due, -2 slot closed
-    remaining = torch.full((bsz,), -1, dtype=torch.long, device=hidden.device)
-    latents = hidden.new_zeros(bsz, slot.k, hidden.shape[-1])
-    count = torch.zeros(bsz, dtype=torch.long, device=hidden.device)
-    done = torch.zeros(bsz, dtype=torch.bool, device=hidden.device)
-    stops = stops.to(hidden.device)
-    tokens = []
+    bsz = hidden.shape[0]
+    k = slot.k if slot is not None else 0
+    last = hidden[:, -1]  # [N, D]: its logits choose the next token
+    device = hidden.device
+    # latent steps still to feed: -1 no slot yet, k..1 in the slot, 0 end is due, -2 slot closed (or no slot)
+    remaining = torch.full((bsz,), -1 if slot is not None else -2, dtype=torch.long, device=device)
+    latents = hidden.new_zeros(bsz, k, hidden.shape[-1])
+    count = torch.zeros(bsz, dtype=torch.long, device=device)
+    started = torch.full((bsz,), -1, dtype=torch.long, device=device)
+    done = torch.zeros(bsz, dtype=torch.bool, device=device)
+    stops = stops.to(device)
+    tokens, free, kept = [], [], []
     for step in range(max_new_tokens):
         logits = hf.lm_head(last).float()
         if do_sample:
-            token = torch.multinomial(torch.softmax(logits / max(temperature, 1e-5), -1), 1)[:, 0]
+            token = sample_token(logits, temperature, top_p, top_k, generator)
         else:
             token = logits.argmax(-1)
-        if step == 0 and force_start:
+        forced_start = slot is not None and step == 0 and force_start
+        if forced_start:
             token = torch.full_like(token, slot.start_id)
         latent_step = remaining > 0
         sampled = remaining < 0
-        token = torch.where(latent_step, torch.full_like(token, slot.pad_id), token)
-        token = torch.where(remaining == 0, torch.full_like(token, slot.end_id), token)
+        if slot is not None:
+            token = torch.where(latent_step, torch.full_like(token, slot.pad_id), token)
+            token = torch.where(remaining == 0, torch.full_like(token, slot.end_id), token)
         token = torch.where(done, torch.full_like(token, pad_id), token)
         step_embeds = embed(token)[:, None]
-        if mode == "feedback":
+        if mode == "feedback" and slot is not None:
             step_embeds = torch.where(latent_step[:, None, None], last[:, None].to(step_embeds.dtype), step_embeds)
-        opened = sampled & (remaining == -1) & (token == slot.start_id) & ~done
-        remaining = torch.where(latent_step, remaining - 1, remaining)
-        closed = ~latent_step & (token == slot.end_id) & (remaining == 0)
-        remaining = torch.where(closed, torch.full_like(remaining, -2), remaining)
-        remaining = torch.where(opened, torch.full_like(remaining, slot.k), remaining)
+        free.append(sampled & ~done & (not forced_start))
+        kept.append(~done)
+        if slot is not None:
+            opened = sampled & (remaining == -1) & (token == slot.start_id) & ~done
+            started = torch.where(opened, torch.full_like(started, step), started)
+            remaining = torch.where(latent_step, remaining - 1, remaining)
+            closed = ~latent_step & (token == slot.end_id) & (remaining == 0)
+            remaining = torch.where(closed, torch.full_like(remaining, -2), remaining)
+            remaining = torch.where(opened, torch.full_like(remaining, slot.k), remaining)
         tokens.append(token)
         # text positions continue from each sample's own valid length (left padding is not counted)
-        position = (mask.sum(1, keepdim=True) + deltas).to(hidden.device)  # [B, 1]
-        position = position.view(1, bsz, 1).expand(3, bsz, 1) if mrope else position
+        position = (mask.sum(1, keepdim=True) + pre.deltas).to(device)  # [N, 1]
+        position = position.view(1, bsz, 1).expand(3, bsz, 1) if pre.mrope else position
         mask = torch.cat([mask, (~done).long()[:, None]], 1)
         done = done | (sampled & torch.isin(token, stops))
         step_out = hf.model.language_model(inputs_embeds=step_embeds, attention_mask=mask, position_ids=position,
                                            past_key_values=cache, use_cache=True, return_dict=True)
         last = step_out.last_hidden_state[:, -1]
         # this position's hidden state is a latent when the next input is a latent step
-        for b in ((remaining > 0) & (count < slot.k)).nonzero().flatten().tolist():
+        for b in ((remaining > 0) & (count < k)).nonzero().flatten().tolist():
             latents[b, count[b]] = last[b]
             count[b] += 1
         if bool(done.all()):
             break
     ids = torch.stack(tokens, 1)
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
-    return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=count == slot.k,
-                            prompt_out=prompt_out, prompts=prompts)
+    return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=(count == k) & (k > 0),
+                            prompt_out=prompt_out, prompts=prompts, completion_mask=torch.stack(kept, 1),
+                            sampled=torch.stack(free, 1), latent_start=started, group=group)
+
+
+def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+                 generator: torch.Generator | None = None) -> Tensor:
+    """One token per row of ``logits`` ``[N, V]``: softmax at ``temperature``, restricted to
+    the ``top_k`` most likely tokens (0: all) and to the smallest set whose probability
+    reaches ``top_p`` (1: all)."""
+    logits = logits / max(temperature, 1e-5)
+    if top_k and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, -1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        # drop a token when the tokens before it already reach top_p (the first always stays)
+        drop = probs.cumsum(-1) - probs >= top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
 
 
 def _stop_ids(tokenizer: Any, eos: int | list[int] | None) -> Tensor:
     if eos is None:
         ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
         ids.discard(None)
-        return torch.tensor(sorted(i for i in ids if isinstance(i, int) and i >= 0))
-    return torch.tensor([eos] if isinstance(eos, int) else list(eos))
+        return torch.tensor(sorted(i for i in ids if isinstance(i, int) and i >= 0), dtype=torch.long)
+    return torch.tensor([eos] if isinstance(eos, int) else list(eos), dtype=torch.long)

@@ -1,0 +1,352 @@
+"""``SpatialGRPO``: GRPO on the Lightning loop (3DThinker's stage 2), from outcome rewards alone.
+
+One training step: (every ``num_iterations`` steps) roll out G completions per prompt
+(:mod:`thinkspace.rl.rollout`), score them with the reward functions
+(:mod:`thinkspace.rl.rewards`), normalise the rewards within each group into advantages;
+then the clipped policy-ratio loss with a k3 KL penalty to the reference policy,
+averaged over completion tokens (:mod:`thinkspace.rl.loss`).
+
+Data parallel: each rank rolls out its own prompts, so a group never spans ranks and
+advantages are computed within it; the token mean and the reward statistics are
+reduced over ranks.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+
+from thinkspace.backbones.base import VLMBackbone
+from thinkspace.backbones.latent_decoding import _stop_ids, generate_with_latents
+from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.modules.spatial_vlm import freeze_parameters
+from thinkspace.objectives.latent3d import LatentAlignment
+from thinkspace.optim import WarmupCosine
+from thinkspace.rl.checkpoint import load_stage1
+from thinkspace.rl.collate import RL_KEY, PromptCollator
+from thinkspace.rl.loss import clipped_loss, group_advantages
+from thinkspace.rl.rewards import RewardScores, RewardSet
+from thinkspace.rl.rollout import Rollout, completion_texts, expand_batch, sequence_logprobs
+from thinkspace.rl.stats import reward_statistics
+
+DEFAULT_REWARDS = {"format": "thinkspace.rl.rewards.format_reward",
+                   "answer": "thinkspace.rl.rewards.answer_reward",
+                   "latent3d": "thinkspace.rl.rewards.latent3d_reward"}
+
+
+def _adamw(params: Any) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=1e-5)
+
+
+class SpatialGRPO(L.LightningModule):
+    """Group relative policy optimisation of a VLM backbone (latents included).
+
+    Args:
+        backbone: the policy (e.g. :class:`thinkspace.backbones.QwenVL`, with ``lora`` for
+            adapter training: the reference policy is then the same model with its adapter
+            disabled).
+        rewards: reward functions by name, as dotted paths (``None`` drops one). Default:
+            format, answer and latent-3D (the latter two need ``latent``... see docs/grpo.md).
+        reward_weights: weight per reward name (default 1.0 each; the paper sums them).
+        reward_kwargs: extra keyword arguments per reward name (e.g. ``{answer: {rel_tol: 0.05}}``).
+        latent: the stage-1 latent objective (its slot, teacher and projector; the projector
+            is frozen): completions decode with exactly k latent steps, and the latent-3D
+            reward compares the projected latents with the teacher's tokens. ``None``: no slot.
+        group_size: completions per prompt, G (at least 2).
+        max_new_tokens: decoding steps per completion (latent steps included).
+        temperature: sampling temperature (the log-probabilities use the same).
+        top_p: nucleus sampling mass (1: off).
+        top_k: sample among the k most likely tokens (0: off).
+        stop_at_eos: stop a completion at the end-of-turn token; ``False`` decodes
+            ``max_new_tokens`` every time (equal work for benchmarks).
+        force_latent_start: open the latent slot as the first token of every completion.
+        beta: KL coefficient (0: no reference policy at all).
+        epsilon: clip range of the policy ratio.
+        epsilon_high: upper clip range (default ``epsilon``).
+        scale_rewards: divide by the group's std (+ ``advantage_eps``); ``False``: centre only.
+        advantage_eps: added to the group std.
+        num_iterations: optimisation steps per rollout batch; with more than 1 the loader's
+            batches in between are not rolled out (see docs/grpo.md).
+        reference: ``auto`` (adapter-disabled model with LoRA, else a frozen copy when beta > 0),
+            ``adapter``, ``copy``.
+        init_from: a SpatialVLM checkpoint (``.ckpt``, stage 1) whose backbone and latent
+            projector weights start the policy (and define the reference).
+        seed: seed of the rollout sampling (with the step and rank, so resumes are exact).
+        optimizer: optimizer factory over the trainable parameters (default AdamW, lr 1e-5).
+        scheduler: learning-rate scheduler factory, stepped every optimizer step.
+        freeze: regular expressions of parameter names to freeze (e.g. ``"\\.visual\\."``).
+        max_length: longest prompt in tokens (the collator fails naming the sample).
+    """
+
+    def __init__(
+        self,
+        backbone: VLMBackbone,
+        rewards: dict[str, str | None] | None = None,
+        reward_weights: dict[str, float] | None = None,
+        reward_kwargs: dict[str, dict[str, Any]] | None = None,
+        latent: LatentAlignment | None = None,
+        group_size: int = 8,
+        max_new_tokens: int = 256,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        stop_at_eos: bool = True,
+        force_latent_start: bool = True,
+        beta: float = 0.04,
+        epsilon: float = 0.2,
+        epsilon_high: float | None = None,
+        scale_rewards: bool = True,
+        advantage_eps: float = 1e-4,
+        num_iterations: int = 1,
+        reference: Literal["auto", "adapter", "copy"] = "auto",
+        init_from: str | None = None,
+        seed: int = 0,
+        optimizer: OptimizerCallable = _adamw,
+        scheduler: LRSchedulerCallable | None = None,
+        freeze: list[str] | None = None,
+        max_length: int | None = None,
+    ) -> None:
+        super().__init__()
+        if group_size < 2:
+            raise ValueError(f"model.group_size must be at least 2 (advantages compare the completions of one "
+                             f"prompt; a group of 1 always has advantage 0), got {group_size}")
+        if num_iterations < 1 or max_new_tokens < 1:
+            raise ValueError(f"model.num_iterations and model.max_new_tokens must be positive, got "
+                             f"{num_iterations} and {max_new_tokens}")
+        if reference not in ("auto", "adapter", "copy"):
+            raise ValueError(f"model.reference must be 'auto', 'adapter' or 'copy', got {reference!r}")
+        self.backbone = backbone
+        self.latent = latent
+        if latent is not None:
+            latent.name = "latent"
+            latent.setup(backbone)
+            latent.projector.requires_grad_(False)  # the stage-1 projector scores latents; it is not trained
+        chosen = dict(DEFAULT_REWARDS if rewards is None else rewards)
+        if rewards is None and latent is None:
+            chosen.pop("latent3d")
+        self.rewards = RewardSet(chosen, reward_weights, reward_kwargs)
+        self.group_size, self.max_new_tokens = group_size, max_new_tokens
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        self.stop_at_eos, self.force_latent_start = stop_at_eos, force_latent_start
+        self.beta, self.epsilon, self.epsilon_high = beta, epsilon, epsilon_high
+        self.scale_rewards, self.advantage_eps = scale_rewards, advantage_eps
+        self.num_iterations, self.seed = num_iterations, seed
+        self.init_from, self.max_length = init_from, max_length
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        uses_adapter = hasattr(backbone.model, "disable_adapter")
+        if reference == "adapter" and not uses_adapter:
+            raise ValueError("model.reference 'adapter' needs a LoRA backbone (backbone.init_args.lora)")
+        self.reference_kind = ("adapter" if uses_adapter else "copy") if reference == "auto" else reference
+        self._rollout: Rollout | None = None
+        self._uses = 0
+        self._prepared = False
+        freeze_parameters(self, freeze or [])
+
+    # -- data --------------------------------------------------------------------------
+
+    def collator(self, with_response: bool = True) -> PromptCollator:
+        """Prompts only (the policy writes the responses), plus their texts and gold answers."""
+        objectives = {"latent": self.latent} if self.latent is not None else {}
+        return PromptCollator(self.backbone.collator(objectives, self.max_length, False))
+
+    # -- set-up: stage-1 weights, then the reference ------------------------------------
+
+    def setup(self, stage: str) -> None:
+        self.prepare_policy()
+
+    def prepare_policy(self) -> None:
+        """Load ``init_from`` (once) and, when needed, freeze a copy as the reference policy.
+
+        Runs before a resumed checkpoint is restored, so the reference is the initial policy.
+        """
+        if self._prepared:
+            return
+        if self.init_from:
+            load_stage1(self, self.init_from)
+        if self.beta > 0 and self.reference_kind == "copy":
+            # outside the module tree: not in checkpoints, not in the optimizer
+            self.__dict__["_reference"] = copy.deepcopy(self.backbone).eval().requires_grad_(False)
+        self._prepared = True
+
+    # -- rollouts ----------------------------------------------------------------------
+
+    def _check_lengths(self, batch: Batch) -> None:
+        config = self.backbone.hf.config
+        limit = getattr(getattr(config, "text_config", config), "max_position_embeddings", None)
+        if limit is None:
+            return
+        for sample_id, n in zip(batch.ids, batch.prompt_lengths.tolist()):
+            if n + self.max_new_tokens > limit:
+                raise ValueError(f"sample {sample_id!r}: prompt of {n} tokens + max_new_tokens {self.max_new_tokens} "
+                                 f"exceeds the model's context of {limit} tokens; shorten the prompt or images, or "
+                                 "lower model.max_new_tokens")
+
+    def _generator(self) -> torch.Generator:
+        gen = torch.Generator(device=self.device)
+        return gen.manual_seed((self.seed * 1_000_003 + self.global_step) * 4099 + self.global_rank)
+
+    @torch.no_grad()
+    def roll_out(self, batch: Batch) -> Rollout:
+        """Sample G completions per prompt, score them, and compute what the loss needs."""
+        self.prepare_policy()
+        self._check_lengths(batch)
+        training = self.backbone.training
+        self.backbone.eval()  # no dropout while sampling and scoring the samples
+        try:
+            gen = generate_with_latents(
+                self.backbone, batch, self.latent.slot if self.latent is not None else None,
+                mode=self.latent.decoding if self.latent is not None else "tokens",
+                max_new_tokens=self.max_new_tokens, force_start=self.force_latent_start, do_sample=True,
+                temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                eos_token_id=None if self.stop_at_eos else [], group=self.group_size, generator=self._generator())
+            stops = set(_stop_ids(self.backbone.tokenizer, None).tolist())
+            completions = completion_texts(self.backbone.tokenizer, gen, stops)
+            scores = self.score(batch, gen, completions)
+            advantages = group_advantages(scores.total.to(self.device), self.group_size, self.scale_rewards,
+                                          self.advantage_eps)
+            old = self.logprobs(gen) if self.num_iterations > 1 else None
+            ref = self.reference_logprobs(gen) if self.beta > 0 else None
+        finally:
+            self.backbone.train(training)
+        self._log_rewards(scores, gen)
+        return Rollout(prompts=gen.prompts, generation=gen, mask=gen.sampled & gen.completion_mask,
+                       rewards=scores, advantages=advantages, old_logp=old, ref_logp=ref, completions=completions)
+
+    def score(self, batch: Batch, gen: Any, completions: list[str]) -> RewardScores:
+        """Every reward of the ``B x G`` completions (see :mod:`thinkspace.rl.rewards` for the fields)."""
+        group = gen.group
+        rep = lambda xs: [x for x in xs for _ in range(group)]  # noqa: E731
+        info = batch.targets.get(RL_KEY) or {}
+        fields: dict[str, list[Any]] = {
+            "answer": rep(batch.answers), "answer_type": rep(batch.answer_types), "task": rep(batch.tasks),
+            "sample_id": rep(batch.ids), "meta": rep(info.get("meta", [{}] * len(batch))),
+        }
+        if self.latent is not None:
+            fields["projected"], fields["teacher"] = self.project_latents(batch, gen)
+        prompts = rep(info.get("prompts", [""] * len(batch)))
+        return self.rewards(prompts, completions, fields, fields["sample_id"])
+
+    def project_latents(self, batch: Batch, gen: Any) -> tuple[list[Tensor | None], list[Tensor | None]]:
+        """Per completion, its projected latents ``[S, P, C]`` and the sample's teacher tokens
+        (``None`` without latents or without teacher features)."""
+        group = gen.group
+        features = self.teacher_features(batch)
+        teacher = [None if f is None else f.tokens() for f in features for _ in range(group)]
+        projected: list[Tensor | None] = [None] * len(teacher)
+        prompts = [b for b, f in enumerate(features) if f is not None]
+        if not prompts:
+            return projected, teacher
+        rows = torch.tensor([b * group + g for b in prompts for g in range(group)], device=gen.latents.device)
+        out = gen.prompt_out
+        pick = lambda x: None if x is None else x[prompts].repeat_interleave(group, 0)  # noqa: E731
+        wide = expand_batch(gen.prompts, group, prompts)
+        result = self.latent.project(
+            BackboneOutput(hidden=pick(out.hidden), visual=wide.visual, lm_head=out.lm_head,
+                           inputs_embeds=pick(out.inputs_embeds)),
+            wide, [(features[b].num_views, tuple(features[b].grid)) for b in prompts for _ in range(group)],
+            gen.latents[rows])
+        for n, value in zip(rows.tolist(), result):
+            if bool(gen.has_latents[n]):
+                projected[n] = value
+        return projected, teacher
+
+    def teacher_features(self, batch: Batch) -> list[Any]:
+        """Per prompt, its teacher features, or ``None`` when the sample has none (no geometry, no cache)."""
+        out = []
+        for target in batch.targets.get("latent") or [None] * len(batch):
+            if target is None:
+                out.append(None)
+            elif "prepared" in target:  # a device teacher (VGGT without a cache) runs here
+                out.append(self.latent.teacher.encode_prepared(target["prepared"]))
+            else:
+                out.append(target["features"])
+        return out
+
+    # -- log-probabilities ---------------------------------------------------------------
+
+    def logprobs(self, gen: Any) -> Tensor:
+        """``[N, T]`` log-probabilities of the rollout's tokens under the current policy."""
+        feedback = self.latent is not None and self.latent.decoding == "feedback"
+        return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback)
+
+    @torch.no_grad()
+    def reference_logprobs(self, gen: Any) -> Tensor:
+        """``[N, T]`` log-probabilities under the reference policy (adapter disabled, or the frozen copy)."""
+        feedback = self.latent is not None and self.latent.decoding == "feedback"
+        if self.reference_kind == "adapter":
+            with self.backbone.model.disable_adapter():
+                return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback)
+        reference = self.__dict__["_reference"].to(self.device)
+        return sequence_logprobs(reference, gen.prompts, gen, self.temperature, feedback)
+
+    # -- the step ------------------------------------------------------------------------
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        if self._rollout is None or self._uses >= self.num_iterations:
+            self._rollout, self._uses = self.roll_out(batch), 0
+        rollout = self._rollout
+        self._uses += 1
+        logp = self.logprobs(rollout.generation)
+        old = rollout.old_logp if rollout.old_logp is not None else logp.detach()
+        loss, stats = clipped_loss(logp, old, rollout.advantages, rollout.mask, self.epsilon, self.epsilon_high,
+                                   self.beta, rollout.ref_logp)
+        n = len(rollout.advantages)
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log_dict({f"train/{k}": v for k, v in stats.items()}, batch_size=n, sync_dist=True)
+        return loss
+
+    def _log_rewards(self, scores: RewardScores, gen: Any) -> None:
+        if self._trainer is None:
+            return
+        logs = reward_statistics(scores, gen.group)
+        lengths = gen.completion_mask.sum(1).float()
+        logs["completion_length"] = lengths.mean()
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=len(lengths))
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        """Greedy completions (one per prompt), each reward's mean logged as ``val/rewards/<name>``."""
+        gen = self.generate(batch, keep_slot=True)
+        scores = self.score(batch, gen, gen.texts)
+        for name, row in zip(scores.names, scores.values):
+            valid = ~torch.isnan(row)
+            if valid.any():
+                self.log(f"val/rewards/{name}", row[valid].mean(), batch_size=int(valid.sum()), sync_dist=True)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, list[str]]:
+        texts = self.generate(batch).texts
+        return {"ids": list(batch.ids), "predictions": list(texts)}
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> list[dict[str, Any]]:
+        texts = self.generate(batch).texts
+        return [{"id": i, "prediction": t, "answer": a} for i, t, a in zip(batch.ids, texts, batch.answers)]
+
+    @torch.no_grad()
+    def generate(self, batch: Batch, keep_slot: bool = False) -> Any:
+        """Greedy decoding of each prompt (latent steps included); ``keep_slot`` keeps the
+        special tokens in ``texts`` (as the rewards see them)."""
+        self.prepare_policy()
+        gen = generate_with_latents(
+            self.backbone, batch, self.latent.slot if self.latent is not None else None,
+            mode=self.latent.decoding if self.latent is not None else "tokens", max_new_tokens=self.max_new_tokens,
+            force_start=self.force_latent_start, do_sample=False)
+        if keep_slot:
+            gen.texts = completion_texts(self.backbone.tokenizer, gen, set(_stop_ids(self.backbone.tokenizer,
+                                                                                     None).tolist()))
+        return gen
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        if isinstance(scheduler, WarmupCosine) and scheduler.total_steps is None:
+            scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

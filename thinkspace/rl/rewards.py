@@ -1,0 +1,200 @@
+"""Rewards are plain functions: ``f(prompts, completions, **sample_fields) -> list[float | None]``.
+
+``prompts`` and ``completions`` are lists of ``N = B x G`` strings (each prompt repeated
+for its G completions); completions keep the latent slot's tokens and end before the
+stop token. Sample fields come as keyword lists of the same length:
+
+* ``answer``, ``answer_type`` (``choice``, ``number``, ``text``), ``task``, ``sample_id``, ``meta``;
+* with a latent objective (3D latents): ``projected`` (``[S, P, C]`` projected latents of
+  the completion, ``None`` when it produced no latents) and ``teacher`` (``[S, P, C]``
+  teacher tokens of the sample's views, ``None`` when it has none).
+
+A function returns one value per completion: a float, or ``None`` where the reward does
+not apply (a text answer for a choice-only reward, a sample without teacher features).
+Accept ``**fields`` to ignore fields you do not read. Add your own in YAML by dotted
+path (``model.rewards.mine: my_package.rewards.brevity``); :class:`RewardSet` combines
+them with weights and checks what they return.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from thinkspace.eval.answers import mindcube_choice, parse_float, sqa3d_normalise, vsibench_token
+from thinkspace.objectives.latent_slot import END, PAD, START
+
+RewardFunction = Callable[..., Sequence[float | None]]
+
+_SLOT = re.escape(START) + f"(?:{re.escape(PAD)})*" + re.escape(END)
+_FORMAT = re.compile(rf"\s*{_SLOT}\s*<think>.*?</think>\s*<answer>.*?</answer>\s*", re.DOTALL)
+_FORMAT_NO_SLOT = re.compile(r"\s*<think>.*?</think>\s*<answer>.*?</answer>\s*", re.DOTALL)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
+
+
+def format_reward(prompts: list[str], completions: list[str], latent: bool = True, **fields: Any) -> list[float]:
+    """1.0 when the completion is the latent slot (start, pads, end), then ``<think>...</think>``,
+    then ``<answer>...</answer>`` and nothing else; 0.0 otherwise. ``latent=False`` asks for
+    the think and answer blocks only."""
+    pattern = _FORMAT if latent else _FORMAT_NO_SLOT
+    return [1.0 if pattern.fullmatch(c) else 0.0 for c in completions]
+
+
+def answer_text(completion: str) -> str:
+    """The part of a completion that holds the answer: the last ``<answer>`` block, else the
+    completion without its latent slot and think block."""
+    found = _ANSWER.findall(completion)
+    if found:
+        return found[-1].strip()
+    text = completion.replace(START, "").replace(PAD, "").replace(END, "")
+    return _THINK.sub("", text).strip()
+
+
+def answer_reward(prompts: list[str], completions: list[str], answer: list[Any], answer_type: list[str],
+                  rel_tol: float = 0.1, **fields: Any) -> list[float | None]:
+    """1.0 for a right answer, 0.0 for a wrong one, ``None`` for a sample without a gold answer.
+
+    * ``choice``: the option letter MindCube's extractor reads equals the gold letter;
+    * ``number``: VSI-Bench's first token parses as a number within ``rel_tol`` (relative)
+      of the gold number;
+    * ``text``: equal after SQA3D's answer normalisation.
+    """
+    out: list[float | None] = []
+    for completion, gold, kind in zip(completions, answer, answer_type):
+        if gold is None:
+            out.append(None)
+            continue
+        text = answer_text(completion)
+        if kind == "choice":
+            out.append(float(mindcube_choice(text) == str(gold).strip().upper()))
+        elif kind == "number":
+            value, target = parse_float(vsibench_token(text)), float(gold)
+            out.append(float(value is not None and abs(value - target) <= rel_tol * abs(target)))
+        elif kind == "text":
+            out.append(float(sqa3d_normalise(text) == sqa3d_normalise(str(gold))))
+        else:
+            raise ValueError(f"answer_reward: answer_type {kind!r} is not 'choice', 'number' or 'text'")
+    return out
+
+
+def latent3d_reward(prompts: list[str], completions: list[str], projected: list[Tensor | None] | None = None,
+                    teacher: list[Tensor | None] | None = None, **fields: Any) -> list[float | None]:
+    """``(cos + 1) / 2`` with ``cos`` the cosine along channels between the projected latents and
+    the teacher tokens ``[S, P, C]``, averaged over tokens: in ``[0, 1]``. 0.0 for a completion
+    without latents, ``None`` for a sample without teacher features."""
+    if projected is None or teacher is None:
+        raise ValueError("latent3d_reward needs the fields 'projected' and 'teacher': give the GRPO module a "
+                         "latent objective (model.latent: a LatentAlignment with the stage-1 projector)")
+    out: list[float | None] = []
+    for pred, target in zip(projected, teacher):
+        if target is None:
+            out.append(None)
+        elif pred is None:
+            out.append(0.0)
+        else:
+            if pred.shape != target.shape:
+                raise ValueError(f"latent3d_reward: projected latents {tuple(pred.shape)} vs teacher tokens "
+                                 f"{tuple(target.shape)}")
+            cos = F.cosine_similarity(pred.float(), target.float().to(pred.device), dim=-1).mean()
+            out.append(float((cos + 1) / 2))
+    return out
+
+
+def resolve(name: str, spec: str | RewardFunction) -> RewardFunction:
+    """A reward function from a dotted path (``package.module.function``) or a callable."""
+    if callable(spec):
+        return spec
+    module, _, attr = str(spec).rpartition(".")
+    try:
+        fn = getattr(importlib.import_module(module), attr) if module else None
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"model.rewards.{name}: cannot import {spec!r} ({err}); expected a dotted path "
+                         "such as thinkspace.rl.rewards.answer_reward") from err
+    if not callable(fn):
+        raise ValueError(f"model.rewards.{name}: {spec!r} is not a callable; expected a dotted path to a function")
+    return fn
+
+
+@dataclass
+class RewardScores:
+    """Rewards of ``N`` completions.
+
+    Attributes:
+        values: ``[R, N]`` each reward's values, NaN where it returned ``None``.
+        total: ``[N]`` weighted sum over rewards (a ``None`` contributes nothing).
+        names: the R reward names in order.
+    """
+
+    values: Tensor
+    total: Tensor
+    names: list[str]
+
+
+class RewardSet:
+    """Named reward functions combined with weights.
+
+    Args:
+        functions: name -> dotted path or callable.
+        weights: name -> weight (default 1.0 each); a name that is not a reward is an error.
+        kwargs: name -> extra keyword arguments of that function (e.g. ``{answer: {rel_tol: 0.05}}``).
+    """
+
+    def __init__(self, functions: dict[str, str | RewardFunction], weights: dict[str, float] | None = None,
+                 kwargs: dict[str, dict[str, Any]] | None = None) -> None:
+        functions = {k: v for k, v in (functions or {}).items() if v is not None}
+        if not functions:
+            raise ValueError("model.rewards: no reward function; give at least one (name: dotted.path)")
+        for key, mapping in (("reward_weights", weights), ("reward_kwargs", kwargs)):
+            unknown = sorted(set(mapping or {}) - set(functions))
+            if unknown:
+                raise ValueError(f"model.{key}: {unknown} name no reward; rewards are {sorted(functions)}")
+        self.names = list(functions)
+        self.functions = {k: resolve(k, v) for k, v in functions.items()}
+        self.weights = {k: float((weights or {}).get(k, 1.0)) for k in self.names}
+        self.kwargs = {k: dict((kwargs or {}).get(k) or {}) for k in self.names}
+
+    def __call__(self, prompts: list[str], completions: list[str], fields: dict[str, list[Any]],
+                 sample_ids: list[str]) -> RewardScores:
+        """Score ``N`` completions; ``sample_ids`` name them in errors.
+
+        Raises:
+            ValueError: naming the reward, when it returns other than N values, or a value
+                that is neither a finite number nor ``None`` (naming the sample too).
+        """
+        n = len(completions)
+        rows = []
+        for name in self.names:
+            got = self.functions[name](prompts, completions, **fields, **self.kwargs[name])
+            got = list(got) if got is not None else None
+            if got is None or len(got) != n:
+                size = "None" if got is None else f"{len(got)} values"
+                raise ValueError(f"reward {name!r} returned {size} for {n} completions; expected one float or "
+                                 "None per completion")
+            row = []
+            for i, value in enumerate(got):
+                if value is None:
+                    row.append(math.nan)
+                    continue
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    raise ValueError(f"reward {name!r} returned {value!r} for sample {sample_ids[i]!r} "
+                                     f"(completion {i}); expected a float or None") from None
+                if not math.isfinite(number):
+                    raise ValueError(f"reward {name!r} returned {number} for sample {sample_ids[i]!r} "
+                                     f"(completion {i}); rewards must be finite (return None to skip a sample)")
+                row.append(number)
+            rows.append(row)
+        values = torch.tensor(rows, dtype=torch.float32)
+        weights = torch.tensor([self.weights[k] for k in self.names])[:, None]
+        total = torch.nan_to_num(values * weights, nan=0.0).sum(0)
+        return RewardScores(values=values, total=total, names=list(self.names))

@@ -1,0 +1,142 @@
+"""Group rollouts and their log-probabilities, each prompt's prefix computed once per group.
+
+A rollout of ``B`` prompts with group size ``G`` gives ``N = B x G`` completions (rows
+``b * G ... b * G + G - 1`` belong to prompt ``b``). Both the sampling
+(:func:`~thinkspace.backbones.latent_decoding.generate_with_latents`) and the scoring
+(:func:`sequence_logprobs`, with or without gradients) run the prompt and its images
+once, repeat its KV cache G times and process the G completions as one batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from thinkspace.backbones.latent_decoding import LatentGeneration, prefill
+from thinkspace.backbones.outputs import Batch, VisualTokens
+from thinkspace.rl.rewards import RewardScores
+
+
+@dataclass
+class Rollout:
+    """One rollout batch, kept for ``num_iterations`` optimisation steps.
+
+    Attributes:
+        prompts: the ``B`` left-padded prompts.
+        generation: what decoding returned (tokens ``[N, T]``, latents ``[N, k, D]``, masks).
+        mask: ``[N, T]`` tokens the loss counts (sampled completion tokens).
+        rewards: every reward's values and the weighted total.
+        advantages: ``[N]`` group-normalised advantages.
+        old_logp: ``[N, T]`` log-probabilities under the sampling policy (``None``: equal to
+            the current policy's, detached, i.e. ``num_iterations == 1``).
+        ref_logp: ``[N, T]`` log-probabilities under the reference policy (``None`` when beta is 0).
+        completions: ``N`` completion texts as the rewards saw them.
+    """
+
+    prompts: Batch
+    generation: LatentGeneration
+    mask: Tensor
+    rewards: RewardScores
+    advantages: Tensor
+    old_logp: Tensor | None
+    ref_logp: Tensor | None
+    completions: list[str]
+
+    @property
+    def group(self) -> int:
+        return self.generation.group
+
+
+def completion_texts(tokenizer: Any, generation: LatentGeneration, stops: set[int]) -> list[str]:
+    """Each completion as text: its tokens up to (not including) the stop token, special
+    tokens kept (the latent slot stays visible to format rewards)."""
+    texts = []
+    for row, keep in zip(generation.tokens.tolist(), generation.completion_mask.tolist()):
+        ids = [t for t, k in zip(row, keep) if k and t not in stops]
+        texts.append(tokenizer.decode(ids, skip_special_tokens=False))
+    return texts
+
+
+def expand_visual(visual: VisualTokens, group: int, samples: list[int] | None = None) -> VisualTokens:
+    """The visual index of the prompts ``samples`` (default all ``B``) for ``len(samples) x group``
+    rows: prompt ``samples[i]`` becomes rows ``i * group ... i * group + group - 1``."""
+    fields = ("sample", "position", "frame", "row", "col")
+    parts: dict[str, list[Tensor]] = {f: [] for f in fields}
+    grids = []
+    samples = list(range(len(visual.frames_per_group))) if samples is None else samples
+    for i, b in enumerate(samples):
+        keep = visual.sample == b
+        rows = visual.grid[visual.grid[:, 0] == b]
+        for g in range(group):
+            for f in fields:
+                value = getattr(visual, f)[keep]
+                parts[f].append(torch.full_like(value, i * group + g) if f == "sample" else value)
+            grids.append(torch.cat([torch.full_like(rows[:, :1], i * group + g), rows[:, 1:]], 1))
+    return VisualTokens(**{f: torch.cat(v) for f, v in parts.items()}, grid=torch.cat(grids),
+                        frames_per_group=visual.frames_per_group[samples].repeat_interleave(group))
+
+
+def expand_batch(batch: Batch, group: int, samples: list[int] | None = None) -> Batch:
+    """Ids, answers and the visual index of prompts ``samples`` (default all) repeated for their
+    ``group`` rows (model inputs unchanged: they are not run again)."""
+    samples = list(range(len(batch))) if samples is None else samples
+    rep = lambda xs: [xs[b] for b in samples for _ in range(group)]  # noqa: E731
+    return replace(batch, ids=rep(batch.ids), answers=rep(batch.answers), answer_types=rep(batch.answer_types),
+                   tasks=rep(batch.tasks), visual=expand_visual(batch.visual, group, samples))
+
+
+def sequence_logprobs(
+    backbone: Any,
+    prompts: Batch,
+    generation: LatentGeneration,
+    temperature: float = 1.0,
+    feedback: bool = False,
+    inputs_embeds_hook: Any = None,
+) -> Tensor:
+    """Log-probabilities ``[N, T]`` of the generated tokens (0 outside the completion).
+
+    The prompt runs once and its KV cache is repeated for the group; the completions run
+    as one batch over it. Gradients flow when the caller has them enabled. With
+    ``feedback`` the latent pads' input embeddings are the latents fed back during
+    decoding (taken as given, without gradient), as the sampler saw them.
+
+    Args:
+        prompts: the left-padded prompt batch the generation ran on (``B`` rows).
+        generation: tokens ``[N, T]``, completion mask, latents of ``N = B x G`` completions.
+        temperature: logits are divided by it, as in sampling.
+    """
+    tokens, keep, group = generation.tokens, generation.completion_mask, generation.group
+    pre = prefill(backbone, prompts, inputs_embeds_hook).repeat(group)
+    embeds = backbone.hf.get_input_embeddings()(tokens)  # [N, T, D]
+    if feedback and generation.latents.shape[1] > 0:
+        embeds = _feed_latents(embeds, generation)
+    mask = torch.cat([pre.mask, keep.long()], 1)
+    out = backbone.hf.model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=pre.positions(
+        tokens.shape[1]), past_key_values=pre.cache, use_cache=True, return_dict=True)
+    # token t is predicted by the hidden state before it: the prompt's last for t = 0
+    hidden = torch.cat([pre.hidden[:, -1:], out.last_hidden_state[:, :-1]], 1)
+    logp = torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)
+    where = keep.bool()
+    logits = backbone.hf.lm_head(hidden[where]).float() / max(temperature, 1e-5)
+    picked = logits.gather(-1, tokens[where][:, None])[:, 0] - torch.logsumexp(logits, -1)
+    return logp.masked_scatter(where, picked)
+
+
+def _feed_latents(embeds: Tensor, generation: LatentGeneration) -> Tensor:
+    """``embeds`` ``[N, T, D]`` with pad ``j`` of each slot replaced by latent ``j - 1``."""
+    k, length = generation.latents.shape[1], embeds.shape[1]
+    rows, cols, src = [], [], []
+    for n, start in enumerate(generation.latent_start.tolist()):
+        if start < 0:
+            continue
+        for j in range(1, k + 1):
+            if start + j < length:
+                rows.append(n), cols.append(start + j), src.append(j - 1)
+    if not rows:
+        return embeds
+    rows_t = torch.tensor(rows, device=embeds.device)
+    values = generation.latents[rows_t, torch.tensor(src, device=embeds.device)].detach().to(embeds.dtype)
+    return embeds.index_put((rows_t, torch.tensor(cols, device=embeds.device)), values)
