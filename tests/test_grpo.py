@@ -319,3 +319,32 @@ def test_answer_reward_rises_on_a_learnable_task(tiny_cache, tmp_path):
     first, last = sum(record.means[:5]) / 5, sum(record.means[-5:]) / 5
     assert len(record.means) == 20
     assert last - first > 0.15 and last > 0.85, record.means
+
+
+# -- the loop -------------------------------------------------------------------------------
+
+class Rollouts(L.Callback):
+    def __init__(self) -> None:
+        self.seen, self.ratios = [], []
+
+    def on_train_batch_end(self, trainer, module, *args) -> None:
+        self.seen.append(module._rollout)
+        self.ratios.append(float(trainer.callback_metrics["train/ratio"]))
+
+
+def test_num_iterations_reuses_a_rollout_and_validation_logs_rewards(tiny_cache):
+    torch.manual_seed(0)
+    module = SpatialGRPO(QwenVL("tiny:qwen2_5_vl"), rewards=ANSWER, group_size=4, max_new_tokens=4, beta=0.0,
+                         num_iterations=2, optimizer=lambda p: torch.optim.SGD(p, lr=0.5))
+    record = Rollouts()
+    trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        use_distributed_sampler=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[record])
+    trainer.fit(module, SpatialDataModule(train=ColouredSquares(16, shuffle_options=False), batch_size=2))
+    first, second, third, _ = record.seen
+    assert first is second and second is not third and first.old_logp is not None
+    assert record.ratios[0] == pytest.approx(1.0)  # the sampling policy itself
+    assert abs(record.ratios[1] - 1.0) > 1e-4  # one update later, the same tokens are likelier or not
+    metrics = trainer.validate(module, torch.utils.data.DataLoader(squares(4), batch_size=2,
+                                                                   collate_fn=module.collator()), verbose=False)[0]
+    assert 0.0 <= metrics["val/rewards/answer"] <= 1.0

@@ -250,7 +250,11 @@ def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, t
         # drop a token when the tokens before it already reach top_p (the first always stays)
         drop = probs.cumsum(-1) - probs >= top_p
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+    # p_i / E_i with E_i ~ Exp(1) is largest at i with probability p_i: an exact draw, one
+    # vectorised pass (torch.multinomial is several times slower on the CPU)
+    probs = logits.softmax(-1)
+    noise = torch.empty_like(probs).exponential_(1.0, generator=generator)
+    return (probs / noise).argmax(-1)
 
 
 def _stop_ids(tokenizer: Any, eos: int | list[int] | None) -> Tensor:

@@ -303,7 +303,7 @@ class SpatialGRPO(L.LightningModule):
     def _log_rewards(self, scores: RewardScores, gen: Any) -> None:
         if self._trainer is None:
             return
-        logs = reward_statistics(scores, gen.group)
+        logs = reward_statistics(scores, gen.group, self.device)
         lengths = gen.completion_mask.sum(1).float()
         logs["completion_length"] = lengths.mean()
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=len(lengths))

@@ -9,12 +9,15 @@ from torch import Tensor
 from thinkspace.rl.rewards import RewardScores
 
 
-def reward_statistics(scores: RewardScores, group: int) -> dict[str, Tensor]:
+def reward_statistics(scores: RewardScores, group: int, device: torch.device | str | None = None
+                      ) -> dict[str, Tensor]:
     """``rewards/<name>/mean``, ``/std`` (over completions where the reward applied) and
     ``/zero_spread`` (share of groups whose applicable values are all equal: no learning
     signal from that reward), for every reward and for the weighted ``total``.
 
-    Sums are all-reduced across data-parallel ranks, so every rank logs the global values.
+    Sums are all-reduced across data-parallel ranks (on ``device``, the module's: the
+    process group's backend decides where tensors must live), so every rank logs the
+    global values.
     """
     rows = torch.cat([scores.values, scores.total[None]])  # [R + 1, N]
     names = [*scores.names, "total"]
@@ -27,8 +30,7 @@ def reward_statistics(scores: RewardScores, group: int) -> dict[str, Tensor]:
     sums = torch.stack([valid.sum(1).float(), values.sum(1), (values ** 2).sum(1),
                         (applies & (high == low)).sum(1).float(), applies.sum(1).float()], 1)  # [R + 1, 5]
     if dist.is_available() and dist.is_initialized():
-        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-        sums = sums.to(device)
+        sums = sums.to(device or "cpu")
         dist.all_reduce(sums)
         sums = sums.cpu()
     out = {}

@@ -1,0 +1,164 @@
+"""One GRPO step: thinkspace's ``SpatialGRPO`` against TRL's ``GRPOTrainer``, side by side.
+
+    pip install -e ".[bench]"      # TRL, for this benchmark only
+    python benchmarks/grpo_vs_trl.py [--pairs 3] [--steps 40] [--hidden 128] [--layers 3]
+
+Equal work on both sides: the same tiny random-initialised Qwen2.5-VL (built offline),
+the same prompts and images (ColouredSquares), G completions per prompt, exactly
+``--new-tokens`` generated tokens per completion (end-of-sequence suppressed on both:
+``stop_at_eos: false`` here, ``min_new_tokens`` there), the same reward functions
+(``format_reward`` without the latent slot and ``answer_reward``), full fine-tuning with
+AdamW, beta 0.04 (a frozen reference copy on both), clip 0.2, one optimisation step per
+rollout, token-mean loss, no gradient checkpointing, one torch thread.
+
+A step is measured from the end of one optimizer step to the end of the next (data,
+generation, rewards, reference and policy passes, backward, AdamW). Runs alternate:
+thinkspace chunk, TRL chunk, ..., each chunk ``--steps`` steps after a warm-up, and each
+pair's ratio is TRL's median step time over thinkspace's. Final line:
+``grpo step trl/thinkspace: ratio R (median of N pairs; min..max)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+warnings.filterwarnings("ignore")
+
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+
+from thinkspace.backbones import QwenVL  # noqa: E402
+from thinkspace.backbones.tiny import tiny_model_dir  # noqa: E402
+from thinkspace.data.datamodule import SpatialDataModule  # noqa: E402
+from thinkspace.data.datasets.squares import ColouredSquares  # noqa: E402
+from thinkspace.rl import SpatialGRPO  # noqa: E402
+from thinkspace.rl.rewards import answer_reward, format_reward  # noqa: E402
+
+
+def texts(completions: list) -> list[str]:
+    """Completions as strings (TRL hands conversational ones over as message lists)."""
+    out = []
+    for c in completions:
+        if isinstance(c, list):
+            content = c[-1]["content"]
+            c = content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+        out.append(c)
+    return out
+
+
+def think_answer_format(prompts, completions, **fields):
+    """The format reward without a latent slot (no latent objective in this comparison)."""
+    return format_reward(prompts, texts(completions), latent=False)
+
+
+def answer(prompts, completions, answer, answer_type, **fields):
+    return answer_reward(prompts, texts(completions), answer=answer, answer_type=answer_type)
+
+
+REWARDS = [think_answer_format, answer]
+
+
+class StepTimer(L.Callback):
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def on_train_batch_end(self, *args) -> None:
+        self.stamps.append(time.perf_counter())
+
+
+def median_step(stamps: list[float], warmup: int) -> float:
+    return statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:]))
+
+
+def thinkspace_chunk(module: SpatialGRPO, data: SpatialDataModule, steps: int, warmup: int) -> float:
+    timer = StepTimer()
+    trainer = L.Trainer(max_steps=warmup + steps + 1, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[timer], use_distributed_sampler=False, num_sanity_val_steps=0)
+    trainer.fit(module, data)
+    return median_step(timer.stamps, warmup)
+
+
+def build_trl(path: str, samples: list, args: argparse.Namespace, out: str):
+    from datasets import Dataset
+    from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    class Stamps(TrainerCallback):
+        def __init__(self) -> None:
+            self.stamps: list[float] = []
+
+        def on_step_end(self, *a, **k) -> None:
+            self.stamps.append(time.perf_counter())
+
+    rows = [{"prompt": [{"role": "user", "content": s.prompt}], "image": s.frames[0], "answer": s.answer, "answer_type": s.answer_type}
+            for s in samples]
+    config = GRPOConfig(
+        output_dir=out, per_device_train_batch_size=args.prompts * args.group, num_generations=args.group,
+        max_completion_length=args.new_tokens, generation_kwargs={"min_new_tokens": args.new_tokens},
+        temperature=1.0, beta=0.04, epsilon=0.2, num_iterations=1, learning_rate=1e-5, use_cpu=True,
+        gradient_checkpointing=False, report_to="none", disable_tqdm=True, save_strategy="no", logging_steps=10_000,
+        max_steps=args.warmup + args.steps + 1, shuffle_dataset=False, dataloader_num_workers=0, seed=0)
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
+    trainer = GRPOTrainer(model=model, reward_funcs=REWARDS, args=config, train_dataset=Dataset.from_list(rows),
+                          processing_class=AutoProcessor.from_pretrained(path))
+    stamps = Stamps()
+    trainer.add_callback(stamps)
+    return trainer, stamps
+
+
+def trl_chunk(trainer, stamps, warmup: int) -> float:
+    stamps.stamps.clear()
+    trainer.train()
+    return median_step(stamps.stamps, warmup)
+
+
+def main(argv: list[str] | None = None) -> float:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--prompts", type=int, default=2, help="prompts per step")
+    parser.add_argument("--group", type=int, default=8)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--image", type=int, nargs=2, default=[56, 112], help="height width")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    path = str(tiny_model_dir("qwen2_5_vl", hidden_size=args.hidden, num_layers=args.layers))
+    data = ColouredSquares(512, image_size=tuple(args.image), shuffle_options=False)
+    samples = [data[i] for i in range(len(data))]
+    L.seed_everything(0)
+    module = SpatialGRPO(QwenVL(path), rewards={f.__name__: f for f in REWARDS}, group_size=args.group,
+                         max_new_tokens=args.new_tokens, stop_at_eos=False, temperature=1.0, beta=0.04, epsilon=0.2,
+                         optimizer=lambda p: torch.optim.AdamW(p, lr=1e-5))
+    loader = SpatialDataModule(train=data, batch_size=args.prompts)
+    params = sum(p.numel() for p in module.backbone.parameters())
+    print(f"model: hidden {args.hidden}, {args.layers} layers, {params / 1e6:.2f}M parameters; "
+          f"{args.prompts} prompts x G {args.group} x {args.new_tokens} new tokens per step; torch {torch.__version__}")
+    with tempfile.TemporaryDirectory() as out:
+        trainer, stamps = build_trl(path, samples, args, out)
+        ratios = []
+        for pair in range(args.pairs):
+            ours = thinkspace_chunk(module, loader, args.steps, args.warmup)
+            theirs = trl_chunk(trainer, stamps, args.warmup)
+            ratios.append(theirs / ours)
+            print(f"pair {pair}: thinkspace {ours * 1000:.1f} ms/step, TRL {theirs * 1000:.1f} ms/step, "
+                  f"ratio {ratios[-1]:.2f}", flush=True)
+    ratio = statistics.median(ratios)
+    print(f"grpo step trl/thinkspace: ratio {ratio:.2f} (median of {len(ratios)} pairs; "
+          f"{min(ratios):.2f}..{max(ratios):.2f})")
+    return ratio
+
+
+if __name__ == "__main__":
+    main()
