@@ -1,7 +1,7 @@
 """One GRPO step: thinkspace's ``SpatialGRPO`` against TRL's ``GRPOTrainer``, side by side.
 
     pip install -e ".[bench]"      # TRL, for this benchmark only
-    python benchmarks/grpo_vs_trl.py [--pairs 3] [--steps 40] [--hidden 128] [--layers 3]
+    python benchmarks/grpo_vs_trl.py [--pairs 3] [--steps 40] [--hidden 128] [--layers 3] [--views 1]
 
 Equal work on both sides: the same tiny random-initialised Qwen2.5-VL (built offline),
 the same prompts and images (ColouredSquares), G completions per prompt, exactly
@@ -98,8 +98,8 @@ def build_trl(path: str, samples: list, args: argparse.Namespace, out: str):
         def on_step_end(self, *a, **k) -> None:
             self.stamps.append(time.perf_counter())
 
-    rows = [{"prompt": [{"role": "user", "content": s.prompt}], "image": s.frames[0], "answer": s.answer, "answer_type": s.answer_type}
-            for s in samples]
+    rows = [{"prompt": [{"role": "user", "content": s.prompt}], "images": list(s.frames), "answer": s.answer,
+             "answer_type": s.answer_type} for s in samples]
     config = GRPOConfig(
         output_dir=out, per_device_train_batch_size=args.prompts * args.group, num_generations=args.group,
         max_completion_length=args.new_tokens, generation_kwargs={"min_new_tokens": args.new_tokens},
@@ -131,11 +131,12 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--image", type=int, nargs=2, default=[56, 112], help="height width")
+    parser.add_argument("--views", type=int, default=1, help="images per prompt")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
     path = str(tiny_model_dir("qwen2_5_vl", hidden_size=args.hidden, num_layers=args.layers))
-    data = ColouredSquares(512, image_size=tuple(args.image), shuffle_options=False)
+    data = ColouredSquares(512, image_size=tuple(args.image), num_views=args.views, shuffle_options=False)
     samples = [data[i] for i in range(len(data))]
     L.seed_everything(0)
     module = SpatialGRPO(QwenVL(path), rewards={f.__name__: f for f in REWARDS}, group_size=args.group,
@@ -143,8 +144,9 @@ def main(argv: list[str] | None = None) -> float:
                          optimizer=lambda p: torch.optim.AdamW(p, lr=1e-5))
     loader = SpatialDataModule(train=data, batch_size=args.prompts)
     params = sum(p.numel() for p in module.backbone.parameters())
-    print(f"model: hidden {args.hidden}, {args.layers} layers, {params / 1e6:.2f}M parameters; "
-          f"{args.prompts} prompts x G {args.group} x {args.new_tokens} new tokens per step; torch {torch.__version__}")
+    print(f"model: hidden {args.hidden}, {args.layers} layers, {params / 1e6:.2f}M parameters; {args.prompts} "
+          f"prompts ({args.views} x {args.image[0]}x{args.image[1]} px) x G {args.group} x {args.new_tokens} new "
+          f"tokens per step; torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as out:
         trainer, stamps = build_trl(path, samples, args, out)
         ratios = []

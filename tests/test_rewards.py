@@ -87,6 +87,7 @@ def test_reward_set_resolves_dotted_paths_and_passes_kwargs():
     ({"mine": "thinkspace.rl.rewards.START"}, None, r"model.rewards.mine: .* is not a callable"),
     ({"a": _const([1.0])}, {"typo": 1.0}, r"model.reward_weights: \['typo'\] name no reward"),
     ({}, None, "model.rewards: no reward function"),
+    ({"my.reward": _const([1.0])}, None, r"model.rewards: names \['my.reward'\] may not be empty or hold"),
 ])
 def test_reward_set_configuration_errors(functions, weights, message):
     with pytest.raises(ValueError, match=message):

@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
+from torchmetrics import MeanMetric
 
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.latent_decoding import _stop_ids, generate_with_latents
@@ -130,6 +131,7 @@ class SpatialGRPO(L.LightningModule):
         if rewards is None and latent is None:
             chosen.pop("latent3d")
         self.rewards = RewardSet(chosen, reward_weights, reward_kwargs)
+        self.val_rewards = torch.nn.ModuleDict({name: MeanMetric() for name in self.rewards.names})
         self.group_size, self.max_new_tokens = group_size, max_new_tokens
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.stop_at_eos, self.force_latent_start = stop_at_eos, force_latent_start
@@ -315,9 +317,10 @@ class SpatialGRPO(L.LightningModule):
         gen = self.generate(batch, keep_slot=True)
         scores = self.score(batch, gen, gen.texts)
         for name, row in zip(scores.names, scores.values):
-            valid = ~torch.isnan(row)
-            if valid.any():
-                self.log(f"val/rewards/{name}", row[valid].mean(), batch_size=int(valid.sum()), sync_dist=True)
+            # a metric, not a conditional log: every rank takes part in the reduction
+            metric = self.val_rewards[name]
+            metric.update(row[~torch.isnan(row)].to(self.device))
+            self.log(f"val/rewards/{name}", metric, on_step=False, on_epoch=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> dict[str, list[str]]:
         texts = self.generate(batch).texts

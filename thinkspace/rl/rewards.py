@@ -153,6 +153,9 @@ class RewardSet:
         functions = {k: v for k, v in (functions or {}).items() if v is not None}
         if not functions:
             raise ValueError("model.rewards: no reward function; give at least one (name: dotted.path)")
+        bad = [k for k in functions if not k or "." in k or "/" in k]
+        if bad:
+            raise ValueError(f"model.rewards: names {bad} may not be empty or hold '.' or '/' (they name log keys)")
         for key, mapping in (("reward_weights", weights), ("reward_kwargs", kwargs)):
             unknown = sorted(set(mapping or {}) - set(functions))
             if unknown:
