@@ -17,7 +17,19 @@ from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.modules.spatial_vlm import SpatialVLM
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+ALL_YAML = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+def is_sweep(path: Path) -> bool:
+    """A sweep file (``thinkspace sweep --grid``): only sweep sections at its top level."""
+    from thinkspace.sweep.grid import KNOWN
+
+    raw = yaml.safe_load(path.read_text())
+    return isinstance(raw, dict) and bool(raw) and set(raw) <= set(KNOWN)
+
+
+SWEEPS = [p for p in ALL_YAML if is_sweep(p)]
+CONFIGS = [p for p in ALL_YAML if p not in SWEEPS]
 TINY_FOR = {"qwen2_vl": "tiny:qwen2_vl", "qwen3_vl": "tiny:qwen3_vl", "llava": "tiny:llava_onevision"}
 
 
@@ -90,3 +102,25 @@ def test_config_parses_and_instantiates(config, tmp_path):
     for name, spec in (raw["model"].get("objectives") or {}).items():  # presets' weights arrive
         if isinstance(spec, dict) and "weight" in (spec.get("init_args") or {}):
             assert cli.model.objectives[name].weight == spec["init_args"]["weight"], name
+
+
+@pytest.mark.parametrize("sweep", SWEEPS, ids=[str(p.relative_to(p.parents[1])) for p in SWEEPS])
+def test_sweep_file_resolves_every_run_against_its_base(sweep):
+    """Each run of a sweep file parses against the base named on its ``# base:`` line."""
+    from thinkspace.sweep.grid import load_sweep
+    from thinkspace.sweep.resolve import resolve
+
+    base = base_of(sweep)
+    assert base is not None and base.exists(), f"{sweep}: no '# base: CONFIG' line"
+    plan = load_sweep(sweep)
+    assert plan.runs
+    for spec in plan.runs:
+        resolved = yaml.safe_load(resolve("fit", str(base), spec.overrides))
+        for key, value in spec.overrides.items():
+            node = resolved
+            for part in key.split("."):
+                node = node[part]
+            if isinstance(value, dict) and "class_path" in value:
+                assert node["class_path"] == value["class_path"], (spec.name, key)
+            elif not isinstance(value, dict):
+                assert node == value, (spec.name, key)

@@ -33,7 +33,8 @@ from thinkspace.throughput import Throughput
 
 #: subcommands that are not Lightning's: name -> module with ``main(argv) -> int``.
 TOOLS = {"synth": "thinkspace.synth.command", "score": "thinkspace.eval.command",
-         "cache-teacher": "thinkspace.teachers.command", "points": "thinkspace.points"}
+         "cache-teacher": "thinkspace.teachers.command", "points": "thinkspace.points",
+         "sweep": "thinkspace.sweep.command"}
 
 
 class ThinkspaceCLI(LightningCLI):

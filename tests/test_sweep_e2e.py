@@ -1,0 +1,59 @@
+"""A real tiny ``thinkspace fit`` and ``thinkspace test`` through ``thinkspace sweep``, in subprocesses."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = REPO / "configs" / "ablations" / "base.yaml"
+
+
+def synthetic(split: str, n: int) -> dict:
+    return {"class_path": "thinkspace.data.datasets.synthetic.SyntheticSpatial",
+            "init_args": {"kind": "views", "settings": ["leftmost"], "num_samples": n, "image_size": 56,
+                          "num_views": 1, "num_objects": [3, 4], "shuffle_options": False, "split": split}}
+
+
+def test_a_real_tiny_sweep_trains_evaluates_reports_and_skips(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({
+        "command": [sys.executable, "-m", "thinkspace.cli"],
+        "fixed": {"trainer.max_steps": 3, "trainer.val_check_interval": 3, "trainer.log_every_n_steps": 1,
+                  "data.batch_size": 2, "data.num_workers": 0, "data.train": synthetic("train", 6),
+                  "data.val": synthetic("val", 2)},
+        "settings": {"point_map": {"model.cues.points": {"class_path": "thinkspace.cues.PointMapCue"}}},
+        "seeds": [7],
+        "evaluate": {"heldout": {"data.test": synthetic("test", 2)}},
+    }))
+    out = tmp_path / "out"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
+    command = [sys.executable, "-m", "thinkspace.cli", "sweep", "--config", str(BASE), "--grid", str(grid),
+               "--out", str(out)]
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (run,) = [d for d in out.iterdir() if d.is_dir()]
+    assert run.name.startswith("setting=point-map_seed=7_")
+    fit = json.loads((run / "metrics_fit.json").read_text())
+    assert fit["stage"] == "fit" and fit["global_step"] == 3
+    assert 0.0 <= fit["metrics"]["val/accuracy"] <= 1.0 and fit["metrics"]["val/loss"] > 0
+    test = json.loads((run / "metrics_test_heldout.json").read_text())
+    assert 0.0 <= test["metrics"]["test/accuracy"] <= 1.0
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    resolved = yaml.safe_load((run / "resolved.yaml").read_text())
+    assert resolved["seed_everything"] == 7 and resolved["trainer"]["max_steps"] == 3
+    assert resolved["model"]["cues"]["points"]["class_path"] == "thinkspace.cues.PointMapCue"
+    assert json.loads((run / "status.json").read_text())["state"] == "done"
+    (row,) = list(csv.DictReader((out / "results.csv").open()))
+    assert row["setting"] == "point_map" and row["seed"] == "7" and row["state"] == "done"
+    assert float(row["val/accuracy"]) == fit["metrics"]["val/accuracy"]
+    assert float(row["heldout:test/accuracy"]) == test["metrics"]["test/accuracy"]
+    # again: the finished run is skipped, no process launched
+    log = (run / "fit.log").read_text()
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "finished, skipped" in again.stdout
+    assert (run / "fit.log").read_text() == log

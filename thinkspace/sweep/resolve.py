@@ -1,0 +1,114 @@
+"""Overrides as command-line arguments, checked against thinkspace's own parser.
+
+Every run's overrides become ``--key value`` arguments of ``thinkspace fit`` (so they
+mean exactly what they mean on the command line). Before any run starts, each run's
+arguments are parsed in-process with ``--print_config`` (nothing is instantiated, no
+model is loaded), which catches misspelt keys and wrong types and gives the run's
+fully resolved config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from typing import Any
+
+import yaml
+
+
+def as_arguments(overrides: dict[str, Any]) -> list[str]:
+    """``{"a.b": 1, "c": {"class_path": ...}}`` -> ``["--a.b", "1", "--c", '{"class_path": ...}']``."""
+    args = []
+    for key, value in overrides.items():
+        args += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    return args
+
+
+def resolve(subcommand: str, config: str, overrides: dict[str, Any], extra: list[str] | None = None) -> str:
+    """The resolved config (YAML text) of ``thinkspace SUBCOMMAND --config CONFIG`` with the overrides.
+
+    Raises:
+        ValueError: with the parser's message, when the arguments do not parse; or
+            naming the key, when an override names a key the config does not have (the
+            parser alone accepts e.g. ``model.objectives.layuot.init_args.weight``).
+    """
+    from thinkspace.cli import main
+
+    argv = [subcommand, "--config", config, *as_arguments(overrides), *(extra or []), "--print_config"]
+    out, err = io.StringIO(), io.StringIO()
+    code: Any = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _bare_argv():
+            main(argv)
+    except SystemExit as e:
+        code = e.code
+    if code not in (0, None):
+        message = err.getvalue().strip().splitlines()
+        detail = "\n".join(line for line in message if not line.startswith(" ") or "error" in line.lower())
+        raise ValueError(f"thinkspace {subcommand} --config {config}: the overrides do not parse:\n"
+                         f"{detail[-2000:] or err.getvalue()[-2000:]}")
+    text = out.getvalue()
+    check_keys(overrides, base_resolved(subcommand, config), config)
+    return text
+
+
+@contextlib.contextmanager
+def _bare_argv():
+    """``sys.argv`` without the sweep's own arguments while the CLI parses in-process
+    (Lightning warns when both ``args`` and ``sys.argv`` carry arguments)."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+_BASES: dict[tuple[str, str], dict] = {}
+
+
+def base_resolved(subcommand: str, config: str) -> dict:
+    """The base config's resolved mapping (parsed once per process)."""
+    key = (subcommand, config)
+    if key not in _BASES:
+        from thinkspace.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _bare_argv():
+                main([subcommand, "--config", config, "--print_config"])
+        except SystemExit as e:
+            if e.code not in (0, None):
+                raise ValueError(f"base config {config} does not parse:\n{err.getvalue()[-2000:]}") from None
+        _BASES[key] = yaml.safe_load(out.getvalue()) or {}
+    return _BASES[key]
+
+
+def check_keys(overrides: dict[str, Any], base: dict, config: str) -> None:
+    """Every override key must exist in the base config, or add one whole component.
+
+    A key may add a new entry to a mapping of components (``model.cues.pointmap``) when
+    its value is a whole component (a mapping with ``class_path``) or ``null``.
+
+    Raises:
+        ValueError: naming the key, the missing part and the keys that do exist there.
+    """
+    for key, value in overrides.items():
+        node: Any = base
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+                continue
+            where = ".".join(parts[:i]) or "the top level"
+            last = i == len(parts) - 1
+            whole = value is None or (isinstance(value, dict) and "class_path" in value)
+            parent_is_mapping = node is None or (isinstance(node, dict) and "class_path" not in node)
+            if last and whole and parent_is_mapping:
+                break  # a new component in a mapping such as model.cues
+            known = sorted(node) if isinstance(node, dict) else []
+            raise ValueError(f"sweep override '{key}': {config} has no key '{part}' under {where}"
+                             + (f" (it has {known})" if known else "")
+                             + ("; to add a component give its whole mapping with class_path" if last else ""))
