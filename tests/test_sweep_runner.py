@@ -144,5 +144,7 @@ def test_the_report_aggregates_hand_made_metrics(tmp_path):
     assert lines[2] == "| setting=a | 3/3 | 0.500 ± 0.361 | 0.600 ± 0.100 |  |"
     assert lines[3] == "| setting=b | 1/2 | 0.250 | - | b1 |"
     assert (tmp_path / "results.png").stat().st_size > 1000
+    write_report(tmp_path, chart=False, columns=["heldout:test/accuracy"])  # the sweep file's `columns`
+    assert (tmp_path / "results.md").read_text().splitlines()[2] == "| setting=a | 3/3 | 0.600 ± 0.100 |  |"
     with pytest.raises(ValueError, match="holds no runs"):
         write_report(tmp_path / "empty")

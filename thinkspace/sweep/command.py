@@ -13,6 +13,7 @@ Finished runs are skipped, interrupted ones resumed, crashed ones recorded; at t
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.report:
-            paths = write_report(args.report, args.metric or "val/accuracy", chart=not args.no_chart)
+            saved = Path(args.report) / "sweep.json"
+            plan = json.loads(saved.read_text()) if saved.exists() else {}
+            paths = write_report(args.report, args.metric or plan.get("metric") or "val/accuracy",
+                                 chart=not args.no_chart, columns=plan.get("columns"))
             print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
             return 0
         if not args.config or not args.grid:
@@ -81,7 +85,7 @@ def sweep(args: argparse.Namespace) -> int:
         return 0
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "sweep.json", {"config": config, "grid": str(args.grid), "runs": [s.name for s in plan.runs],
-                                    "metric": plan.metric})
+                                    "metric": plan.metric, "columns": plan.columns})
     start, executed, failed = time.monotonic(), 0, 0
     for spec in plan.runs:
         run_dir = out / spec.name
@@ -95,6 +99,6 @@ def sweep(args: argparse.Namespace) -> int:
         failed += status.get("state") == "failed"
     elapsed = time.monotonic() - start
     print(f"[sweep] {executed} run(s) executed in {elapsed:.0f} s, {failed} failed, {len(plan.runs)} in the sweep")
-    paths = write_report(out, args.metric or plan.metric, chart=not args.no_chart)
+    paths = write_report(out, args.metric or plan.metric, chart=not args.no_chart, columns=plan.columns)
     print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
     return 1 if failed else 0

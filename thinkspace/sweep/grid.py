@@ -17,6 +17,7 @@ line (``model.optimizer.init_args.lr``)::
     evaluate:                # optional test stages after fit: name -> overrides
       heldout: {data.test: {...}}
     metric: val/accuracy     # the headline metric of the chart
+    columns: [val/accuracy, val/loss]  # metrics of results.md (default: every val/ and test/ one)
     command: [thinkspace]    # how a run is launched (a program taking thinkspace's arguments)
 
 Runs are the product settings x grid x zip groups x seeds, in that order. A value
@@ -35,7 +36,7 @@ from typing import Any
 
 import yaml
 
-KNOWN = ("settings", "grid", "zip", "seeds", "seed_keys", "fixed", "evaluate", "metric", "command")
+KNOWN = ("settings", "grid", "zip", "seeds", "seed_keys", "fixed", "evaluate", "metric", "columns", "command")
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Sweep:
     evaluate: dict[str, dict[str, Any]]
     metric: str
     command: list[str]
+    columns: list[str] | None = None
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -99,8 +101,11 @@ def load_sweep(path: str | Path) -> Sweep:
     command = data.get("command") or ["thinkspace"]
     if isinstance(command, str):
         command = command.split()
+    columns = data.get("columns")
+    if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
+        raise ValueError(f"sweep file {path}: 'columns' must list metric names, got {columns!r}")
     return Sweep(path, runs, {k: v or {} for k, v in evaluate.items()}, str(data.get("metric") or "val/accuracy"),
-                 [str(c) for c in command])
+                 [str(c) for c in command], columns)
 
 
 def _mapping(data: dict, key: str, where: str) -> dict:

@@ -74,8 +74,12 @@ def _atomic(path: Path, text: str | bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_report(out: str | Path, headline: str = "val/accuracy", chart: bool = True) -> dict[str, Path]:
+def write_report(out: str | Path, headline: str = "val/accuracy", chart: bool = True,
+                 columns: list[str] | None = None) -> dict[str, Path]:
     """Write ``results.csv``, ``results.md`` and (with ``chart``) ``results.png`` into ``out``.
+
+    ``columns`` chooses the metrics of ``results.md`` (default: every ``val/`` and ``test/``
+    metric, the headline first); ``results.csv`` always has every logged scalar.
 
     Raises:
         ValueError: when ``out`` holds no runs.
@@ -96,7 +100,9 @@ def write_report(out: str | Path, headline: str = "val/accuracy", chart: bool = 
     paths = {"csv": out / "results.csv", "md": out / "results.md"}
     _atomic(paths["csv"], buffer.getvalue())
     shown = [k for k in all_keys if any(k.split(":")[-1].startswith(p) for p in SHOWN)]
-    if headline in shown:  # the headline first
+    if columns is not None:
+        shown = list(columns)
+    elif headline in shown:  # the headline first
         shown.remove(headline)
         shown.insert(0, headline)
     table = summarise(rows, shown)
