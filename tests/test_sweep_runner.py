@@ -148,3 +148,14 @@ def test_the_report_aggregates_hand_made_metrics(tmp_path):
     assert (tmp_path / "results.md").read_text().splitlines()[2] == "| setting=a | 3/3 | 0.600 ± 0.100 |  |"
     with pytest.raises(ValueError, match="holds no runs"):
         write_report(tmp_path / "empty")
+
+
+def test_a_run_directory_made_with_another_config_is_refused(tmp_path):
+    from thinkspace.sweep.grid import RunSpec
+    from thinkspace.sweep.runner import prepare_run
+
+    spec = RunSpec("r", {"trainer.max_steps": 5})
+    prepare_run(spec, "base.yaml", tmp_path / "r", "trainer:\n  max_steps: 5\n")
+    prepare_run(spec, "base.yaml", tmp_path / "r", "trainer:\n  max_steps: 5\n")  # same config: fine
+    with pytest.raises(ValueError, match="was made with another resolved config than base.yaml gives now"):
+        prepare_run(spec, "base.yaml", tmp_path / "r", "trainer:\n  max_steps: 6\n")

@@ -56,16 +56,16 @@ def read_status(run_dir: Path) -> dict[str, Any] | None:
 
 
 def prepare_run(spec: RunSpec, config: str, run_dir: Path, resolved: str) -> None:
-    """Write ``run.json`` and ``resolved.yaml``; refuse a finished run whose config changed.
+    """Write ``run.json`` and ``resolved.yaml``; refuse a run directory made with another config.
 
     Raises:
-        ValueError: when the directory holds a finished run with another resolved config
-            (the base config was edited): its results would be stale.
+        ValueError: when the directory holds a run (finished or not) with another resolved
+            config (the base config was edited): its results would be stale, and its
+            checkpoint would resume a different run.
     """
     old = run_dir / "resolved.yaml"
-    status = read_status(run_dir)
-    if status and status.get("state") == "done" and old.exists() and old.read_text() != resolved:
-        raise ValueError(f"run {run_dir} finished with another resolved config than {config} gives now (was the "
+    if old.exists() and old.read_text() != resolved:
+        raise ValueError(f"run {run_dir} was made with another resolved config than {config} gives now (was the "
                          "base config edited?); write the sweep to a new --out or delete that run directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "run.json", {"name": spec.name, "labels": spec.labels, "overrides": spec.overrides,
