@@ -57,3 +57,24 @@ def test_stage1_overrides_still_select_spatial_vlm(tmp_path):
     assert names_model_class(["fit", "--config", str(TINY)])
     assert names_model_class(["fit", f"--config={TINY}"])
     assert names_model_class(["fit", "--model", "thinkspace.rl.SpatialGRPO"])
+
+
+def test_reward_overrides_on_the_command_line(tmp_path):
+    """`--model.rewards.<name> null` drops a reward (its weight too); a dotted path adds one."""
+    from lightning.pytorch import LightningModule
+
+    from thinkspace.cli import ThinkspaceCLI
+    from thinkspace.data.datamodule import SpatialDataModule
+    from thinkspace.rl.rewards import format_reward
+
+    cli = ThinkspaceCLI(LightningModule, SpatialDataModule, subclass_mode_model=True, run=False,
+                        save_config_callback=None, parser_kwargs={"parser_mode": "omegaconf"},
+                        auto_configure_optimizers=False,
+                        args=["--config", str(TINY), "--trainer.logger", "false",
+                              "--trainer.default_root_dir", str(tmp_path), "--model.rewards.format", "null",
+                              "--model.rewards.mine", "thinkspace.rl.rewards.format_reward",
+                              "--model.reward_weights.answer", "0.5"])
+    rewards = cli.model.rewards
+    assert rewards.names == ["answer", "latent3d", "mine"]
+    assert rewards.weights == {"answer": 0.5, "latent3d": 1.0, "mine": 1.0}
+    assert rewards.functions["mine"] is format_reward

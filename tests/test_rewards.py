@@ -75,6 +75,11 @@ def test_reward_set_weights_sum_and_none_contributes_nothing():
     assert torch.isnan(scores.values[1, 1:]).all() and scores.values[0, :2].tolist() == [1.0, 0.0]
 
 
+def test_null_drops_a_reward_and_its_weight():
+    rewards = RewardSet({"a": _const([1.0]), "b": None, "c": "None"}, weights={"a": 2.0, "b": 3.0, "c": 1.0})
+    assert rewards.names == ["a"] and rewards.weights == {"a": 2.0}
+
+
 def test_reward_set_resolves_dotted_paths_and_passes_kwargs():
     rewards = RewardSet({"answer": "thinkspace.rl.rewards.answer_reward"}, kwargs={"answer": {"rel_tol": 0.5}})
     scores = rewards([""], ["<answer>4</answer>"], {"answer": [3.0], "answer_type": ["number"]}, ["s"])

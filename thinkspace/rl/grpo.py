@@ -52,7 +52,7 @@ class SpatialGRPO(L.LightningModule):
             adapter training: the reference policy is then the same model with its adapter
             disabled).
         rewards: reward functions by name, as dotted paths (``None`` drops one). Default:
-            format, answer and latent-3D (the latter two need ``latent``... see docs/grpo.md).
+            format, answer and latent-3D (latent-3D only with ``latent``; see docs/grpo.md).
         reward_weights: weight per reward name (default 1.0 each; the paper sums them).
         reward_kwargs: extra keyword arguments per reward name (e.g. ``{answer: {rel_tol: 0.05}}``).
         latent: the stage-1 latent objective (its slot, teacher and projector; the projector
@@ -127,10 +127,11 @@ class SpatialGRPO(L.LightningModule):
             latent.name = "latent"
             latent.setup(backbone)
             latent.projector.requires_grad_(False)  # the stage-1 projector scores latents; it is not trained
-        chosen = dict(DEFAULT_REWARDS if rewards is None else rewards)
-        if rewards is None and latent is None:
+        chosen, kwargs = dict(DEFAULT_REWARDS if rewards is None else rewards), dict(reward_kwargs or {})
+        if rewards is None and latent is None:  # no slot: no latent-3D reward, a format without the slot
             chosen.pop("latent3d")
-        self.rewards = RewardSet(chosen, reward_weights, reward_kwargs)
+            kwargs.setdefault("format", {"latent": False})
+        self.rewards = RewardSet(chosen, reward_weights, kwargs)
         self.val_rewards = torch.nn.ModuleDict({name: MeanMetric() for name in self.rewards.names})
         self.group_size, self.max_new_tokens = group_size, max_new_tokens
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k

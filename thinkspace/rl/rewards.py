@@ -143,21 +143,24 @@ class RewardSet:
     """Named reward functions combined with weights.
 
     Args:
-        functions: name -> dotted path or callable.
-        weights: name -> weight (default 1.0 each); a name that is not a reward is an error.
+        functions: name -> dotted path or callable; ``None`` (or ``"null"``) drops that reward.
+        weights: name -> weight (default 1.0 each); a name that is not a reward is an error
+            (a dropped reward's weight is ignored).
         kwargs: name -> extra keyword arguments of that function (e.g. ``{answer: {rel_tol: 0.05}}``).
     """
 
     def __init__(self, functions: dict[str, str | RewardFunction], weights: dict[str, float] | None = None,
                  kwargs: dict[str, dict[str, Any]] | None = None) -> None:
-        functions = {k: v for k, v in (functions or {}).items() if v is not None}
+        named = dict(functions or {})
+        # null drops a reward (jsonargparse hands a nested null override over as the string "None")
+        functions = {k: v for k, v in named.items() if v is not None and str(v).lower() not in ("none", "null")}
         if not functions:
             raise ValueError("model.rewards: no reward function; give at least one (name: dotted.path)")
         bad = [k for k in functions if not k or "." in k or "/" in k]
         if bad:
             raise ValueError(f"model.rewards: names {bad} may not be empty or hold '.' or '/' (they name log keys)")
         for key, mapping in (("reward_weights", weights), ("reward_kwargs", kwargs)):
-            unknown = sorted(set(mapping or {}) - set(functions))
+            unknown = sorted(set(mapping or {}) - set(named))  # a dropped reward's weight is ignored
             if unknown:
                 raise ValueError(f"model.{key}: {unknown} name no reward; rewards are {sorted(functions)}")
         self.names = list(functions)
