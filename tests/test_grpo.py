@@ -266,7 +266,8 @@ def test_init_from_a_stage1_checkpoint_into_lora(tiny_cache, tmp_path):
     target = module.backbone.hf.state_dict()
     q = "model.language_model.layers.0.self_attn.q_proj"
     torch.testing.assert_close(target[f"{q}.base_layer.weight"], source[f"{q}.weight"])
-    torch.testing.assert_close(target["model.visual.patch_embed.proj.weight"], source["model.visual.patch_embed.proj.weight"])
+    patch = "model.visual.patch_embed.proj.weight"
+    torch.testing.assert_close(target[patch], source[patch])
     for name, value in stage1.objectives["latent"].projector.state_dict().items():
         torch.testing.assert_close(module.latent.projector.state_dict()[name], value)
     with pytest.raises(FileNotFoundError, match="model.init_from: .*missing.ckpt does not exist"):
