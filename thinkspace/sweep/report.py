@@ -16,14 +16,18 @@ SHOWN = ("val/", "test/")
 
 
 def collect(out: Path) -> list[dict[str, Any]]:
-    """One record per run directory under ``out`` (those with a ``run.json``), in name order.
+    """One record per run directory under ``out`` (those with a ``run.json``), in the sweep's
+    order (``sweep.json``), then any others by name.
 
     Each: ``name``, ``labels``, ``group`` (labels without the seed), ``state``
     (``done``, ``failed`` or ``not run``), ``error`` and ``metrics`` (``key`` for fit,
     ``<stage>:key`` for an evaluation stage ``test_<stage>``).
     """
     rows = []
-    for run_json in sorted(Path(out).glob("*/run.json")):
+    saved = Path(out) / "sweep.json"
+    order = {name: i for i, name in enumerate(json.loads(saved.read_text())["runs"])} if saved.exists() else {}
+    found = sorted(Path(out).glob("*/run.json"), key=lambda p: (order.get(p.parent.name, len(order)), p.parent.name))
+    for run_json in found:
         run_dir = run_json.parent
         info = json.loads(run_json.read_text())
         status_path = run_dir / "status.json"
