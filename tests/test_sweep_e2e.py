@@ -19,7 +19,7 @@ def synthetic(split: str, n: int) -> dict:
                           "num_views": 1, "num_objects": [3, 4], "shuffle_options": False, "split": split}}
 
 
-def test_a_real_tiny_sweep_trains_evaluates_reports_and_skips(tmp_path):
+def test_a_real_tiny_sweep_trains_evaluates_reports_and_skips(tmp_path, capsys):
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({
         "command": [sys.executable, "-m", "thinkspace.cli"],
@@ -52,8 +52,10 @@ def test_a_real_tiny_sweep_trains_evaluates_reports_and_skips(tmp_path):
     assert row["setting"] == "point_map" and row["seed"] == "7" and row["state"] == "done"
     assert float(row["val/accuracy"]) == fit["metrics"]["val/accuracy"]
     assert float(row["heldout:test/accuracy"]) == test["metrics"]["test/accuracy"]
-    # again: the finished run is skipped, no process launched
+    # again (in-process this time): the finished run is skipped, no process launched
+    from thinkspace.sweep.command import main
+
     log = (run / "fit.log").read_text()
-    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "finished, skipped" in again.stdout
+    assert main(command[4:]) == 0
+    assert "finished, skipped" in capsys.readouterr().out
     assert (run / "fit.log").read_text() == log
