@@ -7,7 +7,9 @@ Every run's overrides are checked against the CLI's parser before any run starts
 Runs execute one after another, each stage (fit, then any ``evaluate`` test stage) in
 its own subprocess (so multi-GPU strategies launch their own processes as usual).
 Finished runs are skipped, interrupted ones resumed, crashed ones recorded; at the end
-``results.csv``, ``results.md`` and ``results.png`` are written into ``DIR``.
+``results.csv``, ``results.md`` and ``results.png`` are written into ``DIR`` (default
+``runs/sweeps/<grid file stem>``). Exit status: 0 when every executed run finished, 1 when
+any failed, 2 for bad input (nothing run).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="thinkspace sweep", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="the base config every run starts from (a `thinkspace fit` config)")
     p.add_argument("--grid", help="the sweep file: settings, grid, zip, seeds (see thinkspace.sweep.grid)")
-    p.add_argument("--out", help="directory of the runs and results (default: sweeps/<grid file stem>)")
+    p.add_argument("--out", help="directory of the runs and results (default: runs/sweeps/<grid file stem>)")
     p.add_argument("--dry-run", action="store_true", help="print every run, its overrides and resolved config")
     p.add_argument("--max-runs", type=int, default=None, help="execute at most N unfinished runs, then report")
     p.add_argument("--report", metavar="DIR", help="only write the results of the runs in DIR")
@@ -64,7 +66,7 @@ def sweep(args: argparse.Namespace) -> int:
     if not Path(config).is_file():
         raise ValueError(f"--config {config}: no such file")
     plan = load_sweep(args.grid)
-    out = Path(args.out or Path("sweeps") / Path(args.grid).stem)
+    out = Path(args.out or Path("runs") / "sweeps" / Path(args.grid).stem)
     # check every run before any starts: a misspelt key fails here, not after hours
     resolved = {}
     for i, spec in enumerate(plan.runs):
