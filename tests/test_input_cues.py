@@ -161,3 +161,30 @@ def test_camera_text_changes_only_the_prompt_text(tiny_cache):
     assert torch.equal(before_b, after_b)  # no embedding edit: the cue is the text itself
     torch.testing.assert_close(after_b[0, :start], after_a[0, :start])  # visual tokens untouched
     torch.testing.assert_close(after_b[0, start + inserted:], after_a[0, start:])
+
+
+def test_pointmap_cue_refuses_a_camera_only_cache(tmp_path):
+    from thinkspace.teachers.cache import CacheWriter
+
+    teacher = OracleGeometryTeacher(patch_size=28)
+    sample = samples()[2]
+    writer = CacheWriter(tmp_path, teacher.signature(), parts=("camera",))
+    writer.add(sample, teacher.encode(sample), index=0, split="train")
+    writer.flush()
+    with pytest.raises(ValueError, match=r"hold no patch tokens \(a camera-only cache\?\)"):
+        PointMapCue(teacher=teacher, cache=str(tmp_path)).grid_targets(sample, [(2, 2)] * sample.num_frames)
+
+
+def test_pointmap_cue_from_a_full_cache_equals_the_teacher(tmp_path):
+    from thinkspace.teachers.cache import CacheWriter
+
+    teacher = OracleGeometryTeacher(patch_size=28)
+    sample = samples()[2]
+    writer = CacheWriter(tmp_path, teacher.signature())
+    writer.add(sample, teacher.encode(sample))
+    writer.flush()
+    grids = [(2, 2)] * sample.num_frames
+    cached, valid = PointMapCue(teacher=teacher, cache=str(tmp_path)).grid_targets(sample, grids)
+    online, _ = PointMapCue(teacher=teacher).grid_targets(sample, grids)
+    torch.testing.assert_close(cached, online, atol=2e-3, rtol=2e-3)  # fp16 on disk
+    assert cached.shape == (4 * sample.num_frames, teacher.channels) and valid.all()

@@ -132,6 +132,10 @@ class PointMapCue(Cue):
             if self._cache is None:
                 self._cache = FeatureCache(self.cache_dir, self.teacher.signature())
             features = self._cache.load(sample)
+        if features.patch.shape[1] == 0:
+            raise ValueError(f"PointMapCue: the teacher features of sample {sample.id!r} hold no patch tokens (a "
+                             "camera-only cache?); fill the cache with patch tokens (cache-teacher without --parts "
+                             "camera)")
         rows_t, cols_t = features.grid
         patch = features.patch.float().reshape(-1, rows_t, cols_t, features.patch.shape[-1])
         per_group = math.ceil(sample.num_frames / len(grids))
