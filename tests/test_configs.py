@@ -66,11 +66,11 @@ def merge(base: dict, over: dict) -> dict:
 def test_config_parses_and_instantiates(config, tmp_path):
     raw = yaml.safe_load(config.read_text())
     files = [config]
-    selected = "class_path" in (raw.get("model") or {})  # a config that names its LightningModule
-    if not selected and "backbone" not in (raw.get("model") or {}):
+    if "class_path" not in (raw.get("model") or {}) and "backbone" not in (raw.get("model") or {}):
         base = base_of(config)
         assert base is not None and base.exists(), f"{config}: no model.backbone and no '# base: CONFIG' line"
         files, raw = [base, config], merge(yaml.safe_load(base.read_text()), raw)
+    selected = "class_path" in (raw.get("model") or {})  # a config that names its LightningModule
     model = raw["model"]["init_args"] if selected else raw["model"]
     backbone = model["backbone"]["init_args"]["path"]
     cli = ThinkspaceCLI(

@@ -48,7 +48,7 @@ JOINT_FAST = [
 ]
 
 
-def _ddp_matches_one_process(tmp_path, config, fast, steps=3, per_rank=2):
+def _ddp_matches_one_process(tmp_path, config, fast, steps=3, per_rank=2, env=None):
     """Train ``steps`` steps with 2 ranks x ``per_rank`` and with 1 process x ``2 * per_rank``."""
     common = ["fit", "--config", str(config), *fast, "--trainer.max_steps", str(steps),
               "--model.scheduler", "null",
@@ -57,8 +57,8 @@ def _ddp_matches_one_process(tmp_path, config, fast, steps=3, per_rank=2):
               "--model.optimizer", "torch.optim.SGD", "--model.optimizer.init_args.lr", "0.1",
               "--trainer.gradient_clip_val", "null"]
     run_cli(*common, "--run_dir", "runs/ddp", "--data.batch_size", str(per_rank),
-            "--trainer.strategy", "ddp", "--trainer.devices", "2", cwd=tmp_path)
-    run_cli(*common, "--run_dir", "runs/one", "--data.batch_size", str(2 * per_rank), cwd=tmp_path)
+            "--trainer.strategy", "ddp", "--trainer.devices", "2", cwd=tmp_path, env=env)
+    run_cli(*common, "--run_dir", "runs/one", "--data.batch_size", str(2 * per_rank), cwd=tmp_path, env=env)
     ddp = torch.load(tmp_path / "runs/ddp/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     one = torch.load(tmp_path / "runs/one/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     assert ddp["global_step"] == one["global_step"] == steps
@@ -74,3 +74,25 @@ def test_ddp_weights_equal_one_process_on_the_same_global_batches(tmp_path):
 def test_ddp_joint_stack_equals_one_process_although_ranks_hold_different_token_counts(tmp_path):
     # the text, layout and situation terms are means over the global batch (thinkspace.distributed)
     _ddp_matches_one_process(tmp_path, JOINT, JOINT_FAST)
+
+
+GRPO = QUICKSTART.parent / "3dthinker" / "stage2_grpo_tiny.yaml"
+#: two prompts per rank, groups of 4, 20 new tokens (the 12 latent steps, their start and end,
+#: 6 sampled); no LoRA dropout (its masks would follow each process's batch shapes); a length
+#: reward so every group of the random model has spread, hence a gradient
+GRPO_FAST = [
+    "--model.group_size", "4", "--model.max_new_tokens", "20",
+    "--model.init_args.backbone.init_args.lora.dropout", "0.0",
+    "--model.rewards.length", "ddp_probe.length_reward",
+    "--data.num_workers", "0",
+    "--data.train.init_args.num_samples", "16",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+]
+
+
+def test_ddp_grpo_equals_one_process_with_rollouts_seeded_per_prompt(tmp_path):
+    # each prompt's group samples from its own generator (seed, step, sample id), groups stay
+    # on one rank, and the token mean covers every rank's completions
+    path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    _ddp_matches_one_process(tmp_path, GRPO, GRPO_FAST, steps=2, env={"PYTHONPATH": path})

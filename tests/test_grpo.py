@@ -335,8 +335,10 @@ class Rollouts(L.Callback):
 
 def test_num_iterations_reuses_a_rollout_and_validation_logs_rewards(tiny_cache):
     torch.manual_seed(0)
-    module = SpatialGRPO(QwenVL("tiny:qwen2_5_vl"), rewards=ANSWER, group_size=4, max_new_tokens=4, beta=0.0,
-                         num_iterations=2, optimizer=lambda p: torch.optim.SGD(p, lr=0.5))
+    # the length reward has spread in every group of the random policy: the first update is never zero
+    module = SpatialGRPO(QwenVL("tiny:qwen2_5_vl"), rewards={**ANSWER, "length": "ddp_probe.length_reward"},
+                         group_size=4, max_new_tokens=4, beta=0.0, num_iterations=2,
+                         optimizer=lambda p: torch.optim.SGD(p, lr=0.5))
     record = Rollouts()
     trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=False, enable_checkpointing=False,
                         use_distributed_sampler=False, enable_progress_bar=False, enable_model_summary=False,

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lightning.pytorch.strategies import DeepSpeedStrategy
+from lightning.pytorch import LightningModule
+from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
 
 from cli_helpers import FAST, QUICKSTART, run_cli, weights
 from thinkspace.backbones import LlavaOneVision, QwenVL
@@ -15,7 +16,7 @@ from thinkspace.strategies import FSDP, layer_classes
 
 REPO = Path(__file__).resolve().parents[1]
 SCALE = sorted(REPO.glob("configs/*/scale/*.yaml"))
-TINY = {"stage1.yaml": "tiny:qwen2_5_vl", "joint.yaml": "tiny:llava_onevision"}
+TINY = {"stage1.yaml": "tiny:qwen2_5_vl", "joint.yaml": "tiny:llava_onevision", "stage2_grpo.yaml": "tiny:qwen2_5_vl"}
 
 
 def test_accumulation_follows_the_global_batch():
@@ -72,16 +73,17 @@ def test_fsdp_names_a_layer_class_that_is_not_there():
 
 
 def test_there_are_scale_configs():
-    assert {p.name for p in SCALE} >= {"fsdp_8gpu.yaml", "deepspeed_zero3.yaml"}
+    assert {p.name for p in SCALE} >= {"fsdp_8gpu.yaml", "deepspeed_zero3.yaml", "grpo_lora_ddp_8gpu.yaml"}
 
 
 @pytest.mark.parametrize("config", SCALE, ids=[str(p.relative_to(REPO / "configs")) for p in SCALE])
 def test_scale_config_builds_its_strategy_for_8_processes(config, tmp_path):
     base = REPO / next(line.split(":", 1)[1].strip() for line in config.read_text().splitlines()
                        if line.startswith("# base:"))
+    selected = "class_path" in yaml.safe_load(base.read_text())["model"]  # GRPO names its LightningModule
     cli = ThinkspaceCLI(
-        SpatialVLM, SpatialDataModule, run=False, save_config_callback=None,
-        parser_kwargs={"parser_mode": "omegaconf"}, auto_configure_optimizers=False,
+        LightningModule if selected else SpatialVLM, SpatialDataModule, subclass_mode_model=selected, run=False,
+        save_config_callback=None, parser_kwargs={"parser_mode": "omegaconf"}, auto_configure_optimizers=False,
         args=["--config", str(base), "--config", str(config), "--model.backbone.init_args.path", TINY[base.name],
               "--trainer.logger", "false", "--trainer.accelerator", "cpu",  # up to where a GPU is needed
               "--trainer.default_root_dir", str(tmp_path)],
@@ -89,8 +91,17 @@ def test_scale_config_builds_its_strategy_for_8_processes(config, tmp_path):
     raw = yaml.safe_load(config.read_text())
     trainer = cli.trainer
     assert trainer.world_size == 8 and trainer.num_nodes == 1
-    assert type(trainer.precision_plugin).__name__ in ("FSDPPrecision", "DeepSpeedPrecision")
     assert trainer.precision == "bf16-mixed"
+    assert cli.datamodule.global_batch_size == raw["data"]["global_batch_size"]
+    assert accumulation_steps(cli.datamodule.global_batch_size, trainer.world_size, cli.datamodule.batch_size) == (
+        raw["data"]["global_batch_size"] // 8)
+    if "grpo" in config.name:  # LoRA under DDP: only the adapters train
+        assert type(trainer.strategy) is DDPStrategy and type(cli.model).__name__ == "SpatialGRPO"
+        trainable = [n for n, p in cli.model.named_parameters() if p.requires_grad]
+        assert trainable and all("lora_" in n for n in trainable)
+        assert cli.model.reference_kind == "adapter" and cli.model.group_size == 8
+        return
+    assert type(trainer.precision_plugin).__name__ in ("FSDPPrecision", "DeepSpeedPrecision")
     if "fsdp" in config.name:
         assert isinstance(trainer.strategy, FSDP)
         assert trainer.strategy.sharding_strategy.name == "FULL_SHARD"
@@ -99,7 +110,4 @@ def test_scale_config_builds_its_strategy_for_8_processes(config, tmp_path):
     else:
         assert isinstance(trainer.strategy, DeepSpeedStrategy)
         assert trainer.strategy.config["zero_optimization"]["stage"] == 3
-    assert cli.datamodule.global_batch_size == raw["data"]["global_batch_size"]
-    assert accumulation_steps(cli.datamodule.global_batch_size, trainer.world_size, cli.datamodule.batch_size) == (
-        raw["data"]["global_batch_size"] // 8)
     assert cli.model.backbone.hf.is_gradient_checkpointing

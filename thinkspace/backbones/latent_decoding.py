@@ -142,7 +142,7 @@ def generate_with_latents(
     top_k: int = 0,
     eos_token_id: int | list[int] | None = None,
     group: int = 1,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     inputs_embeds_hook: Any = None,
     **unused: Any,
 ) -> LatentGeneration:
@@ -158,7 +158,9 @@ def generate_with_latents(
         eos_token_id: stop token(s); default the tokenizer's and the end-of-turn token;
             ``[]`` never stops (every row decodes ``max_new_tokens``, e.g. for benchmarks).
         group: continuations per prompt, decoded as one batch from one shared prefill.
-        generator: random generator for sampling (reproducible rollouts).
+        generator: random generator for sampling (reproducible rollouts), or one per prompt:
+            each prompt's ``group`` continuations then draw from its own generator only, so
+            they do not depend on which other prompts share the batch (or the rank).
         inputs_embeds_hook: applied to the prefill's input embeddings (input cues).
     """
     if mode not in ("feedback", "tokens"):
@@ -236,10 +238,14 @@ def generate_with_latents(
 
 
 def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
-                 generator: torch.Generator | None = None) -> Tensor:
+                 generator: torch.Generator | list[torch.Generator] | None = None) -> Tensor:
     """One token per row of ``logits`` ``[N, V]``: softmax at ``temperature``, restricted to
     the ``top_k`` most likely tokens (0: all) and to the smallest set whose probability
-    reaches ``top_p`` (1: all)."""
+    reaches ``top_p`` (1: all).
+
+    ``generator`` may be a list of ``M`` generators (``N`` a multiple of ``M``): consecutive
+    blocks of ``N / M`` rows then draw from their own generator.
+    """
     logits = logits / max(temperature, 1e-5)
     if top_k and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, -1).values[:, -1:]
@@ -253,8 +259,17 @@ def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, t
     # p_i / E_i with E_i ~ Exp(1) is largest at i with probability p_i: an exact draw, one
     # vectorised pass (torch.multinomial is several times slower on the CPU)
     probs = logits.softmax(-1)
-    noise = torch.empty_like(probs).exponential_(1.0, generator=generator)
-    return (probs / noise).argmax(-1)
+    return (probs / exponential_noise(probs, generator)).argmax(-1)
+
+
+def exponential_noise(like: Tensor, generator: torch.Generator | list[torch.Generator] | None) -> Tensor:
+    """Exp(1) draws shaped like ``like`` ``[N, V]``, from one generator or one per block of rows."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.empty_like(like).exponential_(1.0, generator=generator)
+    if not generator or like.shape[0] % len(generator):
+        raise ValueError(f"sampling: {like.shape[0]} rows do not split over {len(generator)} generators")
+    blocks = like.split(like.shape[0] // len(generator))
+    return torch.cat([torch.empty_like(b).exponential_(1.0, generator=g) for b, g in zip(blocks, generator)])
 
 
 def _stop_ids(tokenizer: Any, eos: int | list[int] | None) -> Tensor:

@@ -14,6 +14,7 @@ reduced over ranks.
 from __future__ import annotations
 
 import copy
+import zlib
 from typing import Any, Literal
 
 import lightning as L
@@ -77,7 +78,8 @@ class SpatialGRPO(L.LightningModule):
             ``adapter``, ``copy``.
         init_from: a SpatialVLM checkpoint (``.ckpt``, stage 1) whose backbone and latent
             projector weights start the policy (and define the reference).
-        seed: seed of the rollout sampling (with the step and rank, so resumes are exact).
+        seed: seed of the rollout sampling (with the step and each sample's id, so resumes are
+            exact and a prompt's completions do not depend on the rank that rolls it out).
         optimizer: optimizer factory over the trainable parameters (default AdamW, lr 1e-5).
         scheduler: learning-rate scheduler factory, stepped every optimizer step.
         freeze: regular expressions of parameter names to freeze (e.g. ``"\\.visual\\."``).
@@ -189,9 +191,13 @@ class SpatialGRPO(L.LightningModule):
                                  f"exceeds the model's context of {limit} tokens; shorten the prompt or images, or "
                                  "lower model.max_new_tokens")
 
-    def _generator(self) -> torch.Generator:
-        gen = torch.Generator(device=self.device)
-        return gen.manual_seed((self.seed * 1_000_003 + self.global_step) * 4099 + self.global_rank)
+    def _generators(self, batch: Batch) -> list[torch.Generator]:
+        """One generator per prompt, seeded by ``seed``, the step and the sample id: a prompt's
+        group is the same whichever rank or batch it lands in (so N ranks reproduce one
+        process on the same global batch) and a resumed run draws what it would have."""
+        seeds = [(self.seed * 1_000_003 + self.global_step) * 4_294_967_311 + zlib.crc32(i.encode())
+                 for i in batch.ids]
+        return [torch.Generator(device=self.device).manual_seed(s % 2**63) for s in seeds]
 
     @torch.no_grad()
     def roll_out(self, batch: Batch) -> Rollout:
@@ -206,7 +212,8 @@ class SpatialGRPO(L.LightningModule):
                 mode=self.latent.decoding if self.latent is not None else "tokens",
                 max_new_tokens=self.max_new_tokens, force_start=self.force_latent_start, do_sample=True,
                 temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                eos_token_id=None if self.stop_at_eos else [], group=self.group_size, generator=self._generator())
+                eos_token_id=None if self.stop_at_eos else [], group=self.group_size,
+                generator=self._generators(batch))
             stops = set(_stop_ids(self.backbone.tokenizer, None).tolist())
             completions = completion_texts(self.backbone.tokenizer, gen, stops)
             scores = self.score(batch, gen, completions)
