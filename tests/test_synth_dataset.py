@@ -91,11 +91,26 @@ def test_world_from_room_puts_the_first_camera_at_the_origin_facing_x():
         ({"kind": "video", "settings": ["leftmost"]}, "not valid for kind='video'"),
         ({"num_views": (3, 5)}, "SyntheticSpatial.num_views must lie in [1, 4]"),
         ({"num_objects": (0, 3)}, "SyntheticSpatial.num_objects must satisfy 1 <= lo <= hi <= 8"),
+        ({"viewpoint": "above"}, "SyntheticSpatial.viewpoint must be one of ['standard', 'held_out'], got 'above'"),
+        ({"kind": "video", "viewpoint": "held_out"}, "viewpoint 'held_out' applies to image sets (kind='views')"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         SyntheticSpatial(**kwargs)
+
+
+def test_held_out_viewpoints_look_from_higher_at_the_same_scenes():
+    def eye_heights(viewpoint):  # the world origin is the first camera: the floor lies at -height
+        data = SyntheticSpatial(6, settings=["leftmost", "around"], image_size=32, num_views=2, split="val",
+                                viewpoint=viewpoint)
+        samples = [data[i] for i in range(6)]
+        return [s.meta["scene"] for s in samples], [-s.meta["world_from_room"][2][3] for s in samples]
+
+    scenes, standard = eye_heights("standard")
+    held_scenes, held_out = eye_heights("held_out")
+    assert held_scenes == scenes  # same rooms, other cameras
+    assert all(1.2 <= h <= 1.6 for h in standard) and all(1.9 <= h <= 2.2 for h in held_out)
 
 
 def test_index_out_of_range():

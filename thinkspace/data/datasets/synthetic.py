@@ -30,6 +30,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from thinkspace.data.schema import SpatialSample
+from thinkspace.synth.views import EYE_HEIGHT
 
 VIEW_TASKS = ("leftmost", "around", "among", "rotation")
 VIDEO_TASKS = (
@@ -67,6 +68,9 @@ class SyntheticSpatial(Dataset):
             ``False`` (``leftmost`` only, at most 4 objects) draws rooms from four colours
             and always lists one object per colour in the order red, green, blue,
             yellow, so a letter always means a colour: the easiest setting.
+        viewpoint: camera placement of image sets: ``"standard"`` (eye height 1.2-1.6 m)
+            or ``"held_out"`` (1.9-2.2 m, spot views tilted 10 degrees further down),
+            for evaluation on viewpoints never trained on. Image sets only.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class SyntheticSpatial(Dataset):
         split: Literal["train", "val", "test"] = "train",
         cache_size: int = 0,
         shuffle_options: bool = True,
+        viewpoint: Literal["standard", "held_out"] = "standard",
     ) -> None:
         if num_samples <= 0:
             raise ValueError(f"SyntheticSpatial.num_samples must be positive, got {num_samples}")
@@ -113,6 +118,12 @@ class SyntheticSpatial(Dataset):
                 "SyntheticSpatial.shuffle_options=False needs settings=['leftmost'] and num_objects at most "
                 f"{len(FIXED_PALETTE)}; got settings={settings}, num_objects={num_objects}"
             )
+        if viewpoint not in EYE_HEIGHT:
+            raise ValueError(f"SyntheticSpatial.viewpoint must be one of {list(EYE_HEIGHT)}, got {viewpoint!r}")
+        if viewpoint != "standard" and kind != "views":
+            raise ValueError(f"SyntheticSpatial.viewpoint {viewpoint!r} applies to image sets (kind='views'); "
+                             "videos follow walks at eye height")
+        self.viewpoint = viewpoint
         self.shuffle_options = shuffle_options
         self.num_samples = num_samples
         self.kind = kind
@@ -158,7 +169,8 @@ class SyntheticSpatial(Dataset):
             renderer = Renderer(scene, threads=1)
             if self.kind == "views":
                 n = int(rng.integers(self.num_views[0], self.num_views[1] + 1))
-                episode = view_episode(scene, renderer, task, rng, n, self.image_size, tries=8)
+                episode = view_episode(scene, renderer, task, rng, n, self.image_size, viewpoint=self.viewpoint,
+                                       tries=8)
             else:
                 episode = video_episode(scene, renderer, rng, self.num_frames, self.image_size, (task,), self.fps)
             if episode is not None and episode.questions:
