@@ -167,6 +167,14 @@ def test_cache_teacher_command_resumes_after_interruption(tmp_path, monkeypatch)
     assert json.loads((out / "signature.json").read_text())["teacher"] == "oracle"
 
 
+def test_cache_teacher_reads_the_latent_objective_of_a_grpo_config(tmp_path):
+    grpo = REPO / "configs" / "3dthinker" / "stage2_grpo_tiny.yaml"
+    out = tmp_path / "cache"
+    assert cache_teacher(["--config", str(grpo), "--out", str(out), "--split", "train", "--limit", "2"]) == 0
+    entries = FeatureCache(out, OracleGeometryTeacher(patch_size=14).signature()).entries
+    assert sorted(e["index"] for e in entries.values()) == [0, 1]
+
+
 def test_two_processes_fill_one_cache_completely_without_collisions(tmp_path):
     out = tmp_path / "cache"
     args = ["-m", "thinkspace.cli", "cache-teacher", "--config", str(TINY), "--out", str(out), "--split", "train",

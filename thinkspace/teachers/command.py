@@ -1,7 +1,7 @@
 """``thinkspace cache-teacher --config CFG --out DIR``: run a config's geometry teacher once over its data.
 
 Reads the teacher from the config's latent objective (``model.objectives.<name>.init_args.teacher``,
-the oracle when absent) and the datasets from ``data.<split>``, and writes fp16
+the oracle when absent; GRPO's ``model.init_args.latent``) and the datasets from ``data.<split>``, and writes fp16
 safetensors shards (see :mod:`thinkspace.teachers.cache`). Interrupted runs resume: samples
 already on disk are skipped without being loaded. Point the objective's ``cache`` at DIR.
 
@@ -39,9 +39,17 @@ def instantiate(spec: Any) -> Any:
 
 
 def teacher_from_config(config: dict[str, Any], objective: str | None, path: str) -> GeometryTeacher:
-    """The teacher of the config's latent objective or camera cue (named, or the first with a teacher)."""
+    """The teacher of the config's latent objective or camera cue (named, or the first with a teacher).
+
+    A config that names its LightningModule (``model.class_path``, e.g. GRPO) is read from
+    ``model.init_args``, where a ``latent`` objective counts as one named ``latent``.
+    """
     model = config.get("model") or {}
+    if "class_path" in model:
+        model = model.get("init_args") or {}
     components = {**(model.get("objectives") or {}), **(model.get("cues") or {})}
+    if isinstance(model.get("latent"), dict):
+        components.setdefault("latent", model["latent"])
     names = [objective] if objective else list(components)
     for name in names:
         spec = components.get(name)
