@@ -151,6 +151,42 @@ def test_shared_prefix_logprobs_equal_full_forwards(policy):
     policy.train()
 
 
+def test_gradient_checkpointing_replays_the_completions_with_their_prompt(policy):
+    """Checkpointed scoring: the same log-probabilities and gradients, the decoder recomputed.
+
+    transformers drops a KV cache from checkpointed layers (a replay would extend it twice;
+    the completions would lose their prompt); the read-only prefix cache keeps it."""
+    torch.manual_seed(0)
+    checkpointed = SpatialGRPO(QwenVL("tiny:qwen2_5_vl"), rewards=ANSWER, group_size=3, max_new_tokens=6, beta=0.0,
+                               gradient_checkpointing=True)
+    checkpointed.load_state_dict(policy.state_dict())
+    policy.eval()
+    batch = policy.collator()(squares(2, seed=5))
+    gen = generate_with_latents(policy.backbone, batch, None, max_new_tokens=6, do_sample=True, group=3,
+                                generator=torch.Generator().manual_seed(2))
+    results = []
+    for module in (policy, checkpointed):
+        module.train()
+        module.zero_grad()
+        attention = module.backbone.language_model().layers[0].self_attn
+        calls = []
+        handle = attention.register_forward_hook(lambda *args: calls.append(1))
+        try:
+            logp = sequence_logprobs(module.backbone, gen.prompts, gen)
+            (logp * gen.completion_mask).sum().backward()
+        finally:
+            handle.remove()
+        grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+        results.append((logp.detach(), grads, len(calls)))
+    (plain, plain_grads, plain_calls), (replayed, replayed_grads, replayed_calls) = results
+    assert (plain_calls, replayed_calls) == (2, 3)  # prefill + completions, then the completions again
+    torch.testing.assert_close(replayed, plain, atol=1e-5, rtol=1e-5)
+    assert plain_grads.keys() == replayed_grads.keys() and len(plain_grads) > 10
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(replayed_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    policy.zero_grad()
+
+
 def test_images_are_encoded_once_per_group(policy):
     calls = []
     handle = policy.backbone.hf.model.visual.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))

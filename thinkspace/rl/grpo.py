@@ -32,6 +32,7 @@ from thinkspace.optim import WarmupCosine
 from thinkspace.rl.checkpoint import load_stage1
 from thinkspace.rl.collate import RL_KEY, PromptCollator
 from thinkspace.rl.loss import clipped_loss, group_advantages
+from thinkspace.rl.prefix_cache import allow_read_only_cache
 from thinkspace.rl.rewards import RewardScores, RewardSet
 from thinkspace.rl.rollout import Rollout, completion_texts, expand_batch, sequence_logprobs
 from thinkspace.rl.stats import reward_statistics
@@ -84,6 +85,8 @@ class SpatialGRPO(L.LightningModule):
         scheduler: learning-rate scheduler factory, stepped every optimizer step.
         freeze: regular expressions of parameter names to freeze (e.g. ``"\\.visual\\."``).
         max_length: longest prompt in tokens (the collator fails naming the sample).
+        gradient_checkpointing: recompute the decoder's activations in the backward pass of
+            the scoring pass (the ``B x G`` completions; the prompts' prefill keeps its own).
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class SpatialGRPO(L.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         freeze: list[str] | None = None,
         max_length: int | None = None,
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if group_size < 2:
@@ -151,6 +155,9 @@ class SpatialGRPO(L.LightningModule):
         self._uses = 0
         self._prepared = False
         freeze_parameters(self, freeze or [])
+        if gradient_checkpointing:
+            backbone.enable_gradient_checkpointing()
+            allow_read_only_cache(backbone.language_model())  # the scoring pass reads its prefix read-only
 
     # -- data --------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from thinkspace.backbones.latent_decoding import LatentGeneration, prefill
 from thinkspace.backbones.outputs import Batch, VisualTokens
+from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
 from thinkspace.rl.rewards import RewardScores
 
 
@@ -99,7 +100,8 @@ def sequence_logprobs(
     """Log-probabilities ``[N, T]`` of the generated tokens (0 outside the completion).
 
     The prompt runs once and its KV cache is repeated for the group; the completions run
-    as one batch over it. Gradients flow when the caller has them enabled. With
+    as one batch over it (read only, so checkpointed layers can replay the pass; see
+    :mod:`thinkspace.rl.prefix_cache`). Gradients flow when the caller has them enabled. With
     ``feedback`` the latent pads' input embeddings are the latents fed back during
     decoding (taken as given, without gradient), as the sampler saw them.
 
@@ -109,13 +111,14 @@ def sequence_logprobs(
         temperature: logits are divided by it, as in sampling.
     """
     tokens, keep, group = generation.tokens, generation.completion_mask, generation.group
-    pre = prefill(backbone, prompts, inputs_embeds_hook).repeat(group)
+    with checkpointing_paused(backbone.language_model()):  # the prefill writes its cache
+        pre = prefill(backbone, prompts, inputs_embeds_hook).repeat(group)
     embeds = backbone.hf.get_input_embeddings()(tokens)  # [N, T, D]
     if feedback and generation.latents.shape[1] > 0:
         embeds = _feed_latents(embeds, generation)
     mask = torch.cat([pre.mask, keep.long()], 1)
     out = backbone.hf.model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=pre.positions(
-        tokens.shape[1]), past_key_values=pre.cache, use_cache=True, return_dict=True)
+        tokens.shape[1]), past_key_values=read_only(pre.cache), use_cache=True, return_dict=True)
     # token t is predicted by the hidden state before it: the prompt's last for t = 0
     hidden = torch.cat([pre.hidden[:, -1:], out.last_hidden_state[:, :-1]], 1)
     logp = torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)
