@@ -37,6 +37,10 @@ def test_fit_runs_grpo_logs_every_reward_and_resumes(tmp_path):
         assert len(means) == 2 and all(0.0 <= v <= 3.0 for v in means), name
         assert len(scalars(run, f"train/rewards/{name}/zero_spread")) == 2
     assert len(scalars(run, "train/loss")) == 2 and all(v >= 0 for v in scalars(run, "train/kl"))
+    assert scalars(run, "train/samples") == [8.0, 16.0]  # throughput counts completions: 2 prompts x G 4
+    lengths = scalars(run, "train/lengths")  # prompt tokens once + completion tokens, per step
+    assert len(lengths) == 2 and lengths[1] - lengths[0] > 8 * 12  # 8 completions, each at least the latent slot
+    assert not scalars(run, "train/device/flops_per_sec")
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 2
     keys = ckpt["state_dict"].keys()

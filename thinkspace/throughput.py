@@ -7,6 +7,11 @@ Lightning knows, ``device/mfu``; with several processes also the global rates (r
 zero's batch times the world size). ``thinkspace fit`` adds it unless the config lists a
 ``ThroughputMonitor`` of its own or turns the logger off.
 
+A LightningModule whose step does other work than one pass over its batch says so with
+``training_work(batch) -> (samples, tokens)``, read after the step; GRPO counts its
+``B x G`` completions and the tokens it scored, and logs no FLOPs (generation, scoring and
+the reference pass do not fit the estimate below).
+
 The FLOPs of a training batch are estimated, not measured: 2 FLOPs per parameter per
 token forward, 4 more backward for parameters that train, 2 more for frozen ones that
 still pass gradients back (the decoder under LoRA), and forward only for a frozen vision
@@ -42,16 +47,31 @@ class Throughput(ThroughputMonitor):
     """
 
     def __init__(self, window_size: int = 10) -> None:
-        super().__init__(batch_size_fn=batch_samples, length_fn=batch_tokens, window_size=window_size)
+        super().__init__(batch_size_fn=self._samples, length_fn=self._tokens, window_size=window_size)
         self._counts: tuple[int, int, int, int] | None = None
+        self._module: L.LightningModule | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
+        self._module = pl_module
         pl_module.flops_per_batch = None  # set per batch below; its presence tells the monitor to use it
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, *_: Any) -> None:
-        if trainer.global_rank == 0:
+        if trainer.global_rank == 0 and not hasattr(pl_module, "training_work"):
             pl_module.flops_per_batch = self.estimate_flops(pl_module, batch)
+
+    def _work(self, batch: Batch) -> tuple[int, int] | None:
+        training = self._module is not None and self._module.training
+        report = getattr(self._module, "training_work", None) if training else None
+        return report(batch) if report is not None else None
+
+    def _samples(self, batch: Batch) -> int:
+        work = self._work(batch)
+        return batch_samples(batch) if work is None else work[0]
+
+    def _tokens(self, batch: Batch) -> int:
+        work = self._work(batch)
+        return batch_tokens(batch) if work is None else work[1]
 
     def estimate_flops(self, pl_module: L.LightningModule, batch: Batch) -> int:
         """Training FLOPs of one batch on this process (see the module docstring)."""

@@ -317,6 +317,13 @@ class SpatialGRPO(L.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in stats.items()}, batch_size=n, sync_dist=True)
         return loss
 
+    def training_work(self, batch: Batch) -> tuple[int, int]:
+        """``(completions, tokens)`` of the last step, for throughput: the ``B x G`` completions
+        and the tokens scored with gradients (the prompts once, every completion's tokens)."""
+        gen = self._rollout.generation
+        prompt_tokens = int(self._rollout.prompts.inputs["attention_mask"].sum())
+        return gen.tokens.shape[0], prompt_tokens + int(gen.completion_mask.sum())
+
     def _log_rewards(self, scores: RewardScores, gen: Any) -> None:
         if self._trainer is None:
             return
