@@ -1,3 +1,16 @@
-"""thinkspace: teach vision-language models to reason in 3D."""
+"""thinkspace: teach vision-language models to reason in 3D.
+
+``thinkspace.load(DIR_or_CKPT)`` restores a trained model for ``.ask(...)`` (imported on
+first use, so ``import thinkspace`` stays light).
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+
+def load(path: Any, config: Any = None) -> Any:
+    """A trained model from an export directory or a checkpoint (see :func:`thinkspace.inference.load.load`)."""
+    from thinkspace.inference.load import load as _load
+
+    return _load(path, config)

@@ -34,7 +34,8 @@ from thinkspace.throughput import Throughput
 #: subcommands that are not Lightning's: name -> module with ``main(argv) -> int``.
 TOOLS = {"synth": "thinkspace.synth.command", "score": "thinkspace.eval.command",
          "cache-teacher": "thinkspace.teachers.command", "points": "thinkspace.points",
-         "sweep": "thinkspace.sweep.command"}
+         "sweep": "thinkspace.sweep.command", "export": "thinkspace.inference.export",
+         "ask": "thinkspace.inference.ask"}
 
 
 class ThinkspaceCLI(LightningCLI):

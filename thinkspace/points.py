@@ -41,16 +41,29 @@ def imagine(module: Any, sample: SpatialSample, objective: str | None = None) ->
     batch = batch.to(device)
     gen = generate_with_latents(module.backbone, batch, latent.slot, mode=latent.decoding,
                                 max_new_tokens=latent.slot.k + 2)
+    _, points, colours = decode_latents(latent, gen, sample)
+    return points, colours
+
+
+def decode_latents(latent: Any, gen: Any, sample: SpatialSample, allow_empty: bool = False
+                   ) -> tuple[TeacherFeatures, Tensor, Tensor]:
+    """The projected latents of a one-sample decoding ``gen`` as teacher features ``[S, P, C]``,
+    and the world points ``[M, 3]`` (metres) and colours ``[M, 3]`` the teacher decodes from them.
+
+    Raises:
+        RuntimeError: naming the sample, when decoding produced no latent slot, or no valid
+            point (unless ``allow_empty``: then ``M`` is 0).
+    """
     if not bool(gen.has_latents.all()):
         raise RuntimeError(f"sample {sample.id!r}: decoding produced no latent slot")
     grid = latent.teacher.sample_grid(sample)
     tokens = latent.project(gen.prompt_out, gen.prompts, [(sample.num_frames, grid)], latents=gen.latents)[0]
     features = TeacherFeatures.from_tokens(tokens.float().cpu(), latent.teacher.num_register, grid)
     points, colours = latent.teacher.point_cloud(features, sample)
-    if points.shape[0] == 0:
+    if points.shape[0] == 0 and not allow_empty:
         raise RuntimeError(f"sample {sample.id!r}: the projected latents decode to no valid point "
                            "(is the model trained with this teacher?)")
-    return points, colours
+    return features, points, colours
 
 
 def find_sample(dataset: Any, key: str, limit: int = 100_000) -> SpatialSample:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -78,6 +79,16 @@ class VLMBackbone(nn.Module):
             yield
         finally:
             handle.remove()
+
+    def save_pretrained(self, out_dir: str | Path, merge_lora: bool = True) -> dict[str, Any]:
+        """Write the backbone's own files (weights, config, processor with the added tokens) into
+        ``out_dir`` and return the JSON-able ``init_args`` that rebuild it from there.
+
+        Every returned init arg whose key ends in ``path`` is relative to ``out_dir`` (the
+        loader joins them). ``merge_lora``: fold LoRA adapters into the base weights (else
+        keep them as a peft adapter beside the base weights).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot be exported (no save_pretrained)")
 
     @torch.no_grad()
     def generate(self, batch: Batch, **generation: Any) -> list[str]:

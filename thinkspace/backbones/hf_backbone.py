@@ -7,6 +7,8 @@ A family (:class:`~thinkspace.backbones.qwen_vl.QwenVL`,
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -35,8 +37,9 @@ class HFBackbone(VLMBackbone):
     family_label: str = ""
 
     def _load(self, path: str, dtype: Dtype, attn_implementation: str, lora: LoraSettings | None,
-              **processor_kwargs: Any) -> None:
-        """Resolve ``path``, refuse other families, load processor and model (train mode)."""
+              adapter_path: str | None = None, **processor_kwargs: Any) -> None:
+        """Resolve ``path``, refuse other families, load processor and model (train mode), then
+        add LoRA adapters: new ones (``lora``) or saved ones (``adapter_path``, a peft directory)."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.path = resolve_model_path(path)
@@ -53,8 +56,44 @@ class HFBackbone(VLMBackbone):
             self.path, dtype=torch_dtype, attn_implementation=attn_implementation
         )
         self.model.train()  # from_pretrained returns eval mode; the LightningModule decides
+        if lora is not None and adapter_path is not None:
+            raise ValueError(f"{self.path}: give lora (new adapters) or adapter_path (saved ones), not both")
         if lora is not None:
             self.model = apply_lora(self.model, lora)
+        elif adapter_path is not None:
+            from peft import PeftModel
+
+            if not (Path(adapter_path) / "adapter_config.json").is_file():
+                raise FileNotFoundError(f"adapter_path {adapter_path}: no adapter_config.json; expected a peft "
+                                        "adapter directory")
+            self.model = PeftModel.from_pretrained(self.model, adapter_path, is_trainable=True)
+        self.load_args: dict[str, Any] = {"attn_implementation": attn_implementation, **processor_kwargs}
+
+    def save_pretrained(self, out_dir: str | Path, merge_lora: bool = True) -> dict[str, Any]:
+        """Write a Hugging Face model directory (weights as safetensors, config, processor with
+        the added tokens) that ``AutoModelForImageTextToText`` / ``AutoProcessor`` load as they are.
+
+        LoRA adapters are merged into the base weights (``merge_lora``) or written as a peft
+        adapter in ``out_dir/adapter`` beside the unmerged base weights. The live model is
+        left untouched (the merge happens on a copy).
+
+        Returns:
+            ``init_args`` rebuilding this backbone from ``out_dir`` (``path`` ".", and
+            ``adapter_path`` "adapter" for a kept adapter).
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        args: dict[str, Any] = {"path": ".", **self.load_args}
+        if self.model is self.hf:
+            self.hf.save_pretrained(out)
+        elif merge_lora:
+            copy.deepcopy(self.model).merge_and_unload().save_pretrained(out)
+        else:
+            copy.deepcopy(self.model).unload().save_pretrained(out)  # base weights without adapter layers
+            self.model.save_pretrained(out / "adapter")
+            args["adapter_path"] = "adapter"
+        self.processor.save_pretrained(out)
+        return args
 
     @property
     def hf(self) -> nn.Module:

@@ -32,6 +32,7 @@ class LlavaOneVision(HFBackbone):
         dtype: weight dtype to load (``auto``: as stored).
         attn_implementation: ``sdpa`` (default), ``flash_attention_2`` or ``eager``.
         lora: wrap the language model's linear layers with LoRA adapters (peft).
+        adapter_path: a saved peft adapter directory to load instead.
 
     Raises:
         ValueError: the directory holds another family, or a checkpoint with
@@ -48,9 +49,10 @@ class LlavaOneVision(HFBackbone):
         dtype: Dtype = "auto",
         attn_implementation: str = "sdpa",
         lora: LoraSettings | None = None,
+        adapter_path: str | None = None,
     ) -> None:
         super().__init__()
-        self._load(path, dtype, attn_implementation, lora)
+        self._load(path, dtype, attn_implementation, lora, adapter_path)
         strategy = self.hf.config.vision_feature_select_strategy
         if strategy != "full":
             raise ValueError(

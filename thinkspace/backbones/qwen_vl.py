@@ -26,6 +26,8 @@ class QwenVL(HFBackbone):
         max_pixels: override the image processor's maximum pixels per image (fewer
             pixels, fewer visual tokens).
         lora: wrap the language model's linear layers with LoRA adapters (peft).
+        adapter_path: a saved peft adapter directory to load instead (e.g. ``thinkspace export
+            --keep-adapter``'s ``adapter/``).
     """
 
     families = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
@@ -39,10 +41,11 @@ class QwenVL(HFBackbone):
         min_pixels: int | None = None,
         max_pixels: int | None = None,
         lora: LoraSettings | None = None,
+        adapter_path: str | None = None,
     ) -> None:
         super().__init__()
         pixel_kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v}
-        self._load(path, dtype, attn_implementation, lora, **pixel_kwargs)
+        self._load(path, dtype, attn_implementation, lora, adapter_path, **pixel_kwargs)
 
     def layout(self) -> VisionLayout:
         config = self.hf.config

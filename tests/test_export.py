@@ -1,0 +1,237 @@
+"""``thinkspace export``, ``thinkspace.load`` and ``ask``: a trained run as a model anyone can load."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import thinkspace
+from thinkspace.data.datasets.synthetic import SyntheticSpatial
+from thinkspace.inference.build import module_from_config
+from thinkspace.inference.export import export
+
+REPO = Path(__file__).resolve().parents[1]
+STAGE1 = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"
+GRPO = REPO / "configs" / "3dthinker" / "stage2_grpo_tiny.yaml"
+JOINT = REPO / "configs" / "loc3r" / "joint_tiny.yaml"
+
+
+def val_samples(n=2):
+    data = SyntheticSpatial(n, settings=["leftmost"], image_size=112, num_views=(1, 2), num_objects=(2, 2),
+                            shuffle_options=False, split="val")
+    return [data[i] for i in range(n)]
+
+
+def trained_like(config, tmp_path, name):
+    """A module of ``config`` whose heads and adapters are not at their initial values, saved as a .ckpt."""
+    module, _ = module_from_config([config])
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for key, param in module.named_parameters():
+            if "lora_B" in key or not key.startswith("backbone."):
+                param.add_(0.05 * torch.randn_like(param))
+    ckpt = tmp_path / f"{name}.ckpt"
+    torch.save({"state_dict": module.state_dict(), "global_step": 3}, ckpt)
+    return module.eval(), ckpt
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stage1")
+    module, ckpt = trained_like(STAGE1, tmp, "stage1")
+    return module, ckpt, export(ckpt, STAGE1, tmp / "model")
+
+
+def test_plain_transformers_loads_the_export_and_gives_the_same_logits(stage1, tmp_path):
+    module, _, out = stage1
+    batch = module.collator()(val_samples(2))
+    inputs = {k: v for k, v in batch.inputs.items()}
+    torch.save(inputs, tmp_path / "inputs.pt")
+    with torch.no_grad():
+        expected = module.backbone.hf(**inputs).logits
+    # a fresh interpreter that never imports thinkspace: transformers alone reads the directory
+    script = (
+        "import sys, torch\n"
+        "from transformers import AutoModelForImageTextToText, AutoProcessor\n"
+        f"model = AutoModelForImageTextToText.from_pretrained({str(out)!r}).eval()\n"
+        f"processor = AutoProcessor.from_pretrained({str(out)!r})\n"
+        f"inputs = torch.load({str(tmp_path / 'inputs.pt')!r})\n"
+        "with torch.no_grad():\n"
+        f"    torch.save(model(**inputs).logits, {str(tmp_path / 'logits.pt')!r})\n"
+        "ids = processor.tokenizer.convert_tokens_to_ids(['<|latent_start|>', '<|latent_pad|>', '<|latent_end|>'])\n"
+        "print(ids, 'thinkspace' in sys.modules)\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH="")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    slot = module.objectives["latent"].slot
+    assert proc.stdout.split("\n")[-2] == f"{[slot.start_id, slot.pad_id, slot.end_id]} False"
+    torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, atol=1e-5, rtol=1e-5)
+    assert {"model.safetensors", "tokenizer.json", "thinkspace.json", "thinkspace_heads.safetensors"} <= {
+        p.name for p in out.iterdir()}
+
+
+def test_load_restores_heads_and_settings_and_reproduces_predict(stage1):
+    module, _, out = stage1
+    model = thinkspace.load(out)
+    restored = model.module
+    assert type(restored).__name__ == "SpatialVLM" and not restored.training
+    latent = restored.objectives["latent"]
+    assert (latent.slot.k, latent.decoding) == (12, "feedback")
+    expected = module.objectives["latent"].projector.state_dict()
+    for key, value in latent.projector.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+    manifest = json.loads((out / "thinkspace.json").read_text())
+    assert manifest["model"]["init_args"]["backbone"]["init_args"]["path"] == "."
+    assert "optimizer" not in manifest["model"]["init_args"]
+    samples = val_samples(2)
+    predicted = module.predict_step(module.collator(with_response=False)(samples), 0)
+    again = restored.predict_step(restored.collator(with_response=False)(samples), 0)
+    assert [p["prediction"] for p in again] == [p["prediction"] for p in predicted]
+    answer = model.ask(samples[0].frames, samples[0].prompt, max_new_tokens=module.generation["max_new_tokens"])
+    assert answer.text == predicted[0]["prediction"]
+    assert answer.features.shape[0] == samples[0].num_frames  # [S, P, C]: one token set per view
+
+
+def test_a_checkpoint_loads_with_its_config_and_answers_like_the_export(stage1):
+    module, ckpt, out = stage1
+    sample = val_samples(1)[0]
+    from_ckpt = thinkspace.load(ckpt, config=STAGE1).ask(sample.frames, sample.prompt, max_new_tokens=16)
+    from_export = thinkspace.load(out).ask(sample.frames, sample.prompt, max_new_tokens=16)
+    assert from_ckpt.text == from_export.text
+    torch.testing.assert_close(from_ckpt.features, from_export.features)
+
+
+def test_merged_lora_is_base_plus_adapter_and_a_kept_adapter_restores(tmp_path):
+    module, ckpt = trained_like(GRPO, tmp_path, "grpo")
+    merged = load_file(str(export(ckpt, GRPO, tmp_path / "merged") / "model.safetensors"))
+    layer = module.backbone.model.base_model.model.model.language_model.layers[0].self_attn.q_proj
+    scale = layer.scaling["default"]
+    expected = layer.base_layer.weight + scale * layer.lora_B["default"].weight @ layer.lora_A["default"].weight
+    key = next(k for k in merged if k.endswith("layers.0.self_attn.q_proj.weight"))  # the stored layout
+    torch.testing.assert_close(merged[key], expected.detach(), atol=1e-6, rtol=1e-6)
+    assert not any("lora_" in k for k in merged)
+    assert float((merged[key] - layer.base_layer.weight).abs().max()) > 1e-4  # the adapter is not zero
+
+    kept = export(ckpt, GRPO, tmp_path / "kept", keep_adapter=True)
+    assert (kept / "adapter" / "adapter_config.json").is_file()
+    base = load_file(str(kept / "model.safetensors"))
+    torch.testing.assert_close(base[key], layer.base_layer.weight.detach())
+    restored = thinkspace.load(kept).module
+    assert type(restored).__name__ == "SpatialGRPO"
+    batch = module.collator()(val_samples(1))
+    with torch.no_grad():
+        torch.testing.assert_close(restored.backbone(batch).hidden, module.backbone(batch).hidden, atol=1e-5,
+                                   rtol=1e-5)
+
+
+def test_ask_writes_a_point_cloud_and_a_birds_eye_picture(stage1, tmp_path, monkeypatch, capsys):
+    import open3d as o3d
+
+    from thinkspace.inference.ask import main as ask
+    from thinkspace.objectives import LatentAlignment
+    from thinkspace.teachers import OracleGeometryTeacher
+
+    _, _, out = stage1
+    sample = val_samples(1)[0]
+    paths = []
+    for i, frame in enumerate(sample.frames):
+        paths.append(tmp_path / f"view{i}.png")
+        frame.save(paths[-1])
+    # a perfect projector: the latents decode to the scene's ground-truth points
+    truth = OracleGeometryTeacher(patch_size=14).encode(sample)
+    monkeypatch.setattr(LatentAlignment, "project", lambda self, *a, **k: [truth.tokens()])
+    ply, png = tmp_path / "scene.ply", tmp_path / "bev.png"
+    assert ask(["--model", str(out), "--images", *map(str, paths), "--question", sample.prompt,
+                "--ply", str(ply), "--bev", str(png)]) == 0
+    printed = capsys.readouterr().out
+    assert "answer: " in printed and f"{ply}: " in printed
+    cloud = o3d.io.read_point_cloud(str(ply))
+    expected, _ = OracleGeometryTeacher(patch_size=14).point_cloud(truth, sample)
+    assert len(cloud.points) == expected.shape[0] > 0
+    np.testing.assert_allclose(np.asarray(cloud.points), expected.numpy(), atol=1e-5)
+    image = Image.open(png)
+    assert image.format == "PNG" and image.size[0] > 300
+
+
+def test_situation_and_layout_heads_answer_where_the_agent_stands(tmp_path):
+    module, ckpt = trained_like(JOINT, tmp_path, "joint")
+    out = export(ckpt, JOINT, tmp_path / "joint")
+    model = thinkspace.load(out)
+    video = SyntheticSpatial(1, kind="video", settings=["situation"], image_size=56, num_frames=4, split="val")[0]
+    answer = model.ask(video, max_new_tokens=4)  # a sample with geometry: the camera cue has its input
+    assert answer.position is not None and len(answer.position) == 2 and -np.pi <= answer.heading <= np.pi
+    assert answer.layout.shape[1] == 2 and answer.layout.shape[0] > 0
+    from thinkspace.inference.bev import bev_picture
+
+    assert Image.open(bev_picture(answer, tmp_path / "bev.png")).format == "PNG"
+    with pytest.raises(ValueError, match=r"input cues \['camera'\] built from the frames' geometry"):
+        model.ask(video.frames, video.prompt)
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+def test_a_checkpoint_of_another_config_is_refused_naming_both_files(stage1, tmp_path):
+    _, ckpt, _ = stage1
+    with pytest.raises(ValueError, match=rf"checkpoint {ckpt} does not match the model of config {JOINT}: "
+                                         r".*weights of the model are not in the checkpoint"):
+        export(ckpt, JOINT, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_an_existing_output_is_not_overwritten_by_accident(stage1, tmp_path):
+    _, ckpt, _ = stage1
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="exists and is not empty; choose another --out or pass --overwrite"):
+        export(ckpt, STAGE1, tmp_path / "out")
+    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+def test_a_directory_without_manifest_loads_as_a_plain_vlm_with_a_warning(stage1, tmp_path):
+    import shutil
+
+    from thinkspace.inference.ask import main as ask
+
+    _, _, out = stage1
+    plain = tmp_path / "plain"
+    shutil.copytree(out, plain)
+    (plain / "thinkspace.json").unlink()
+    with pytest.warns(UserWarning, match="has no thinkspace.json: loaded as a plain VLM"):
+        model = thinkspace.load(plain)
+    sample = val_samples(1)[0]
+    answer = model.ask(sample.frames, sample.prompt, max_new_tokens=4)
+    assert answer.points is None and answer.position is None and isinstance(answer.text, str)
+    image = tmp_path / "a.png"
+    sample.frames[0].save(image)
+    with pytest.warns(UserWarning), pytest.raises(SystemExit, match="the model has no 3D latents; --ply needs"):
+        ask(["--model", str(plain), "--images", str(image), "--question", "Where?", "--ply", str(tmp_path / "x.ply")])
+
+
+def test_missing_images_and_short_videos_are_named(stage1, tmp_path):
+    import av
+
+    _, _, out = stage1
+    model = thinkspace.load(out)
+    with pytest.raises(FileNotFoundError, match=r"image file .*nowhere\.jpg not found"):
+        model.ask([tmp_path / "nowhere.jpg"], "Which is left?")
+    video = tmp_path / "short.mp4"
+    with av.open(str(video), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(3):
+            frame = np.full((32, 32, 3), 40 * i, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with pytest.raises(ValueError, match=r"short\.mp4 has 3 frames, fewer than the 8 requested"):
+        model.ask(video, "How many chairs?", num_frames=8)

@@ -1,0 +1,74 @@
+"""Build a training module from its config, and load a checkpoint into it strictly."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: what a checkpoint's state dict may hold that a freshly built module does not
+_TRANSIENT = ("_reference.",)
+
+
+def module_from_config(files: list[str | Path], overrides: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The LightningModule of a training config (``SpatialVLM``, or the class ``model.class_path``
+    names, e.g. ``SpatialGRPO``), built as ``thinkspace fit`` builds it, nothing trained or run.
+
+    Returns:
+        the module and its resolved spec ``{"class_path": ..., "init_args": {...}}``.
+    """
+    from lightning.pytorch import LightningModule
+
+    from thinkspace.cli import ThinkspaceCLI, names_model_class
+    from thinkspace.data.datamodule import SpatialDataModule
+    from thinkspace.modules.spatial_vlm import SpatialVLM
+
+    args = [a for f in files for a in ("--config", str(f))]
+    args += [*(overrides or []), "--trainer.logger", "false", "--trainer.accelerator", "cpu",
+             "--trainer.devices", "1", "--trainer.strategy", "auto", "--trainer.num_nodes", "1"]
+    subclass = names_model_class(args)
+    argv, sys.argv = sys.argv, sys.argv[:1]  # a library call: the caller's command line is not ours
+    try:
+        cli = ThinkspaceCLI(LightningModule if subclass else SpatialVLM, SpatialDataModule,
+                            subclass_mode_model=subclass, run=False, save_config_callback=None,
+                            parser_kwargs={"parser_mode": "omegaconf"}, auto_configure_optimizers=False, args=args)
+    finally:
+        sys.argv = argv
+    spec = cli.config.model.as_dict()
+    if not subclass:
+        spec = {"class_path": f"{SpatialVLM.__module__}.{SpatialVLM.__qualname__}", "init_args": spec}
+    return cli.model, spec
+
+
+def load_checkpoint(module: torch.nn.Module, ckpt: str | Path, config: str | Path) -> None:
+    """Load ``ckpt``'s weights into ``module`` (built from ``config``), every key accounted for.
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``ckpt``.
+        ValueError: naming both files and the first keys, when the checkpoint's weights and the
+            config's model differ (missing or unexpected keys, other shapes).
+    """
+    path = Path(ckpt).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = state.get("state_dict", state)
+    state = {k: v for k, v in state.items() if not k.startswith(_TRANSIENT)}
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} weights of the model are not in the checkpoint (first: {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} checkpoint weights have no place in the model (first: {unexpected[:3]})")
+        if shapes:
+            parts.append(f"{len(shapes)} shapes differ (checkpoint vs model; first: {shapes[:2]})")
+        raise ValueError(f"checkpoint {path} does not match the model of config {config}: " + "; ".join(parts)
+                         + ". Was it trained with another config?")
+    module.load_state_dict(state)

@@ -1,0 +1,46 @@
+"""What a user asks about (image files, PIL images or a video file) as a ``SpatialSample``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from thinkspace.data.images import load_image
+from thinkspace.data.schema import SpatialSample
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
+
+
+#: what a question can be about: a video file, image files or PIL images, or frames ``[S, H, W, 3]``
+Inputs = str | Path | Image.Image | Sequence[str | Path | Image.Image] | np.ndarray
+
+
+def question_sample(inputs: Inputs, question: str, num_frames: int = 8) -> SpatialSample:
+    """A prompt-only sample of ``question`` about ``inputs``.
+
+    Args:
+        inputs: a video file (``.mp4``, ...; ``num_frames`` frames sampled uniformly), one or
+            more images (paths or PIL images) seen as an unordered set, or ``[S, H, W, 3]`` uint8 frames.
+        question: the question, with its options if it has any.
+        num_frames: frames to sample from a video.
+
+    Raises:
+        FileNotFoundError: an image or video file that does not exist (named).
+        ValueError: no images, an undecodable file, or a video with fewer than ``num_frames`` frames.
+    """
+    if isinstance(inputs, (str, Path)) and Path(inputs).suffix.lower() in VIDEO_SUFFIXES:
+        from thinkspace.data.video import read_video
+
+        clip = read_video(inputs, num_frames)
+        return SpatialSample(id=Path(inputs).name, source="ask", task="ask", frames=clip.frames, prompt=question,
+                             timestamps=clip.timestamps)
+    if isinstance(inputs, np.ndarray):  # [S, H, W, 3] uint8 frames
+        inputs = [Image.fromarray(frame) for frame in inputs]
+    items = [inputs] if isinstance(inputs, (str, Path, Image.Image)) else list(inputs)
+    if not items:
+        raise ValueError("ask: no images given; pass image files, PIL images or a video file")
+    frames = [i.convert("RGB") if isinstance(i, Image.Image) else load_image(i) for i in items]
+    return SpatialSample(id="ask", source="ask", task="ask", frames=frames, prompt=question)

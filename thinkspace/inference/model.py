@@ -1,0 +1,188 @@
+"""``SpatialModel``: a restored model that answers questions about images or a video."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from thinkspace.data.schema import SpatialSample
+from thinkspace.eval.answers import parse_float
+from thinkspace.inference.inputs import Inputs, question_sample
+from thinkspace.metrics import parse_choice
+
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+_OPTION = re.compile(r"^\s*[A-E][.)]\s", re.M)
+
+
+@dataclass
+class Answer:
+    """What the model says and sees.
+
+    Attributes:
+        text: the completion, special tokens skipped (the reasoning and the answer).
+        answer: the parsed answer: an option letter when the question lists options, else a
+            number when the text holds one, else the text (inside ``<answer>`` when present).
+        features: ``[S, P, C]`` the latent tokens projected to the teacher's tokens, per view.
+        points: ``[M, 3]`` world points in metres decoded from them (``M`` may be 0 when no
+            patch decodes validly); ``colours`` ``[M, 3]`` in [0, 1].
+        position: predicted ``(x, y)`` of the agent in metres (situation head).
+        heading: predicted yaw of the agent in radians about +z (0 along +x).
+        layout: ``[N, 2]`` predicted bird's-eye ``(x, y)`` of every visual token, metres.
+
+    The world frame is the first view's: origin at its camera, +x along its heading, +z up.
+    Fields the model has no head for are ``None``.
+    """
+
+    text: str
+    answer: str | float | None
+    features: Tensor | None = None
+    points: Tensor | None = None
+    colours: Tensor | None = None
+    position: tuple[float, float] | None = None
+    heading: float | None = None
+    layout: Tensor | None = None
+
+
+class PromptOnly:
+    """An objective seen by the collator for a question without ground truth: its prompt edits
+    (a latent slot, ``<Pos><Ori>``) and nothing that needs geometry."""
+
+    def __init__(self, objective: Any) -> None:
+        self.objective = objective
+
+    def prepare(self, sample: SpatialSample) -> SpatialSample:
+        return self.objective.prepare(sample)
+
+    def mask_labels(self, ids: Tensor, labels: Tensor) -> Tensor:
+        return labels
+
+    def grid_targets(self, sample: SpatialSample, grids: list[tuple[int, int]]) -> None:
+        return None
+
+    def collate(self, targets: list[Any]) -> None:
+        return None
+
+
+class SpatialModel:
+    """A trained thinkspace model for inference (see :func:`thinkspace.load`).
+
+    Attributes:
+        module: the LightningModule (``SpatialVLM`` or ``SpatialGRPO``), in eval mode.
+        source: where it was loaded from.
+    """
+
+    def __init__(self, module: Any, source: str = "") -> None:
+        self.module = module
+        self.source = source
+
+    @property
+    def backbone(self) -> Any:
+        return self.module.backbone
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def to(self, device: str | torch.device) -> SpatialModel:
+        self.module.to(device)
+        return self
+
+    @property
+    def objectives(self) -> dict[str, Any]:
+        """The module's objectives by name (GRPO: its latent objective)."""
+        if hasattr(self.module, "objectives"):
+            return dict(self.module.objectives)
+        latent = getattr(self.module, "latent", None)
+        return {"latent": latent} if latent is not None else {}
+
+    def objective(self, kind: str) -> Any | None:
+        """The first objective of a kind: ``latent``, ``layout`` or ``situation``."""
+        for objective in self.objectives.values():
+            if kind == "latent" and hasattr(objective, "slot") and hasattr(objective, "project"):
+                return objective
+            if kind == "layout" and type(objective).__name__ == "LayoutReconstruction":
+                return objective
+            if kind == "situation" and hasattr(objective, "position_head"):
+                return objective
+        return None
+
+    def generation(self, **overrides: Any) -> dict[str, Any]:
+        """Generation settings: the module's own (greedy), then ``overrides``."""
+        settings = dict(getattr(self.module, "generation", None) or {})
+        if not settings and hasattr(self.module, "max_new_tokens"):  # GRPO
+            settings = {"max_new_tokens": self.module.max_new_tokens}
+        settings.setdefault("max_new_tokens", 64)
+        settings.setdefault("do_sample", False)
+        return {**settings, **overrides}
+
+    @torch.no_grad()
+    def ask(self, inputs: SpatialSample | Inputs, question: str | None = None, num_frames: int = 8,
+            **generation: Any) -> Answer:
+        """Answer ``question`` about ``inputs``.
+
+        Args:
+            inputs: image files or PIL images (an unordered set), a video file, or a
+                ``SpatialSample`` (its prompt is the question; with geometry, input cues work).
+            question: the question, options included (``"...?\\nA. red\\nB. blue"``).
+            num_frames: frames sampled from a video.
+            generation: ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``top_k``.
+
+        Raises:
+            ValueError: a model with input cues asked about frames without geometry; no question.
+        """
+        if isinstance(inputs, SpatialSample):
+            sample = inputs
+            objectives = {**self.objectives, **dict(getattr(self.module, "cues", None) or {})}
+        else:
+            if not question:
+                raise ValueError("ask: no question given")
+            cues = list(getattr(self.module, "cues", None) or {})
+            if cues:
+                raise ValueError(f"ask: the model takes input cues {cues} built from the frames' geometry; ask with "
+                                 "a SpatialSample that carries geometry")
+            sample = question_sample(inputs, question, num_frames)
+            objectives = {name: PromptOnly(o) for name, o in self.objectives.items()}
+        batch = self.backbone.collator(objectives, None, with_response=False)([sample]).to(self.device)
+        hook = self.module.embeds_hook() if hasattr(self.module, "embeds_hook") else None
+        settings = self.generation(**generation)
+        latent, answer = self.objective("latent"), None
+        if latent is not None:
+            from thinkspace.backbones.latent_decoding import generate_with_latents
+            from thinkspace.points import decode_latents
+
+            gen = generate_with_latents(self.backbone, batch, latent.slot, mode=latent.decoding,
+                                        inputs_embeds_hook=hook, **settings)
+            out, seen = gen.prompt_out, gen.prompts
+            answer = Answer(text=gen.texts[0], answer=None)
+            # an untrained projector may decode to no valid point: an empty cloud, not an error
+            features, answer.points, answer.colours = decode_latents(latent, gen, sample, allow_empty=True)
+            answer.features = features.tokens()
+        else:
+            answer = Answer(text=self.backbone.generate(batch, hook, **settings)[0], answer=None)
+            out, seen = (self.backbone(batch, hook), batch) if self._has_heads() else (None, batch)
+        answer.answer = parse_answer(answer.text, sample.prompt)
+        situation, layout = self.objective("situation"), self.objective("layout")
+        if situation is not None:
+            pred = situation.predict(out, seen)
+            answer.position = tuple(float(v) for v in pred["xy"][0].cpu())
+            answer.heading = float(pred["yaw"][0])
+        if layout is not None:
+            answer.layout = layout.predict(out)[0].cpu()
+        return answer
+
+    def _has_heads(self) -> bool:
+        return self.objective("situation") is not None or self.objective("layout") is not None
+
+
+def parse_answer(text: str, question: str) -> str | float | None:
+    """An option letter when ``question`` lists options, else a number, else the answer text."""
+    match = _ANSWER.search(text)
+    inner = (match.group(1) if match else text).strip()
+    if _OPTION.search(question):
+        return parse_choice(inner)
+    number = parse_float(inner)
+    return number if number is not None else inner
