@@ -45,6 +45,10 @@ class ComposedPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_attention_backend = True
 
+    def _init_weights(self, module: nn.Module) -> None:
+        """Nothing: the encoder's weights come from timm, the projector's from torch's defaults;
+        transformers' generic init (normal on every Linear) must not overwrite them."""
+
 
 class ComposedModel(ComposedPreTrainedModel):
     """Encoder, projector and decoder stack, without the LM head.

@@ -1,0 +1,233 @@
+"""The composed backbone (timm encoder + projector + causal LM): contract, recipe, export, training."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from thinkspace.backbones import ComposedVLM, LoraSettings
+from thinkspace.backbones.latent_decoding import generate_with_latents
+from thinkspace.data.datasets.squares import ColouredSquares
+from thinkspace.data.datasets.synthetic import SyntheticSpatial
+from thinkspace.modules.spatial_vlm import SpatialVLM
+from thinkspace.objectives import LatentAlignment, TextCrossEntropy
+
+from cli_helpers import REPO
+
+
+@pytest.fixture(scope="module")
+def composed(tiny_cache):
+    """The tiny composed model (weights shared: tests must not train it in place)."""
+    return ComposedVLM("tiny:composed")
+
+
+def _samples():
+    """One image, a 4-frame video, two images and three images."""
+    one, two, three = (ColouredSquares(1, num_views=n, seed=n)[0] for n in (1, 2, 3))
+    video = ColouredSquares(2, num_views=4, video=True, seed=5)[0]
+    return [one, video, two, three]
+
+
+@pytest.fixture(scope="module")
+def batch(composed):
+    return composed.collator({"text": TextCrossEntropy()})(_samples())
+
+
+def test_tiny_directory_holds_a_plain_causal_lm_and_the_vision_weights(composed):
+    root = composed.path
+    config = json.loads(open(f"{root}/config.json").read())
+    assert config["model_type"] == "thinkspace_composed" and config["encoder"] == "vit_tiny_patch16_224"
+    assert (config["patch_grid"], config["pool"]) == ([8, 8], 2)  # 112 px / 14 px patches, 2x2 pooled
+    lm = AutoModelForCausalLM.from_pretrained(f"{root}/language_model")
+    assert type(lm).__name__ == "Qwen2ForCausalLM"
+    assert "<image>" in AutoTokenizer.from_pretrained(f"{root}/language_model").get_vocab()
+    hf = composed.hf  # the transformers-VLM shape the objectives, decoding and GRPO reach into
+    assert hf.model.language_model is not None and hf.lm_head.weight.shape[1] == composed.hidden_size == 128
+    assert type(hf.model.vision_tower).__name__ == "VisionTransformer"
+    assert composed.layout().rows == composed.layout().cols == 4
+
+
+def test_forward_shapes_for_one_to_three_frames_and_a_video(composed, batch):
+    assert batch.inputs["pixel_values"].shape == (1 + 4 + 2 + 3, 3, 112, 112)
+    assert batch.visual.grid.tolist() == [[0, 0, 4, 4], *[[1, f, 4, 4] for f in range(4)],
+                                          *[[2, f, 4, 4] for f in range(2)], *[[3, f, 4, 4] for f in range(3)]]
+    assert batch.visual.frames_per_group.tolist() == [1, 1, 1, 1]
+    with torch.no_grad():
+        out = composed(batch)
+        single = composed(composed.collator()(_samples()[2:3]))  # batch size 1, two frames
+    assert out.hidden.shape == (4, batch.labels.shape[1], 128)
+    assert single.hidden.shape[0] == 1 and len(single.visual) == 2 * 16
+
+
+def test_visual_positions_are_the_image_tokens_and_hold_their_frame_features(composed, batch):
+    ids, vis = batch.inputs["input_ids"], batch.visual
+    image_id = composed.layout().image_token_id
+    for b, frames in enumerate((1, 4, 2, 3)):
+        placeholders = (ids[b] == image_id).nonzero().flatten()
+        assert placeholders.numel() == frames * 16 and vis.positions(b).tolist() == placeholders.tolist()
+        for f in range(frames):  # each frame one contiguous block, frames in order
+            assert vis.positions(b, f).tolist() == placeholders[f * 16:(f + 1) * 16].tolist()
+    with torch.no_grad():
+        embeds = composed(batch).inputs_embeds
+        features = composed.hf.model.get_image_features(batch.inputs["pixel_values"])  # [F, 16, D]
+    first_frame = torch.tensor([0, 1, 5, 7])  # global index of each sample's first frame
+    index = first_frame[vis.sample] + vis.frame
+    torch.testing.assert_close(embeds[vis.sample, vis.position], features[index, vis.row * 4 + vis.col])
+
+
+def test_logits_and_text_loss_match_the_transformers_model(composed, batch):
+    with torch.no_grad():
+        out = composed(batch)
+        ref = composed.hf(**composed.model_inputs(batch), labels=batch.labels)
+        terms = TextCrossEntropy().loss(out, batch)
+    mask = batch.inputs["attention_mask"].bool()
+    torch.testing.assert_close(out.logits[mask], ref.logits[mask], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(terms["ce"], ref.loss, rtol=1e-5, atol=1e-6)
+
+
+def test_generate_equals_kv_cached_greedy_decoding(composed, batch):
+    """transformers' generate (pixels only in the prefill) and thinkspace's own decoder agree."""
+    texts = composed.generate(batch, max_new_tokens=4, do_sample=False, eos_token_id=[])
+    own = generate_with_latents(composed, batch, None, max_new_tokens=4, eos_token_id=[])
+    assert len(texts) == 4 and texts == own.texts
+
+
+def test_latent_decoding_yields_k_latents_per_sample(tiny_cache):
+    module = SpatialVLM(ComposedVLM("tiny:composed"), objectives={"latent": LatentAlignment(k=3, projector_width=16)})
+    module.eval()
+    data = SyntheticSpatial(2, image_size=56, num_views=(1, 2), settings=["leftmost"], seed=0)
+    batch = module.collator()([replace(data[i], response="") for i in range(2)])
+    slot = module.objectives["latent"].slot
+    with torch.no_grad():
+        forced = slot.gather(module.backbone(batch).hidden, batch.inputs["input_ids"])
+    decoded = generate_with_latents(module.backbone, batch, slot, mode="tokens", max_new_tokens=6)
+    assert decoded.latents.shape == (2, 3, 128) and decoded.has_latents.all()
+    torch.testing.assert_close(decoded.latents, forced, atol=1e-4, rtol=1e-4)
+
+
+def _train(backbone, steps=3, freeze=None):
+    """A few AdamW steps (weight decay on) with text + latent objectives (the latter adds tokens)."""
+    torch.manual_seed(0)
+    module = SpatialVLM(backbone, objectives={"text": TextCrossEntropy(), "latent": LatentAlignment(k=2, projector_width=16)},
+                        freeze=freeze, optimizer=lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1))
+    before = {n: p.detach().clone() for n, p in backbone.hf.named_parameters()}
+    data = SyntheticSpatial(4, image_size=56, num_views=(1, 2), settings=["leftmost"], seed=1)
+    batch = module.collator()([data[i] for i in range(4)])
+    optimizer = module.configure_optimizers()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        module.losses(batch)[0].backward()
+        optimizer.step()
+    after = dict(backbone.hf.named_parameters())
+
+    def changed(prefix):
+        names = [n for n in before if n.startswith(prefix)]
+        assert names, prefix
+        return {bool((after[n] != before[n]).any()) for n in names if after[n].shape == before[n].shape}
+
+    return changed
+
+
+def test_projector_stage_trains_only_the_projector_bit_identically(tiny_cache):
+    changed = _train(ComposedVLM("tiny:composed", stage="projector"))
+    assert changed("model.multi_modal_projector.") == {True}
+    assert changed("model.vision_tower.") == {False}
+    assert changed("model.language_model.") == {False}  # embeddings too, after the latent tokens were added
+
+
+def test_joint_stage_with_frozen_encoder_and_a_freeze_pattern(tiny_cache):
+    changed = _train(ComposedVLM("tiny:composed", freeze_encoder=True))
+    assert changed("model.vision_tower.") == {False}
+    assert changed("model.multi_modal_projector.") == {True}
+    assert True in changed("model.language_model.layers.")
+    # model.freeze patterns compose with the switches: the encoder trains, the projector does not
+    changed = _train(ComposedVLM("tiny:composed"), freeze=[r"multi_modal_projector"])
+    assert changed("model.multi_modal_projector.") == {False} and True in changed("model.vision_tower.")
+
+
+def test_every_objective_trains_through_the_cli(tmp_path):
+    """configs/composed/tiny.yaml (text, latent, layout, situation, camera prior) fits for 3 steps."""
+    from thinkspace.cli import main
+
+    run = tmp_path / "run"
+    main(["fit", "--config", str(REPO / "configs" / "composed" / "tiny.yaml"), "--run_dir", str(run),
+          "--trainer.max_steps", "3", "--trainer.log_every_n_steps", "1", "--data.batch_size", "4",
+          "--data.num_workers", "0", "--data.val", "null", "--trainer.enable_progress_bar", "false",
+          "--trainer.enable_model_summary", "false"])
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    acc = EventAccumulator(str(next(run.glob("events.out.tfevents.*"))))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    for term in ("train/text.ce", "train/latent.align", "train/layout.nll", "train/situation.position"):
+        values = [e.value for e in acc.Scalars(term)] if term in tags else []
+        assert len(values) == 3 and all(torch.isfinite(torch.tensor(values))), (term, sorted(tags))
+
+
+def test_export_round_trip_reproduces_logits_and_the_lm_loads_in_transformers(tmp_path, batch):
+    backbone = ComposedVLM("tiny:composed", stage="projector")
+    backbone.add_tokens(["<|latent_pad|>", "<|latent_start|>"])  # resized embeddings must survive export
+    with torch.no_grad():
+        for p in backbone.hf.parameters():  # not the stored weights: every part must be written
+            p.add_(0.01 * torch.randn_like(p))
+    init_args = backbone.save_pretrained(tmp_path / "export")
+    assert json.loads(json.dumps(init_args)) == init_args
+    rebuilt = ComposedVLM(**{k: (str(tmp_path / "export" / v) if k.endswith("path") else v) for k, v in init_args.items()})
+    assert rebuilt.stage == "projector" and rebuilt.tokenizer.convert_tokens_to_ids("<|latent_pad|>") == \
+        backbone.tokenizer.convert_tokens_to_ids("<|latent_pad|>")
+    with torch.no_grad():
+        assert torch.equal(rebuilt(batch).logits, backbone(batch).logits)
+        lm = AutoModelForCausalLM.from_pretrained(tmp_path / "export" / "language_model")
+        text = AutoTokenizer.from_pretrained(tmp_path / "export" / "language_model")(
+            "Which object is on the left?", return_tensors="pt")["input_ids"]
+        assert torch.equal(lm(text).logits, backbone.hf(input_ids=text).logits)
+
+
+def test_lora_trains_adapters_and_projector_and_export_merges_them(tmp_path, batch):
+    backbone = ComposedVLM("tiny:composed", lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    trainable = [n for n, p in backbone.named_parameters() if p.requires_grad]
+    assert any("multi_modal_projector" in n for n in trainable) and any("lora_" in n for n in trainable)
+    assert all("multi_modal_projector" in n or ("lora_" in n and "language_model" in n) for n in trainable)
+    with torch.no_grad():
+        for n, p in backbone.named_parameters():
+            if "lora_B" in n:
+                p.add_(0.05)
+    init_args = backbone.save_pretrained(tmp_path / "export")
+    rebuilt = ComposedVLM(**{k: (str(tmp_path / "export" / v) if k.endswith("path") else v) for k, v in init_args.items()})
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(batch).logits, backbone(batch).logits, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="merge_lora=True"):
+        backbone.save_pretrained(tmp_path / "other", merge_lora=False)
+
+
+def test_new_composition_from_an_lm_directory_and_a_local_encoder_weights_file(composed, tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    kwargs = {"img_size": 64, "patch_size": 16, "embed_dim": 32, "depth": 1, "num_heads": 2}
+    encoder = timm.create_model("vit_tiny_patch16_224", num_classes=0, **kwargs)
+    save_file(encoder.state_dict(), str(tmp_path / "encoder.safetensors"))
+    backbone = ComposedVLM(lm_path=f"{composed.path}/language_model", encoder="vit_tiny_patch16_224",
+                           encoder_kwargs=kwargs, encoder_weights_path=str(tmp_path / "encoder.safetensors"), pool=1)
+    tower = backbone.hf.model.vision_tower
+    assert all(torch.equal(tower.state_dict()[k], v) for k, v in encoder.state_dict().items())
+    assert backbone.layout().rows == backbone.layout().cols == 4  # 64 px / 16 px, no pooling
+    batch = backbone.collator()(_samples()[:2])
+    with torch.no_grad():
+        assert backbone(batch).hidden.shape[:2] == batch.labels.shape
+
+
+def test_configuration_errors_name_what_is_wrong(composed, tmp_path):
+    with pytest.raises(ValueError, match=r"encoder 'dinov2_vits14' is not a timm model name; similar names"):
+        ComposedVLM(lm_path=f"{composed.path}/language_model", encoder="dinov2_vits14")
+    with pytest.raises(FileNotFoundError, match=r"no config.json"):
+        ComposedVLM(lm_path=str(tmp_path), encoder="vit_tiny_patch16_224")
+    with pytest.raises(FileNotFoundError, match=r"encoder_weights_path .*missing.safetensors' does not exist"):
+        ComposedVLM(lm_path=f"{composed.path}/language_model", encoder="vit_tiny_patch16_224",
+                    encoder_weights_path=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(ValueError, match=r"either path .* or both lm_path and encoder"):
+        ComposedVLM("tiny:composed", lm_path=f"{composed.path}/language_model")
+    with pytest.raises(ValueError, match=r"stage must be 'joint' or 'projector', got 'warmup'"):
+        ComposedVLM("tiny:composed", stage="warmup")
