@@ -1,6 +1,7 @@
 """The composed backbone (timm encoder + projector + causal LM): contract, recipe, export, training."""
 
 import json
+import pickle
 from dataclasses import replace
 
 import pytest
@@ -55,9 +56,10 @@ def test_forward_shapes_for_one_to_three_frames_and_a_video(composed, batch):
     assert batch.visual.grid.tolist() == [[0, 0, 4, 4], *[[1, f, 4, 4] for f in range(4)],
                                           *[[2, f, 4, 4] for f in range(2)], *[[3, f, 4, 4] for f in range(3)]]
     assert batch.visual.frames_per_group.tolist() == [1, 1, 1, 1]
+    collate = pickle.loads(pickle.dumps(composed.collator()))  # data workers get a pickled collator
     with torch.no_grad():
         out = composed(batch)
-        single = composed(composed.collator()(_samples()[2:3]))  # batch size 1, two frames
+        single = composed(collate(_samples()[2:3]))  # batch size 1, two frames
     assert out.hidden.shape == (4, batch.labels.shape[1], 128)
     assert single.hidden.shape[0] == 1 and len(single.visual) == 2 * 16
 
@@ -168,7 +170,9 @@ def test_every_objective_trains_through_the_cli(tmp_path):
 
 def test_export_round_trip_reproduces_logits_and_the_lm_loads_in_transformers(tmp_path, batch):
     backbone = ComposedVLM("tiny:composed", stage="projector")
-    backbone.add_tokens(["<|latent_pad|>", "<|latent_start|>"])  # resized embeddings must survive export
+    backbone.add_tokens(["<|latent_pad|>", *[f"<extra_{i}>" for i in range(40)]])  # past the padded rows
+    assert backbone.hf.get_input_embeddings().weight.shape[0] == len(backbone.tokenizer) > 1024
+    assert backbone.hf.lm_head.weight is backbone.hf.get_input_embeddings().weight  # still tied
     with torch.no_grad():
         for p in backbone.hf.parameters():  # not the stored weights: every part must be written
             p.add_(0.01 * torch.randn_like(p))
