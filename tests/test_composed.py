@@ -233,6 +233,8 @@ def test_configuration_errors_name_what_is_wrong(composed, tmp_path):
                     encoder_weights_path=str(tmp_path / "missing.safetensors"))
     with pytest.raises(ValueError, match=r"either path .* or both lm_path and encoder"):
         ComposedVLM("tiny:composed", lm_path=f"{composed.path}/language_model")
+    with pytest.raises(ValueError, match=r"\['pool'\] describe a new composition .* records its own"):
+        ComposedVLM("tiny:composed", pool=2)
     with pytest.raises(ValueError, match=r"stage must be 'joint' or 'projector', got 'warmup'"):
         ComposedVLM("tiny:composed", stage="warmup")
 

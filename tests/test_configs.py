@@ -75,7 +75,7 @@ def test_config_parses_and_instantiates(config, tmp_path):
     init = model["backbone"]["init_args"]
     if "lm_path" in init:  # a new composition (ComposedVLM): swapped whole for the tiny composed model
         swap = ["--model.backbone.init_args.path", "tiny:composed"]
-        for key in ("lm_path", "encoder", "encoder_kwargs", "encoder_weights_path"):
+        for key in ("lm_path", "encoder", "encoder_kwargs", "encoder_weights_path", "pool", "projector_depth"):
             swap += [f"--model.backbone.init_args.{key}", "null"]
     else:
         swap = ["--model.backbone.init_args.path", tiny_path(init["path"])]

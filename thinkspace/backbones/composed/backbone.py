@@ -36,8 +36,8 @@ class ComposedVLM(HFBackbone):
         encoder_kwargs: extra ``timm.create_model`` arguments (``img_size``, ...).
         encoder_weights_path: the encoder's pretrained weights as a local file (timm layout).
         encoder_pretrained: download timm's pretrained weights from the Hub instead.
-        pool: average-pool stride over each frame's patch grid (1: every patch is a token).
-        projector_depth: linear layers of the projector.
+        pool: average-pool stride over each frame's patch grid (default 1: every patch is a token).
+        projector_depth: linear layers of the projector (default 2).
         freeze_encoder: keep the encoder's weights fixed.
         stage: ``projector`` trains only the projector (encoder and LM frozen); ``joint``
             trains the projector and the LM (and the encoder unless ``freeze_encoder``).
@@ -47,7 +47,8 @@ class ComposedVLM(HFBackbone):
         lora: LoRA adapters on the LM's linear layers (the projector still trains in ``joint``).
 
     Raises:
-        ValueError: neither or both of ``path`` and (``lm_path``, ``encoder``); a bad ``stage``.
+        ValueError: neither or both of ``path`` and (``lm_path``, ``encoder``); composition
+            arguments with ``path`` (a composed directory records its own); a bad ``stage``.
     """
 
     families = ("thinkspace_composed",)
@@ -61,8 +62,8 @@ class ComposedVLM(HFBackbone):
         encoder_kwargs: dict[str, Any] | None = None,
         encoder_weights_path: str | None = None,
         encoder_pretrained: bool = False,
-        pool: int = 1,
-        projector_depth: int = 2,
+        pool: int | None = None,
+        projector_depth: int | None = None,
         freeze_encoder: bool = False,
         stage: Stage = "joint",
         dtype: Dtype = "auto",
@@ -77,6 +78,12 @@ class ComposedVLM(HFBackbone):
             raise ValueError("ComposedVLM: give either path (a composed directory or tiny:composed) or both lm_path "
                              f"and encoder for a new composition; got path={path!r}, lm_path={lm_path!r}, "
                              f"encoder={encoder!r}")
+        given = {k: v for k, v in (("encoder_kwargs", encoder_kwargs), ("encoder_weights_path", encoder_weights_path),
+                                   ("encoder_pretrained", encoder_pretrained or None), ("pool", pool),
+                                   ("projector_depth", projector_depth)) if v is not None}
+        if path is not None and given:
+            raise ValueError(f"ComposedVLM: {sorted(given)} describe a new composition (with lm_path and encoder); "
+                             f"the composed directory {path!r} records its own")
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         if path is not None:
             self.path = resolve_model_path(path)
@@ -88,7 +95,7 @@ class ComposedVLM(HFBackbone):
             self.path = lm_path
             lm, tokenizer = load_causal_lm(lm_path, torch_dtype, attn_implementation)
             model = compose(lm, tokenizer, encoder, encoder_kwargs, encoder_weights_path, encoder_pretrained,
-                            pool, projector_depth)
+                            pool or 1, projector_depth or 2)
         self.family = "thinkspace_composed"
         config = model.config
         self.processor = ComposedProcessor(tokenizer, _geometry(model), config.token_grid)
