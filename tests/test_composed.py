@@ -255,6 +255,36 @@ def test_new_composition_from_an_lm_directory_and_a_local_encoder_weights_file(c
         assert backbone(batch).hidden.shape[:2] == batch.labels.shape
 
 
+ENCODERS = [  # (timm name, kwargs, pool, token grid per frame)
+    ("vit_small_patch14_reg4_dinov2", {"img_size": 56, "depth": 1, "embed_dim": 32, "num_heads": 2}, 1, (4, 4)),
+    ("vit_base_patch16_siglip_224", {"img_size": 80, "depth": 1, "embed_dim": 32, "num_heads": 2}, 2, (3, 3)),
+    ("convnext_atto", {}, 3, (3, 3)),  # a [F, C, 7, 7] feature map at 224 px
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "pool", "grid"), ENCODERS, ids=[e[0] for e in ENCODERS])
+def test_any_timm_encoder_gives_a_pooled_token_grid(composed, name, kwargs, pool, grid):
+    """CLS and register tokens dropped (DINOv2), none to drop (SigLIP), a conv map (ConvNeXt);
+    pooling averages each window, partial windows at the edges over the patches they cover."""
+    from thinkspace.backbones.composed.encoder import patch_features
+
+    backbone = ComposedVLM(lm_path=f"{composed.path}/language_model", encoder=name, encoder_kwargs=kwargs, pool=pool)
+    assert (backbone.layout().rows, backbone.layout().cols) == grid
+    batch = backbone.collator()(_samples()[:2])  # one image, a 4-frame video
+    model = backbone.hf.model
+    with torch.no_grad():
+        embeds = backbone(batch).inputs_embeds
+        patches = patch_features(model.vision_tower, batch.inputs["pixel_values"])  # [F, h, w, C]
+        tokens = model.get_image_features(batch.inputs["pixel_values"])  # [F, rows * cols, D]
+    rows, cols = grid
+    for r in range(rows):
+        for c in range(cols):
+            window = patches[:, r * pool:(r + 1) * pool, c * pool:(c + 1) * pool].mean((1, 2))
+            torch.testing.assert_close(tokens[:, r * cols + c], model.multi_modal_projector(window))
+    vis = batch.visual
+    torch.testing.assert_close(embeds[vis.sample, vis.position], tokens[vis.sample + vis.frame, vis.row * cols + vis.col])
+
+
 def test_configuration_errors_name_what_is_wrong(composed, tmp_path):
     with pytest.raises(ValueError, match=r"encoder 'dinov2_vits14' is not a timm model name; similar names"):
         ComposedVLM(lm_path=f"{composed.path}/language_model", encoder="dinov2_vits14")
