@@ -255,6 +255,36 @@ def test_new_composition_from_an_lm_directory_and_a_local_encoder_weights_file(c
         assert backbone(batch).hidden.shape[:2] == batch.labels.shape
 
 
+def test_an_untied_llama_without_a_chat_template_composes_resizes_and_exports(tmp_path):
+    """Any causal LM: a Llama with its own lm_head and a tokenizer without a chat template (ChatML is used)."""
+    from transformers import LlamaConfig
+
+    from thinkspace.backbones.tiny_tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer("llava_onevision")
+    tokenizer.chat_template = None
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "llama")
+    tokenizer.save_pretrained(tmp_path / "llama")
+    backbone = ComposedVLM(lm_path=str(tmp_path / "llama"), encoder="vit_tiny_patch16_224",
+                           encoder_kwargs={"img_size": 56, "patch_size": 14, "embed_dim": 32, "depth": 1, "num_heads": 2})
+    assert backbone.collator().prompt_text(_samples()[0]).startswith("<|im_start|>user\n<image>\n")
+    backbone.add_tokens(["<|latent_pad|>"])  # the vocabulary had no spare rows: both matrices grow
+    hf = backbone.hf
+    assert hf.get_input_embeddings().weight.shape[0] == hf.lm_head.weight.shape[0] == len(backbone.tokenizer)
+    assert hf.lm_head.weight is not hf.get_input_embeddings().weight
+    batch = backbone.collator()(_samples())
+    init_args = backbone.save_pretrained(tmp_path / "export")
+    rebuilt = ComposedVLM(**{k: (str(tmp_path / "export" / v) if k.endswith("path") else v) for k, v in init_args.items()})
+    with torch.no_grad():
+        assert torch.equal(rebuilt(batch).logits, backbone(batch).logits)
+    assert type(AutoModelForCausalLM.from_pretrained(tmp_path / "export" / "language_model")).__name__ == \
+        "LlamaForCausalLM"
+
+
 ENCODERS = [  # (timm name, kwargs, pool, token grid per frame)
     ("vit_small_patch14_reg4_dinov2", {"img_size": 56, "depth": 1, "embed_dim": 32, "num_heads": 2}, 1, (4, 4)),
     ("vit_base_patch16_siglip_224", {"img_size": 80, "depth": 1, "embed_dim": 32, "num_heads": 2}, 2, (3, 3)),
