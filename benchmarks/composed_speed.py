@@ -63,7 +63,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = SyntheticSpatial(32, image_size=args.size, num_views=(1, 3), settings=["leftmost"], num_objects=(3, 4))
     samples = [data[i] for i in range(len(data))]
-    sides = {"composed": build(ComposedVLM(str(tiny_model_dir("composed", vision_depth=4)))), "qwen2.5-vl": build(QwenVL("tiny:qwen2_5_vl"))}
+    composed = ComposedVLM(str(tiny_model_dir("composed", vision_depth=4)))  # about Qwen2.5-VL's size
+    sides = {"composed": build(composed), "qwen2.5-vl": build(QwenVL("tiny:qwen2_5_vl"))}
     for name, (module, _) in sides.items():
         params = sum(p.numel() for p in module.backbone.parameters())
         visual = module.collator()(samples[:1]).visual

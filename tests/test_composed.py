@@ -110,10 +110,16 @@ def test_latent_decoding_yields_k_latents_per_sample(tiny_cache):
     torch.testing.assert_close(decoded.latents, forced, atol=1e-4, rtol=1e-4)
 
 
+def rebuild(init_args, out_dir):
+    """The backbone from ``save_pretrained``'s init_args, ``*path`` keys joined to the export directory."""
+    return ComposedVLM(**{k: (str(out_dir / v) if k.endswith("path") else v) for k, v in init_args.items()})
+
+
 def _train(backbone, steps=3, freeze=None):
     """A few AdamW steps (weight decay on) with text + latent objectives (the latter adds tokens)."""
     torch.manual_seed(0)
-    module = SpatialVLM(backbone, objectives={"text": TextCrossEntropy(), "latent": LatentAlignment(k=2, projector_width=16)},
+    objectives = {"text": TextCrossEntropy(), "latent": LatentAlignment(k=2, projector_width=16)}
+    module = SpatialVLM(backbone, objectives=objectives,
                         freeze=freeze, optimizer=lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1))
     before = {n: p.detach().clone() for n, p in backbone.hf.named_parameters()}
     data = SyntheticSpatial(4, image_size=56, num_views=(1, 2), settings=["leftmost"], seed=1)
@@ -210,7 +216,7 @@ def test_export_round_trip_reproduces_logits_and_the_lm_loads_in_transformers(tm
             p.add_(0.01 * torch.randn_like(p))
     init_args = backbone.save_pretrained(tmp_path / "export")
     assert json.loads(json.dumps(init_args)) == init_args
-    rebuilt = ComposedVLM(**{k: (str(tmp_path / "export" / v) if k.endswith("path") else v) for k, v in init_args.items()})
+    rebuilt = rebuild(init_args, tmp_path / "export")
     assert rebuilt.stage == "projector" and rebuilt.tokenizer.convert_tokens_to_ids("<|latent_pad|>") == \
         backbone.tokenizer.convert_tokens_to_ids("<|latent_pad|>")
     with torch.no_grad():
@@ -231,7 +237,7 @@ def test_lora_trains_adapters_and_projector_and_export_merges_them(tmp_path, bat
             if "lora_B" in n:
                 p.add_(0.05)
     init_args = backbone.save_pretrained(tmp_path / "export")
-    rebuilt = ComposedVLM(**{k: (str(tmp_path / "export" / v) if k.endswith("path") else v) for k, v in init_args.items()})
+    rebuilt = rebuild(init_args, tmp_path / "export")
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(batch).logits, backbone(batch).logits, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="merge_lora=True"):
@@ -270,7 +276,8 @@ def test_an_untied_llama_without_a_chat_template_composes_resizes_and_exports(tm
     AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "llama")
     tokenizer.save_pretrained(tmp_path / "llama")
     backbone = ComposedVLM(lm_path=str(tmp_path / "llama"), encoder="vit_tiny_patch16_224",
-                           encoder_kwargs={"img_size": 56, "patch_size": 14, "embed_dim": 32, "depth": 1, "num_heads": 2})
+                           encoder_kwargs={"img_size": 56, "patch_size": 14, "embed_dim": 32, "depth": 1,
+                                           "num_heads": 2})
     assert backbone.collator().prompt_text(_samples()[0]).startswith("<|im_start|>user\n<image>\n")
     backbone.add_tokens(["<|latent_pad|>"])  # the vocabulary had no spare rows: both matrices grow
     hf = backbone.hf
@@ -278,7 +285,7 @@ def test_an_untied_llama_without_a_chat_template_composes_resizes_and_exports(tm
     assert hf.lm_head.weight is not hf.get_input_embeddings().weight
     batch = backbone.collator()(_samples())
     init_args = backbone.save_pretrained(tmp_path / "export")
-    rebuilt = ComposedVLM(**{k: (str(tmp_path / "export" / v) if k.endswith("path") else v) for k, v in init_args.items()})
+    rebuilt = rebuild(init_args, tmp_path / "export")
     with torch.no_grad():
         assert torch.equal(rebuilt(batch).logits, backbone(batch).logits)
     assert type(AutoModelForCausalLM.from_pretrained(tmp_path / "export" / "language_model")).__name__ == \
@@ -312,7 +319,8 @@ def test_any_timm_encoder_gives_a_pooled_token_grid(composed, name, kwargs, pool
             window = patches[:, r * pool:(r + 1) * pool, c * pool:(c + 1) * pool].mean((1, 2))
             torch.testing.assert_close(tokens[:, r * cols + c], model.multi_modal_projector(window))
     vis = batch.visual
-    torch.testing.assert_close(embeds[vis.sample, vis.position], tokens[vis.sample + vis.frame, vis.row * cols + vis.col])
+    frame = vis.sample + vis.frame  # sample 0 has one frame, sample 1's frames follow
+    torch.testing.assert_close(embeds[vis.sample, vis.position], tokens[frame, vis.row * cols + vis.col])
 
 
 def test_configuration_errors_name_what_is_wrong(composed, tmp_path):

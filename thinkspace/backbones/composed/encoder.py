@@ -76,7 +76,8 @@ def encoder_geometry(encoder: nn.Module) -> EncoderGeometry:
             grid = patch_features(encoder, torch.zeros(1, 3, *size, dtype=param.dtype, device=param.device))
     finally:
         encoder.train(was_training)
-    return EncoderGeometry(dim=int(grid.shape[-1]), image_size=size, patch_grid=(int(grid.shape[1]), int(grid.shape[2])),
+    return EncoderGeometry(dim=int(grid.shape[-1]), image_size=size,
+                           patch_grid=(int(grid.shape[1]), int(grid.shape[2])),
                            mean=tuple(data["mean"]), std=tuple(data["std"]), interpolation=str(data["interpolation"]))
 
 

@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from thinkspace.backbones.composed.config import IMAGE_TOKEN, MODEL_TYPE, ComposedConfig
@@ -67,7 +66,8 @@ def is_composed_dir(path: str | Path) -> bool:
     return config.is_file() and json.loads(config.read_text()).get("model_type") == MODEL_TYPE
 
 
-def load_composed(path: str | Path, dtype: Any, attn_implementation: str) -> tuple[ComposedForConditionalGeneration, Any]:
+def load_composed(path: str | Path, dtype: Any,
+                  attn_implementation: str) -> tuple[ComposedForConditionalGeneration, Any]:
     """The model and tokenizer of a composed directory (format above).
 
     Raises:
@@ -102,7 +102,8 @@ def save_composed(model: ComposedForConditionalGeneration, tokenizer: Any, out_d
     out = Path(out_dir)
     (out / LM_DIR).mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(out)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.model.state_dict().items() if k.startswith(VISION_PREFIXES)}
+    state = {k: v.detach().contiguous().cpu() for k, v in model.model.state_dict().items()
+             if k.startswith(VISION_PREFIXES)}
     save_file(state, str(out / VISION_FILE), metadata={"format": "pt"})
     shell = causal_lm_shell(model)
     shell.config = model.config.text_config
