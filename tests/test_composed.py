@@ -115,6 +115,16 @@ def rebuild(init_args, out_dir):
     return ComposedVLM(**{k: (str(out_dir / v) if k.endswith("path") else v) for k, v in init_args.items()})
 
 
+def test_the_paper_projector_sizes_itself_from_the_fixed_token_grid(tiny_cache):
+    """3DThinker's fixed-size projector: 16 visual tokens per frame (any image size maps to them)."""
+    latent = LatentAlignment(k=2, projector="paper", paper_image_size=(56, 56))  # the data's size
+    module = SpatialVLM(ComposedVLM("tiny:composed"), objectives={"latent": latent})
+    assert latent.projector.visual_tokens == 16
+    data = SyntheticSpatial(2, image_size=56, num_views=(1, 2), settings=["leftmost"], seed=0)
+    total, terms = module.losses(module.collator()([data[0], data[1]]))
+    assert torch.isfinite(terms["latent.align"]) and terms["latent.align"] > 0
+
+
 def _train(backbone, steps=3, freeze=None):
     """A few AdamW steps (weight decay on) with text + latent objectives (the latter adds tokens)."""
     torch.manual_seed(0)
