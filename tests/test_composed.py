@@ -125,6 +125,25 @@ def test_the_paper_projector_sizes_itself_from_the_fixed_token_grid(tiny_cache):
     assert torch.isfinite(terms["latent.align"]) and terms["latent.align"] > 0
 
 
+def test_input_cues_point_map_and_camera_text(tiny_cache):
+    """PointMapCue edits exactly the visual tokens with depth; CameraText writes the cameras into the prompt."""
+    from thinkspace.cues import CameraText, PointMapCue
+
+    torch.manual_seed(0)
+    module = SpatialVLM(ComposedVLM("tiny:composed"), objectives={"text": TextCrossEntropy()},
+                        cues={"points": PointMapCue(), "cameras": CameraText()})
+    data = SyntheticSpatial(2, image_size=56, num_views=(2, 3), settings=["leftmost"], seed=0)
+    batch = module.collator()([data[0], data[1]])
+    assert "Cameras (x, y, z" in module.backbone.tokenizer.decode(batch.inputs["input_ids"][0])
+    with torch.no_grad():
+        before = module.backbone(batch).inputs_embeds
+        after = module.backbone(batch, module.embeds_hook()).inputs_embeds
+    vis, valid = batch.visual, batch.targets["points"]["valid"]
+    expected = torch.zeros(before.shape[:2], dtype=torch.bool)
+    expected[vis.sample[valid], vis.position[valid]] = True
+    assert valid.any() and torch.equal((after != before).any(-1), expected)
+
+
 def _train(backbone, steps=3, freeze=None):
     """A few AdamW steps (weight decay on) with text + latent objectives (the latter adds tokens)."""
     torch.manual_seed(0)
