@@ -235,6 +235,30 @@ def test_every_objective_trains_through_the_cli(tmp_path):
         assert len(values) == 3 and all(torch.isfinite(torch.tensor(values))), (term, sorted(tags))
 
 
+def test_projector_warmup_then_joint_training_from_its_export(tmp_path):
+    """LLaVA's two stages as docs/backbones.md describes them: a projector-only run, its
+    checkpoint's backbone weights exported, the joint stage built from the export."""
+    from thinkspace.cli import main
+
+    run = tmp_path / "warmup"
+    text_only = [arg for key in ("objectives.latent", "objectives.layout", "objectives.situation", "cues.camera")
+                 for arg in (f"--model.{key}", "null")]
+    main(["fit", "--config", str(REPO / "configs" / "composed" / "tiny.yaml"), "--run_dir", str(run),
+          "--model.backbone.init_args.stage", "projector", *text_only, "--trainer.max_steps", "2",
+          "--data.batch_size", "2", "--data.num_workers", "0", "--data.val", "null",
+          "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    backbone = ComposedVLM("tiny:composed")
+    backbone.load_state_dict({k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")})
+    init_args = backbone.save_pretrained(tmp_path / "export")
+    joint = rebuild({**init_args, "stage": "joint", "freeze_encoder": True}, tmp_path / "export")
+    fresh = ComposedVLM("tiny:composed").hf.model.multi_modal_projector.layers[0].weight
+    warmed = state["backbone.model.model.multi_modal_projector.layers.0.weight"]
+    assert not torch.equal(warmed, fresh) and torch.equal(joint.hf.model.multi_modal_projector.layers[0].weight, warmed)
+    trainable = {n.split(".")[2] for n, p in joint.named_parameters() if p.requires_grad}
+    assert trainable == {"multi_modal_projector", "language_model"}  # lm_head is tied to the embeddings
+
+
 def test_export_round_trip_reproduces_logits_and_the_lm_loads_in_transformers(tmp_path, batch):
     backbone = ComposedVLM("tiny:composed", stage="projector")
     backbone.add_tokens(["<|latent_pad|>", *[f"<extra_{i}>" for i in range(40)]])  # past the padded rows
