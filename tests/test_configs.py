@@ -72,7 +72,13 @@ def test_config_parses_and_instantiates(config, tmp_path):
         files, raw = [base, config], merge(yaml.safe_load(base.read_text()), raw)
     selected = "class_path" in (raw.get("model") or {})  # a config that names its LightningModule
     model = raw["model"]["init_args"] if selected else raw["model"]
-    backbone = model["backbone"]["init_args"]["path"]
+    init = model["backbone"]["init_args"]
+    if "lm_path" in init:  # a new composition (ComposedVLM): swapped whole for the tiny composed model
+        swap = ["--model.backbone.init_args.path", "tiny:composed"]
+        for key in ("lm_path", "encoder", "encoder_kwargs", "encoder_weights_path", "pool", "projector_depth"):
+            swap += [f"--model.backbone.init_args.{key}", "null"]
+    else:
+        swap = ["--model.backbone.init_args.path", tiny_path(init["path"])]
     cli = ThinkspaceCLI(
         LightningModule if selected else SpatialVLM,
         SpatialDataModule,
@@ -83,7 +89,7 @@ def test_config_parses_and_instantiates(config, tmp_path):
         auto_configure_optimizers=False,
         args=[
             *[arg for f in files for arg in ("--config", str(f))],
-            "--model.backbone.init_args.path", tiny_path(backbone),
+            *swap,
             "--trainer.logger", "false",
             "--trainer.accelerator", "cpu",  # multi-GPU configs build up to where they would need a GPU
             "--trainer.default_root_dir", str(tmp_path),

@@ -8,7 +8,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
 
 from cli_helpers import FAST, QUICKSTART, run_cli, weights
-from thinkspace.backbones import LlavaOneVision, QwenVL
+from thinkspace.backbones import ComposedVLM, LlavaOneVision, QwenVL
 from thinkspace.cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule, accumulation_steps
 from thinkspace.modules.spatial_vlm import SpatialVLM
@@ -58,6 +58,7 @@ def test_more_gpus_than_the_machine_has_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize(("backbone", "expected", "decoder"), [
     (lambda: QwenVL("tiny:qwen2_5_vl"), {"Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock"}, "Qwen2_5_VLDecoderLayer"),
     (lambda: LlavaOneVision("tiny:llava_onevision"), {"Qwen2DecoderLayer", "SiglipEncoderLayer"}, "Qwen2DecoderLayer"),
+    (lambda: ComposedVLM("tiny:composed"), {"Qwen2DecoderLayer", "Block"}, "Qwen2DecoderLayer"),  # timm's ViT Block
 ])
 def test_fsdp_units_are_the_models_own_layers(backbone, expected, decoder):
     model = backbone().model

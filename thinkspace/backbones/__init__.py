@@ -13,6 +13,7 @@ _EXPORTS = {
     "VLMBackbone": "thinkspace.backbones.base",
     "QwenVL": "thinkspace.backbones.qwen_vl",
     "LlavaOneVision": "thinkspace.backbones.llava_onevision",
+    "ComposedVLM": "thinkspace.backbones.composed.backbone",
     "LoraSettings": "thinkspace.backbones.lora",
 }
 

@@ -30,7 +30,7 @@ from thinkspace.backbones import tiny_llava_onevision
 from thinkspace.backbones.tiny_configs import model_config, processor
 from thinkspace.backbones.tiny_tokenizer import build_tokenizer
 
-TINY_FAMILIES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision")
+TINY_FAMILIES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision", "composed")
 
 # Bump when the builder changes what it writes, so cached directories are rebuilt.
 BUILD_VERSION = 1
@@ -70,11 +70,20 @@ def build_tiny(
     max_pixels / (patch * 2)**2 (patch 14 for Qwen2/2.5-VL, 16 for Qwen3-VL). For
     `llava_onevision`, `min_pixels` is the area of one square crop (56 px crops of 4 x 4
     tokens by default) and `max_pixels` bounds the anyres crop grids (see `tiny_llava_onevision.py`).
+    For `composed` (timm ViT + Qwen2 causal LM), frames are sqrt(max_pixels) px squares (see
+    `composed/tiny.py`) and the directory is a composed one (`composed/io.py`).
     The same arguments give byte-identical `model.safetensors` (seeded init on the CPU).
     """
     check_family(family)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if family == "composed":  # timm ViT + Qwen2 causal LM; its own directory format
+        from thinkspace.backbones.composed.tiny import build_tiny_composed
+
+        return build_tiny_composed(out, hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
+                                   num_kv_heads=num_kv_heads, intermediate_size=intermediate_size or 4 * hidden_size,
+                                   vision_hidden_size=vision_hidden_size, vision_depth=vision_depth,
+                                   max_pixels=max_pixels, seed=seed)
 
     tokenizer = build_tokenizer(family)
     llava = family == "llava_onevision"

@@ -1,0 +1,80 @@
+"""The composed VLM's token layout: every frame one ``rows x cols`` block of ``<image>`` tokens.
+
+The processor (:mod:`thinkspace.backbones.composed.processor`) expands each image (or each
+video frame) into ``rows * cols`` consecutive ``<image>`` tokens, row-major over the frame's
+pooled patch grid; frames follow each other in order. Every sampled video frame is its own
+frame (``frames_per_group`` 1); the model has no temporal position encoding, so timestamps
+do not reach it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from thinkspace.backbones.outputs import VisualTokens
+from thinkspace.data.collate import Collator, _rgb, _video_frames
+from thinkspace.data.schema import SpatialSample
+
+
+@dataclass(frozen=True)
+class ComposedLayout:
+    """How the composed VLM lays visual tokens into the sequence.
+
+    Attributes:
+        image_token_id: id of ``<image>``, one per visual token (images and video frames).
+        rows: visual-token rows of one frame (after pooling).
+        cols: visual-token columns of one frame.
+        video_token_id: never in a sequence (-1): video frames use ``<image>`` too.
+        temporal_patch: video frames per frame group (1).
+        spatial_merge: patches merged per token axis inside the model's grid (1: the grid is the token grid).
+    """
+
+    image_token_id: int
+    rows: int
+    cols: int
+    video_token_id: int = -1
+    temporal_patch: int = 1
+    spatial_merge: int = 1
+
+
+class ComposedCollator(Collator):
+    """:class:`Collator` for the composed VLM (layout above).
+
+    Args: as :class:`Collator`, with a :class:`ComposedLayout`.
+    """
+
+    layout: ComposedLayout
+
+    def process(self, text: str, sample: SpatialSample) -> Any:
+        if sample.is_video:
+            return self.processor(text=[text], videos=[_video_frames(sample)])
+        return self.processor(text=[text], images=[_rgb(f) for f in sample.frames])
+
+    def visual_tokens(self, input_ids: Tensor, encoded: list[dict[str, Any]]) -> VisualTokens:
+        """Every frame's ``rows x cols`` tokens in order: sample, position, frame, row, col."""
+        lay = self.layout
+        per_frame = lay.rows * lay.cols
+        cols: dict[str, list[Tensor]] = {k: [] for k in ("sample", "position", "frame", "row", "col")}
+        grids = []
+        for b, enc in enumerate(encoded):
+            positions = (input_ids[b] == lay.image_token_id).nonzero().flatten()
+            frames = enc["num_frames"]
+            if positions.numel() != frames * per_frame:
+                raise RuntimeError(f"sample {b}: {positions.numel()} <image> tokens but {frames} frame(s) of "
+                                   f"{lay.rows} x {lay.cols} visual tokens")
+            k = torch.arange(positions.numel())
+            cols["sample"].append(torch.full_like(k, b))
+            cols["position"].append(positions)
+            cols["frame"].append(k // per_frame)
+            cols["row"].append((k % per_frame) // lay.cols)
+            cols["col"].append(k % lay.cols)
+            grids += [[b, f, lay.rows, lay.cols] for f in range(frames)]
+        return VisualTokens(
+            **{k: torch.cat(v).long() for k, v in cols.items()},
+            grid=torch.tensor(grids, dtype=torch.long).reshape(-1, 4),
+            frames_per_group=torch.ones(len(encoded), dtype=torch.long),
+        )
