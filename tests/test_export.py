@@ -177,6 +177,24 @@ def test_situation_and_layout_heads_answer_where_the_agent_stands(tmp_path):
         model.ask(video.frames, video.prompt)
 
 
+def test_a_composed_model_exports_and_restores_exactly(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    config = REPO / "configs" / "composed" / "tiny.yaml"
+    module, ckpt = trained_like(config, tmp_path, "composed")
+    out = export(ckpt, config, tmp_path / "composed")
+    restored = thinkspace.load(out).module
+    video = SyntheticSpatial(1, kind="video", settings=["situation"], image_size=112, num_frames=4, split="val")[0]
+    batch = module.collator()([video])
+    with torch.no_grad():
+        expected = module.backbone(batch, module.embeds_hook()).hidden
+        assert torch.equal(restored.backbone(batch, restored.embeds_hook()).hidden, expected)
+    for key, value in module.objectives["situation"].state_dict().items():
+        assert torch.equal(restored.objectives["situation"].state_dict()[key], value), key
+    language_model = AutoModelForCausalLM.from_pretrained(out / "language_model")  # plain transformers
+    assert language_model.config.vocab_size == module.backbone.hf.config.text_config.vocab_size
+
+
 # -- bad input --------------------------------------------------------------------------------
 
 def test_a_checkpoint_of_another_config_is_refused_naming_both_files(stage1, tmp_path):

@@ -17,7 +17,8 @@ from thinkspace.inference.model import SpatialModel
 
 #: plain model directories without thinkspace.json: their backbone family by model_type
 FAMILIES = {"qwen2_vl": "thinkspace.backbones.QwenVL", "qwen2_5_vl": "thinkspace.backbones.QwenVL",
-            "qwen3_vl": "thinkspace.backbones.QwenVL", "llava_onevision": "thinkspace.backbones.LlavaOneVision"}
+            "qwen3_vl": "thinkspace.backbones.QwenVL", "llava_onevision": "thinkspace.backbones.LlavaOneVision",
+            "thinkspace_composed": "thinkspace.backbones.ComposedVLM"}
 
 
 def load(path: str | Path, config: str | Path | None = None) -> SpatialModel:
