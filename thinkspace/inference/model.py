@@ -101,14 +101,10 @@ class SpatialModel:
 
     def objective(self, kind: str) -> Any | None:
         """The first objective of a kind: ``latent``, ``layout`` or ``situation``."""
-        for objective in self.objectives.values():
-            if kind == "latent" and hasattr(objective, "slot") and hasattr(objective, "project"):
-                return objective
-            if kind == "layout" and type(objective).__name__ == "LayoutReconstruction":
-                return objective
-            if kind == "situation" and hasattr(objective, "position_head"):
-                return objective
-        return None
+        from thinkspace.objectives import LatentAlignment, LayoutReconstruction, Situation
+
+        wanted = {"latent": LatentAlignment, "layout": LayoutReconstruction, "situation": Situation}[kind]
+        return next((o for o in self.objectives.values() if isinstance(o, wanted)), None)
 
     def generation(self, **overrides: Any) -> dict[str, Any]:
         """Generation settings: the module's own (greedy), then ``overrides``."""
@@ -149,7 +145,7 @@ class SpatialModel:
         batch = self.backbone.collator(objectives, None, with_response=False)([sample]).to(self.device)
         hook = self.module.embeds_hook() if hasattr(self.module, "embeds_hook") else None
         settings = self.generation(**generation)
-        latent, answer = self.objective("latent"), None
+        latent = self.objective("latent")
         if latent is not None:
             from thinkspace.backbones.latent_decoding import generate_with_latents
             from thinkspace.points import decode_latents
