@@ -234,22 +234,55 @@ def test_a_directory_without_manifest_loads_as_a_plain_vlm_with_a_warning(stage1
         ask(["--model", str(plain), "--images", str(image), "--question", "Where?", "--ply", str(tmp_path / "x.ply")])
 
 
-def test_missing_images_and_short_videos_are_named(stage1, tmp_path):
+def test_heads_are_loaded_strictly(stage1, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    _, _, out = stage1
+    tampered = tmp_path / "tampered"
+    shutil.copytree(out, tampered)
+    heads = load_file(str(tampered / "thinkspace_heads.safetensors"))
+    dropped = sorted(heads)[0]
+    heads.pop(dropped)
+    heads["objectives.latent.extra"] = torch.zeros(1)
+    save_file(heads, str(tampered / "thinkspace_heads.safetensors"))
+    with pytest.raises(ValueError, match=rf"does not match .*missing \['{dropped}'\], "
+                                         r"unexpected \['objectives.latent.extra'\]"):
+        thinkspace.load(tampered)
+
+
+def write_video(path, frames, fps=4):
     import av
 
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_ask_about_a_video_file(stage1, tmp_path):
+    _, _, out = stage1
+    walk = SyntheticSpatial(1, kind="video", settings=["object_counting"], image_size=112, num_frames=8,
+                            split="val")[0]
+    write_video(tmp_path / "walk.mp4", list(walk.frames))
+    answer = thinkspace.load(out).ask(tmp_path / "walk.mp4", "How many chairs are in the room?", num_frames=4,
+                                      max_new_tokens=16)
+    assert isinstance(answer.text, str) and answer.features.shape[0] == 4  # one token set per sampled frame
+    assert answer.points.shape[1] == 3
+
+
+def test_missing_images_and_short_videos_are_named(stage1, tmp_path):
     _, _, out = stage1
     model = thinkspace.load(out)
     with pytest.raises(FileNotFoundError, match=r"image file .*nowhere\.jpg not found"):
         model.ask([tmp_path / "nowhere.jpg"], "Which is left?")
     video = tmp_path / "short.mp4"
-    with av.open(str(video), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=4)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(3):
-            frame = np.full((32, 32, 3), 40 * i, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(video, [np.full((32, 32, 3), 40 * i, dtype=np.uint8) for i in range(3)])
     with pytest.raises(ValueError, match=r"short\.mp4 has 3 frames, fewer than the 8 requested"):
         model.ask(video, "How many chairs?", num_frames=8)
