@@ -248,6 +248,8 @@ def test_reference_with_adapter_disabled_is_the_base_model(tiny_cache):
 
 def test_full_fine_tuning_keeps_a_frozen_copy_only_with_beta(tiny_cache):
     module = SpatialGRPO(QwenVL("tiny:qwen2_5_vl"), rewards=ANSWER, group_size=2, max_new_tokens=3, beta=0.04)
+    module.generate(module.collator()(squares(1)))
+    assert "_reference" not in module.__dict__  # decoding alone (inference) makes no copy
     module.prepare_policy()
     reference = module.__dict__["_reference"]
     assert module.reference_kind == "copy" and not any(p.requires_grad for p in reference.parameters())

@@ -153,7 +153,7 @@ class SpatialGRPO(L.LightningModule):
         self.reference_kind = ("adapter" if uses_adapter else "copy") if reference == "auto" else reference
         self._rollout: Rollout | None = None
         self._uses = 0
-        self._prepared = False
+        self._initialised = self._prepared = False
         freeze_parameters(self, freeze or [])
         if gradient_checkpointing:
             backbone.enable_gradient_checkpointing()
@@ -171,19 +171,21 @@ class SpatialGRPO(L.LightningModule):
     def setup(self, stage: str) -> None:
         self.prepare_policy()
 
-    def prepare_policy(self) -> None:
-        """Load ``init_from`` (once) and, when needed, freeze a copy as the reference policy.
+    def prepare_policy(self, reference: bool = True) -> None:
+        """Load ``init_from`` (once) and, with ``reference`` and when needed, freeze a copy as the
+        reference policy (once; decoding alone, as in inference, never needs it).
 
         Runs before a resumed checkpoint is restored, so the reference is the initial policy.
         """
-        if self._prepared:
-            return
-        if self.init_from:
-            load_stage1(self, self.init_from)
-        if self.beta > 0 and self.reference_kind == "copy":
-            # outside the module tree: not in checkpoints, not in the optimizer
-            self.__dict__["_reference"] = copy.deepcopy(self.backbone).eval().requires_grad_(False)
-        self._prepared = True
+        if not self._initialised:
+            if self.init_from:
+                load_stage1(self, self.init_from)
+            self._initialised = True
+        if reference and not self._prepared:
+            if self.beta > 0 and self.reference_kind == "copy":
+                # outside the module tree: not in checkpoints, not in the optimizer
+                self.__dict__["_reference"] = copy.deepcopy(self.backbone).eval().requires_grad_(False)
+            self._prepared = True
 
     # -- rollouts ----------------------------------------------------------------------
 
@@ -356,7 +358,7 @@ class SpatialGRPO(L.LightningModule):
     def generate(self, batch: Batch, keep_slot: bool = False) -> Any:
         """Greedy decoding of each prompt (latent steps included); ``keep_slot`` keeps the
         special tokens in ``texts`` (as the rewards see them)."""
-        self.prepare_policy()
+        self.prepare_policy(reference=False)
         gen = generate_with_latents(
             self.backbone, batch, self.latent.slot if self.latent is not None else None,
             mode=self.latent.decoding if self.latent is not None else "tokens", max_new_tokens=self.max_new_tokens,
