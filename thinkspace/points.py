@@ -114,17 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objective", default=None, help="latent objective name (default: the first)")
     args = parser.parse_args(argv)
 
-    from thinkspace.cli import ThinkspaceCLI
-    from thinkspace.data.datamodule import SpatialDataModule
-    from thinkspace.modules.spatial_vlm import SpatialVLM
+    from thinkspace.inference.build import cli_from_config, load_checkpoint
     from thinkspace.viz import write_ply
 
-    cli = ThinkspaceCLI(SpatialVLM, SpatialDataModule, run=False, save_config_callback=None,
-                        parser_kwargs={"parser_mode": "omegaconf"}, auto_configure_optimizers=False,
-                        args=["--config", args.config, "--trainer.logger", "false"])
+    cli = cli_from_config([args.config])
     module = cli.model
-    state = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-    module.load_state_dict(state.get("state_dict", state))
+    load_checkpoint(module, args.ckpt, args.config)
     module.eval()
     dataset = cli.datamodule.datasets.get(args.split)
     if dataset is None:

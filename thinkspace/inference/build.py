@@ -8,17 +8,10 @@ from typing import Any
 
 import torch
 
-#: what a checkpoint's state dict may hold that a freshly built module does not
-_TRANSIENT = ("_reference.",)
 
-
-def module_from_config(files: list[str | Path], overrides: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
-    """The LightningModule of a training config (``SpatialVLM``, or the class ``model.class_path``
-    names, e.g. ``SpatialGRPO``), built as ``thinkspace fit`` builds it, nothing trained or run.
-
-    Returns:
-        the module and its resolved spec ``{"class_path": ..., "init_args": {...}}``.
-    """
+def cli_from_config(files: list[str | Path], overrides: list[str] | None = None) -> Any:
+    """Lightning's CLI over a training config, instantiated as ``thinkspace fit`` would (on the
+    CPU, one process, no logger) but not run: ``.model`` and ``.datamodule`` are built."""
     from lightning.pytorch import LightningModule
 
     from thinkspace.cli import ThinkspaceCLI, names_model_class
@@ -31,14 +24,25 @@ def module_from_config(files: list[str | Path], overrides: list[str] | None = No
     subclass = names_model_class(args)
     argv, sys.argv = sys.argv, sys.argv[:1]  # a library call: the caller's command line is not ours
     try:
-        cli = ThinkspaceCLI(LightningModule if subclass else SpatialVLM, SpatialDataModule,
-                            subclass_mode_model=subclass, run=False, save_config_callback=None,
-                            parser_kwargs={"parser_mode": "omegaconf"}, auto_configure_optimizers=False, args=args)
+        return ThinkspaceCLI(LightningModule if subclass else SpatialVLM, SpatialDataModule,
+                             subclass_mode_model=subclass, run=False, save_config_callback=None,
+                             parser_kwargs={"parser_mode": "omegaconf"}, auto_configure_optimizers=False, args=args)
     finally:
         sys.argv = argv
+
+
+def module_from_config(files: list[str | Path], overrides: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The LightningModule of a training config (``SpatialVLM``, or the class ``model.class_path``
+    names, e.g. ``SpatialGRPO``), built as ``thinkspace fit`` builds it, nothing trained or run.
+
+    Returns:
+        the module and its resolved spec ``{"class_path": ..., "init_args": {...}}``.
+    """
+    cli = cli_from_config(files, overrides)
     spec = cli.config.model.as_dict()
-    if not subclass:
-        spec = {"class_path": f"{SpatialVLM.__module__}.{SpatialVLM.__qualname__}", "init_args": spec}
+    if "class_path" not in spec:  # SpatialVLM, the default module: its init args only
+        cls = type(cli.model)
+        spec = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": spec}
     return cli.model, spec
 
 
@@ -55,7 +59,6 @@ def load_checkpoint(module: torch.nn.Module, ckpt: str | Path, config: str | Pat
         raise FileNotFoundError(f"checkpoint {path} not found")
     state = torch.load(path, map_location="cpu", weights_only=False)
     state = state.get("state_dict", state)
-    state = {k: v for k, v in state.items() if not k.startswith(_TRANSIENT)}
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
