@@ -84,6 +84,30 @@ def test_thinker_cot_keeps_the_latent_marker(tmp_path):
     assert data[1].id == "8" and data[1].answer == "A" and len(data[1].frames) == 1
 
 
+def test_thinker_cot_prompts_and_sizes_views_as_3dthinker_stage1(tmp_path):
+    """Official stage 1: ``text_input + "\\n" + instruction``, views LANCZOS-resized to 480 wide x 640 tall."""
+    from PIL import Image
+
+    from thinkspace.data.datasets.thinker_prompt import THINKER_INSTRUCTION, resize_view
+
+    sample = ThinkerCoT(str(fx.thinker_cot(tmp_path)))[0]
+    assert sample.prompt == "Where is the cup? A. left B. right\n" + THINKER_INSTRUCTION
+    assert THINKER_INSTRUCTION.startswith("First imagine the mental 3D scene, think about the reasoning process")
+    assert [f.size for f in sample.frames] == [(480, 640), (480, 640)]
+    raw = ThinkerCoT(str(fx.thinker_cot(tmp_path)), instruction="", image_size=None)[0]
+    assert raw.prompt == "Where is the cup? A. left B. right" and raw.frames[0].size == (32, 24)
+    ramp = Image.fromarray(np.arange(48 * 40 * 3, dtype=np.uint8).reshape(40, 48, 3) % 251)
+    expected = np.asarray(ramp.resize((480, 640), Image.LANCZOS))
+    assert np.array_equal(np.asarray(resize_view(ramp, [480, 640])), expected)
+    with pytest.raises(ValueError, match=r"image_size must be two positive integers \(width, height\), got \[0, 640\]"):
+        resize_view(ramp, [0, 640])
+
+
+def test_mindcube_can_size_views_like_3dthinker(tmp_path):
+    data = MindCube(str(fx.mindcube(tmp_path)), image_root=str(tmp_path), image_size=[480, 640], instruction="Think.")
+    assert {f.size for f in data[0].frames} == {(480, 640)} and data[0].prompt.endswith("\nThink.")
+
+
 def test_thinker_cot_without_marker_is_an_error(tmp_path):
     path = fx.write_jsonl(tmp_path / "cot.jsonl", [
         {"idx": 1, "text_input": "Q", "image_input": ["a.png"], "text_output": "<think>x</think>", "answer": "A"}])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from thinkspace.data.sampler import EpochSampler
-from thinkspace.optim import WarmupCosine
+from thinkspace.optim import WarmupCosine, WarmupLinear
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only():
@@ -49,3 +49,25 @@ def test_warmup_cosine_schedule():
     assert lrs[3] == pytest.approx(1.0)
     assert lrs[8] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert lrs[13] == pytest.approx(0.1)
+
+
+def test_warmup_linear_is_the_transformers_trainer_rule():
+    """3DThinker trains with the HF Trainer's ``linear`` schedule: same rate at every step."""
+    from transformers import get_linear_schedule_with_warmup
+
+    rates = {}
+    for name in ("ours", "hf"):
+        param = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([param], lr=1e-4)
+        if name == "ours":
+            sched = WarmupLinear(opt, warmup_steps=10, total_steps=37)
+        else:
+            sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=10, num_training_steps=37)
+        rates[name] = []
+        for _ in range(40):
+            rates[name].append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+    assert rates["ours"] == pytest.approx(rates["hf"], abs=1e-15)
+    assert rates["ours"][0] == 0.0 and rates["ours"][10] == pytest.approx(1e-4)
+    assert rates["ours"][37:] == [0.0, 0.0, 0.0]

@@ -18,7 +18,7 @@ from thinkspace.metrics import ChoiceAccuracy
 from thinkspace.mixers import LossMixer, WeightedSum
 from thinkspace.objectives.base import Objective
 from thinkspace.objectives.text import TextCrossEntropy
-from thinkspace.optim import WarmupCosine
+from thinkspace.optim import WarmupSchedule
 
 
 def _adamw(params: Any) -> torch.optim.Optimizer:
@@ -175,7 +175,7 @@ class SpatialVLM(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
-        if isinstance(scheduler, WarmupCosine) and scheduler.total_steps is None:
+        if isinstance(scheduler, WarmupSchedule) and scheduler.total_steps is None:
             scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

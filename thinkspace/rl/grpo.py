@@ -28,7 +28,7 @@ from thinkspace.backbones.latent_decoding import _stop_ids, generate_with_latent
 from thinkspace.backbones.outputs import BackboneOutput, Batch
 from thinkspace.modules.spatial_vlm import freeze_parameters
 from thinkspace.objectives.latent3d import LatentAlignment
-from thinkspace.optim import WarmupCosine
+from thinkspace.optim import WarmupSchedule
 from thinkspace.rl.checkpoint import load_stage1
 from thinkspace.rl.collate import RL_KEY, PromptCollator
 from thinkspace.rl.loss import clipped_loss, group_advantages
@@ -374,6 +374,6 @@ class SpatialGRPO(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
-        if isinstance(scheduler, WarmupCosine) and scheduler.total_steps is None:
+        if isinstance(scheduler, WarmupSchedule) and scheduler.total_steps is None:
             scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -7,7 +7,8 @@ to ``image_root``) and ``gt_answer`` (an option letter); ``category``, ``type`` 
 ``meta_info`` are kept in ``meta``. The setting (around, among, rotation,
 translation, other) comes from the ``id`` as MindCube's evaluator derives it.
 
-Frames: the listed images in order, unordered views (``timestamps=None``). MindCube
+Frames: the listed images in order, unordered views (``timestamps=None``), optionally
+resized to a fixed (width, height) (``image_size``; 3DThinker's 480 x 640 portrait). MindCube
 has no camera geometry, so ``geometry`` and ``situation`` are ``None`` and no world
 frame conversion is needed.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
+from thinkspace.data.datasets.thinker_prompt import resize_view
 from thinkspace.data.images import load_image
 from thinkspace.data.schema import SpatialSample
 from thinkspace.eval.mindcube import LETTERS, setting_from_id
@@ -41,6 +43,8 @@ class MindCube(BenchmarkDataset):
             jsonl's directory).
         instruction: text appended to each question on a new line (e.g. "Answer with
             the option's letter."); empty for none.
+        image_size: resize every view to (width, height) pixels with LANCZOS first
+            (3DThinker: ``[480, 640]``, portrait; see ``thinker_prompt``); ``None``: as stored.
         settings: keep only these settings (``None``: all).
         skip_missing: drop questions with missing images (count in ``skipped``)
             instead of failing when they are read.
@@ -54,6 +58,7 @@ class MindCube(BenchmarkDataset):
         path: str,
         image_root: str | None = None,
         instruction: str = "",
+        image_size: list[int] | None = None,
         settings: list[str] | None = None,
         skip_missing: bool = False,
         limit: int | None = None,
@@ -62,6 +67,7 @@ class MindCube(BenchmarkDataset):
         self.path = Path(path)
         self.image_root = Path(image_root) if image_root is not None else self.path.parent
         self.instruction = instruction
+        self.image_size = image_size
         self.settings = settings
 
     def _build_index(self) -> list[dict[str, Any]]:
@@ -90,7 +96,7 @@ class MindCube(BenchmarkDataset):
 
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         record = entry["record"]
-        frames = [load_image(p, entry["id"]) for p in self._media(entry)]
+        frames = [resize_view(load_image(p, entry["id"]), self.image_size) for p in self._media(entry)]
         prompt = record["question"] + (f"\n{self.instruction}" if self.instruction else "")
         return SpatialSample(
             id=entry["id"], source="mindcube", task=entry["setting"], frames=frames, prompt=prompt,

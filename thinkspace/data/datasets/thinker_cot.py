@@ -10,6 +10,10 @@ with its text) and ``idx``.
 names the marker and ``meta["latent_marker_is_slot"]`` is ``True``: the marker stands
 for the latent slot (start, k pads, end) that the latent-alignment objective inserts,
 it is not text to learn. Frames: the images in order, unordered views; no geometry.
+
+The prompt is ``text_input``, a newline and ``instruction`` (default: 3DThinker's own,
+``THINKER_INSTRUCTION``); views are resized to ``image_size`` = (width, height) with
+LANCZOS (default 480 x 640, portrait), as the official stage 1 trains.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
+from thinkspace.data.datasets.thinker_prompt import THINKER_IMAGE_SIZE, THINKER_INSTRUCTION, resize_view
 from thinkspace.data.images import load_image
 from thinkspace.data.schema import SpatialSample
 from thinkspace.eval.answers import mindcube_choice
@@ -42,6 +47,8 @@ class ThinkerCoT(BenchmarkDataset):
     Args:
         path: the jsonl file.
         image_root: directory the image paths are relative to (default: the jsonl's directory).
+        instruction: text appended to ``text_input`` after a newline; empty for none.
+        image_size: (width, height) every view is resized to with LANCZOS; ``None``: as stored.
         require_marker: fail on a record whose ``text_output`` lacks the marker.
         skip_missing: drop records with missing images (count in ``skipped``).
         limit: keep the first ``limit`` records.
@@ -51,6 +58,8 @@ class ThinkerCoT(BenchmarkDataset):
         self,
         path: str,
         image_root: str | None = None,
+        instruction: str = THINKER_INSTRUCTION,
+        image_size: list[int] | None = list(THINKER_IMAGE_SIZE),
         require_marker: bool = True,
         skip_missing: bool = False,
         limit: int | None = None,
@@ -58,6 +67,8 @@ class ThinkerCoT(BenchmarkDataset):
         super().__init__(skip_missing, limit)
         self.path = Path(path)
         self.image_root = Path(image_root) if image_root is not None else self.path.parent
+        self.instruction = instruction
+        self.image_size = image_size
         self.require_marker = require_marker
 
     def _build_index(self) -> list[dict[str, Any]]:
@@ -83,10 +94,11 @@ class ThinkerCoT(BenchmarkDataset):
 
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         record = entry["record"]
-        frames = [load_image(p, entry["id"]) for p in self._media(entry)]
+        frames = [resize_view(load_image(p, entry["id"]), self.image_size) for p in self._media(entry)]
+        prompt = record["text_input"] + (f"\n{self.instruction}" if self.instruction else "")
         return SpatialSample(
             id=entry["id"], source="thinker_cot", task=setting_from_id(entry["id"]), frames=frames,
-            prompt=record["text_input"], response=record["text_output"], answer=entry["letter"],
+            prompt=prompt, response=record["text_output"], answer=entry["letter"],
             answer_type="choice",
             meta={"latent_marker": LATENT_MARKER, "latent_marker_is_slot": LATENT_MARKER in record["text_output"],
                   "where": entry["where"]},
