@@ -118,3 +118,52 @@ def sqa3d(root: Path) -> tuple[Path, Path]:
     q.write_text(json.dumps(questions))
     a.write_text(json.dumps(notes))
     return q, a
+
+
+#: real SQA3D test records (scene0050_00), with their source and licence inside the file
+SQA3D_RELEASED = Path(__file__).parent / "fixtures" / "sqa3d_test_scene0050_00.json"
+
+
+def scannet_mesh(scene: Path, low: tuple[float, float, float], high: tuple[float, float, float]) -> Path:
+    """``{scene}/{scene}_vh_clean_2.ply``: a box spanning ``low`` to ``high`` (m), written by open3d."""
+    import open3d as o3d
+
+    size = np.subtract(high, low)
+    box = o3d.geometry.TriangleMesh.create_box(*size.tolist())
+    box.translate(np.asarray(low, dtype=np.float64))
+    path = scene / f"{scene.name}_vh_clean_2.ply"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert o3d.io.write_triangle_mesh(str(path), box)
+    return path
+
+
+def sqa3d_released(root: Path, ids: list[int] | None = None) -> tuple[Path, Path]:
+    """SQA3D's released test records of scene0050_00 (``ids`` of them, default all five) in the
+    official file layout, with a ScanNet-layout scene (:func:`scannet_scene`) whose mesh box spans
+    (1, 2, 0) to (5, 4, 3) m: bounding-box centre (3, 3, 1.5) in the poses' frame."""
+    released = json.loads(SQA3D_RELEASED.read_text())
+    keep = lambda rows: [r for r in rows if ids is None or r["question_id"] in ids]  # noqa: E731
+    scene = scannet_scene(root / "scans", "scene0050_00")
+    scannet_mesh(scene, (1.0, 2.0, 0.0), (5.0, 4.0, 3.0))
+    q = root / "v1_balanced_questions_test_scannetv2.json"
+    a = root / "v1_balanced_sqa_annotations_test_scannetv2.json"
+    q.write_text(json.dumps({"questions": keep(released["questions"])}))
+    a.write_text(json.dumps({"annotations": keep(released["annotations"])}))
+    return q, a
+
+
+def sqa3d_localization(path: Path) -> Path:
+    """The released records as SQA3D's localization file: one record per situation, in the
+    format of the official ``assets/localization.md`` (rotation keys ``_w`` first, as there)."""
+    released = json.loads(SQA3D_RELEASED.read_text())
+    notes = {n["question_id"]: n for n in released["annotations"]}
+    situations = {}
+    for q in released["questions"]:
+        n = notes[q["question_id"]]
+        r = n["rotation"]
+        situations.setdefault((q["scene_id"], q["situation"]), {
+            "scene_id": q["scene_id"], "situation": q["situation"],
+            "alternative_situation": q["alternative_situation"], "position": n["position"],
+            "rotation": {"_w": r["_w"], "_x": r["_x"], "_y": r["_y"], "_z": r["_z"]}})
+    path.write_text(json.dumps({"annotations": list(situations.values())}))
+    return path

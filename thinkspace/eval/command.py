@@ -1,4 +1,4 @@
-"""``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--json]``.
+"""``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--json]``.
 
 Reads a predictions file in the benchmark's own format, scores it as the official
 evaluator does, and prints a table, or with ``--json`` one JSON object
@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="field holding the model's response (default: mindcube 'cogmap_gen_answer' else 'answer', "
         "vsibench 'prediction', sqa3d 'answer')",
     )
+    parser.add_argument(
+        "--localization",
+        default=None,
+        help="sqa3d only: the official v1_balanced_localization_{split}_scannetv2.json, gold of the "
+        "per-situation localization score (default: the predictions' own position/rotation)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return parser
 
@@ -38,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         records = read_table(args.predictions)
         if not records:
             raise ValueError(f"{args.predictions}: no records")
-        score = SCORERS[args.benchmark](records, args.response_field)
+        options = {}
+        if args.localization is not None:
+            if args.benchmark != "sqa3d":
+                raise ValueError(f"--localization is for sqa3d, not {args.benchmark}")
+            options["localization"] = args.localization
+        score = SCORERS[args.benchmark](records, args.response_field, **options)
     except (OSError, ValueError, KeyError, ImportError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"thinkspace score {args.benchmark}: {message}", file=sys.stderr)

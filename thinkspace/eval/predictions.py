@@ -9,6 +9,11 @@ and one entry per setting or question type, percent), written to
 ``scores_{stage}_{benchmark}.json`` and printed. Datasets that are no benchmark give
 ``predictions_{stage}.jsonl`` with ``id`` and ``prediction``.
 
+When the model predicts situations (a ``Situation`` objective: world x, y metres and
+facing yaw radians per sample) and the dataset ``localizes`` (SQA3D), each record also
+gets the dataset's ``agent_pos`` / ``agent_rot`` in the benchmark's own frame, and the
+dataset's ``score_options()`` (e.g. SQA3D's localization gold file) go to the scorer.
+
 Single process: with several ranks each writes its own ``.rank{r}`` file, unscored.
 """
 
@@ -34,7 +39,7 @@ class BenchmarkPredictions(Callback):
     def __init__(self, directory: str | None = None, print_table: bool = True) -> None:
         self.directory = directory
         self.print_table = print_table
-        self.rows: list[tuple[str, str]] = []
+        self.rows: list[tuple[str, str, tuple[float, float, float] | None]] = []
         self.written: dict[str, Path] = {}
 
     # -- collecting ---------------------------------------------------------------------
@@ -47,12 +52,14 @@ class BenchmarkPredictions(Callback):
     def on_test_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int,
                           dataloader_idx: int = 0) -> None:
         if isinstance(outputs, dict) and "predictions" in outputs:
-            self.rows.extend(zip(outputs["ids"], outputs["predictions"]))
+            situations = outputs.get("situations") or [None] * len(outputs["ids"])
+            self.rows.extend(zip(outputs["ids"], outputs["predictions"], situations))
 
     def on_predict_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int,
                              dataloader_idx: int = 0) -> None:
         if isinstance(outputs, list):
-            self.rows.extend((o["id"], o["prediction"]) for o in outputs if isinstance(o, dict) and "id" in o)
+            self.rows.extend((o["id"], o["prediction"], o.get("situation"))
+                             for o in outputs if isinstance(o, dict) and "id" in o)
 
     def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         self.finish(trainer, "test")
@@ -73,14 +80,17 @@ class BenchmarkPredictions(Callback):
         rank = f".rank{trainer.global_rank}" if trainer.world_size > 1 else ""
         path = directory / f"predictions_{stage}{suffix}.jsonl{rank}"
         if benchmark:
-            positions = dataset.positions_of([i for i, _ in self.rows])
-            records = [dataset.prediction_record(k, text) for k, (_, text) in zip(positions, self.rows)]
+            positions = dataset.positions_of([row[0] for row in self.rows])
+            localizes = getattr(dataset, "localizes", False)
+            records = [dataset.prediction_record(k, text, situation) if localizes and situation is not None
+                       else dataset.prediction_record(k, text) for k, (_, text, situation) in zip(positions, self.rows)]
         else:
-            records = [{"id": i, "prediction": text} for i, text in self.rows]
+            records = [{"id": i, "prediction": text} for i, text, _ in self.rows]
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
         self.written[stage] = path
         if benchmark and not rank:
-            score = SCORERS[benchmark]([(f"{path}:{n + 1}", r) for n, r in enumerate(records)], None)
+            options = dataset.score_options() if hasattr(dataset, "score_options") else {}
+            score = SCORERS[benchmark]([(f"{path}:{n + 1}", r) for n, r in enumerate(records)], None, **options)
             (directory / f"scores_{stage}_{benchmark}.json").write_text(json.dumps(score.to_dict(notes=True), indent=1) + "\n")
             if trainer.logger is not None:
                 trainer.logger.log_metrics(score.metrics(f"{stage}/{benchmark}"), step=trainer.global_step)

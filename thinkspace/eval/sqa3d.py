@@ -4,8 +4,9 @@ Localization follows SQA3D's ``utils/localization_metric.py``: position error is
 distance in the xy plane (metres); yaw is the z component of each quaternion's rotation
 vector (angle in [0, pi] about its axis, so a pure turn about z gives its yaw in
 (-pi, pi]), and the yaw error is ``min(|a - b|, 2 pi - |a - b|)`` in degrees; with
-several predictions for one record the closest one counts; thresholds are strict
-(< 0.5 m, < 1.0 m, < 15 deg, < 30 deg).
+several predictions (at most 3) for one record the closest one counts; thresholds are
+strict (< 0.5 m, < 1.0 m, < 15 deg, < 30 deg). It is scored once per situation, as the
+official localization file lists them (:mod:`thinkspace.eval.sqa3d_localization`).
 
 Exact match compares :func:`~thinkspace.eval.answers.sqa3d_normalise` of the response
 with that of the first reference answer (``answers[0].answer``, SQA3D's own choice).
@@ -16,14 +17,15 @@ Predictions file (jsonl, one record per question): SQA3D's question fields
 (``question_id``, ``scene_id``, ``situation``, ``question``) and annotation fields
 (``answers``, ``position`` ``{x, y, z}``, ``rotation`` ``{_x, _y, _z, _w}``) plus the
 model's response, by default in ``answer``; optionally ``agent_pos`` (one ``{x, y, z}``
-or ``[x, y, z]``, or a list of them) and ``agent_rot`` (quaternions x, y, z, w, same
-forms) for localization.
+or ``[x, y, z]``, or a list of up to 3) and ``agent_rot`` (quaternions x, y, z, w, same
+forms) for localization, in SQA3D's frame (what ``thinkspace test`` writes).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from thinkspace.eval.answers import sqa3d_normalise
@@ -99,22 +101,25 @@ def as_quaternion(value: Any, where: str) -> tuple[float, float, float, float]:
     raise ValueError(f"{where}: rotation {value!r} is neither {{_x, _y, _z, _w}} nor [x, y, z, w]")
 
 
-def _several(value: Any) -> list[Any]:
-    """A prediction or a list of predictions, as a list."""
-    if isinstance(value, list) and value and isinstance(value[0], (list, dict)):
-        return value
-    return [value]
+def score_sqa3d(records: list[Located], response_field: str | None = None,
+                localization: str | Path | None = None) -> BenchmarkScore:
+    """Exact match per question kind (first word) and overall, plus localization accuracies
+    per situation (percent) when records carry ``agent_pos`` and ``agent_rot``.
 
-
-def score_sqa3d(records: list[Located], response_field: str | None = None) -> BenchmarkScore:
-    """Exact match per question kind (first word) and overall, plus localization accuracies (percent).
+    Args:
+        records: located prediction records.
+        response_field: the field with the response (default ``answer``).
+        localization: SQA3D's ``v1_balanced_localization_{split}_scannetv2.json``, the gold
+            situations (default: the records' own ``position`` / ``rotation``).
 
     Raises:
         KeyError: a record lacks ``answers`` or the response (names file and line).
+        ValueError: a record carries more than 3 localization predictions.
     """
+    from thinkspace.eval.sqa3d_localization import localization_by_situation
+
     response_field = response_field or "answer"
     hits: dict[str, list[bool]] = defaultdict(list)
-    located: dict[str, list[bool]] = defaultdict(list)
     for where, record in records:
         answers = field(record, "answers", where, "SQA3D reference answers; is this an SQA3D file?")
         if not isinstance(answers, list) or not answers or "answer" not in answers[0]:
@@ -122,19 +127,8 @@ def score_sqa3d(records: list[Located], response_field: str | None = None) -> Be
         response = field(record, response_field, where, "the model's response; choose it with --response-field")
         match = sqa3d_normalise(str(response or "")) == sqa3d_normalise(str(answers[0]["answer"]))
         hits[question_kind(str(record.get("question", "")))].append(match)
-        if record.get("agent_pos") is not None and record.get("agent_rot") is not None:
-            gold_xy = as_position(field(record, "position", where, "gold position"), where)
-            gold_yaw = quaternion_yaw(*as_quaternion(field(record, "rotation", where, "gold rotation"), where))
-            pred_xy = [as_position(p, where) for p in _several(record["agent_pos"])]
-            pred_yaw = [quaternion_yaw(*as_quaternion(r, where)) for r in _several(record["agent_rot"])]
-            for key, hit in localization_hits(gold_xy, gold_yaw, pred_xy, pred_yaw).items():
-                located[key].append(hit)
     n = sum(len(v) for v in hits.values())
-    notes = []
-    extra = {k: 100.0 * sum(v) / len(v) for k, v in located.items()}
-    scored = len(next(iter(located.values()))) if located else 0
-    if located and scored < n:
-        notes.append(f"localization scored on {scored} of {n} records (others lack agent_pos/agent_rot)")
+    extra, notes = localization_by_situation(records, localization)
     return BenchmarkScore(
         benchmark="sqa3d",
         n=n,

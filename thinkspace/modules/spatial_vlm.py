@@ -140,16 +140,32 @@ class SpatialVLM(L.LightningModule):
                 # torchmetrics sync themselves; plain tensors are averaged over ranks here
                 self.log(f"val/{name}.{key}", value, batch_size=len(batch), sync_dist=not isinstance(value, Metric))
 
-    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, list[str]]:
-        """Generate for every sample; log choice accuracy; return ids and texts for
-        callbacks (e.g. :class:`thinkspace.eval.predictions.BenchmarkPredictions`)."""
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, list[Any]]:
+        """Generate for every sample; log choice accuracy; return ids and texts (and, with a
+        situation objective, ``situations``) for callbacks (e.g.
+        :class:`thinkspace.eval.predictions.BenchmarkPredictions`)."""
         texts = self.generate(batch)
         self._log_accuracy(batch, self.test_accuracy, "test/accuracy", texts)
-        return {"ids": list(batch.ids), "predictions": list(texts)}
+        outputs: dict[str, list[Any]] = {"ids": list(batch.ids), "predictions": list(texts)}
+        situations = self.locate(batch)
+        if situations is not None:
+            outputs["situations"] = situations
+        return outputs
 
     def predict_step(self, batch: Batch, batch_idx: int) -> list[dict[str, Any]]:
         texts = self.generate(batch)
-        return [{"id": i, "prediction": t, "answer": a} for i, t, a in zip(batch.ids, texts, batch.answers)]
+        rows = [{"id": i, "prediction": t, "answer": a} for i, t, a in zip(batch.ids, texts, batch.answers)]
+        for row, situation in zip(rows, self.locate(batch) or []):
+            row["situation"] = situation
+        return rows
+
+    def locate(self, batch: Batch) -> list[tuple[float, float, float]] | None:
+        """Each sample's predicted situation, world ``(x, y, yaw)`` in metres and radians (the
+        direction faced), from the first enabled objective that has ``locate``; None without one."""
+        objective = next((o for o in self.objectives.values() if o.enabled and hasattr(o, "locate")), None)
+        if objective is None:
+            return None
+        return objective.locate(self.backbone(batch, self.embeds_hook()), batch)
 
     def generate(self, batch: Batch) -> list[str]:
         """Continuations of the batch's prompts with ``self.generation``; an objective

@@ -27,8 +27,11 @@ def _mlp(width: int, out: int) -> nn.Sequential:
 class Situation(Objective):
     """Position (Gaussian NLL) and yaw (36-bin wrapped-Gaussian KL) from two added tokens.
 
-    The prompt becomes ``"{situation text} <Pos><Ori>\\n{question}"``. A sample with no
-    situation gets the pseudo-situation text and no situation loss. Position: a
+    The prompt becomes ``"{situation text} <Pos><Ori>\\n{question}"``, the paper's order
+    (video, situation, ``<Pos>``, ``<Ori>``, question), with the situation text once: a
+    dataset whose prompt already starts with it (SQA3D, the synthetic world) gets the
+    tokens right after it; otherwise the text is put in front. A sample with no situation
+    gets the pseudo-situation text and no situation loss. Position: a
     2-layer MLP on the ``<Pos>`` state predicts ``(x, y, log_var_x, log_var_y)`` in the
     world frame (metres). Orientation: a 2-layer MLP on the ``<Ori>`` state predicts
     logits over ``num_bins`` yaw bins tiling ``[-pi, pi)``; the target is a Gaussian of
@@ -72,8 +75,11 @@ class Situation(Objective):
         self.orientation_head = _mlp(width, self.num_bins)
 
     def prepare(self, sample: SpatialSample) -> SpatialSample:
-        text = sample.situation.text if sample.situation is not None else self.pseudo_situation
-        return replace(sample, prompt=f"{text} {POS_TOKEN}{ORI_TOKEN}\n{sample.prompt}")
+        text = (sample.situation.text if sample.situation is not None else self.pseudo_situation).strip()
+        question = sample.prompt
+        if text and question.startswith(text):  # the dataset put the situation in already: keep it once
+            question = question[len(text):].lstrip(" \n")
+        return replace(sample, prompt=f"{text} {POS_TOKEN}{ORI_TOKEN}\n{question}")
 
     def targets(self, sample: SpatialSample) -> Tensor:
         """``[4]``: x, y (metres), yaw (radians), 1 if the sample has a situation else 0."""
@@ -101,6 +107,12 @@ class Situation(Objective):
         logits = self.orientation_head(ori).float()
         return {"xy": raw[:, :2], "log_var": raw[:, 2:], "yaw_logits": logits,
                 "yaw": circular_soft_argmax(logits.softmax(-1))}
+
+    def locate(self, out: BackboneOutput, batch: Batch) -> list[tuple[float, float, float]]:
+        """Per sample the predicted world ``(x, y, yaw)``: metres and the facing direction in radians."""
+        pred = self.predict(out, batch)
+        rows = torch.cat([pred["xy"], pred["yaw"][:, None]], dim=1).detach().cpu().tolist()
+        return [(float(x), float(y), float(yaw)) for x, y, yaw in rows]
 
     def loss(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
         target = batch.targets[self.name]

@@ -10,12 +10,19 @@ ScanNet export ``{scannet_root}/{scene_id}/`` (``color/``, ``depth/``, ``pose/``
 ``{scannet_root}/{sequence}`` when the question record has a ``sequence`` field (the
 synthetic world's).
 
-World frame conversion: the situation's position (x, y) and its yaw, the z component of
-the rotation quaternion's rotation vector (the quantity SQA3D's localization metric
-compares; yaw 0 taken as facing +x), are given in the scene frame of the poses; both are
-moved into the world frame of the selected frames (origin at the first camera, +x along
-its heading), the frame ``geometry`` uses too. ``meta["scene_position"]`` and
-``meta["scene_yaw"]`` keep the originals.
+Situation frame (:mod:`thinkspace.data.datasets.sqa3d_frame`): with ``frame="sqa3d"``
+(SQA3D's files) positions are relative to the bounding-box centre of the scene mesh
+``{mesh_root}/{scene_id}/{scene_id}_vh_clean_2.ply`` and the agent faces -x at rotation 0,
+as the official visualiser draws it; with ``frame="scene"`` (the synthetic world's files)
+positions are in the poses' frame and the agent faces +x at rotation 0. Either way the
+situation is moved into the world frame of the selected frames (origin at the first
+camera, +x along its heading), the frame ``geometry`` uses too; ``Situation.yaw`` is the
+direction the agent faces there. ``meta["scene_position"]`` and ``meta["scene_yaw"]``
+keep the file's position and rotation-vector z.
+
+The prompt holds the situation text once, before the question; the ``Situation``
+objective puts ``<Pos><Ori>`` right after it. :meth:`SQA3D.prediction_record` maps a
+predicted world-frame situation back to SQA3D's frame as ``agent_pos`` / ``agent_rot``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
-from thinkspace.data.datasets.scannet import load_posed_frames
+from thinkspace.data.datasets.scannet import PosedFrames, axis_alignment, load_posed_frames
+from thinkspace.data.datasets.scannet_mesh import MeshCentres
+from thinkspace.data.datasets.sqa3d_frame import SituationFrame, situation_frame
 from thinkspace.data.schema import SpatialSample, Situation
 from thinkspace.eval.records import field, read_json_list
 from thinkspace.eval.sqa3d import as_position, as_quaternion, question_kind, quaternion_yaw
@@ -43,9 +52,19 @@ class SQA3D(BenchmarkDataset):
         with_options: append the record's ``options`` (if any) to the prompt.
         skip_missing: drop questions whose scene folder is missing (count in ``skipped``).
         limit: keep the first ``limit`` questions.
+        frame: ``"sqa3d"`` (positions relative to the scene mesh's bounding-box centre, the
+            agent facing -x at rotation 0: SQA3D's files) or ``"scene"`` (the poses' frame,
+            facing +x at rotation 0: the synthetic world's files).
+        mesh_root: folder of ScanNet scene folders with ``{scene}_vh_clean_2.ply``
+            (default: ``scannet_root``); used with ``frame="sqa3d"``.
+        mesh_centres: JSON file caching the meshes' bounding-box centres (default: memory only).
+        localization: SQA3D's ``v1_balanced_localization_{split}_scannetv2.json``, the gold
+            of the per-situation localization score (default: the annotations' situations).
     """
 
     benchmark = "sqa3d"
+    localizes = True  # prediction_record takes a predicted situation
+    FRAMES = ("sqa3d", "scene")
 
     def __init__(
         self,
@@ -57,6 +76,10 @@ class SQA3D(BenchmarkDataset):
         with_options: bool = False,
         skip_missing: bool = False,
         limit: int | None = None,
+        frame: str = "sqa3d",
+        mesh_root: str | None = None,
+        mesh_centres: str | None = None,
+        localization: str | None = None,
     ) -> None:
         super().__init__(skip_missing, limit)
         self.questions = Path(questions)
@@ -65,6 +88,12 @@ class SQA3D(BenchmarkDataset):
         self.num_frames = num_frames
         self.axis_align = axis_align
         self.with_options = with_options
+        if frame not in self.FRAMES:
+            raise ValueError(f"SQA3D frame: expected one of {list(self.FRAMES)}, got {frame!r}")
+        self.frame = frame
+        self.centres = MeshCentres(mesh_root if mesh_root is not None else self.scannet_root, mesh_centres)
+        self.localization = localization
+        self._frames: dict[Path, SituationFrame] = {}  # per scene folder, for prediction_record
 
     def _build_index(self) -> list[dict[str, Any]]:
         notes = {}
@@ -101,7 +130,7 @@ class SQA3D(BenchmarkDataset):
             raise FileNotFoundError(
                 f"ScanNet scene folder {scene} not found (sample {entry['id']!r}, {entry['where']})")
         posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align)
-        xy, yaw = posed.to_world(entry["xy"], entry["yaw"])
+        xy, yaw = self.situation_frame(question, posed, entry["id"]).to_world(entry["xy"], entry["yaw"])
         prompt = f"{question['situation']} {question['question']}"
         if self.with_options and question.get("options"):
             prompt += "\n" + "\n".join(question["options"])
@@ -114,7 +143,30 @@ class SQA3D(BenchmarkDataset):
                   "frame_indices": posed.indices, "answer_type": note.get("answer_type"), "where": entry["where"]},
         )
 
-    def prediction_record(self, index: int, response: str) -> dict[str, Any]:
-        """Question and annotation fields merged, with the response in ``answer``."""
+    def situation_frame(self, question: dict[str, Any], posed: PosedFrames, sample_id: str) -> SituationFrame:
+        """The map from the file's situation frame to the world frame of ``posed``."""
+        if self.frame == "scene":
+            return situation_frame(posed.world_from_scene, None, None, facing_at_zero=0.0)
+        scene = self.scene_dir(question)
+        align = axis_alignment(scene) if self.axis_align else None
+        return situation_frame(posed.world_from_scene, self.centres(str(question["scene_id"]), sample_id), align)
+
+    def prediction_record(self, index: int, response: str,
+                          situation: tuple[float, float, float] | None = None) -> dict[str, Any]:
+        """Question and annotation fields merged, with the response in ``answer``; with a
+        predicted ``situation`` (world x, y metres and facing yaw radians) also ``agent_pos``
+        ``[x, y, z]`` and ``agent_rot`` ``[x, y, z, w]`` in the file's frame."""
         entry = self.index[index]
-        return dict(entry["question"]) | dict(entry["note"]) | {"answer": response}
+        record = dict(entry["question"]) | dict(entry["note"]) | {"answer": response}
+        if situation is not None:
+            scene = self.scene_dir(entry["question"])
+            if scene not in self._frames:  # every question of a scene sees the same frames
+                posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align)
+                self._frames[scene] = self.situation_frame(entry["question"], posed, entry["id"])
+            x, y, yaw = situation
+            record["agent_pos"], record["agent_rot"] = self._frames[scene].to_sqa3d((x, y), yaw)
+        return record
+
+    def score_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`thinkspace.eval.sqa3d.score_sqa3d` for this split."""
+        return {"localization": self.localization}

@@ -1,0 +1,111 @@
+"""SQA3D localization scored per situation, as the official localization file does.
+
+SQA3D's ``utils/localization_metric.py`` scores the records of
+``v1_balanced_localization_{split}_scannetv2.json`` (``{"annotations": [{scene_id,
+situation, alternative_situation, position {x, y, z}, rotation {_x, _y, _z, _w}}]}``), one
+record per situation, not the questions (a situation carries about five). Here a
+situation is the pair ``(scene_id, situation text)``; its prediction is the
+``agent_pos`` / ``agent_rot`` of its first question record that has them (every
+question of a situation sees the same frames and situation text, so a model gives them
+all the same prediction), and its gold is the localization file's record when that file
+is given, else the question records' own ``position`` / ``rotation``. A record may carry
+at most 3 predictions (the official metric asserts it); more is an error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from thinkspace.eval.records import Located, field, read_json_list
+from thinkspace.eval.sqa3d import as_position, as_quaternion, localization_hits, quaternion_yaw
+
+MAX_PREDICTIONS = 3  # per record, utils/localization_metric.py
+
+Key = tuple[str, str]
+Pose = tuple[tuple[float, float], float]  # (x, y) metres, rotation-vector z radians
+
+
+def situation_key(record: dict[str, Any], where: str) -> Key:
+    """``(scene_id, situation text)`` of a question or localization record."""
+    return (str(field(record, "scene_id", where, "the ScanNet scene")),
+            str(field(record, "situation", where, "the situation text")).strip())
+
+
+def _pose(record: dict[str, Any], where: str) -> Pose:
+    xy = as_position(field(record, "position", where, "gold position"), where)
+    return xy, quaternion_yaw(*as_quaternion(field(record, "rotation", where, "gold rotation"), where))
+
+
+def several(value: Any, where: str, name: str) -> list[Any]:
+    """A prediction or a list of at most :data:`MAX_PREDICTIONS` predictions, as a list.
+
+    Raises:
+        ValueError: more than 3 predictions, or none (names the record and the field).
+    """
+    many = value if isinstance(value, list) and value and isinstance(value[0], (list, dict)) else [value]
+    if not many or len(many) > MAX_PREDICTIONS:
+        raise ValueError(f"{where}: {name} holds {len(many)} predictions; SQA3D's localization metric takes "
+                         f"1 to {MAX_PREDICTIONS} per record")
+    return many
+
+
+def _same(xy: list[tuple[float, float]], yaw: list[float], xy2: list[tuple[float, float]], yaw2: list[float]) -> bool:
+    """Equal predictions up to 1 mm and 1e-4 rad (batches padded differently differ in the last digits)."""
+    return (len(xy) == len(xy2) and len(yaw) == len(yaw2)
+            and all(abs(a - b) < 1e-3 for p, q in zip(xy, xy2) for a, b in zip(p, q))
+            and all(abs(a - b) < 1e-4 for a, b in zip(yaw, yaw2)))
+
+
+def read_localization(path: str | Path) -> dict[Key, Pose]:
+    """Gold pose per situation of an official localization file (the first record of a repeated situation)."""
+    gold: dict[Key, Pose] = {}
+    for where, record in read_json_list(path, "annotations"):
+        gold.setdefault(situation_key(record, where), _pose(record, where))
+    return gold
+
+
+def localization_by_situation(records: list[Located], localization: str | Path | None = None
+                              ) -> tuple[dict[str, float], list[str]]:
+    """Acc@0.5m/1.0m/15deg/30deg (percent, over the situations with a prediction) and notes.
+
+    Returns ``({}, [])`` when no record carries ``agent_pos`` and ``agent_rot``.
+    """
+    predicted: dict[Key, tuple[str, list[tuple[float, float]], list[float]]] = {}
+    own_gold: dict[Key, Pose] = {}
+    differing = 0
+    for where, record in records:
+        if record.get("agent_pos") is None or record.get("agent_rot") is None:
+            continue
+        key = situation_key(record, where)
+        xy = [as_position(p, where) for p in several(record["agent_pos"], where, "agent_pos")]
+        yaw = [quaternion_yaw(*as_quaternion(r, where)) for r in several(record["agent_rot"], where, "agent_rot")]
+        if key in predicted:
+            differing += not _same(xy, yaw, *predicted[key][1:])
+            continue
+        predicted[key] = (where, xy, yaw)
+        if localization is None:
+            own_gold[key] = _pose(record, where)
+    if not predicted:
+        return {}, []
+    gold = read_localization(localization) if localization is not None else own_gold
+    located: dict[str, list[bool]] = {}
+    unknown = []
+    for key, (where, xy, yaw) in predicted.items():
+        if key not in gold:
+            unknown.append(where)
+            continue
+        for name, hit in localization_hits(*gold[key], xy, yaw).items():
+            located.setdefault(name, []).append(hit)
+    scored = len(next(iter(located.values()))) if located else 0
+    notes = [f"localization scored per situation: {scored} situations"]
+    if differing:
+        notes.append(f"{differing} records predict another situation than the first record of theirs; "
+                     "the first counts")
+    if unknown:
+        notes.append(f"{len(unknown)} predicted situations are not in {localization} (e.g. {unknown[0]}); unscored")
+    missing = len(set(gold) - set(predicted))
+    if missing:
+        notes.append(f"{missing} of {len(gold)} gold situations have no prediction; unscored here, "
+                     "a miss in the official metric")
+    return {name: 100.0 * sum(hits) / len(hits) for name, hits in located.items()}, notes
