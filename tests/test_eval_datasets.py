@@ -159,7 +159,7 @@ def test_vsibench_parquet_needs_a_reader(tmp_path):
 # -- SQA3D on ScanNet -------------------------------------------------------------------
 def test_sqa3d_situation_and_geometry_in_the_world_frame(tmp_path):
     questions, annotations = fx.sqa3d(tmp_path)
-    data = SQA3D(str(questions), str(annotations), scannet_root=str(tmp_path / "scans"), num_frames=8)
+    data = SQA3D(str(questions), str(annotations), scannet_root=str(tmp_path / "scans"), num_frames=8, frame="scene")
     sample = data[0]
     assert sample.id == "220602000002" and sample.answer == "table" and sample.task == "what"
     assert sample.prompt == "I am facing the window. What is on my left?"

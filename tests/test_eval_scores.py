@@ -178,6 +178,7 @@ def test_sqa3d_score_exact_match_and_localization():
         base | {"question": "Is the door open?", "answers": [{"answer": "yes"}], "answer": "no",
                 "agent_pos": {"x": 1.2, "y": 2.0, "z": 0}, "agent_rot": list(yaw_quat(-3.1))},
         base | {"question": "How many chairs?", "answers": [{"answer": "two"}], "answer": "2",
+                "situation": "I stand by the door.",  # another situation, the same gold
                 "agent_pos": [[9, 9, 0], [1.0, 2.7, 0]], "agent_rot": [list(yaw_quat(2.0))]},  # 0.7 m, 57 deg
     ]
     score = score_sqa3d(located(rows))
@@ -185,7 +186,7 @@ def test_sqa3d_score_exact_match_and_localization():
     assert score.overall == pytest.approx(200 / 3)
     assert score.groups == {"what": 100.0, "is": 0.0, "how": 100.0}
     assert score.extra == pytest.approx({"acc@0.5m": 50.0, "acc@1.0m": 100.0, "acc@15deg": 50.0, "acc@30deg": 50.0})
-    assert any("localization scored on 2 of 3" in n for n in score.notes)
+    assert score.notes == ["localization scored per situation: 2 situations"]
 
 
 def test_sqa3d_rejects_a_vsibench_file():

@@ -54,7 +54,7 @@ def test_synthetic_sqa3d_matches_the_generators_world_frame(synth_out):
 
     qfile = synth_out / "sqa3d" / "v1_balanced_questions_train_synthetic.json"
     afile = synth_out / "sqa3d" / "v1_balanced_sqa_annotations_train_synthetic.json"
-    data = SQA3D(str(qfile), str(afile), scannet_root=str(synth_out), num_frames=FRAMES)
+    data = SQA3D(str(qfile), str(afile), scannet_root=str(synth_out), num_frames=FRAMES, frame="scene")
     assert len(data) > 0
     ours = data[0]
     meta = json.loads((synth_out / "meta.json").read_text())["config"]
