@@ -30,7 +30,9 @@ class Answer:
         points: ``[M, 3]`` world points in metres decoded from them (``M`` may be 0 when no
             patch decodes validly); ``colours`` ``[M, 3]`` in [0, 1].
         position: predicted ``(x, y)`` of the agent in metres (situation head).
-        heading: predicted yaw of the agent in radians about +z (0 along +x).
+        heading: predicted direction the agent faces, radians about +z (0 along world +x).
+            SQA3D's rotation differs (its agent faces -x at rotation 0, in a frame centred
+            on the scene mesh): ``SQA3D.prediction_record`` converts.
         layout: ``[N, 2]`` predicted bird's-eye ``(x, y)`` of every visual token, metres.
 
     The world frame is the first view's: origin at its camera, +x along its heading, +z up.
