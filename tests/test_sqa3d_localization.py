@@ -91,23 +91,29 @@ def test_score_command_takes_the_localization_file(tmp_path, capsys):
     assert "--localization is for sqa3d, not vsibench" in capsys.readouterr().err
 
 
-def test_situation_text_is_in_the_prompt_once(tmp_path, tiny_cache):
-    from thinkspace.backbones import QwenVL
+def test_situation_text_is_in_the_prompt_once(tmp_path):
     from thinkspace.objectives import Situation
 
     data = released(tmp_path)
     sample = data[3]
     assert sample.prompt == ("I am sitting on the armchair facing the desk. "
                              "How many backpacks are on the ottoman behind me to the left side?")
-    objective = Situation()
-    objective.setup(QwenVL("tiny:qwen2_5_vl"))
+    objective = Situation()  # prompt editing needs no backbone
     assert objective.prepare(sample).prompt == ("I am sitting on the armchair facing the desk. <Pos><Ori>\n"
                                                 "How many backpacks are on the ottoman behind me to the left side?")
+    # the synthetic world's prompt ("{situation}\n{question}...") keeps its text once too
+    from thinkspace.data.datasets.synthetic import SyntheticSpatial
+
+    synthetic = SyntheticSpatial(1, kind="video", settings=["situation"], image_size=32, num_frames=2)[0]
+    rest = synthetic.prompt.removeprefix(synthetic.situation.text + "\n")
+    assert objective.prepare(synthetic).prompt == f"{synthetic.situation.text} <Pos><Ori>\n{rest}"
+    assert objective.prepare(synthetic).prompt.count(synthetic.situation.text) == 1
 
 
 def test_thinkspace_test_writes_agent_pos_and_rot_and_scores_them(tmp_path):
     """``thinkspace test`` with a situation objective: every record carries agent_pos/agent_rot,
-    the three questions of one situation agree, and the scores hold the four accuracies."""
+    the three questions of one situation agree, and the scores hold the four accuracies;
+    ``thinkspace predict`` writes the same poses."""
     from thinkspace.cli import main
 
     questions, annotations = fx.sqa3d_released(tmp_path)
@@ -116,6 +122,9 @@ def test_thinkspace_test_writes_agent_pos_and_rot_and_scores_them(tmp_path):
             "--data.test", "thinkspace.data.datasets.sqa3d.SQA3D",
             "--data.test.init_args.questions", str(questions), "--data.test.init_args.annotations", str(annotations),
             "--data.test.init_args.scannet_root", str(tmp_path / "scans"), "--data.test.init_args.num_frames", "2",
+            "--data.predict", "thinkspace.data.datasets.sqa3d.SQA3D", "--data.predict.init_args.questions",
+            str(questions), "--data.predict.init_args.annotations", str(annotations),
+            "--data.predict.init_args.scannet_root", str(tmp_path / "scans"), "--data.predict.init_args.num_frames", "2",
             "--data.batch_size", "2", "--data.num_workers", "0", "--model.generation.max_new_tokens", "2",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
     assert main(["test", *args]) == 0
@@ -129,3 +138,7 @@ def test_thinkspace_test_writes_agent_pos_and_rot_and_scores_them(tmp_path):
     logged = json.loads((run / "scores_test_sqa3d.json").read_text())
     assert set(logged["extra"]) == {"acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg"}
     assert logged["notes"][0] == "localization scored per situation: 3 situations"
+    assert main(["predict", *args]) == 0  # predict writes the same poses
+    again = [json.loads(line) for line in (run / "predictions_predict_sqa3d.jsonl").read_text().splitlines()]
+    for mine, theirs in zip(again, records):
+        assert mine["agent_rot"] == pytest.approx(theirs["agent_rot"], abs=1e-5)

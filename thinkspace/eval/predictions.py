@@ -91,7 +91,8 @@ class BenchmarkPredictions(Callback):
         if benchmark and not rank:
             options = dataset.score_options() if hasattr(dataset, "score_options") else {}
             score = SCORERS[benchmark]([(f"{path}:{n + 1}", r) for n, r in enumerate(records)], None, **options)
-            (directory / f"scores_{stage}_{benchmark}.json").write_text(json.dumps(score.to_dict(notes=True), indent=1) + "\n")
+            scores = json.dumps(score.to_dict(notes=True), indent=1) + "\n"
+            (directory / f"scores_{stage}_{benchmark}.json").write_text(scores)
             if trainer.logger is not None:
                 trainer.logger.log_metrics(score.metrics(f"{stage}/{benchmark}"), step=trainer.global_step)
             if self.print_table:
