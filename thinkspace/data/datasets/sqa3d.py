@@ -47,8 +47,9 @@ class SQA3D(BenchmarkDataset):
         annotations: the annotations json file.
         scannet_root: directory of ScanNet scene folders (default: the questions file's directory).
         num_frames: frames per scene, spread uniformly over its valid frames.
-        axis_align: apply each scene's ``axisAlignment`` to the poses (when situations
-            are given in ScanNet's axis-aligned frame).
+        axis_align: apply each scene's ``axisAlignment`` to the poses. With ``frame="sqa3d"``
+            the situation is aligned with them (its world-frame target does not change); with
+            ``frame="scene"`` the file's positions are read in the axis-aligned frame.
         with_options: append the record's ``options`` (if any) to the prompt.
         skip_missing: drop questions whose scene folder is missing (count in ``skipped``).
         limit: keep the first ``limit`` questions.
