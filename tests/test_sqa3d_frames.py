@@ -60,6 +60,9 @@ def test_the_scene_frame_option_reads_positions_in_the_poses_frame_facing_plus_x
     data = SQA3D(str(questions), str(annotations), scannet_root=str(tmp_path / "scans"), frame="scene")
     assert data[0].situation.position == pytest.approx((2.0, 0.0), abs=1e-9)
     assert data[0].situation.yaw == pytest.approx(0.5)
+    record = data.prediction_record(0, "x", (2.0, 0.0, 0.5))  # back to the file's own numbers
+    assert record["agent_pos"] == pytest.approx([2.0, 3.0, 0.0])
+    assert quaternion_yaw(*record["agent_rot"]) == pytest.approx(math.pi / 2 + 0.5)
     with pytest.raises(ValueError, match=r"SQA3D frame: expected one of \['sqa3d', 'scene'\], got 'scannet'"):
         SQA3D(str(questions), str(annotations), frame="scannet")
 

@@ -56,6 +56,15 @@ def test_scoring_is_per_situation_not_per_question(tmp_path):
     rows = predicted(data, {"I am standing": (2.0, 90.0), "I am sitting": (0.0, 0.0), "I am facing": (0.0, 0.0)})
     # per question A's three misses would give 2 of 5 = 40 %; per situation it is 2 of 3
     assert score_sqa3d(rows).extra["acc@0.5m"] == pytest.approx(200 / 3)
+    # the first record of a situation gives its prediction; a later one that disagrees is noted
+    rows[1][1]["agent_pos"] = rows[3][1]["agent_pos"]
+    score = score_sqa3d(rows)
+    assert score.extra["acc@0.5m"] == pytest.approx(200 / 3)
+    assert score.notes[1].startswith("1 record(s) predict another pose than the first record of their situation")
+    del rows[0][1]["situation"]
+    with pytest.raises(KeyError, match=r"preds.jsonl:1: missing field 'situation'"):
+        score_sqa3d(rows)
+    rows[0][1]["situation"] = rows[1][1]["situation"]
     gold = fx.sqa3d_localization(tmp_path / "v1_balanced_localization_test_scannetv2.json")
     assert len(json.loads(gold.read_text())["annotations"]) == 3
     assert score_sqa3d(rows, localization=gold).extra["acc@30deg"] == pytest.approx(200 / 3)

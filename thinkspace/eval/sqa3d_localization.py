@@ -100,7 +100,7 @@ def localization_by_situation(records: list[Located], localization: str | Path |
     scored = len(next(iter(located.values()))) if located else 0
     notes = [f"localization scored per situation: {scored} situations"]
     if differing:
-        notes.append(f"{differing} records predict another situation than the first record of theirs; "
+        notes.append(f"{differing} record(s) predict another pose than the first record of their situation; "
                      "the first counts")
     if unknown:
         notes.append(f"{len(unknown)} predicted situations are not in {localization} (e.g. {unknown[0]}); unscored")
