@@ -68,13 +68,15 @@ def test_scoring_is_per_situation_not_per_question(tmp_path):
     gold = fx.sqa3d_localization(tmp_path / "v1_balanced_localization_test_scannetv2.json")
     assert len(json.loads(gold.read_text())["annotations"]) == 3
     assert score_sqa3d(rows, localization=gold).extra["acc@30deg"] == pytest.approx(200 / 3)
-    # a gold file with one more situation: unscored here and said so
+    # a gold file with one more situation: a miss, as the official metric counts it (total = len(gold))
     more = json.loads(gold.read_text())
     more["annotations"].append(dict(more["annotations"][0], situation="I am elsewhere."))
     gold.write_text(json.dumps(more))
+    assert score_sqa3d(rows, localization=gold).extra["acc@30deg"] == pytest.approx(200 / 4)
     score = score_sqa3d(rows[:3], localization=gold)  # A's three records only
     assert score.extra["acc@1.0m"] == 0.0
-    assert "3 of 4 gold situations have no prediction" in score.notes[-1]
+    assert "3 of 4 gold situations have no prediction: counted as misses" in score.notes[-1]
+    assert score_sqa3d(rows[:3]).notes[0] == "localization scored per situation: 1 situations"
 
 
 def test_more_than_three_predictions_per_record_is_an_error(tmp_path):

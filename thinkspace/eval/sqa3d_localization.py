@@ -57,19 +57,21 @@ def _same(xy: list[tuple[float, float]], yaw: list[float], xy2: list[tuple[float
             and all(abs(a - b) < 1e-4 for a, b in zip(yaw, yaw2)))
 
 
-def read_localization(path: str | Path) -> dict[Key, Pose]:
-    """Gold pose per situation of an official localization file (the first record of a repeated situation)."""
-    gold: dict[Key, Pose] = {}
-    for where, record in read_json_list(path, "annotations"):
-        gold.setdefault(situation_key(record, where), _pose(record, where))
-    return gold
+def read_localization(path: str | Path) -> list[tuple[str, Key, Pose]]:
+    """Every record of an official localization file: where, situation key and gold pose."""
+    return [(where, situation_key(record, where), _pose(record, where))
+            for where, record in read_json_list(path, "annotations")]
 
 
 def localization_by_situation(records: list[Located], localization: str | Path | None = None
                               ) -> tuple[dict[str, float], list[str]]:
-    """Acc@0.5m/1.0m/15deg/30deg (percent, over the situations with a prediction) and notes.
+    """Acc@0.5m/1.0m/15deg/30deg (percent) and notes.
 
-    Returns ``({}, [])`` when no record carries ``agent_pos`` and ``agent_rot``.
+    With ``localization`` (the official file) every gold record counts once and a gold
+    situation without a prediction is a miss, as ``localization_metric.py`` counts
+    (``total = len(gold)``). Without it, the situations of ``records`` that carry a
+    prediction are scored against their own ``position`` / ``rotation`` (a partial run
+    stays meaningful). Returns ``({}, [])`` when no record carries ``agent_pos`` and ``agent_rot``.
     """
     predicted: dict[Key, tuple[str, list[tuple[float, float]], list[float]]] = {}
     own_gold: dict[Key, Pose] = {}
@@ -84,28 +86,29 @@ def localization_by_situation(records: list[Located], localization: str | Path |
             differing += not _same(xy, yaw, *predicted[key][1:])
             continue
         predicted[key] = (where, xy, yaw)
-        if localization is None:
-            own_gold[key] = _pose(record, where)
+        own_gold.setdefault(key, _pose(record, where))
     if not predicted:
         return {}, []
-    gold = read_localization(localization) if localization is not None else own_gold
+    gold = read_localization(localization) if localization is not None else [
+        (predicted[key][0], key, pose) for key, pose in own_gold.items()]
     located: dict[str, list[bool]] = {}
-    unknown = []
-    for key, (where, xy, yaw) in predicted.items():
-        if key not in gold:
-            unknown.append(where)
-            continue
-        for name, hit in localization_hits(*gold[key], xy, yaw).items():
+    missing = 0
+    for _, key, pose in gold:
+        if key not in predicted:
+            missing += 1
+            hits = dict.fromkeys(("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg"), False)
+        else:
+            hits = localization_hits(*pose, *predicted[key][1:])
+        for name, hit in hits.items():
             located.setdefault(name, []).append(hit)
-    scored = len(next(iter(located.values()))) if located else 0
-    notes = [f"localization scored per situation: {scored} situations"]
+    notes = [f"localization scored per situation: {len(gold)} situations"]
     if differing:
         notes.append(f"{differing} record(s) predict another pose than the first record of their situation; "
                      "the first counts")
+    unknown = [where for key, (where, _, _) in predicted.items() if key not in {k for _, k, _ in gold}]
     if unknown:
         notes.append(f"{len(unknown)} predicted situations are not in {localization} (e.g. {unknown[0]}); unscored")
-    missing = len(set(gold) - set(predicted))
     if missing:
-        notes.append(f"{missing} of {len(gold)} gold situations have no prediction; unscored here, "
-                     "a miss in the official metric")
+        notes.append(f"{missing} of {len(gold)} gold situations have no prediction: counted as misses, as the "
+                     "official metric counts them (score without the localization file for a partial run)")
     return {name: 100.0 * sum(hits) / len(hits) for name, hits in located.items()}, notes
