@@ -16,6 +16,11 @@ compares; yaw 0 taken as facing +x), are given in the scene frame of the poses; 
 moved into the world frame of the selected frames (origin at the first camera, +x along
 its heading), the frame ``geometry`` uses too. ``meta["scene_position"]`` and
 ``meta["scene_yaw"]`` keep the originals.
+
+Frames enter as a video by default (``as_video``): timestamps of the scan's capture (frame
+number / ``fps``), so every backbone with a video path encodes them as one (LLaVA-OneVision:
+196 pooled tokens per 384 px frame instead of 730 per image). ``as_video: false`` gives an
+unordered image set.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
-from thinkspace.data.datasets.scannet import load_posed_frames
+from thinkspace.data.datasets.scannet import SCANNET_FPS, load_posed_frames
 from thinkspace.data.schema import SpatialSample, Situation
+from thinkspace.data.video import FrameSampling
 from thinkspace.eval.records import field, read_json_list
 from thinkspace.eval.sqa3d import as_position, as_quaternion, question_kind, quaternion_yaw
 
@@ -43,6 +49,9 @@ class SQA3D(BenchmarkDataset):
         with_options: append the record's ``options`` (if any) to the prompt.
         skip_missing: drop questions whose scene folder is missing (count in ``skipped``).
         limit: keep the first ``limit`` questions.
+        as_video: the frames as a video with timestamps (default) or as an image set.
+        frame_sampling: ``segment_centres`` or ``linspace`` (both ends; VSI-Bench's rule).
+        fps: the capture's frame rate, which times the frames (ScanNet: 30).
     """
 
     benchmark = "sqa3d"
@@ -57,8 +66,14 @@ class SQA3D(BenchmarkDataset):
         with_options: bool = False,
         skip_missing: bool = False,
         limit: int | None = None,
+        as_video: bool = True,
+        frame_sampling: FrameSampling = "segment_centres",
+        fps: float = SCANNET_FPS,
     ) -> None:
         super().__init__(skip_missing, limit)
+        self.as_video = as_video
+        self.frame_sampling = frame_sampling
+        self.fps = fps
         self.questions = Path(questions)
         self.annotations = Path(annotations)
         self.scannet_root = Path(scannet_root) if scannet_root is not None else self.questions.parent
@@ -100,7 +115,7 @@ class SQA3D(BenchmarkDataset):
         if not scene.is_dir():
             raise FileNotFoundError(
                 f"ScanNet scene folder {scene} not found (sample {entry['id']!r}, {entry['where']})")
-        posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align)
+        posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align, self.frame_sampling, self.fps)
         xy, yaw = posed.to_world(entry["xy"], entry["yaw"])
         prompt = f"{question['situation']} {question['question']}"
         if self.with_options and question.get("options"):
@@ -109,6 +124,7 @@ class SQA3D(BenchmarkDataset):
         return SpatialSample(
             id=entry["id"], source="sqa3d", task=question_kind(question["question"]), frames=posed.frames,
             prompt=prompt, response=answer, answer=answer, answer_type="text", geometry=posed.geometry,
+            timestamps=posed.timestamps if self.as_video else None,
             situation=Situation(position=xy, yaw=yaw, text=question["situation"]),
             meta={"scene_id": question["scene_id"], "scene_position": entry["xy"], "scene_yaw": entry["yaw"],
                   "frame_indices": posed.indices, "answer_type": note.get("answer_type"), "where": entry["where"]},
