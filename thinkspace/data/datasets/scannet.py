@@ -14,10 +14,11 @@ and turns about +z so +x is that camera's heading (its viewing direction project
 the floor). ``cam_from_world = inv(pose) @ scene_from_world``; a yaw in the scene frame
 becomes ``yaw - heading0``.
 
-Timing: ScanNet records RGB-D at 30 frames per second (ScanNet, arXiv 1702.04405, Sec. 3;
-the export names files by their frame number in the capture, whatever ``--frame_skip``),
-so a frame's timestamp is its number / ``fps`` seconds; ``PosedFrames.timestamps`` makes
-the frames a video (``SpatialSample.timestamps``).
+Timing: ScanNet streams RGB-D at 30 frames per second (ScanNet, arXiv 1702.04405). The
+``.sens`` files hold per-frame timestamps but the export drops them and names files by
+their frame number in the capture (whatever ``--frame_skip``), so a frame's timestamp is
+its number / ``fps`` seconds; ``PosedFrames.timestamps`` makes the frames a video
+(``SpatialSample.timestamps``).
 """
 
 from __future__ import annotations
