@@ -86,7 +86,10 @@ def main() -> None:
         # name, model, tokens per sample (sequence), hidden, layers
         ("Qwen2.5-VL-3B (3DThinker stage 1)", qwen2_5_vl(2048, 11008, 36, 16, 2, 151936, True), 2048, 2048, 36),
         ("Qwen2.5-VL-7B", qwen2_5_vl(3584, 18944, 28, 28, 4, 152064, False), 2048, 3584, 28),
+        # 32 frames as a video: 32 x 14 x 14 pooled tokens + 1 newline = 6,273, plus the text
         ("LLaVA-Video-7B (Loc3R-VLM, 32 frames)", llava_video_7b(), 6400, 3584, 28),
+        # the same scan as an image set (as_video: false): 32 x (27 x 27 + 1) = 23,360, plus the text
+        ("LLaVA-Video-7B, 32 frames as images", llava_video_7b(), 23500, 3584, 28),
     ]
     print("| model | parameters (vision + rest) | tokens/sample | DDP | FSDP full shard, 8 GPUs | ZeRO-3, 8 GPUs "
           "| GRPO LoRA r64 DDP, G 8 |")

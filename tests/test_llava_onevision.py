@@ -194,14 +194,15 @@ def test_layout_situation_and_camera_prior_work_on_this_family(tiny_cache):
                         optimizer=lambda p: torch.optim.AdamW(p, lr=2e-3))
     samples = [ColouredSquares(1, image_size=(56, 56), num_views=n, video=n == 4, seed=n)[0] for n in (1, 2, 4)]
     batch = module.collator()([_situated(s, i) for i, s in enumerate(samples)])
-    # one <|camera|> right before each image's placeholders; a video's stand together before its block
+    # one <|camera|> right before each image's placeholders and before each video frame's 2x2 tokens
     ids, lay = batch.inputs["input_ids"], module.backbone.layout()
     cams = [(ids[b] == module.cues["camera"].token_id).nonzero().flatten().tolist() for b in range(3)]
     image = [(ids[b] == lay.image_token_id).nonzero().flatten() for b in range(2)]
     video = (ids[2] == lay.video_token_id).nonzero().flatten()
     assert cams[0] == [int(image[0][0]) - 1]
     assert cams[1] == [int(image[1][0]) - 1, int(image[1][17]) - 1]  # blocks of 4x4 + newline
-    assert cams[2] == [int(video[0]) - k for k in (4, 3, 2, 1)]
+    assert cams[2] == [int(video[4 * f]) - 1 for f in range(4)]
+    assert [int(video[4 * f + 3]) + 1 for f in range(3)] == cams[2][1:]  # nothing else between the frames
     assert batch.targets["layout"]["valid"].sum() == len(batch.visual)  # every token sees depth
     optimizer = module.configure_optimizers()
     history = []

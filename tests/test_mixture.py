@@ -21,3 +21,24 @@ def test_mixture_bad_arguments():
         Mixture([])
     with pytest.raises(ValueError, match="one integer >= 1 per dataset"):
         Mixture([ColouredSquares(2)], repeats=[0])
+
+
+def test_mixture_weights_take_an_evenly_spread_part_or_cycle():
+    five = ColouredSquares(5, seed=1)
+    two = ColouredSquares(2, seed=2)
+    mix = Mixture([five, two], weights=[0.4, 1.5])  # round(0.4 x 5) = 2 of five, round(1.5 x 2) = 3 of two
+    assert mix.counts == [2, 3] and len(mix) == 5
+    assert [mix[i].id for i in range(5)] == [five[0].id, five[2].id, two[0].id, two[1].id, two[0].id]
+    assert [Mixture([five], weights=[0.5])[i].id for i in range(2)] == [five[0].id, five[2].id]  # round(2.5) = 2
+    whole = Mixture([five, two], weights=[1.0, 2.0])
+    assert [whole[i].id for i in range(len(whole))] == [Mixture([five, two], repeats=[1, 2])[i].id for i in range(9)]
+
+
+def test_mixture_bad_weights():
+    with pytest.raises(ValueError, match=r"one positive number per dataset \(1\), got \[0.0\]"):
+        Mixture([ColouredSquares(2)], weights=[0])
+    with pytest.raises(ValueError, match="repeats or weights, not both"):
+        Mixture([ColouredSquares(2)], repeats=[1], weights=[1.0])
+    with pytest.raises(ValueError, match=r"dataset 0 \(ColouredSquares, 2 samples\) at weight 0.1 contributes no "
+                                         r"sample; raise its weight"):
+        len(Mixture([ColouredSquares(2)], weights=[0.1]))

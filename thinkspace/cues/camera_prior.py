@@ -22,10 +22,11 @@ class CameraPrior(Cue):
     """Loc3R-VLM's camera prior: teacher camera token -> 2-layer MLP -> one embedding
     placed right before each frame's visual tokens.
 
-    A placeholder token ``<|camera|>`` is written before every frame in the prompt (for
-    a video that the backbone encodes as one block of tokens, Qwen2/2.5-VL, the
+    A placeholder token ``<|camera|>`` is written before every frame in the prompt; for a
+    LLaVA-OneVision video, before each frame's pooled tokens inside the video block; for a
+    Qwen2/2.5-VL video, which must stay one contiguous block for its 3D RoPE, the
     placeholders of all its temporal groups stand together right before the block, in
-    group order). Its embedding is replaced by ``MLP(camera token)``. For a temporal
+    group order. Its embedding is replaced by ``MLP(camera token)``. For a temporal
     group of several sampled frames the camera token of the group's first frame is used.
 
     Args:

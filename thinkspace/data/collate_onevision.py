@@ -22,12 +22,18 @@ The processor expands every ``<image>`` / ``<video>`` placeholder into a block o
 So every frame's indexed tokens form a ``rows x cols`` grid in row-major order that covers
 the frame's whole image, as the objectives expect; a frame's first indexed token is not
 always the first placeholder of its block.
+
+Per-frame text (``meta["frame_prefix"]``, e.g. the camera prior's ``<|camera|>``) goes right
+before each frame's tokens, for videos too: the processor expands ``<video>`` into one block,
+so the prefix ids are inserted into the expanded ids before each frame's ``Q x Q`` tokens.
+The model fills video placeholders in sequence order (frame 0's tokens, frame 1's, ...,
+then the newline), so tokens between frames change nothing but their own positions.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -35,7 +41,7 @@ from torch import Tensor
 
 from thinkspace.backbones.outputs import VisualTokens
 from thinkspace.data.collate import Collator, _rgb
-from thinkspace.data.schema import SpatialSample
+from thinkspace.data.schema import FRAME_PREFIX, SpatialSample
 
 
 @dataclass(frozen=True)
@@ -80,11 +86,36 @@ class OneVisionCollator(Collator):
 
     layout: OneVisionLayout
 
+    def prompt_text(self, sample: SpatialSample) -> str:
+        if sample.is_video and sample.meta.get(FRAME_PREFIX):  # placed per frame by process()
+            sample = replace(sample, meta={k: v for k, v in sample.meta.items() if k != FRAME_PREFIX})
+        return super().prompt_text(sample)
+
     def process(self, text: str, sample: SpatialSample) -> Any:
         if sample.is_video:
-            return super().process(text, sample)
+            out = super().process(text, sample)
+            prefix = sample.meta.get(FRAME_PREFIX)
+            return self._interleave(out, prefix, sample.num_frames) if prefix else out
         # one list per sample: the processor treats 2+ images as a multi-image sample
         return self.processor(text=[text], images=[[_rgb(f) for f in sample.frames]], return_tensors="pt")
+
+    def _interleave(self, out: Any, prefix: str, num_frames: int) -> Any:
+        """``out`` with the ids of ``prefix`` inserted before each video frame's ``Q x Q`` tokens."""
+        ids = out["input_ids"][0]
+        prefix_ids = torch.tensor(self.processor.tokenizer(prefix, add_special_tokens=False)["input_ids"],
+                                  dtype=ids.dtype)
+        per_frame = self.layout.pooled_per_side ** 2
+        placeholders = (ids == self.layout.video_token_id).nonzero().flatten()
+        if placeholders.numel() != num_frames * per_frame + 1:
+            raise RuntimeError(f"processor wrote {placeholders.numel()} video tokens for {num_frames} frames; the "
+                               f"LLaVA-OneVision layout accounts for {num_frames} x {per_frame} + 1")
+        starts = placeholders[::per_frame][:num_frames].tolist()
+        pieces, cursor = [], 0
+        for start in starts:
+            pieces += [ids[cursor:start], prefix_ids]
+            cursor = start
+        ids = torch.cat([*pieces, ids[cursor:]])[None]
+        return {**out, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
     def concat_vision(self, key: str, parts: list[Tensor]) -> Tensor:
         if key == "pixel_values":  # [images, crops, 3, H, W]: zero-pad the crops (the model slices them off)

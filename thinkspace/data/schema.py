@@ -20,8 +20,9 @@ from PIL import Image
 AnswerType = Literal["choice", "number", "text"]
 
 #: ``SpatialSample.meta`` key: text the collator places right before each frame's
-#: visual tokens (for a video encoded as one block, once per temporal group, all
-#: before the block). Input cues use it for their placeholder tokens.
+#: visual tokens (LLaVA-OneVision video: before each frame inside the block; Qwen-VL video,
+#: one block: once per temporal group, all before the block). Input cues use it for their
+#: placeholder tokens.
 FRAME_PREFIX = "frame_prefix"
 
 

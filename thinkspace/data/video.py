@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+
+#: How N frames are picked from M: ``"segment_centres"`` (the centre of each of N equal
+#: segments) or ``"linspace"`` (VSI-Bench's official evaluation: ``np.linspace(0, M - 1, N)``
+#: rounded down, first and last frames included; ``lmms_eval/models/llava_vid.py``).
+FrameSampling = Literal["segment_centres", "linspace"]
+FRAME_SAMPLINGS = ("segment_centres", "linspace")
 
 
 @dataclass
@@ -46,7 +53,39 @@ def uniform_indices(total: int, num: int) -> list[int]:
     return [int(i) for i in np.floor((edges[:-1] + edges[1:]) / 2)]
 
 
-def read_video(path: str | Path, num_frames: int, *, allow_fewer: bool = False) -> VideoClip:
+def linspace_indices(total: int, num: int) -> list[int]:
+    """``num`` frame indices from ``total`` frames by VSI-Bench's evaluation rule.
+
+    ``floor(np.linspace(0, total - 1, num))``: evenly spaced, the first and the last frame
+    always included (``total=10, num=4`` gives ``[0, 3, 6, 9]``); the rule of
+    ``lmms_eval/models/llava_vid.py`` (``np.linspace(..., dtype=int)`` truncates, which is
+    the floor for these non-negative values).
+
+    Raises:
+        ValueError: ``num`` < 1 or more frames requested than the video has.
+    """
+    if num < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num}")
+    if num > total:
+        raise ValueError(f"requested {num} frames from a video of {total}")
+    return [int(i) for i in np.floor(np.linspace(0, total - 1, num))]
+
+
+def sample_indices(total: int, num: int, sampling: FrameSampling = "segment_centres") -> list[int]:
+    """``num`` of ``total`` frame indices by the named rule (see :data:`FrameSampling`).
+
+    Raises:
+        ValueError: an unknown rule (naming the choices), or as the rules do.
+    """
+    if sampling == "segment_centres":
+        return uniform_indices(total, num)
+    if sampling == "linspace":
+        return linspace_indices(total, num)
+    raise ValueError(f"frame_sampling {sampling!r} is not known; expected one of {list(FRAME_SAMPLINGS)}")
+
+
+def read_video(path: str | Path, num_frames: int, *, allow_fewer: bool = False,
+               sampling: FrameSampling = "segment_centres") -> VideoClip:
     """Decode ``num_frames`` uniformly sampled frames of ``path`` (only those frames).
 
     Args:
@@ -54,6 +93,8 @@ def read_video(path: str | Path, num_frames: int, *, allow_fewer: bool = False) 
         num_frames: N, frames to sample.
         allow_fewer: when the video has fewer than N frames, return all of them
             instead of failing.
+        sampling: which frames (:data:`FrameSampling`): segment centres, or VSI-Bench's
+            ``linspace`` rule with both ends.
 
     Raises:
         FileNotFoundError: no such file.
@@ -74,7 +115,7 @@ def read_video(path: str | Path, num_frames: int, *, allow_fewer: bool = False) 
         raise ValueError(f"video file {path} has no frames")
     if num_frames > total and not allow_fewer:
         raise ValueError(f"video file {path} has {total} frames, fewer than the {num_frames} requested")
-    indices = uniform_indices(total, min(num_frames, total))
+    indices = sample_indices(total, min(num_frames, total), sampling)
     try:
         frames = reader.get_batch(indices).asnumpy()
     except decord.DECORDError as err:

@@ -13,6 +13,12 @@ thinkspace's world frame puts the origin at the first selected frame's camera ce
 and turns about +z so +x is that camera's heading (its viewing direction projected on
 the floor). ``cam_from_world = inv(pose) @ scene_from_world``; a yaw in the scene frame
 becomes ``yaw - heading0``.
+
+Timing: ScanNet streams RGB-D at 30 frames per second (ScanNet, arXiv 1702.04405). The
+``.sens`` files hold per-frame timestamps but the export drops them and names files by
+their frame number in the capture (whatever ``--frame_skip``), so a frame's timestamp is
+its number / ``fps`` seconds; ``PosedFrames.timestamps`` makes the frames a video
+(``SpatialSample.timestamps``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ from PIL import Image
 
 from thinkspace.data.images import load_image
 from thinkspace.data.schema import Geometry
-from thinkspace.data.video import uniform_indices
+from thinkspace.data.video import FrameSampling, sample_indices
+
+#: ScanNet's capture rate (frames per second).
+SCANNET_FPS = 30.0
 
 
 @dataclass
@@ -40,6 +49,7 @@ class PosedFrames:
         world_from_scene: ``[4, 4]`` float64, scene frame to world frame.
         heading: yaw (radians) of the first camera in the scene frame.
         indices: frame numbers used.
+        timestamps: ``[S]`` float32 seconds, frame number / fps (the capture's timing).
     """
 
     frames: list[Image.Image]
@@ -47,6 +57,7 @@ class PosedFrames:
     world_from_scene: np.ndarray
     heading: float
     indices: list[int]
+    timestamps: torch.Tensor | None = None
 
     def to_world(self, xy: tuple[float, float], yaw: float) -> tuple[tuple[float, float], float]:
         """A floor position (m) and yaw (rad) in the scene frame, in the world frame (yaw in [-pi, pi))."""
@@ -95,8 +106,12 @@ def world_from_first_camera(scene_from_cam: np.ndarray) -> tuple[np.ndarray, flo
 
 
 def load_posed_frames(scene_dir: str | Path, num_frames: int, sample_id: str | None = None,
-                      axis_align: bool = False) -> PosedFrames:
+                      axis_align: bool = False, sampling: FrameSampling = "segment_centres",
+                      fps: float = SCANNET_FPS) -> PosedFrames:
     """``num_frames`` frames spread uniformly over the scene's valid frames, in the world frame.
+
+    ``sampling`` picks them among the valid frames (segment centres, or VSI-Bench's
+    ``linspace`` with both ends; :mod:`thinkspace.data.video`); ``fps`` times them.
 
     Raises:
         FileNotFoundError: a folder or file is missing (message names it and the sample).
@@ -109,7 +124,9 @@ def load_posed_frames(scene_dir: str | Path, num_frames: int, sample_id: str | N
     valid = sorted(k for k, m in poses.items() if np.isfinite(m).all() and k in colors and k in depths)
     if not valid:
         raise ValueError(f"ScanNet scene {scene_dir} has no frame with colour, depth and a finite pose")
-    chosen = [valid[i] for i in uniform_indices(len(valid), min(num_frames, len(valid)))]
+    if fps <= 0:
+        raise ValueError(f"ScanNet frame rate fps must be positive, got {fps}")
+    chosen = [valid[i] for i in sample_indices(len(valid), min(num_frames, len(valid)), sampling)]
     intrinsic_file = scene_dir / "intrinsic" / "intrinsic_depth.txt"
     if not intrinsic_file.is_file():
         intrinsic_file = scene_dir / "intrinsic.txt"
@@ -131,4 +148,5 @@ def load_posed_frames(scene_dir: str | Path, num_frames: int, sample_id: str | N
         cam_from_world=torch.tensor(np.stack(cam_from_world), dtype=torch.float32),
         depth=torch.from_numpy(np.stack(depth)),
     )
-    return PosedFrames(frames, geometry, world_from_scene, heading, chosen)
+    timestamps = torch.tensor([k / fps for k in chosen], dtype=torch.float32)
+    return PosedFrames(frames, geometry, world_from_scene, heading, chosen, timestamps)

@@ -23,6 +23,11 @@ keep the file's position and rotation-vector z.
 The prompt holds the situation text once, before the question; the ``Situation``
 objective puts ``<Pos><Ori>`` right after it. :meth:`SQA3D.prediction_record` maps a
 predicted world-frame situation back to SQA3D's frame as ``agent_pos`` / ``agent_rot``.
+
+Frames enter as a video by default (``as_video``): timestamps of the scan's capture (frame
+number / ``fps``), so every backbone with a video path encodes them as one (LLaVA-OneVision:
+196 pooled tokens per 384 px frame instead of 730 per image). ``as_video: false`` gives an
+unordered image set.
 """
 
 from __future__ import annotations
@@ -31,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
-from thinkspace.data.datasets.scannet import PosedFrames, axis_alignment, load_posed_frames
+from thinkspace.data.datasets.scannet import SCANNET_FPS, PosedFrames, axis_alignment, load_posed_frames
 from thinkspace.data.datasets.scannet_mesh import MeshCentres
 from thinkspace.data.datasets.sqa3d_frame import SituationFrame, situation_frame
 from thinkspace.data.schema import SpatialSample, Situation
+from thinkspace.data.video import FrameSampling
 from thinkspace.eval.records import field, read_json_list
 from thinkspace.eval.sqa3d import as_position, as_quaternion, question_kind, quaternion_yaw
 
@@ -53,6 +59,9 @@ class SQA3D(BenchmarkDataset):
         with_options: append the record's ``options`` (if any) to the prompt.
         skip_missing: drop questions whose scene folder is missing (count in ``skipped``).
         limit: keep the first ``limit`` questions.
+        as_video: the frames as a video with timestamps (default) or as an image set.
+        frame_sampling: ``segment_centres`` or ``linspace`` (both ends; VSI-Bench's rule).
+        fps: the capture's frame rate, which times the frames (ScanNet: 30).
         frame: ``"sqa3d"`` (positions relative to the scene mesh's bounding-box centre, the
             agent facing -x at rotation 0: SQA3D's files) or ``"scene"`` (the poses' frame,
             facing +x at rotation 0: the synthetic world's files).
@@ -77,12 +86,18 @@ class SQA3D(BenchmarkDataset):
         with_options: bool = False,
         skip_missing: bool = False,
         limit: int | None = None,
+        as_video: bool = True,
+        frame_sampling: FrameSampling = "segment_centres",
+        fps: float = SCANNET_FPS,
         frame: str = "sqa3d",
         mesh_root: str | None = None,
         mesh_centres: str | None = None,
         localization: str | None = None,
     ) -> None:
         super().__init__(skip_missing, limit)
+        self.as_video = as_video
+        self.frame_sampling = frame_sampling
+        self.fps = fps
         self.questions = Path(questions)
         self.annotations = Path(annotations)
         self.scannet_root = Path(scannet_root) if scannet_root is not None else self.questions.parent
@@ -130,7 +145,7 @@ class SQA3D(BenchmarkDataset):
         if not scene.is_dir():
             raise FileNotFoundError(
                 f"ScanNet scene folder {scene} not found (sample {entry['id']!r}, {entry['where']})")
-        posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align)
+        posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align, self.frame_sampling, self.fps)
         xy, yaw = self.situation_frame(question, posed, entry["id"]).to_world(entry["xy"], entry["yaw"])
         prompt = f"{question['situation']} {question['question']}"
         if self.with_options and question.get("options"):
@@ -139,6 +154,7 @@ class SQA3D(BenchmarkDataset):
         return SpatialSample(
             id=entry["id"], source="sqa3d", task=question_kind(question["question"]), frames=posed.frames,
             prompt=prompt, response=answer, answer=answer, answer_type="text", geometry=posed.geometry,
+            timestamps=posed.timestamps if self.as_video else None,
             situation=Situation(position=xy, yaw=yaw, text=question["situation"]),
             meta={"scene_id": question["scene_id"], "scene_position": entry["xy"], "scene_yaw": entry["yaw"],
                   "frame_indices": posed.indices, "answer_type": note.get("answer_type"), "where": entry["where"]},
@@ -162,7 +178,8 @@ class SQA3D(BenchmarkDataset):
         if situation is not None:
             scene = self.scene_dir(entry["question"])
             if scene not in self._frames:  # every question of a scene sees the same frames
-                posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align)
+                posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align,
+                                          self.frame_sampling, self.fps)
                 self._frames[scene] = self.situation_frame(entry["question"], posed, entry["id"])
             x, y, yaw = situation
             record["agent_pos"], record["agent_rot"] = self._frames[scene].to_sqa3d((x, y), yaw)

@@ -7,12 +7,22 @@ parquet; parquet needs ``pyarrow`` or ``pandas``) with fields ``id``, ``dataset`
 ``{video_root}/{dataset}/{scene_name}.mp4`` (the official layout), or
 ``{video_root}/{video}`` when the record has a ``video`` field (the synthetic world's).
 
-Frames: ``num_frames`` sampled uniformly (segment centres) with decord, ``timestamps``
-in seconds from the start of the video. The prompt is the official one: "These are
-frames of a video.", the question, then for multiple choice "Options:" with one option
-per line and "Answer with the option's letter from the given choices directly.", else
-"Please answer the question using a single word or phrase.". No geometry (VSI-Bench
-ships none), so no world frame conversion.
+Frames: ``num_frames`` sampled with decord, by segment centres or (``frame_sampling:
+linspace``) by the official evaluation's ``np.linspace(0, M - 1, N)`` rounded down, both
+ends included (``lmms_eval/models/llava_vid.py``); ``timestamps`` in seconds from the start
+of the video. The prompt is the official one: "These are frames of a video.", the
+question, then for multiple choice "Options:" with one option per line and "Answer with
+the option's letter from the given choices directly.", else "Please answer the question
+using a single word or phrase.".
+
+Geometry: VSI-Bench ships none. With ``scannet_root``, a record of a ScanNet scene
+(``dataset`` ``scannet``) whose export ``{scannet_root}/{scene_name}/`` exists is read from
+that export instead of the mp4: the same sampling over the scan's valid frames, timed by
+the capture (frame number / ``fps``), with intrinsics, poses and depth in the world frame
+of :mod:`thinkspace.data.datasets.scannet`, so layout reconstruction has targets. Every
+other record (ARKitScenes, ScanNet++, or no export) has no geometry: ``LayoutReconstruction``
+gives its tokens no target with ``require_depth: false`` and fails naming the sample
+otherwise.
 """
 
 from __future__ import annotations
@@ -21,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
+from thinkspace.data.datasets.scannet import SCANNET_FPS, load_posed_frames
 from thinkspace.data.schema import SpatialSample
-from thinkspace.data.video import read_video
+from thinkspace.data.video import FrameSampling, read_video
 from thinkspace.eval.answers import parse_float
 from thinkspace.eval.records import field, read_table
 from thinkspace.eval.vsibench import CHOICE_TYPES, NUMBER_TYPES
@@ -49,6 +60,10 @@ class VSIBench(BenchmarkDataset):
         question_types: keep only these types (``None``: all).
         skip_missing: drop questions whose video is missing (count in ``skipped``).
         limit: keep the first ``limit`` questions.
+        frame_sampling: ``segment_centres`` or ``linspace`` (the official evaluation's rule).
+        scannet_root: directory of ScanNet exports (``{scene}/color, depth, pose, intrinsic``):
+            ScanNet records are read from there, with depth and poses.
+        fps: the ScanNet capture's frame rate, which times the exported frames.
     """
 
     benchmark = "vsibench"
@@ -61,8 +76,14 @@ class VSIBench(BenchmarkDataset):
         question_types: list[str] | None = None,
         skip_missing: bool = False,
         limit: int | None = None,
+        frame_sampling: FrameSampling = "segment_centres",
+        scannet_root: str | None = None,
+        fps: float = SCANNET_FPS,
     ) -> None:
         super().__init__(skip_missing, limit)
+        self.frame_sampling = frame_sampling
+        self.scannet_root = Path(scannet_root) if scannet_root is not None else None
+        self.fps = fps
         self.path = Path(path)
         self.video_root = Path(video_root) if video_root is not None else self.path.parent
         self.num_frames = num_frames
@@ -97,25 +118,38 @@ class VSIBench(BenchmarkDataset):
             return self.video_root / record["video"]
         return self.video_root / str(record["dataset"]) / f"{record['scene_name']}.mp4"
 
+    def scan_dir(self, record: dict[str, Any]) -> Path | None:
+        """The ScanNet export of a ScanNet record, when ``scannet_root`` holds it."""
+        if self.scannet_root is None or str(record.get("dataset")) != "scannet":
+            return None
+        scene = self.scannet_root / str(record["scene_name"])
+        return scene if scene.is_dir() else None
+
     def _media(self, entry: dict[str, Any]) -> list[Path]:
-        return [self.video_path(entry["record"])]
+        return [self.scan_dir(entry["record"]) or self.video_path(entry["record"])]
 
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         record = entry["record"]
-        path = self.video_path(record)
-        if not path.is_file():
-            raise FileNotFoundError(f"video file {path} not found (sample {entry['id']!r}, {entry['where']})")
-        clip = read_video(path, self.num_frames, allow_fewer=True)
+        scan, geometry = self.scan_dir(record), None
+        if scan is not None:
+            posed = load_posed_frames(scan, self.num_frames, entry["id"], sampling=self.frame_sampling, fps=self.fps)
+            frames, timestamps, indices, geometry = posed.frames, posed.timestamps, posed.indices, posed.geometry
+        else:
+            path = self.video_path(record)
+            if not path.is_file():
+                raise FileNotFoundError(f"video file {path} not found (sample {entry['id']!r}, {entry['where']})")
+            clip = read_video(path, self.num_frames, allow_fewer=True, sampling=self.frame_sampling)
+            frames, timestamps, indices = clip.frames, clip.timestamps, clip.indices
         kind = record["question_type"]
         choice = kind in CHOICE_TYPES
         truth = str(record["ground_truth"]).strip()
         return SpatialSample(
-            id=entry["id"], source="vsibench", task=kind, frames=clip.frames,
+            id=entry["id"], source="vsibench", task=kind, frames=frames, geometry=geometry,
             prompt=vsibench_prompt(record["question"], record.get("options") if choice else None),
             response=truth, answer=truth if choice else float(truth), answer_type="choice" if choice else "number",
-            timestamps=clip.timestamps,
+            timestamps=timestamps,
             meta={"scene_name": record.get("scene_name"), "dataset": record.get("dataset"),
-                  "options": record.get("options"), "frame_indices": clip.indices, "where": entry["where"]},
+                  "options": record.get("options"), "frame_indices": indices, "where": entry["where"]},
         )
 
     def prediction_record(self, index: int, response: str) -> dict[str, Any]:

@@ -1,0 +1,139 @@
+"""``MSQA``: MSQA's ScanNet part, situated questions joined with the scenes' posed RGB-D frames.
+
+Reads the released ``msqa_scannet_{split}.json`` (MSR3D/MSR3D; the loader
+``data/datasets/msr3d.py`` ``MSQAScanNet.load_lang`` and ``__getitem__``): one JSON list of
+records with ``scan_id``, ``question``, ``answers`` (list of str), ``situation`` (text),
+``location`` ``[x, y, z]`` metres, ``orientation`` ``[fx, fy, fz]`` (the facing vector in the
+floor plane, "face pt"), ``type`` (question category) and ``index``, plus fields this
+adapter does not need (``raw_thought``, ``query_type``, ``mode``, ...). Objects may appear as
+image placeholders ``<label-instance-IMG>`` in the situation and question; as in MSR3D's
+text-only mode (``replace_all_imgs_with_txt``) each becomes its ``label``.
+
+Frame: the location and facing vector are in the scan's axis-aligned frame (MSR3D reads
+the scene from ``pcd_with_global_alignment``, ScanNet's mesh with its ``axisAlignment``;
+``tools/situation_visualization.py`` rotates SQA3D situations by that matrix to match),
+so the poses are axis-aligned too (``axis_align``, default on). The yaw is
+``atan2(fy, fx)`` (``data_utils.face_vector_in_xy_to_quaternion``); position and yaw are
+moved into the world frame of the selected frames (origin at the first camera, +x along its
+heading); ``meta["scene_position"]`` and ``meta["scene_yaw"]`` keep the originals.
+
+The situation text goes to ``Situation.text``; the ``Situation`` objective places it
+(video, situation, ``<Pos><Ori>``, question). ``situation_in_prompt`` also writes it before
+the question, for stacks without that objective.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from thinkspace.data.datasets.benchmark import BenchmarkDataset
+from thinkspace.data.datasets.scannet import SCANNET_FPS, load_posed_frames
+from thinkspace.data.schema import SpatialSample, Situation
+from thinkspace.data.video import FrameSampling
+from thinkspace.eval.records import field, read_json_list
+
+#: ``<label-instance-IMG>``: an object shown by an image in MSQA's interleaved input.
+IMAGE_PLACEHOLDER = re.compile(r"<([^<>-]+)-\d+-IMG>")
+
+
+def as_text(text: str) -> str:
+    """MSQA text with every ``<label-id-IMG>`` placeholder replaced by its label."""
+    return IMAGE_PLACEHOLDER.sub(lambda m: m.group(1), text)
+
+
+class MSQA(BenchmarkDataset):
+    """MSQA (ScanNet part) situated questions with their scene frames.
+
+    Args:
+        path: the ``msqa_scannet_{split}.json`` file.
+        scannet_root: directory of ScanNet scene exports (default: the file's directory).
+        num_frames: frames per scene, spread over its valid frames.
+        as_video: the frames as a video with timestamps (default) or as an image set.
+        frame_sampling: ``segment_centres`` or ``linspace`` (both ends).
+        fps: the capture's frame rate, which times the frames (ScanNet: 30).
+        axis_align: apply each scene's ``axisAlignment`` to the poses (MSQA's frame; keep on).
+        situation_in_prompt: also write the situation before the question.
+        skip_missing: drop questions whose scene folder is missing (count in ``skipped``).
+        limit: keep the first ``limit`` questions.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        scannet_root: str | None = None,
+        num_frames: int = 32,
+        as_video: bool = True,
+        frame_sampling: FrameSampling = "segment_centres",
+        fps: float = SCANNET_FPS,
+        axis_align: bool = True,
+        situation_in_prompt: bool = False,
+        skip_missing: bool = False,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(skip_missing, limit)
+        self.path = Path(path)
+        self.scannet_root = Path(scannet_root) if scannet_root is not None else self.path.parent
+        self.num_frames = num_frames
+        self.as_video = as_video
+        self.frame_sampling = frame_sampling
+        self.fps = fps
+        self.axis_align = axis_align
+        self.situation_in_prompt = situation_in_prompt
+
+    def _build_index(self) -> list[dict[str, Any]]:
+        entries = []
+        for i, (where, record) in enumerate(read_json_list(self.path, None)):
+            if not isinstance(record, dict):
+                raise ValueError(f"{where}: expected a JSON object (an MSQA record), got {type(record).__name__}")
+            scan = str(field(record, "scan_id", where, "ScanNet scene id"))
+            field(record, "question", where, "question text")
+            field(record, "situation", where, "situation text")
+            answers = field(record, "answers", where, "reference answers")
+            if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
+                raise ValueError(f"{where}: answers must be a non-empty list of strings, got {answers!r}")
+            location = _numbers(field(record, "location", where, "[x, y, z] metres"), 3, where, "location")
+            facing = _numbers(field(record, "orientation", where, "facing vector [fx, fy, fz]"), 3, where,
+                              "orientation")
+            if math.hypot(facing[0], facing[1]) == 0:
+                raise ValueError(f"{where}: orientation {facing} has no component in the floor plane; expected a "
+                                 "facing vector [fx, fy, fz] with fx or fy non-zero")
+            sample_id = f"{scan}-{record.get('index', i)}"
+            entries.append({"where": where, "id": sample_id, "record": record, "xy": (location[0], location[1]),
+                            "yaw": math.atan2(facing[1], facing[0])})
+        return entries
+
+    def scene_dir(self, record: dict[str, Any]) -> Path:
+        return self.scannet_root / str(record["scan_id"])
+
+    def _media(self, entry: dict[str, Any]) -> list[Path]:
+        return [self.scene_dir(entry["record"])]
+
+    def _sample(self, entry: dict[str, Any]) -> SpatialSample:
+        record = entry["record"]
+        scene = self.scene_dir(record)
+        if not scene.is_dir():
+            raise FileNotFoundError(
+                f"ScanNet scene folder {scene} not found (sample {entry['id']!r}, {entry['where']})")
+        posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align, self.frame_sampling, self.fps)
+        xy, yaw = posed.to_world(entry["xy"], entry["yaw"])
+        situation, question = as_text(record["situation"]), as_text(record["question"])
+        answer = record["answers"][0]
+        return SpatialSample(
+            id=entry["id"], source="msqa", task=str(record.get("type", "msqa")), frames=posed.frames,
+            prompt=f"{situation} {question}" if self.situation_in_prompt else question,
+            response=answer, answer=answer, answer_type="text", geometry=posed.geometry,
+            timestamps=posed.timestamps if self.as_video else None,
+            situation=Situation(position=xy, yaw=yaw, text=situation),
+            meta={"scene_id": record["scan_id"], "answers": record["answers"], "scene_position": entry["xy"],
+                  "scene_yaw": entry["yaw"], "frame_indices": posed.indices, "where": entry["where"]},
+        )
+
+
+def _numbers(value: Any, count: int, where: str, key: str) -> list[float]:
+    if not isinstance(value, (list, tuple)) or len(value) != count or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"{where}: {key} must be a list of {count} numbers, got {value!r}")
+    return [float(v) for v in value]
