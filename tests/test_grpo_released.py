@@ -84,3 +84,19 @@ def test_lora_targets_every_linear_outside_the_vision_tower(tiny_cache):
     wrapped = {name.replace("base_model.model.", "", 1) for name, m in adapted.model.named_modules()
                if hasattr(m, "lora_A") and isinstance(getattr(m, "base_layer", None), nn.Linear)}
     assert wrapped == expected
+
+
+def test_rollouts_sample_with_the_configured_values_not_the_checkpoints_generation_config(tiny_cache):
+    """transformers >= 4.50 fills default-valued fields (temperature 1.0, top_p 1.0, top_k 50) from the
+    checkpoint's generation_config.json (Qwen2.5-VL: top_k 1, top_p 0.001): near-greedy rollouts in
+    3DThinker's release. thinkspace samples with its own settings only."""
+    torch.manual_seed(0)
+    module = SpatialGRPO(QwenVL("tiny:qwen2_5_vl"), rewards=ANSWER, group_size=4, max_new_tokens=6, beta=0.0,
+                         stop_at_eos=False)
+    config = module.backbone.hf.generation_config
+    config.do_sample, config.top_k, config.top_p, config.temperature = True, 1, 0.001, 0.1
+    tokens = module.roll_out(module.collator()(views(1))).generation.tokens
+    assert len({tuple(row) for row in tokens.tolist()}) == 4  # temperature 1, no top-k/top-p: 4 different
+    module.top_k = 1  # the checkpoint's top_k, set explicitly: the group collapses to one completion
+    tokens = module.roll_out(module.collator()(views(1))).generation.tokens
+    assert len({tuple(row) for row in tokens.tolist()}) == 1
