@@ -41,3 +41,16 @@ def test_released_decoding_left_the_slot_to_the_model_and_took_8_latent_steps():
     # the failed response: 4096 times token 0 ('!', the argmax of all-NaN logits, likely a float16
     # overflow: the official engine loads float16), so max_new_tokens was 4096
     assert chains[2] == "!" * 4096
+
+
+def test_eval_config_decodes_as_the_release():
+    import yaml
+
+    from thinkspace.data.datasets.thinker_prompt import THINKER_INSTRUCTION
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "configs" / "eval" / "mindcube_3dthinker.yaml").read_text())
+    assert config["model"]["generation"] == {"max_new_tokens": 4096, "do_sample": False, "force_start": False,
+                                             "latent_steps": 8, "early_end": True}
+    assert config["model"]["backbone"]["init_args"]["max_pixels"] == 480 * 480
+    data = config["data"]["test"]["init_args"]
+    assert data["instruction"] == THINKER_INSTRUCTION and data["image_size"] is None
