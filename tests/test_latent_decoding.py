@@ -110,6 +110,7 @@ def test_decoding_step_count_is_separate_from_training_k(module):
                                     latent_steps=steps)
         assert gen.tokens[0, :steps + 2].tolist() == [slot.start_id] + [slot.pad_id] * steps + [slot.end_id]
         assert tuple(gen.latents.shape[:2]) == (2, steps) and gen.latent_count.tolist() == [steps, steps]
+        assert not gen.has_latents.any()  # not k latents: nothing for the projector
     with pytest.raises(ValueError, match="latent_steps must be at least 1, got 0"):
         generate_with_latents(module.backbone, prompts(module), slot, latent_steps=0)
 

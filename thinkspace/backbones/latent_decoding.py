@@ -47,7 +47,8 @@ class LatentGeneration:
         texts: decoded continuations (special tokens skipped).
         tokens: ``[N, T]`` generated ids (pads stand for the latent steps; ``pad_token_id`` after the end).
         latents: ``[N, steps, D]`` latents (zeros past a row's ``latent_count``; ``[N, 0, D]`` without a slot).
-        has_latents: ``[N]`` whether the sample produced all ``steps`` latents.
+        has_latents: ``[N]`` whether the sample produced the slot's k latents (what the projector
+            takes; never when ``latent_steps`` differs from k).
         prompt_out: the backbone output on the ``B`` prompts (input embeddings, visual index) for the projector.
         prompts: the left-padded prompt batch (``B`` prompts) it ran on.
         completion_mask: ``[N, T]`` tokens that belong to the completion (up to and including the stop token).
@@ -255,7 +256,7 @@ def generate_with_latents(
             break
     ids = torch.stack(tokens, 1)
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
-    return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=(count == k) & (k > 0),
+    return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=(count == k) & (k > 0) & (slot is not None and k == slot.k),
                             prompt_out=prompt_out, prompts=prompts, completion_mask=torch.stack(kept, 1),
                             sampled=torch.stack(free, 1), latent_start=started, group=group, latent_count=count)
 
