@@ -256,7 +256,8 @@ def generate_with_latents(
             break
     ids = torch.stack(tokens, 1)
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
-    return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=(count == k) & (k > 0) & (slot is not None and k == slot.k),
+    complete = (count == k) & (k > 0) & (slot is not None and k == slot.k)  # the projector takes k latents
+    return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=complete,
                             prompt_out=prompt_out, prompts=prompts, completion_mask=torch.stack(kept, 1),
                             sampled=torch.stack(free, 1), latent_start=started, group=group, latent_count=count)
 
