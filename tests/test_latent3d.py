@@ -185,15 +185,6 @@ def test_token_decoding_reproduces_teacher_forced_latents_and_feedback_differs(m
     module.train()
 
 
-def test_module_generation_goes_through_latent_decoding(module):
-    module.eval()
-    module.generation = {"max_new_tokens": 7}
-    batch = module.collator(with_response=False)(views(2, seed=2))
-    texts = module.generate(batch)
-    module.train()
-    assert len(texts) == 2 and all(START not in t for t in texts)  # special tokens are skipped
-
-
 def test_latent_decoding_on_a_1d_rope_backbone_matches_teacher_forcing(tiny_cache):
     from thinkspace.backbones.llava_onevision import LlavaOneVision
 

@@ -1,16 +1,22 @@
-"""KV-cached decoding with exactly k latent steps (3DThinker's inference), and group rollouts.
+"""KV-cached decoding with latent steps (3DThinker's inference), and group rollouts.
 
 Each sample decodes normally until it emits ``<|latent_start|>`` (or from the first
-step when ``force_start``); then come k latent steps, after which ``<|latent_end|>`` is
-forced and normal decoding resumes. In a latent step the next input embedding is
+step when ``force_start``); then come up to ``latent_steps`` latent steps (default the
+slot's k), after which ``<|latent_end|>`` is forced and normal decoding resumes. With
+``early_end`` the model may close the slot sooner: a latent step whose chosen token
+(argmax or sample) is ``<|latent_end|>`` emits it instead of a pad. This is the official
+generation (3DThinker's patched ``transformers/generation/utils.py``: the start token is
+the model's choice, the end is its choice or forced after ``MAX_LATENT_LEN`` pads). In a
+latent step the next input embedding is
 
 * ``feedback``: the last-layer hidden state (after the final norm) of the previous
   position, as in the paper's inference (Coconut-style);
 * ``tokens``: the ``<|latent_pad|>`` embedding, exactly as in teacher-forced training.
 
-The latents returned are the hidden states at the k positions whose next input is a
-latent step (start and the first k - 1 steps), the convention of
-:mod:`thinkspace.objectives.latent_slot`. In feedback mode latent ``j`` is also the
+The latents returned are the hidden states at the positions whose next input is a
+latent step (start and the pads but the last), the convention of
+:mod:`thinkspace.objectives.latent_slot`; they are recorded when fed, so a slot closed
+early holds as many latents as it has pads. In feedback mode latent ``j`` is also the
 input embedding of pad ``j + 1``. Works for Qwen-VL backbones (multimodal RoPE: the
 prefill fixes the per-sample position offsets, later steps continue from them) and
 1D-RoPE backbones alike. Without a slot (``slot=None``) it is plain sampling.
@@ -40,14 +46,16 @@ class LatentGeneration:
     Attributes:
         texts: decoded continuations (special tokens skipped).
         tokens: ``[N, T]`` generated ids (pads stand for the latent steps; ``pad_token_id`` after the end).
-        latents: ``[N, k, D]`` latents (zeros for a sample that never opened a slot; ``[N, 0, D]`` without a slot).
-        has_latents: ``[N]`` whether the sample produced its k latents.
+        latents: ``[N, steps, D]`` latents (zeros past a row's ``latent_count``; ``[N, 0, D]`` without a slot).
+        has_latents: ``[N]`` whether the sample produced the slot's k latents (what the projector
+            takes; never when ``latent_steps`` differs from k).
         prompt_out: the backbone output on the ``B`` prompts (input embeddings, visual index) for the projector.
         prompts: the left-padded prompt batch (``B`` prompts) it ran on.
         completion_mask: ``[N, T]`` tokens that belong to the completion (up to and including the stop token).
         sampled: ``[N, T]`` completion tokens chosen by the sampler (not forced: a forced start, pads, end).
         latent_start: ``[N]`` step at which ``<|latent_start|>`` was emitted (-1: none); pads follow it.
         group: completions per prompt.
+        latent_count: ``[N]`` latent steps taken (pads emitted, each fed one latent).
     """
 
     texts: list[str]
@@ -60,6 +68,7 @@ class LatentGeneration:
     sampled: Tensor | None = None
     latent_start: Tensor | None = None
     group: int = 1
+    latent_count: Tensor | None = None
 
 
 @dataclass
@@ -135,7 +144,9 @@ def generate_with_latents(
     slot: Any | None,
     mode: Literal["feedback", "tokens"] = "feedback",
     max_new_tokens: int = 32,
-    force_start: bool = True,
+    force_start: bool | None = None,
+    latent_steps: int | None = None,
+    early_end: bool = False,
     do_sample: bool = False,
     temperature: float = 1.0,
     top_p: float = 1.0,
@@ -153,7 +164,13 @@ def generate_with_latents(
         slot: a bound :class:`~thinkspace.objectives.latent_slot.LatentSlot`, or ``None`` for plain decoding.
         mode: ``feedback`` or ``tokens`` (see the module docstring).
         max_new_tokens: decoding steps in total, latent steps included.
-        force_start: emit the start token as the first token (slot placed at the start).
+        force_start: emit the start token as the first token; ``False``: the model opens the
+            slot when it chooses the start token (official); ``None``: force it when the slot's
+            ``placement`` is ``start``, not when it is ``end``.
+        latent_steps: latent steps (pads) before the end is forced; ``None``: the slot's k
+            (official: ``MAX_LATENT_LEN``, 12 in the code; the released MindCube-Tiny
+            responses hold 8).
+        early_end: the model may close the slot before ``latent_steps`` by choosing the end token.
         do_sample: sample (``temperature``, ``top_p``, ``top_k``) instead of the argmax.
         eos_token_id: stop token(s); default the tokenizer's and the end-of-turn token;
             ``[]`` never stops (every row decodes ``max_new_tokens``, e.g. for benchmarks).
@@ -177,7 +194,11 @@ def generate_with_latents(
     cache, hidden, mask = pre.cache, pre.hidden, pre.mask
     embed = hf.get_input_embeddings()
     bsz = hidden.shape[0]
-    k = slot.k if slot is not None else 0
+    k = (slot.k if latent_steps is None else int(latent_steps)) if slot is not None else 0
+    if slot is not None and k < 1:
+        raise ValueError(f"latent decoding: latent_steps must be at least 1, got {latent_steps}")
+    if force_start is None:
+        force_start = slot is not None and slot.placement == "start"
     last = hidden[:, -1]  # [N, D]: its logits choose the next token
     device = hidden.device
     # latent steps still to feed: -1 no slot yet, k..1 in the slot, 0 end is due, -2 slot closed (or no slot)
@@ -199,6 +220,9 @@ def generate_with_latents(
             token = torch.full_like(token, slot.start_id)
         latent_step = remaining > 0
         sampled = remaining < 0
+        if slot is not None and early_end:  # the model's own end closes the slot (a chosen, not forced, token)
+            ends_early = latent_step & (token == slot.end_id)
+            latent_step, sampled = latent_step & ~ends_early, sampled | ends_early
         if slot is not None:
             token = torch.where(latent_step, torch.full_like(token, slot.pad_id), token)
             token = torch.where(remaining == 0, torch.full_like(token, slot.end_id), token)
@@ -206,15 +230,19 @@ def generate_with_latents(
         step_embeds = embed(token)[:, None]
         if mode == "feedback" and slot is not None:
             step_embeds = torch.where(latent_step[:, None, None], last[:, None].to(step_embeds.dtype), step_embeds)
+        # the hidden state before a pad is a latent (fed back in feedback mode)
+        for b in (latent_step & ~done & (count < k)).nonzero().flatten().tolist():
+            latents[b, count[b]] = last[b]
+            count[b] += 1
         free.append(sampled & ~done & (not forced_start))
         kept.append(~done)
         if slot is not None:
             opened = sampled & (remaining == -1) & (token == slot.start_id) & ~done
             started = torch.where(opened, torch.full_like(started, step), started)
             remaining = torch.where(latent_step, remaining - 1, remaining)
-            closed = ~latent_step & (token == slot.end_id) & (remaining == 0)
+            closed = ~latent_step & (token == slot.end_id) & (remaining >= 0)
             remaining = torch.where(closed, torch.full_like(remaining, -2), remaining)
-            remaining = torch.where(opened, torch.full_like(remaining, slot.k), remaining)
+            remaining = torch.where(opened, torch.full_like(remaining, k), remaining)
         tokens.append(token)
         # text positions continue from each sample's own valid length (left padding is not counted)
         position = (mask.sum(1, keepdim=True) + pre.deltas).to(device)  # [N, 1]
@@ -224,17 +252,14 @@ def generate_with_latents(
         step_out = hf.model.language_model(inputs_embeds=step_embeds, attention_mask=mask, position_ids=position,
                                            past_key_values=cache, use_cache=True, return_dict=True)
         last = step_out.last_hidden_state[:, -1]
-        # this position's hidden state is a latent when the next input is a latent step
-        for b in ((remaining > 0) & (count < k)).nonzero().flatten().tolist():
-            latents[b, count[b]] = last[b]
-            count[b] += 1
         if bool(done.all()):
             break
     ids = torch.stack(tokens, 1)
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
-    return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=(count == k) & (k > 0),
+    complete = (count == k) & (k > 0) & (slot is not None and k == slot.k)  # the projector takes k latents
+    return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=complete,
                             prompt_out=prompt_out, prompts=prompts, completion_mask=torch.stack(kept, 1),
-                            sampled=torch.stack(free, 1), latent_start=started, group=group)
+                            sampled=torch.stack(free, 1), latent_start=started, group=group, latent_count=count)
 
 
 def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,

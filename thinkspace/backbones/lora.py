@@ -8,6 +8,10 @@ from torch import nn
 
 #: the language model's attention and MLP projections (not the vision tower's).
 LANGUAGE_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+#: every Linear outside the vision tower of a Qwen-VL model: the projections above and ``lm_head``
+#: (3DThinker's released stage 2 adapts every ``nn.Linear`` whose name lacks "visual",
+#: ``open_r1/trainer/grpo_trainer.py``, ``find_all_linear_names``).
+LANGUAGE_LINEAR_AND_HEAD = rf"(?:{LANGUAGE_LINEAR}|lm_head)"
 
 
 @dataclass

@@ -208,7 +208,8 @@ class LatentAlignment(Objective):
     # -- generation --------------------------------------------------------------------
 
     def generate(self, backbone: Any, batch: Batch, **generation: Any) -> list[str]:
-        """Decode with exactly k latent steps (``decoding`` chooses feedback or tokens)."""
+        """Decode with latent steps (``decoding`` chooses feedback or tokens; ``generation`` may set
+        ``force_start``, ``latent_steps`` and ``early_end``, see :func:`generate_with_latents`)."""
         from thinkspace.backbones.latent_decoding import generate_with_latents
 
         return generate_with_latents(backbone, batch, self.slot, mode=self.decoding, **generation).texts

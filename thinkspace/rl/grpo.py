@@ -67,7 +67,16 @@ class SpatialGRPO(L.LightningModule):
         top_k: sample among the k most likely tokens (0: off).
         stop_at_eos: stop a completion at the end-of-turn token; ``False`` decodes
             ``max_new_tokens`` every time (equal work for benchmarks).
-        force_latent_start: open the latent slot as the first token of every completion.
+        force_latent_start: open the latent slot as the first token of every completion;
+            ``False``: the policy opens it when it samples the start token (3DThinker's release).
+        latent_early_end: the policy may close the slot before k latent steps by sampling the
+            end token (3DThinker's release); otherwise the end is forced after exactly k.
+        loss_tokens: which completion tokens the loss counts: ``sampled`` (tokens the policy
+            chose; the forced start, pads and end are not) or ``completion`` (every completion
+            token up to and including the stop token, forced ones too, as 3DThinker's release).
+        loss_normalisation: ``token`` (mean over every counted token) or ``sequence`` (each
+            completion's token mean, then the mean over completions, as 3DThinker's release);
+            see :func:`thinkspace.rl.loss.clipped_loss`.
         beta: KL coefficient (0: no reference policy at all).
         epsilon: clip range of the policy ratio.
         epsilon_high: upper clip range (default ``epsilon``).
@@ -103,6 +112,9 @@ class SpatialGRPO(L.LightningModule):
         top_k: int = 0,
         stop_at_eos: bool = True,
         force_latent_start: bool = True,
+        latent_early_end: bool = False,
+        loss_tokens: Literal["sampled", "completion"] = "sampled",
+        loss_normalisation: Literal["token", "sequence"] = "token",
         beta: float = 0.04,
         epsilon: float = 0.2,
         epsilon_high: float | None = None,
@@ -125,6 +137,10 @@ class SpatialGRPO(L.LightningModule):
         if num_iterations < 1 or max_new_tokens < 1:
             raise ValueError(f"model.num_iterations and model.max_new_tokens must be positive, got "
                              f"{num_iterations} and {max_new_tokens}")
+        if loss_tokens not in ("sampled", "completion"):
+            raise ValueError(f"model.loss_tokens must be 'sampled' or 'completion', got {loss_tokens!r}")
+        if loss_normalisation not in ("token", "sequence"):
+            raise ValueError(f"model.loss_normalisation must be 'token' or 'sequence', got {loss_normalisation!r}")
         if reference not in ("auto", "adapter", "copy"):
             raise ValueError(f"model.reference must be 'auto', 'adapter' or 'copy', got {reference!r}")
         self.backbone = backbone
@@ -142,6 +158,8 @@ class SpatialGRPO(L.LightningModule):
         self.group_size, self.max_new_tokens = group_size, max_new_tokens
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.stop_at_eos, self.force_latent_start = stop_at_eos, force_latent_start
+        self.latent_early_end = latent_early_end
+        self.loss_tokens, self.loss_normalisation = loss_tokens, loss_normalisation
         self.beta, self.epsilon, self.epsilon_high = beta, epsilon, epsilon_high
         self.scale_rewards, self.advantage_eps = scale_rewards, advantage_eps
         self.num_iterations, self.seed = num_iterations, seed
@@ -219,7 +237,8 @@ class SpatialGRPO(L.LightningModule):
             gen = generate_with_latents(
                 self.backbone, batch, self.latent.slot if self.latent is not None else None,
                 mode=self.latent.decoding if self.latent is not None else "tokens",
-                max_new_tokens=self.max_new_tokens, force_start=self.force_latent_start, do_sample=True,
+                max_new_tokens=self.max_new_tokens, force_start=self.force_latent_start,
+                early_end=self.latent_early_end, do_sample=True,
                 temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                 eos_token_id=None if self.stop_at_eos else [], group=self.group_size,
                 generator=self._generators(batch))
@@ -233,7 +252,8 @@ class SpatialGRPO(L.LightningModule):
         finally:
             self.backbone.train(training)
         self._log_rewards(scores, gen)
-        return Rollout(prompts=gen.prompts, generation=gen, mask=gen.sampled & gen.completion_mask,
+        counted = gen.completion_mask if self.loss_tokens == "completion" else gen.sampled & gen.completion_mask
+        return Rollout(prompts=gen.prompts, generation=gen, mask=counted,
                        rewards=scores, advantages=advantages, old_logp=old, ref_logp=ref, completions=completions)
 
     def score(self, batch: Batch, gen: Any, completions: list[str]) -> RewardScores:
@@ -313,7 +333,7 @@ class SpatialGRPO(L.LightningModule):
         logp = self.logprobs(rollout.generation)
         old = rollout.old_logp if rollout.old_logp is not None else logp.detach()
         loss, stats = clipped_loss(logp, old, rollout.advantages, rollout.mask, self.epsilon, self.epsilon_high,
-                                   self.beta, rollout.ref_logp)
+                                   self.beta, rollout.ref_logp, self.loss_normalisation)
         n = len(rollout.advantages)
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log_dict({f"train/{k}": v for k, v in stats.items()}, batch_size=n, sync_dist=True)
@@ -362,7 +382,7 @@ class SpatialGRPO(L.LightningModule):
         gen = generate_with_latents(
             self.backbone, batch, self.latent.slot if self.latent is not None else None,
             mode=self.latent.decoding if self.latent is not None else "tokens", max_new_tokens=self.max_new_tokens,
-            force_start=self.force_latent_start, do_sample=False)
+            force_start=self.force_latent_start, early_end=self.latent_early_end, do_sample=False)
         if keep_slot:
             gen.texts = completion_texts(self.backbone.tokenizer, gen, set(_stop_ids(self.backbone.tokenizer,
                                                                                      None).tolist()))

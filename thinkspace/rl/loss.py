@@ -48,9 +48,15 @@ def clipped_loss(
     epsilon_high: float | None = None,
     beta: float = 0.0,
     ref_logp: Tensor | None = None,
+    normalise: str = "token",
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """GRPO's loss, the mean over every completion token (of every rank) of
-    ``-min(r A, clip(r, 1 - eps, 1 + eps_high) A) + beta * k3``, ``r = exp(logp - old_logp)``.
+    """GRPO's loss ``-min(r A, clip(r, 1 - eps, 1 + eps_high) A) + beta * k3``, ``r = exp(logp - old_logp)``,
+    averaged over the counted tokens.
+
+    ``normalise``: ``token``: the mean over every counted token of every completion (and rank),
+    so long completions weigh more; ``sequence``: each completion's token mean, then the mean
+    over completions (every rank's), as the original GRPO and 3DThinker's released stage-2
+    trainer (``open_r1/trainer/grpo_trainer.py``, ``compute_loss``).
 
     Args:
         logp: ``[N, T]`` log-probabilities of the sampled tokens under the policy (with grad).
@@ -65,6 +71,8 @@ def clipped_loss(
         the scalar loss and statistics: ``kl`` (mean k3), ``clip_fraction`` (tokens whose
         ratio was clipped in the direction that matters), ``ratio`` (mean).
     """
+    if normalise not in ("token", "sequence"):
+        raise ValueError(f"GRPO: loss normalisation must be 'token' or 'sequence', got {normalise!r}")
     if beta > 0 and ref_logp is None:
         raise ValueError("GRPO: beta > 0 needs the reference policy's log-probabilities")
     high = epsilon if epsilon_high is None else epsilon_high
@@ -80,5 +88,9 @@ def clipped_loss(
         kl = k3_kl(logp, ref_logp)
         per_token = per_token + beta * kl
         stats["kl"] = (kl.detach() * mask).sum() / count.clamp(min=1)
+    stats = {k: v.detach() for k, v in stats.items()}
+    if normalise == "sequence":  # the mean of per-completion token means, over every rank's completions
+        per_sequence = (per_token * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return mean_over_ranks(per_sequence.sum(), per_sequence.numel()), stats
     # token mean over the global batch: data-parallel ranks give one process's gradient
-    return mean_over_ranks((per_token * mask).sum(), count), {k: v.detach() for k, v in stats.items()}
+    return mean_over_ranks((per_token * mask).sum(), count), stats

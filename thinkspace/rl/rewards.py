@@ -39,6 +39,9 @@ _FORMAT = re.compile(rf"\s*{_SLOT}\s*<think>.*?</think>\s*<answer>.*?</answer>\s
 _FORMAT_NO_SLOT = re.compile(r"\s*<think>.*?</think>\s*<answer>.*?</answer>\s*", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
+# searched, not matched: anything may come before the start token, between it and <think>, and after </answer>
+_LENIENT = re.compile(re.escape(START) + r".*?<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
+_LENIENT_NO_SLOT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 
 
 def format_reward(prompts: list[str], completions: list[str], latent: bool = True, **fields: Any) -> list[float]:
@@ -47,6 +50,35 @@ def format_reward(prompts: list[str], completions: list[str], latent: bool = Tru
     the think and answer blocks only."""
     pattern = _FORMAT if latent else _FORMAT_NO_SLOT
     return [1.0 if pattern.fullmatch(c) else 0.0 for c in completions]
+
+
+def lenient_format_reward(prompts: list[str], completions: list[str], latent: bool = True,
+                          **fields: Any) -> list[float]:
+    """1.0 when the completion holds, in this order, the start token, ``<think>...</think>``, only
+    whitespace, then ``<answer>...</answer>``, wherever they are (a search, not a full match: text
+    before, between the start and ``<think>`` and after the answer is allowed; pads and the end
+    token are not required). 3DThinker's released stage-2 format rule
+    (``open_r1/vlm_modules/qwen_module.py``, ``format_reward``). ``latent=False``: without the start."""
+    pattern = _LENIENT if latent else _LENIENT_NO_SLOT
+    return [1.0 if pattern.search(c) else 0.0 for c in completions]
+
+
+def first_answer_reward(prompts: list[str], completions: list[str], answer: list[Any],
+                        **fields: Any) -> list[float | None]:
+    """1.0 when the option letter read (by MindCube's extractor) from the *first* ``<answer>`` block
+    equals the gold answer's letter; 0.0 when it differs, when no letter is read, or when the
+    completion has no ``<answer>`` block (no fallback to untagged text). Letters are upper case
+    A-E only (``"c"`` reads as nothing). ``None`` without a gold answer. 3DThinker's released
+    stage-2 answer rule (``qwen_module.py``, ``response_text_reward``), for choice questions."""
+    out: list[float | None] = []
+    for completion, gold in zip(completions, answer):
+        if gold is None:
+            out.append(None)
+            continue
+        found = _ANSWER.search(completion)
+        letter = mindcube_choice(found.group(1).strip()) if found else None
+        out.append(float(letter is not None and letter == mindcube_choice(str(gold).strip())))
+    return out
 
 
 def answer_text(completion: str) -> str:
@@ -86,11 +118,27 @@ def answer_reward(prompts: list[str], completions: list[str], answer: list[Any],
     return out
 
 
+def released_cosine(pred: Tensor, target: Tensor) -> Tensor:
+    """3DThinker's released stage-2 cosine of ``[S, P, C]`` tensors (``qwen_module.py``, ``sim_reward``):
+    channels L2-normalised, leading size-1 axes squeezed, then ``F.cosine_similarity`` along its
+    default ``dim=1`` and the mean. With one view that axis is the channels (the mean over tokens
+    of per-token cosines); with several it is the *tokens* (per view and channel, the cosine of
+    the two ``P``-long columns, averaged)."""
+    pred = F.normalize(pred.float(), dim=-1).squeeze(0)
+    target = F.normalize(target.float(), dim=-1).squeeze(0)
+    return F.cosine_similarity(pred, target).mean()
+
+
 def latent3d_reward(prompts: list[str], completions: list[str], projected: list[Tensor | None] | None = None,
-                    teacher: list[Tensor | None] | None = None, **fields: Any) -> list[float | None]:
-    """``(cos + 1) / 2`` with ``cos`` the cosine along channels between the projected latents and
-    the teacher tokens ``[S, P, C]``, averaged over tokens: in ``[0, 1]``. 0.0 for a completion
-    without latents, ``None`` for a sample without teacher features."""
+                    teacher: list[Tensor | None] | None = None, cosine: str = "channels",
+                    **fields: Any) -> list[float | None]:
+    """``(cos + 1) / 2`` between the projected latents and the teacher tokens ``[S, P, C]``: in
+    ``[0, 1]``. ``cosine: channels``: the cosine along channels, averaged over tokens (and views);
+    ``cosine: released``: :func:`released_cosine` (along the token axis when there are several
+    views). 0.0 for a completion without latents, ``None`` for a sample without teacher features."""
+    if cosine not in ("channels", "released"):
+        raise ValueError(f"latent3d_reward: cosine must be 'channels' or 'released', got {cosine!r} "
+                         "(model.reward_kwargs.latent3d.cosine)")
     if projected is None or teacher is None:
         raise ValueError("latent3d_reward needs the fields 'projected' and 'teacher': give the GRPO module a "
                          "latent objective (model.latent: a LatentAlignment with the stage-1 projector)")
@@ -104,7 +152,11 @@ def latent3d_reward(prompts: list[str], completions: list[str], projected: list[
             if pred.shape != target.shape:
                 raise ValueError(f"latent3d_reward: projected latents {tuple(pred.shape)} vs teacher tokens "
                                  f"{tuple(target.shape)}")
-            cos = F.cosine_similarity(pred.float(), target.float().to(pred.device), dim=-1).mean()
+            target = target.to(pred.device)
+            if cosine == "released":
+                cos = released_cosine(pred, target)
+            else:
+                cos = F.cosine_similarity(pred.float(), target.float(), dim=-1).mean()
             out.append(float((cos + 1) / 2))
     return out
 

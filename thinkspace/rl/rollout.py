@@ -129,13 +129,15 @@ def sequence_logprobs(
 
 
 def _feed_latents(embeds: Tensor, generation: LatentGeneration) -> Tensor:
-    """``embeds`` ``[N, T, D]`` with pad ``j`` of each slot replaced by latent ``j - 1``."""
+    """``embeds`` ``[N, T, D]`` with pad ``j`` of each slot replaced by latent ``j - 1`` (a slot
+    the model closed early has fewer pads: ``latent_count`` of them)."""
     k, length = generation.latents.shape[1], embeds.shape[1]
+    counts = generation.latent_count.tolist() if generation.latent_count is not None else [k] * len(embeds)
     rows, cols, src = [], [], []
     for n, start in enumerate(generation.latent_start.tolist()):
         if start < 0:
             continue
-        for j in range(1, k + 1):
+        for j in range(1, min(k, counts[n]) + 1):
             if start + j < length:
                 rows.append(n), cols.append(start + j), src.append(j - 1)
     if not rows:
