@@ -6,11 +6,19 @@ a Hub id, so a config naming VGGT builds without loading it. Tokens per view: 1 
 + 4 register + ``rows x cols`` patch tokens, ``2 x embed_dim`` channels (frame and global
 attention outputs concatenated: 2048 for VGGT-1B); 1374 tokens for 518 x 518 frames.
 
-Preprocessing follows VGGT's own: RGB in ``[0, 1]``, sizes multiples of 14, and
+Preprocessing follows ``vggt.utils.load_fn.load_and_preprocess_images``: RGBA blended onto
+white, RGB in ``[0, 1]``, PIL bicubic resizing, sizes multiples of 14, and
 
-* ``crop``: width ``image_size``, height scaled and rounded to a multiple of 14, centre-cropped to ``image_size``;
+* ``crop`` (VGGT's default, and 3DThinker's): width ``image_size``, height scaled and rounded
+  to a multiple of 14, centre-cropped to ``image_size`` when taller;
 * ``pad``: the longer side ``image_size``, the other padded with white to a square;
-* ``resize``: a plain resize to ``image_size x image_size`` (what 3DThinker's features used).
+* ``resize``: a plain resize to ``image_size x image_size`` (not in VGGT's loader, nor used by
+  3DThinker; kept for square grids from any frame).
+
+3DThinker's features (``preprocessing/feature/extract_vggt_feature.py``) come from frames first
+resized with LANCZOS to 480 x 640 (width x height) and saved as JPEG; the data adapters do that
+step (``ThinkerCoT(image_size=[480, 640], resave=True)``), so ``crop`` on their frames gives
+exactly the official input: ``[S, 3, 518, 518]`` (686 rows scaled, rows 84..601 kept).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ class VGGTTeacher(GeometryTeacher):
     Args:
         path: local checkpoint directory or Hub id (``facebook/VGGT-1B``).
         image_size: VGGT's input size (518).
-        mode: ``crop``, ``pad`` or ``resize`` (see the module docstring).
+        mode: ``crop`` (VGGT's default, 3DThinker's), ``pad`` or ``resize`` (see the module docstring).
         layer: aggregator layer whose output is the target (-1: the last).
         channels: expected width (``2 x embed_dim``); checked when the weights load.
         num_register: register tokens per view (4 in VGGT-1B); checked when the weights
