@@ -157,7 +157,7 @@ def test_stage1_config_names_the_released_recipe():
     assert (text["weight"], latent["weight"], latent["loss"], latent["reduction"]) == (0.1, 0.0005, "mse",
                                                                                         "token_mean")
     assert (latent["k"], latent["projector"], latent["paper_view_size"]) == (12, "paper", [480, 640])
-    assert latent["teacher"]["init_args"]["mode"] == "crop"
+    assert (latent["teacher"]["init_args"]["mode"], latent["teacher"]["init_args"]["dtype"]) == ("crop", "bfloat16")
     assert data["train"]["init_args"]["image_size"] == [480, 640] and data["train"]["init_args"]["resave"] is True
     val = data["val"]["init_args"]
     assert data["val"]["class_path"].endswith("MindCube") and val["image_size"] == [480, 640]
@@ -180,3 +180,24 @@ def test_stage1_val_set_builds_the_official_prompt_on_480x640_views(tmp_path):
     sample = MindCube(**{**spec, "path": str(tmp_path / "tiny.jsonl"), "image_root": str(tmp_path)})[0]
     assert sample.prompt == "Which? A. a B. b\n" + THINKER_INSTRUCTION
     assert [f.size for f in sample.frames] == [(480, 640)]
+
+
+def test_vggt_teacher_in_bfloat16_runs_the_aggregator_as_the_feature_script():
+    """extract_vggt_feature.py: images cast to bf16, aggregator under bf16 autocast; float32 differs."""
+    pytest.importorskip("vggt")
+    from tests.test_vggt_teacher import sample, tiny_vggt
+    from thinkspace.teachers import VGGTTeacher
+
+    model = tiny_vggt()
+    teacher = VGGTTeacher(image_size=56, mode="crop", channels=64, dtype="bfloat16", model=model)
+    s = sample(2)
+    pixels = teacher.prepare(s)
+    with torch.no_grad(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        layers, start = model.aggregator(pixels[None].to(torch.bfloat16))
+    features = teacher.encode(s)
+    assert torch.equal(features.tokens(), layers[-1][0].float())
+    plain = VGGTTeacher(image_size=56, mode="crop", channels=64, model=model).encode(s)
+    assert not torch.equal(plain.tokens(), features.tokens())
+    assert teacher.signature()["dtype"] == "bfloat16" and "dtype" not in VGGTTeacher().signature()
+    with pytest.raises(ValueError, match="VGGTTeacher.dtype must be 'float32', 'bfloat16' or 'float16', got 'bf16'"):
+        VGGTTeacher(dtype="bf16")

@@ -49,6 +49,8 @@ class VGGTTeacher(GeometryTeacher):
         num_register: register tokens per view (4 in VGGT-1B); checked when the weights
             load. Known before loading because the projector is sized from it.
         device: where to run when encoding outside the training step (``cache-teacher``).
+        dtype: ``float32``, or ``bfloat16`` / ``float16``: the pixels cast to it and the aggregator
+            run under autocast in it, as 3DThinker's feature script on its GPUs (bf16 on Ampere).
         model: an already built ``vggt.models.vggt.VGGT`` (tests, custom builds).
     """
 
@@ -56,13 +58,16 @@ class VGGTTeacher(GeometryTeacher):
 
     def __init__(self, path: str = "facebook/VGGT-1B", image_size: int = 518,
                  mode: Literal["crop", "pad", "resize"] = "crop", layer: int = -1, channels: int = 2048,
-                 num_register: int = 4, device: str | None = None, model: Any = None) -> None:
+                 num_register: int = 4, device: str | None = None,
+                 dtype: Literal["float32", "bfloat16", "float16"] = "float32", model: Any = None) -> None:
         if mode not in ("crop", "pad", "resize"):
             raise ValueError(f"VGGTTeacher.mode must be 'crop', 'pad' or 'resize', got {mode!r}")
         if image_size % PATCH:
             raise ValueError(f"VGGTTeacher.image_size must be a multiple of {PATCH}, got {image_size}")
         self.path, self.image_size, self.mode, self.layer = path, image_size, mode, layer
-        self.channels, self.num_register, self.device = channels, num_register, device
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"VGGTTeacher.dtype must be 'float32', 'bfloat16' or 'float16', got {dtype!r}")
+        self.channels, self.num_register, self.device, self.dtype = channels, num_register, device, dtype
         self._model = model
         if model is not None:
             self._check(model)
@@ -71,8 +76,9 @@ class VGGTTeacher(GeometryTeacher):
         return dict(self.__dict__, _model=None)
 
     def signature(self) -> dict[str, Any]:
-        return {"teacher": "vggt", "path": self.path, "layer": self.layer, "image_size": self.image_size,
-                "mode": self.mode, "channels": self.channels, "num_register": self.num_register}
+        signature = {"teacher": "vggt", "path": self.path, "layer": self.layer, "image_size": self.image_size,
+                     "mode": self.mode, "channels": self.channels, "num_register": self.num_register}
+        return signature if self.dtype == "float32" else signature | {"dtype": self.dtype}  # float32 caches stay valid
 
     # -- sizes and preprocessing ------------------------------------------------------
 
@@ -159,7 +165,11 @@ class VGGTTeacher(GeometryTeacher):
     def aggregate(self, pixels: Tensor) -> tuple[list[Tensor], int]:
         """VGGT's aggregator on ``[S, 3, H, W]``: per-layer tokens ``[1, S, P, C]`` and the patch start index."""
         model = self.model(pixels.device)
-        return model.aggregator(pixels[None])
+        if self.dtype == "float32":
+            return model.aggregator(pixels[None])
+        dtype = getattr(torch, self.dtype)
+        with torch.autocast(device_type=pixels.device.type, dtype=dtype):
+            return model.aggregator(pixels[None].to(dtype))
 
     def encode_prepared(self, prepared: Tensor) -> TeacherFeatures:
         tokens, start = self.aggregate(prepared)
