@@ -96,11 +96,14 @@ def test_thinker_cot_views_are_resized_and_resaved_by_default(tmp_path):
         assert np.array_equal(np.asarray(frame), np.asarray(reread.convert("RGB")))
     kept = ThinkerCoT(str(cot_file(tmp_path, ["raw.jpg"])), resave=False)[0].frames[0]
     assert np.array_equal(np.asarray(kept), np.asarray(expected))
+    # the released set points at files step 1 already wrote: read as they are, not re-encoded
+    again = ThinkerCoT(str(cot_file(tmp_path, ["resized.jpg"])))[0].frames[0]
+    assert np.array_equal(np.asarray(again), np.asarray(frame))
 
 
 # -- the official two steps, through vggt's own loader ----------------------------------
 
-@pytest.mark.parametrize("size", [(640, 480), (480, 640), (1024, 768)])
+@pytest.mark.parametrize("size", [(640, 480), (600, 800), (1024, 768)])  # raw frames, (width, height)
 def test_teacher_input_equals_the_official_two_step_chain(tmp_path, size):
     load_fn = pytest.importorskip("vggt.utils.load_fn")
     (tmp_path / "raw").mkdir()

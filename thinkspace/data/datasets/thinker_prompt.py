@@ -35,8 +35,10 @@ def resize_view(image: Image.Image, size: tuple[int, int] | list[int] | None,
                 resave_as: str | Path | None = None) -> Image.Image:
     """``image`` resized with LANCZOS to ``size`` = (width, height) pixels; unchanged when ``size`` is None.
 
-    ``resave_as``: a file name whose format (by extension) the resized view is written in and
-    read back from (see :func:`resave`), as the official preprocessing does; ``None``: no round trip.
+    ``resave_as``: a file name whose format (by extension) a resized view is written in and read
+    back from (see :func:`resave`), as the official preprocessing does; ``None``: no round trip.
+    A view already of ``size`` is returned as read: it is taken to be such a file already (the
+    released CoT set points at the resized images, ``other_all_image_resize/...``).
     """
     if size is None:
         return image
@@ -45,8 +47,9 @@ def resize_view(image: Image.Image, size: tuple[int, int] | list[int] | None,
     width, height = (int(v) for v in size)
     if width <= 0 or height <= 0:
         raise ValueError(f"image_size must be two positive integers (width, height), got {list(size)}")
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.LANCZOS)
+    if image.size == (width, height):
+        return image
+    image = image.resize((width, height), Image.LANCZOS)
     return image if resave_as is None else resave(image, resave_as)
 
 
