@@ -149,6 +149,7 @@ def test_stage1_config_names_the_released_recipe():
     assert (trainer["max_epochs"], trainer["gradient_clip_val"], trainer["precision"]) == (10, 1.0, "bf16-mixed")
     assert (trainer["accumulate_grad_batches"], data["batch_size"], config["seed_everything"]) == (1, 1, 42)
     assert model["backbone"]["init_args"]["dtype"] == "bfloat16" and model["gradient_checkpointing"] is True
+    assert model["no_weight_decay"] == ["bias", "layernorm", "rmsnorm"]
     optimizer = model["optimizer"]
     assert optimizer["class_path"] == "torch.optim.AdamW"
     assert optimizer["init_args"] == {"lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01}
@@ -201,3 +202,25 @@ def test_vggt_teacher_in_bfloat16_runs_the_aggregator_as_the_feature_script():
     assert teacher.signature()["dtype"] == "bfloat16" and "dtype" not in VGGTTeacher().signature()
     with pytest.raises(ValueError, match="VGGTTeacher.dtype must be 'float32', 'bfloat16' or 'float16', got 'bf16'"):
         VGGTTeacher(dtype="bf16")
+
+
+def test_weight_decay_skips_biases_and_norms_as_the_hf_trainer(tiny_cache):
+    """HF Trainer.get_decay_parameter_names: no decay for names with bias/layernorm/rmsnorm or
+    nn.LayerNorm parameters; Qwen2's final ``norm.weight`` matches neither, so it decays."""
+    from thinkspace.weight_decay import decay_groups
+
+    module = module_with(0.1, 0.0005, "token_mean")  # LatentProjector holds an nn.LayerNorm named "norm"
+    names = {id(p): n for n, p in module.named_parameters()}
+    decay, exempt = decay_groups(module, ["bias", "layernorm", "rmsnorm"])
+    assert exempt["weight_decay"] == 0.0 and "weight_decay" not in decay
+    decayed = {names[id(p)] for p in decay["params"]}
+    skipped = {names[id(p)] for p in exempt["params"]}
+    assert any(n.endswith("layers.0.input_layernorm.weight") for n in skipped)
+    assert any(n.endswith("q_proj.bias") for n in skipped)
+    assert {"objectives.latent.projector.norm.weight", "objectives.latent.projector.norm.bias"} <= skipped
+    assert any(n.endswith("language_model.norm.weight") for n in decayed)
+    assert not any("bias" in n or "layernorm" in n for n in decayed)
+    assert len(decayed) + len(skipped) == sum(p.requires_grad for p in module.parameters())
+    assert decay_groups(module, None) == [p for p in module.parameters() if p.requires_grad]
+    with pytest.raises(ValueError, match=r"model.no_weight_decay: none of \['layer_norm'\] matches a trainable"):
+        decay_groups(module, ["layer_norm"])
