@@ -224,3 +224,24 @@ def test_weight_decay_skips_biases_and_norms_as_the_hf_trainer(tiny_cache):
     assert decay_groups(module, None) == [p for p in module.parameters() if p.requires_grad]
     with pytest.raises(ValueError, match=r"model.no_weight_decay: none of \['layer_norm'\] matches a trainable"):
         decay_groups(module, ["layer_norm"])
+
+
+@pytest.mark.slow
+def test_tiny_stage1_run_keeps_the_best_checkpoint_by_accuracy_and_last(tiny_cache, tmp_path):
+    """The checkpoint selection of stage1.yaml, through the real CLI on its tiny twin."""
+    from tests.cli_helpers import run_cli
+
+    run_cli("fit", "--config", str(REPO / "configs/3dthinker/stage1_tiny.yaml"), "--run_dir", str(tmp_path / "run"),
+            "--trainer.max_steps", "4", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1",
+            "--data.batch_size", "2", "--data.num_workers", "0",
+            "--data.train.init_args.num_samples", "8", "--data.val.init_args.num_samples", "2",
+            "--model.generation.max_new_tokens", "2", "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert len(checkpoints) == 2 and "last.ckpt" in checkpoints, checkpoints
+    (best,) = [name for name in checkpoints if name != "last.ckpt"]
+    step, accuracy = best.removeprefix("best-").removesuffix(".ckpt").split("-")
+    assert step in ("2", "4") and 0.0 <= float(accuracy) <= 1.0
+    state = torch.load(tmp_path / "run" / "checkpoints" / best, map_location="cpu", weights_only=False)
+    (callback,) = [v for k, v in state["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    assert callback["monitor"] == "val/accuracy" and callback["best_model_score"].item() == pytest.approx(
+        float(accuracy), abs=1e-4)
