@@ -150,6 +150,7 @@ def test_stage1_config_names_the_released_recipe():
     assert (trainer["accumulate_grad_batches"], data["batch_size"], config["seed_everything"]) == (1, 1, 42)
     assert model["backbone"]["init_args"]["dtype"] == "bfloat16" and model["gradient_checkpointing"] is True
     assert model["no_weight_decay"] == ["bias", "layernorm", "rmsnorm"]
+    assert model["generation"] == {"max_new_tokens": 2048, "do_sample": False}  # run_inference_clean.py
     optimizer = model["optimizer"]
     assert optimizer["class_path"] == "torch.optim.AdamW"
     assert optimizer["init_args"] == {"lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01}
