@@ -4,6 +4,7 @@ format, then VGGT's ``load_and_preprocess_images`` in ``crop`` mode (the rule re
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from thinkspace.data.datasets.thinker_cot import ThinkerCoT
 from thinkspace.data.datasets.thinker_prompt import THINKER_IMAGE_SIZE, resave, resize_view
 from thinkspace.data.schema import SpatialSample
 from thinkspace.teachers import VGGTTeacher
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def photo(width, height, seed=0):
@@ -126,3 +129,43 @@ def test_teacher_input_equals_the_official_two_step_chain(tmp_path, size):
     unsaved = teacher_input(ThinkerCoT(str(cot_file(tmp_path, names)), resave=False)[0].frames)
     difference = (unsaved - official).abs()
     assert 0 < difference.mean().item() < 0.02
+
+
+def test_cache_teacher_on_stage1_yaml_caches_the_official_input(tmp_path, monkeypatch):
+    """`thinkspace cache-teacher` with stage1.yaml's teacher and train data (paths pointed at raw JPEGs,
+    a tiny VGGT swapped in for VGGT-1B): the cached tokens are the aggregator's output on exactly what
+    vggt's loader gives for the files the official step 1 writes (fp16 storage tolerance)."""
+    load_fn = pytest.importorskip("vggt.utils.load_fn")
+    import yaml
+    from vggt.models.vggt import VGGT
+
+    from tests.test_vggt_teacher import tiny_vggt
+    from thinkspace.teachers.cache import FeatureCache
+    from thinkspace.teachers.command import main as cache_teacher
+
+    (tmp_path / "raw").mkdir()
+    names = ["raw/a.jpg", "raw/b.jpg"]
+    for i, name in enumerate(names):
+        photo(800, 600, seed=i).save(tmp_path / name)
+    config = yaml.safe_load((REPO / "configs/3dthinker/stage1.yaml").read_text())
+    config["data"]["train"]["init_args"].update(path=str(cot_file(tmp_path, names)), image_root=str(tmp_path))
+    teacher_spec = config["model"]["objectives"]["latent"]["init_args"]["teacher"]["init_args"]
+    teacher_spec.update(channels=64, dtype="float32")  # the tiny model's width; bf16 autocast is tested apart
+    (tmp_path / "stage1.yaml").write_text(yaml.safe_dump(config))
+    model = tiny_vggt()
+    monkeypatch.setattr(VGGT, "from_pretrained", classmethod(lambda cls, path: model))
+    assert cache_teacher(["--config", str(tmp_path / "stage1.yaml"), "--out", str(tmp_path / "cache"),
+                          "--split", "train"]) == 0
+
+    official_paths = []
+    for name in names:
+        with Image.open(tmp_path / name) as img:
+            official_paths.append(str(tmp_path / name.replace("/", "_")))
+            img.resize((480, 640), Image.LANCZOS).save(official_paths[-1])
+    with torch.no_grad():
+        layers, start = model.aggregator(load_fn.load_and_preprocess_images(official_paths)[None])
+    teacher = VGGTTeacher(image_size=518, mode="crop", channels=64, model=model)
+    sample = ThinkerCoT(str(cot_file(tmp_path, names)), image_root=str(tmp_path))[0]
+    cached = FeatureCache(tmp_path / "cache", teacher.signature()).load(sample)
+    assert cached.grid == (37, 37) and cached.tokens().shape == (2, 1 + 4 + 37 * 37, 64) and start == 5
+    torch.testing.assert_close(cached.tokens(), layers[-1][0], atol=2e-3, rtol=2e-3)
