@@ -117,7 +117,7 @@ def rebuild(init_args, out_dir):
 
 def test_the_paper_projector_sizes_itself_from_the_fixed_token_grid(tiny_cache):
     """3DThinker's fixed-size projector: 16 visual tokens per frame (any image size maps to them)."""
-    latent = LatentAlignment(k=2, projector="paper", paper_image_size=(56, 56))  # the data's size
+    latent = LatentAlignment(k=2, projector="paper", paper_view_size=(56, 56))  # the data's size
     module = SpatialVLM(ComposedVLM("tiny:composed"), objectives={"latent": latent})
     assert latent.projector.visual_tokens == 16
     data = SyntheticSpatial(2, image_size=56, num_views=(1, 2), settings=["leftmost"], seed=0)

@@ -119,10 +119,10 @@ def test_paper_projector_is_tied_to_one_size():
 
 
 def test_paper_projector_sizes_come_from_backbone_and_teacher(module):
-    objective = LatentAlignment(k=3, projector="paper", paper_image_size=(56, 84),
+    objective = LatentAlignment(k=3, projector="paper", paper_view_size=(84, 56),
                                 teacher=OracleGeometryTeacher(patch_size=14))
     objective.setup(module.backbone)  # its tokens exist already: the shared backbone is not changed
-    assert objective.projector.visual_tokens == 2 * 3  # 56x84 px -> 4x6 patches -> 2x3 merged tokens
+    assert objective.projector.visual_tokens == 2 * 3  # 84 wide, 56 tall -> 4x6 patches -> 2x3 merged tokens
     assert objective.projector.teacher_tokens == 1 + 4 * 6
 
 
@@ -144,7 +144,8 @@ def test_alignment_losses_by_hand():
     pred = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     target = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
     assert alignment_loss(pred, target, "mse").item() == pytest.approx(0.5)
-    assert alignment_loss(pred, target, "mse", channel_sum=True).item() == pytest.approx(1.0)
+    assert alignment_loss(pred, target, "mse", "token_mean").item() == pytest.approx(1.0)
+    assert alignment_loss(pred, target, "mse", "sum").item() == pytest.approx(2.0)
     assert alignment_loss(pred, target, "smooth_l1").item() == pytest.approx(0.25)  # 0.5 * 1^2 on 2 of 4
     assert alignment_loss(pred, torch.tensor([[2.0, 0.0], [1.0, 0.0]]), "cosine").item() == pytest.approx(0.5)
 

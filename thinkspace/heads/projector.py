@@ -116,12 +116,14 @@ class PaperProjector(nn.Module):
         teacher_tokens: teacher tokens per view ``P`` (1374 for VGGT at 518x518).
         depth: layers of the fusion and channel MLPs (6 in the release).
         latent_tokens: tokens the latents are mapped to (64 in the release).
+        view_size: ``(width, height)`` of the views it was built for, named in the error a view
+            of another size raises.
     """
 
     def __init__(self, in_width: int, out_width: int, num_latents: int, visual_tokens: int, teacher_tokens: int,
-                 depth: int = 6, latent_tokens: int = 64) -> None:
+                 depth: int = 6, latent_tokens: int = 64, view_size: tuple[int, int] | None = None) -> None:
         super().__init__()
-        self.visual_tokens, self.teacher_tokens = visual_tokens, teacher_tokens
+        self.visual_tokens, self.teacher_tokens, self.view_size = visual_tokens, teacher_tokens, view_size
         self.latent_mix = mlp([num_latents, latent_tokens, latent_tokens])
         self.fusion = mlp([visual_tokens + latent_tokens] + [teacher_tokens] * depth)
         self.channels = mlp([in_width] + [out_width] * depth)
@@ -133,8 +135,11 @@ class PaperProjector(nn.Module):
             n = view.tokens.shape[0]
             if n != self.visual_tokens:
                 rows, cols = view.grid
-                raise ValueError(f"PaperProjector: a view has {n} visual tokens ({rows}x{cols}) but the "
-                                 f"projector was built for {self.visual_tokens}; use one image size or LatentProjector")
+                built = f" ({self.view_size[0]} x {self.view_size[1]} views)" if self.view_size else ""
+                raise ValueError(
+                    f"PaperProjector: a view has {n} visual tokens ({rows}x{cols}) but the projector was built "
+                    f"for {self.visual_tokens}{built}; resize every view to that size with the dataset's "
+                    "image_size (e.g. ThinkerCoT/MindCube image_size: [480, 640]) or use projector: attention")
             x = torch.cat([mixed[view.sample], view.tokens])  # [64 + n, D]
             out.append(self.channels(self.fusion(x.T).T))  # [P, C]
         return out

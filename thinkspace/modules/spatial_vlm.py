@@ -19,6 +19,7 @@ from thinkspace.mixers import LossMixer, WeightedSum
 from thinkspace.objectives.base import Objective
 from thinkspace.objectives.text import TextCrossEntropy
 from thinkspace.optim import WarmupSchedule
+from thinkspace.weight_decay import decay_groups
 
 
 def _adamw(params: Any) -> torch.optim.Optimizer:
@@ -41,6 +42,9 @@ class SpatialVLM(L.LightningModule):
             (e.g. ``"\\.visual\\."`` for the vision tower). A pattern that matches
             nothing is an error, so typos do not silently train everything.
         gradient_checkpointing: recompute activations in the backward pass.
+        no_weight_decay: regular expressions on lower-cased parameter names exempt from weight
+            decay (with ``nn.LayerNorm`` parameters), as the Hugging Face Trainer's
+            ``["bias", "layernorm", "rmsnorm"]``; ``None``: decay every trainable parameter.
         max_length: longest sample in tokens; longer samples fail with their id.
         generation: arguments for :meth:`VLMBackbone.generate` in validation, test
             and predict (e.g. ``{max_new_tokens: 4}``); ``None`` skips generation in
@@ -57,6 +61,7 @@ class SpatialVLM(L.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         freeze: list[str] | None = None,
         gradient_checkpointing: bool = False,
+        no_weight_decay: list[str] | None = None,
         max_length: int | None = None,
         generation: dict[str, Any] | None = None,
     ) -> None:
@@ -79,6 +84,7 @@ class SpatialVLM(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.max_length = max_length
+        self.no_weight_decay = no_weight_decay
         self.generation = generation
         self.val_accuracy = ChoiceAccuracy()
         self.test_accuracy = ChoiceAccuracy()
@@ -186,8 +192,7 @@ class SpatialVLM(L.LightningModule):
         self.log(name, metric, prog_bar=True, batch_size=len(choice))
 
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params)
+        optimizer = self.optimizer_factory(decay_groups(self, self.no_weight_decay))
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)

@@ -39,15 +39,20 @@ class LatentAlignment(Objective):
         placement: where the slot goes when the response has no marker (``start``, ``end``).
         marker: response text the slot replaces (3DThinker's CoT data: ``<output_3D>``).
         require_marker: a response without the marker is an error naming the sample.
-        loss: ``mse`` (3DThinker), ``cosine`` (1 - cosine along channels, mean over
-            tokens) or ``smooth_l1``.
-        channel_sum: sum the squared error over channels, then average over tokens (the
-            released code's reduction); otherwise average over every element.
+        loss: ``mse`` (3DThinker), ``cosine`` (1 - cosine along channels per token) or
+            ``smooth_l1``: the per-element (per-token for cosine) error.
+        reduction: how the errors of a batch become one number: ``mean`` over every element;
+            ``token_mean``: summed over channels, averaged over tokens (every view's and sample's;
+            the released code, ``trainer_single.py``); ``sample_sum``: summed over each sample's
+            views, tokens and channels (the squared Frobenius norm the paper writes), averaged
+            over samples.
         projector: ``attention`` (size-free, default) or ``paper`` (3DThinker's fixed
-            token-axis MLPs; needs ``paper_image_size``).
+            token-axis MLPs; needs ``paper_view_size``).
         projector_width: internal width of the ``attention`` projector.
-        paper_image_size: ``(height, width)`` of every frame for the ``paper`` projector;
-            its token counts are computed from the backbone's processor and the teacher.
+        paper_view_size: ``[width, height]`` in pixels (PIL's order, as the data adapters'
+            ``image_size``) of every view for the ``paper`` projector; 3DThinker: ``[480, 640]``
+            (portrait). Its token counts come from the backbone's processor and the teacher.
+        paper_image_size: removed (it was read as ``[height, width]``); naming it is an error.
         visual: which view tokens the projector fuses: ``input`` (the decoder's input
             embeddings at visual positions, as 3DThinker) or ``hidden`` (last layer).
         cache: directory of a teacher feature cache (``thinkspace cache-teacher``).
@@ -66,9 +71,10 @@ class LatentAlignment(Objective):
         marker: str | None = "<output_3D>",
         require_marker: bool = False,
         loss: Literal["mse", "cosine", "smooth_l1"] = "mse",
-        channel_sum: bool = False,
+        reduction: Literal["mean", "token_mean", "sample_sum"] = "mean",
         projector: Literal["attention", "paper"] = "attention",
         projector_width: int = 256,
+        paper_view_size: tuple[int, int] | None = None,
         paper_image_size: tuple[int, int] | None = None,
         visual: Literal["input", "hidden"] = "input",
         cache: str | None = None,
@@ -77,13 +83,19 @@ class LatentAlignment(Objective):
         super().__init__(weight)
         if loss not in ("mse", "cosine", "smooth_l1"):
             raise ValueError(f"LatentAlignment.loss must be 'mse', 'cosine' or 'smooth_l1', got {loss!r}")
-        if projector == "paper" and paper_image_size is None:
-            raise ValueError("LatentAlignment: projector 'paper' needs paper_image_size: [height, width]")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"LatentAlignment.reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
+        if paper_image_size is not None:
+            raise ValueError(f"LatentAlignment.paper_image_size {list(paper_image_size)} was read as [height, width]; "
+                             "it is now paper_view_size: [width, height] (PIL's order; 3DThinker: [480, 640])")
+        if projector == "paper" and paper_view_size is None:
+            raise ValueError("LatentAlignment: projector 'paper' needs paper_view_size: [width, height] "
+                             "(3DThinker: [480, 640], the size the data adapter's image_size gives every view)")
         self.teacher = teacher if teacher is not None else OracleGeometryTeacher()
         self.slot = LatentSlot(k=k, placement=placement, marker=marker, require_marker=require_marker)
-        self.loss_kind, self.channel_sum = loss, channel_sum
+        self.loss_kind, self.reduction = loss, reduction
         self.projector_kind, self.projector_width = projector, projector_width
-        self.paper_image_size = tuple(paper_image_size) if paper_image_size else None
+        self.paper_view_size = tuple(paper_view_size) if paper_view_size else None
         self.visual, self.cache_dir, self.decoding = visual, cache, decoding
         self._cache = None
         self.projector: torch.nn.Module | None = None
@@ -94,10 +106,10 @@ class LatentAlignment(Objective):
         self.slot = self.slot.bind(backbone.add_tokens(self.slot.tokens))
         d, c, special = backbone.hidden_size, self.teacher.channels, 1 + self.teacher.num_register
         if self.projector_kind == "paper":
-            h, w = self.paper_image_size
+            w, h = self.paper_view_size
             rows, cols = self.teacher.grid(h, w)
             self.projector = PaperProjector(d, c, self.slot.k, visual_tokens=visual_tokens(backbone, h, w),
-                                            teacher_tokens=special + rows * cols)
+                                            teacher_tokens=special + rows * cols, view_size=(w, h))
         else:
             self.projector = LatentProjector(d, c, self.slot.k, num_special=special, width=self.projector_width)
 
@@ -188,12 +200,20 @@ class LatentAlignment(Objective):
     def loss(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
         features = self.teacher_features(batch)
         predicted = self.project(out, batch, [(f.num_views, tuple(f.grid)) for f in features])
-        pred = torch.cat([p.flatten(0, 1) for p in predicted]).float()
-        target = torch.cat([f.tokens().to(pred.device).flatten(0, 1) for f in features]).float()
-        if pred.shape != target.shape:
-            raise ValueError(f"LatentAlignment: projected tokens {tuple(pred.shape)} vs teacher {tuple(target.shape)}")
-        tokens = pred.shape[0]  # a mean over every rank's tokens (see thinkspace.distributed)
-        return {"align": mean_over_ranks(alignment_loss(pred, target, self.loss_kind, self.channel_sum) * tokens, tokens)}
+        pairs = []
+        for sample_id, p, f in zip(batch.ids, predicted, features):
+            pred, target = p.flatten(0, 1).float(), f.tokens().to(p.device).flatten(0, 1).float()
+            if pred.shape != target.shape:
+                raise ValueError(f"LatentAlignment: sample {sample_id!r}: projected tokens {tuple(pred.shape)} "
+                                 f"vs teacher {tuple(target.shape)}")
+            pairs.append((pred, target))
+        if self.reduction == "sample_sum":  # a mean over every rank's samples (see thinkspace.distributed)
+            value = torch.stack([alignment_loss(p, t, self.loss_kind, "sum") for p, t in pairs]).mean()
+            count = len(pairs)
+        else:  # a mean over every rank's tokens
+            pred, target = torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs])
+            value, count = alignment_loss(pred, target, self.loss_kind, self.reduction), pred.shape[0]
+        return {"align": mean_over_ranks(value * count, count)}
 
     @torch.no_grad()
     def evaluate(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
@@ -215,12 +235,20 @@ class LatentAlignment(Objective):
         return generate_with_latents(backbone, batch, self.slot, mode=self.decoding, **generation).texts
 
 
-def alignment_loss(pred: Tensor, target: Tensor, kind: str, channel_sum: bool = False) -> Tensor:
-    """Loss between token sets ``[T, C]``: ``mse``, ``cosine`` or ``smooth_l1`` (mean over tokens)."""
+REDUCTIONS = ("mean", "token_mean", "sample_sum")
+
+
+def alignment_loss(pred: Tensor, target: Tensor, kind: str, reduction: str = "mean") -> Tensor:
+    """Loss between token sets ``[T, C]``: ``mse``, ``cosine`` or ``smooth_l1`` errors reduced by
+    ``mean`` (every element), ``token_mean`` (sum over channels, mean over tokens) or ``sum`` (all).
+    Cosine has one error per token: ``mean`` and ``token_mean`` both average it over tokens."""
     if kind == "cosine":
-        return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
+        err = 1 - F.cosine_similarity(pred, target, dim=-1)  # [T]
+        return err.sum() if reduction == "sum" else err.mean()
     err = (pred - target) ** 2 if kind == "mse" else F.smooth_l1_loss(pred, target, reduction="none")
-    return err.sum(-1).mean() if channel_sum else err.mean()
+    if reduction == "sum":
+        return err.sum()
+    return err.sum(-1).mean() if reduction == "token_mean" else err.mean()
 
 
 def visual_tokens(backbone: Any, height: int, width: int) -> int:

@@ -6,11 +6,19 @@ a Hub id, so a config naming VGGT builds without loading it. Tokens per view: 1 
 + 4 register + ``rows x cols`` patch tokens, ``2 x embed_dim`` channels (frame and global
 attention outputs concatenated: 2048 for VGGT-1B); 1374 tokens for 518 x 518 frames.
 
-Preprocessing follows VGGT's own: RGB in ``[0, 1]``, sizes multiples of 14, and
+Preprocessing follows ``vggt.utils.load_fn.load_and_preprocess_images``: RGBA blended onto
+white, RGB in ``[0, 1]``, PIL bicubic resizing, sizes multiples of 14, and
 
-* ``crop``: width ``image_size``, height scaled and rounded to a multiple of 14, centre-cropped to ``image_size``;
+* ``crop`` (VGGT's default, and 3DThinker's): width ``image_size``, height scaled and rounded
+  to a multiple of 14, centre-cropped to ``image_size`` when taller;
 * ``pad``: the longer side ``image_size``, the other padded with white to a square;
-* ``resize``: a plain resize to ``image_size x image_size`` (what 3DThinker's features used).
+* ``resize``: a plain resize to ``image_size x image_size`` (not in VGGT's loader, nor used by
+  3DThinker; kept for square grids from any frame).
+
+3DThinker's features (``preprocessing/feature/extract_vggt_feature.py``) come from frames first
+resized with LANCZOS to 480 x 640 (width x height) and saved as JPEG; the data adapters do that
+step (``ThinkerCoT(image_size=[480, 640], resave=True)``), so ``crop`` on their frames gives
+exactly the official input: ``[S, 3, 518, 518]`` (686 rows scaled, rows 84..601 kept).
 """
 
 from __future__ import annotations
@@ -35,12 +43,14 @@ class VGGTTeacher(GeometryTeacher):
     Args:
         path: local checkpoint directory or Hub id (``facebook/VGGT-1B``).
         image_size: VGGT's input size (518).
-        mode: ``crop``, ``pad`` or ``resize`` (see the module docstring).
+        mode: ``crop`` (VGGT's default, 3DThinker's), ``pad`` or ``resize`` (see the module docstring).
         layer: aggregator layer whose output is the target (-1: the last).
         channels: expected width (``2 x embed_dim``); checked when the weights load.
         num_register: register tokens per view (4 in VGGT-1B); checked when the weights
             load. Known before loading because the projector is sized from it.
         device: where to run when encoding outside the training step (``cache-teacher``).
+        dtype: ``float32``, or ``bfloat16`` / ``float16``: the pixels cast to it and the aggregator
+            run under autocast in it, as 3DThinker's feature script on its GPUs (bf16 on Ampere).
         model: an already built ``vggt.models.vggt.VGGT`` (tests, custom builds).
     """
 
@@ -48,13 +58,16 @@ class VGGTTeacher(GeometryTeacher):
 
     def __init__(self, path: str = "facebook/VGGT-1B", image_size: int = 518,
                  mode: Literal["crop", "pad", "resize"] = "crop", layer: int = -1, channels: int = 2048,
-                 num_register: int = 4, device: str | None = None, model: Any = None) -> None:
+                 num_register: int = 4, device: str | None = None,
+                 dtype: Literal["float32", "bfloat16", "float16"] = "float32", model: Any = None) -> None:
         if mode not in ("crop", "pad", "resize"):
             raise ValueError(f"VGGTTeacher.mode must be 'crop', 'pad' or 'resize', got {mode!r}")
         if image_size % PATCH:
             raise ValueError(f"VGGTTeacher.image_size must be a multiple of {PATCH}, got {image_size}")
         self.path, self.image_size, self.mode, self.layer = path, image_size, mode, layer
-        self.channels, self.num_register, self.device = channels, num_register, device
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"VGGTTeacher.dtype must be 'float32', 'bfloat16' or 'float16', got {dtype!r}")
+        self.channels, self.num_register, self.device, self.dtype = channels, num_register, device, dtype
         self._model = model
         if model is not None:
             self._check(model)
@@ -63,8 +76,9 @@ class VGGTTeacher(GeometryTeacher):
         return dict(self.__dict__, _model=None)
 
     def signature(self) -> dict[str, Any]:
-        return {"teacher": "vggt", "path": self.path, "layer": self.layer, "image_size": self.image_size,
-                "mode": self.mode, "channels": self.channels, "num_register": self.num_register}
+        signature = {"teacher": "vggt", "path": self.path, "layer": self.layer, "image_size": self.image_size,
+                     "mode": self.mode, "channels": self.channels, "num_register": self.num_register}
+        return signature if self.dtype == "float32" else signature | {"dtype": self.dtype}  # float32 caches stay valid
 
     # -- sizes and preprocessing ------------------------------------------------------
 
@@ -151,7 +165,11 @@ class VGGTTeacher(GeometryTeacher):
     def aggregate(self, pixels: Tensor) -> tuple[list[Tensor], int]:
         """VGGT's aggregator on ``[S, 3, H, W]``: per-layer tokens ``[1, S, P, C]`` and the patch start index."""
         model = self.model(pixels.device)
-        return model.aggregator(pixels[None])
+        if self.dtype == "float32":
+            return model.aggregator(pixels[None])
+        dtype = getattr(torch, self.dtype)
+        with torch.autocast(device_type=pixels.device.type, dtype=dtype):
+            return model.aggregator(pixels[None].to(dtype))
 
     def encode_prepared(self, prepared: Tensor) -> TeacherFeatures:
         tokens, start = self.aggregate(prepared)

@@ -45,6 +45,8 @@ class MindCube(BenchmarkDataset):
             the option's letter."); empty for none.
         image_size: resize every view to (width, height) pixels with LANCZOS first
             (3DThinker: ``[480, 640]``, portrait; see ``thinker_prompt``); ``None``: as stored.
+        resave: with ``image_size``, write each resized view in its file's format with PIL's
+            defaults and read it back, as 3DThinker's preprocessing does (JPEG quality 75).
         settings: keep only these settings (``None``: all).
         skip_missing: drop questions with missing images (count in ``skipped``)
             instead of failing when they are read.
@@ -59,6 +61,7 @@ class MindCube(BenchmarkDataset):
         image_root: str | None = None,
         instruction: str = "",
         image_size: list[int] | None = None,
+        resave: bool = False,
         settings: list[str] | None = None,
         skip_missing: bool = False,
         limit: int | None = None,
@@ -67,7 +70,7 @@ class MindCube(BenchmarkDataset):
         self.path = Path(path)
         self.image_root = Path(image_root) if image_root is not None else self.path.parent
         self.instruction = instruction
-        self.image_size = image_size
+        self.image_size, self.resave = image_size, resave
         self.settings = settings
 
     def _build_index(self) -> list[dict[str, Any]]:
@@ -96,7 +99,8 @@ class MindCube(BenchmarkDataset):
 
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         record = entry["record"]
-        frames = [resize_view(load_image(p, entry["id"]), self.image_size) for p in self._media(entry)]
+        frames = [resize_view(load_image(p, entry["id"]), self.image_size, p if self.resave else None)
+                  for p in self._media(entry)]
         prompt = record["question"] + (f"\n{self.instruction}" if self.instruction else "")
         return SpatialSample(
             id=entry["id"], source="mindcube", task=entry["setting"], frames=frames, prompt=prompt,

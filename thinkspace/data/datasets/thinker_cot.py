@@ -13,7 +13,9 @@ it is not text to learn. Frames: the images in order, unordered views; no geomet
 
 The prompt is ``text_input``, a newline and ``instruction`` (default: 3DThinker's own,
 ``THINKER_INSTRUCTION``); views are resized to ``image_size`` = (width, height) with
-LANCZOS (default 480 x 640, portrait), as the official stage 1 trains.
+LANCZOS (default 480 x 640, portrait), and with ``resave`` (default) written in the file's
+format and read back (JPEG quality 75 for MindCube's ``.jpg``), as the official stage 1
+trains: its VLM and its VGGT features both read the resized files.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class ThinkerCoT(BenchmarkDataset):
         image_root: directory the image paths are relative to (default: the jsonl's directory).
         instruction: text appended to ``text_input`` after a newline; empty for none.
         image_size: (width, height) every view is resized to with LANCZOS; ``None``: as stored.
+        resave: after resizing, write each view in its file's format with PIL's defaults and
+            read it back (:func:`~thinkspace.data.datasets.thinker_prompt.resave`), as the official
+            preprocessing saves the resized images; ``False``: keep the resized pixels as they are.
         require_marker: fail on a record whose ``text_output`` lacks the marker.
         skip_missing: drop records with missing images (count in ``skipped``).
         limit: keep the first ``limit`` records.
@@ -60,6 +65,7 @@ class ThinkerCoT(BenchmarkDataset):
         image_root: str | None = None,
         instruction: str = THINKER_INSTRUCTION,
         image_size: list[int] | None = list(THINKER_IMAGE_SIZE),
+        resave: bool = True,
         require_marker: bool = True,
         skip_missing: bool = False,
         limit: int | None = None,
@@ -68,7 +74,7 @@ class ThinkerCoT(BenchmarkDataset):
         self.path = Path(path)
         self.image_root = Path(image_root) if image_root is not None else self.path.parent
         self.instruction = instruction
-        self.image_size = image_size
+        self.image_size, self.resave = image_size, resave
         self.require_marker = require_marker
 
     def _build_index(self) -> list[dict[str, Any]]:
@@ -94,7 +100,8 @@ class ThinkerCoT(BenchmarkDataset):
 
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         record = entry["record"]
-        frames = [resize_view(load_image(p, entry["id"]), self.image_size) for p in self._media(entry)]
+        frames = [resize_view(load_image(p, entry["id"]), self.image_size, p if self.resave else None)
+                  for p in self._media(entry)]
         prompt = record["text_input"] + (f"\n{self.instruction}" if self.instruction else "")
         return SpatialSample(
             id=entry["id"], source="thinker_cot", task=setting_from_id(entry["id"]), frames=frames,
