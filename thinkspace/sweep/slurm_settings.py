@@ -119,6 +119,6 @@ def check_resources(settings: SlurmSettings, resolved: str, run: str) -> None:
     except (TypeError, ValueError):
         count = len(devices) if isinstance(devices, list) else -1
     if count != settings.tasks_per_node:
-        raise ValueError(f"run {run}: trainer.devices is {devices!r} but each node runs {settings.tasks_per_node} "
+        raise ValueError(f"run {run}: trainer.devices is {devices} but each node runs {settings.tasks_per_node} "
                          f"task(s) (slurm.gpus_per_node {settings.gpus_per_node}: one task per GPU, 1 for a CPU "
                          "job); Lightning's SLURM environment needs them equal")
