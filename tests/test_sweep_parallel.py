@@ -30,7 +30,7 @@ argv = sys.argv[1:]
 value = lambda flag: argv[argv.index(flag) + 1]
 run_dir = Path(value("--run_dir"))
 (run_dir.parent / f"started_{run_dir.name}").write_text(os.environ.get("OMP_NUM_THREADS", "unset"))
-for _ in range(600):  # wait (up to 60 s) until both runs have started
+for _ in range(int(10 * float(os.environ.get("BARRIER_SECONDS", "60")))):  # until both runs have started
     if len(list(run_dir.parent.glob("started_*"))) == 2:
         break
     time.sleep(0.1)
@@ -82,7 +82,7 @@ def write_grid(tmp_path, script, **sections):
     return str(path)
 
 
-def test_two_runs_run_at_once_with_one_thread_each(tmp_path, two_cores, capsys):
+def test_two_runs_run_at_once_with_one_thread_each(tmp_path, two_cores, capsys, monkeypatch):
     grid = write_grid(tmp_path, BARRIER, seeds=[3, 4], max_parallel=2)  # max_parallel from the sweep file
     out = tmp_path / "out"
     assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out)]) == 0
@@ -93,6 +93,7 @@ def test_two_runs_run_at_once_with_one_thread_each(tmp_path, two_cores, capsys):
     assert [(r["seed"], r["state"], r["val/accuracy"]) for r in rows] == [("3", "done", "3"), ("4", "done", "4")]
     # one at a time (the command line wins over the file) the barrier is never met: the first run fails
     other = tmp_path / "other"
+    monkeypatch.setenv("BARRIER_SECONDS", "1")
     assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(other), "--max-parallel", "1"]) == 1
     status = json.loads(next(other.glob("seed=3_*/status.json")).read_text())
     assert status["state"] == "failed" and "barrier: the other run never started" in status["error"]

@@ -233,6 +233,16 @@ def test_bad_slurm_sections_fail_before_any_submission(tmp_path, fake_slurm, cap
     assert not (fake_slurm / "count").exists() and not out.exists()
 
 
+def test_without_slurm_commands_nothing_is_made(tmp_path, monkeypatch, capsys):
+    grid = grid_file(tmp_path, seeds=[0])
+    monkeypatch.setenv("PATH", str(tmp_path / "no-slurm-here"))
+    out = tmp_path / "out"
+    assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out)]) == 2
+    assert ("--launcher slurm: sbatch, srun, sacct not found on PATH; run the sweep on a SLURM login node (or set "
+            "slurm.cluster: debug to run each job here, one after another)") in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_max_parallel_is_refused_under_slurm(tmp_path, fake_slurm, capsys):
     grid = grid_file(tmp_path, seeds=[0])
     assert main(["--config", QUICKSTART, "--grid", grid, "--max-parallel", "2"]) == 2

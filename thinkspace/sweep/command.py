@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from thinkspace.sweep.grid import LAUNCHERS, Sweep, load_sweep
-from thinkspace.sweep.metrics import write_json
+from thinkspace.sweep.files import write_json
 from thinkspace.sweep.parallel import run_parallel
 from thinkspace.sweep.report import write_report
 from thinkspace.sweep.resolve import resolve
@@ -103,6 +103,10 @@ def sweep(args: argparse.Namespace) -> int:
         settings = _slurm_settings(plan, resolved, args)
     elif args.max_parallel is not None and args.max_parallel < 1:
         raise ValueError(f"--max-parallel must be at least 1, got {args.max_parallel}")
+    if launcher == "slurm" and settings.cluster == "slurm":  # on a login node, before any directory is made
+        from thinkspace.sweep.slurm import require_commands
+
+        require_commands(*(["sacct"] if args.status else ["sbatch", "srun", "sacct"]))
     if args.status:
         return show_status(plan, out, launcher, settings if launcher == "slurm" else None)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from thinkspace.sweep.grid import RunSpec, Sweep
-from thinkspace.sweep.metrics import write_json
+from thinkspace.sweep.files import write_json
 from thinkspace.sweep.resolve import as_arguments
 
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 from thinkspace.sweep.grid import RunSpec, Sweep
-from thinkspace.sweep.metrics import write_json
+from thinkspace.sweep.files import write_json
 from thinkspace.sweep.runner import execute, read_info, read_status
 from thinkspace.sweep.slurm_settings import SlurmSettings
 
@@ -69,9 +70,20 @@ def _global_rank() -> int:
         return 0
 
 
+def require_commands(*names: str) -> None:
+    """Raises:
+        ValueError: naming the SLURM commands missing from PATH (not on a cluster's login node)."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if missing:
+        raise ValueError(f"--launcher slurm: {', '.join(missing)} not found on PATH; run the sweep on a SLURM login "
+                         "node (or set slurm.cluster: debug to run each job here, one after another)")
+
+
 def make_executor(settings: SlurmSettings, folder: str | Path) -> Any:
     """A submitit executor with the settings' resources (the job name is set per run)."""
     submitit = _submitit()
+    if settings.cluster == "slurm":
+        require_commands("sbatch", "srun")
     executor = submitit.AutoExecutor(folder=str(folder), cluster=settings.cluster,
                                      slurm_max_num_timeout=settings.max_requeues)
     executor.update_parameters(
@@ -87,9 +99,10 @@ def job_states(job_ids: list[str]) -> dict[str, str]:
     """The sacct state of each SLURM job (``UNKNOWN`` for a job sacct has no record of), in one call."""
     if not job_ids:
         return {}
+    _submitit()
+    require_commands("sacct")
     from submitit.slurm.slurm import SlurmInfoWatcher
 
-    _submitit()
     watcher = SlurmInfoWatcher()
     for job_id in job_ids:
         watcher.register_job(str(job_id))
