@@ -48,7 +48,7 @@ and not ckpt.exists():
     import time
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     ckpt.write_text("half")
-    (run_dir / "ready").write_text("")
+    (run_dir / "ready").write_text(str(os.getpid()))
     time.sleep(120)
 if value("--data.batch_size") == "3\"""")
 
@@ -153,7 +153,10 @@ def test_queued_and_running_jobs_are_not_submitted_twice(tmp_path, fake_slurm, c
     assert row["seed"] == "0" and float(row["val/accuracy"]) == pytest.approx(0.1)
 
 
-def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, fake_slurm):
+@pytest.mark.parametrize("how", ["USR2", "TERM"])
+def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, fake_slurm, how):
+    """USR2: SLURM's warning (``--signal USR2@90``), submitit requeues through the checkpoint hook.
+    TERM: preemption signalling every process of the job; the fit dies, the run is not failed."""
     grid = grid_file(tmp_path, trainer=PREEMPTIBLE, grid={"data.batch_size": [5]})
     out = tmp_path / "out"
     assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out)]) == 0
@@ -164,11 +167,18 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, f
             break
         time.sleep(0.1)
     assert (run / "ready").exists(), job.stdout.read()
-    job.send_signal(signal.SIGUSR2)  # SLURM's warning before preemption (sbatch --signal USR2@90)
-    job.wait(timeout=60)
-    log = job.stdout.read()
-    assert "this job is preempted" in log and "Calling checkpoint method" in log
-    assert (fake_slurm / "calls.txt").read_text().splitlines() == ["scontrol requeue 4242"]
+    if how == "USR2":
+        job.send_signal(signal.SIGUSR2)
+        assert job.wait(timeout=60) == 255  # submitit's sys.exit(-1) after requeueing
+        log = job.stdout.read()
+        assert "this job is preempted" in log and "Calling checkpoint method" in log
+        assert (fake_slurm / "calls.txt").read_text().splitlines() == ["scontrol requeue 4242"]
+    else:
+        job.send_signal(signal.SIGTERM)
+        os.kill(int((run / "ready").read_text()), signal.SIGTERM)
+        assert job.wait(timeout=60) == 0  # the run returned: stopped, to be run again
+        assert "fit stopped with its job (exit -15); not a failure" in job.stdout.read()
+        assert not (fake_slurm / "calls.txt").exists()
     assert not (run / "status.json").exists()  # preempted is not failed
     assert not (run / "metrics_fit.json").exists()
     job = run_job(fake_slurm / "job_4242.sh", "4242")  # the requeued job: same id, the checkpoint's submission

@@ -26,7 +26,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from thinkspace.sweep.grid import RunSpec, Sweep
 from thinkspace.sweep.files import write_json
@@ -89,7 +89,8 @@ def prepare_run(spec: RunSpec, config: str, run_dir: Path, resolved: str) -> Non
 
 
 def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any = print,
-            env: dict[str, str] | None = None, record: bool = True) -> dict[str, Any]:
+            env: dict[str, str] | None = None, record: bool = True,
+            stopping: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run every unfinished stage of one run; return its status (also in ``status.json``).
 
     A stage fails when its process exits non-zero or leaves no metrics file; the run
@@ -100,6 +101,8 @@ def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any =
             CPU threads or GPUs).
         record: write ``status.json`` and the stage logs; False on the other tasks of a
             multi-task SLURM job (ranks 1..N-1 join each stage's processes, rank 0 records).
+        stopping: True when the stage's end was the job being stopped (SLURM's SIGTERM on
+            preemption): the run is then not recorded as failed, it resumes when run again.
     """
     status = read_status(run_dir)
     if status and status.get("state") == "done":
@@ -121,6 +124,10 @@ def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any =
             code = subprocess.call(argv, stdout=handle, stderr=subprocess.STDOUT,
                                    env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
         if code != 0 or not (run_dir / f"metrics_{stage}.json").exists():
+            if stopping is not None and stopping():
+                echo(f"[sweep] {spec.name}: {stage} stopped with its job (exit {code}); not a failure, it resumes "
+                     "when the run is run again")
+                return {"state": "stopped", "stage": stage, "returncode": code}
             tail = log.read_text(errors="replace").replace("\r", "\n").strip().splitlines()[-15:]
             status = {"state": "failed", "stage": stage, "returncode": code,
                       "error": "\n".join(tail) if code != 0 else f"exit 0 but no metrics_{stage}.json was written",

@@ -20,6 +20,8 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,7 +56,24 @@ class RunJob:
 
     def __call__(self) -> dict[str, Any]:
         rank = _global_rank()
-        return execute(self.sweep, self.spec, self.config, self.run_dir, record=rank == 0)
+        if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or threading.current_thread() is not threading.main_thread():
+            return execute(self.sweep, self.spec, self.config, self.run_dir, record=rank == 0)
+        # SLURM stops a preempted job with SIGTERM to all its processes: the stage then dies, and
+        # that is no failure of the run (submitit's own handler, which ignores SIGTERM, still runs)
+        received: list[int] = []
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            received.append(signum)
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            return execute(self.sweep, self.spec, self.config, self.run_dir, record=rank == 0,
+                           stopping=lambda: bool(received))
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def checkpoint(self) -> Any:
         """submitit's preemption/timeout hook: the same run again. Its fit resumes from
