@@ -90,6 +90,11 @@ def sweep(args: argparse.Namespace) -> int:
                     resolve("test", config, {**spec.overrides, **extra})
         except ValueError as e:
             raise ValueError(f"run {spec.name} ({spec.labels}): {e}") from None
+    launcher = args.launcher or plan.launcher
+    if launcher == "slurm":
+        settings = _slurm_settings(plan, resolved, args)
+    elif args.max_parallel is not None and args.max_parallel < 1:
+        raise ValueError(f"--max-parallel must be at least 1, got {args.max_parallel}")
     if args.dry_run:
         for spec in plan.runs:
             print(f"=== run {spec.name}  ->  {out / spec.name}")
@@ -98,11 +103,6 @@ def sweep(args: argparse.Namespace) -> int:
             print(resolved[spec.name].rstrip())
         print(f"[sweep] {len(plan.runs)} runs, stages {['fit', *plan.evaluate]} (dry run: nothing executed)")
         return 0
-    launcher = args.launcher or plan.launcher
-    if launcher == "slurm":
-        settings = _slurm_settings(plan, resolved, args)
-    elif args.max_parallel is not None and args.max_parallel < 1:
-        raise ValueError(f"--max-parallel must be at least 1, got {args.max_parallel}")
     if launcher == "slurm" and settings.cluster == "slurm":  # on a login node, before any directory is made
         from thinkspace.sweep.slurm import require_commands
 
