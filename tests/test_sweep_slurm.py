@@ -85,12 +85,12 @@ def grid_file(tmp_path, trainer=FAKE, slurm=None, **sections):
 
 
 def run_job(script: Path, job_id: str, **extra) -> subprocess.Popen:
-    """Start the job script's command as srun would, as task 0 of one."""
+    """Start the job script's command as srun would: task 0 of one, unless ``extra`` says otherwise."""
     command = shlex.split(script.read_text().strip().splitlines()[-1])
     assert command[0] == "srun"
     python = command.index(sys.executable)
-    env = dict(os.environ, SUBMITIT_EXECUTOR="slurm", SLURM_JOB_ID=job_id, SLURM_NTASKS="1", SLURM_PROCID="0",
-               SLURM_LOCALID="0", SLURM_NODEID="0", SLURM_JOB_NUM_NODES="1", **extra)
+    env = {**os.environ, "SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": job_id, "SLURM_NTASKS": "1",
+           "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NUM_NODES": "1", **extra}
     return subprocess.Popen(command[python:], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -188,6 +188,20 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, f
     assert json.loads((run / "status.json").read_text())["state"] == "done"
 
 
+def test_other_tasks_of_a_job_run_the_stages_without_recording(tmp_path, fake_slurm):
+    grid = grid_file(tmp_path, grid={"model.optimizer.init_args.lr": [0.1, 0.5]})
+    out = tmp_path / "out"
+    assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out)]) == 0
+    for job_id in ("4242", "4243"):  # rank 1 of 2: it joins the fit, rank 0 (not run here) would record
+        job = run_job(fake_slurm / f"job_{job_id}.sh", job_id, SLURM_PROCID="1", SLURM_NTASKS="2",
+                      SLURM_LOCALID="1")
+        assert job.wait(timeout=120) == 0, job.stdout.read()
+    assert sorted(c["run"].split("_")[0] for c in calls(out)) == ["lr=0.1", "lr=0.5"]
+    runs = [d for d in out.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    assert not any((d / "status.json").exists() or (d / "fit.log").exists() for d in runs)
+    assert (next(out.glob("lr=0.1_*")) / "metrics_fit.json").exists()  # the trainer's own rank-0 file
+
+
 def test_the_checkpoint_hook_resubmits_the_same_run():
     from submitit.helpers import DelayedSubmission
 
@@ -236,10 +250,11 @@ def test_the_debug_cluster_runs_jobs_here_with_the_sequential_runners_results(tm
 def test_bad_slurm_sections_fail_before_any_submission(tmp_path, fake_slurm, capsys, slurm, message):
     grid = grid_file(tmp_path, slurm=slurm, seeds=[0])
     out = tmp_path / "out"
-    assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "grid.yaml" in err or "run seed=0_" in err
-    assert re.search(message, err), err
+    for extra in ([], ["--dry-run"]):
+        assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "grid.yaml" in err or "run seed=0_" in err
+        assert re.search(message, err), err
     assert not (fake_slurm / "count").exists() and not out.exists()
 
 
