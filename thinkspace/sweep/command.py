@@ -24,6 +24,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -33,6 +34,9 @@ from thinkspace.sweep.parallel import run_parallel
 from thinkspace.sweep.report import write_report
 from thinkspace.sweep.resolve import resolve
 from thinkspace.sweep.runner import prepare_run, read_status
+
+if TYPE_CHECKING:
+    from thinkspace.sweep.slurm_settings import SlurmSettings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -108,7 +112,7 @@ def sweep(args: argparse.Namespace) -> int:
 
         require_commands(*(["sacct"] if args.status else ["sbatch", "srun", "sacct"]))
     if args.status:
-        return show_status(plan, out, launcher, settings if launcher == "slurm" else None)
+        return show_status(plan, config, out, launcher, settings if launcher == "slurm" else None)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "sweep.json", {"config": config, "grid": str(args.grid), "runs": [s.name for s in plan.runs],
                                     "metric": plan.metric, "columns": plan.columns})
@@ -142,7 +146,7 @@ def sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _slurm_settings(plan: Sweep, resolved: dict[str, str], args: argparse.Namespace):
+def _slurm_settings(plan: Sweep, resolved: dict[str, str], args: argparse.Namespace) -> SlurmSettings:
     """The sweep file's ``slurm:`` section, checked against every run's trainer."""
     from thinkspace.sweep.slurm_settings import check_resources, parse_slurm
 
@@ -158,13 +162,13 @@ def _slurm_settings(plan: Sweep, resolved: dict[str, str], args: argparse.Namesp
     return settings
 
 
-def show_status(plan: Sweep, out: Path, launcher: str, settings=None) -> int:
+def show_status(plan: Sweep, config: str, out: Path, launcher: str, settings: SlurmSettings | None = None) -> int:
     """Print each run's state (with SLURM: its last job and that job's sacct state); run nothing."""
     runs = [(spec, out / spec.name) for spec in plan.runs]
     if launcher == "slurm":
         from thinkspace.sweep.slurm import launch
 
-        counts = launch(plan, settings, runs, str(plan.path), out, submit=False)
+        counts = launch(plan, settings, runs, config, out, submit=False)
     else:
         counts = {}
         for spec, run_dir in runs:
