@@ -152,7 +152,7 @@ def _slurm_settings(plan: Sweep, resolved: dict[str, str], args: argparse.Namesp
 
     if args.max_parallel is not None:
         raise ValueError("--max-parallel is for the local launcher; under SLURM the scheduler decides how many jobs "
-                         "run at once (limit it with slurm.additional, e.g. a QOS)")
+                         "run at once (a QOS, slurm.qos, can limit it)")
     if not plan.slurm:
         raise ValueError(f"sweep file {plan.path}: --launcher slurm needs a 'slurm:' section with at least "
                          "timeout_min (see docs/ablations.md)")
