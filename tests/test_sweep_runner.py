@@ -14,33 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sweep_helpers import FAKE, QUICKSTART, calls
 from thinkspace.sweep.command import main
 from thinkspace.sweep.report import write_report
-
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
-
-FAKE = r'''
-import json, os, signal, sys
-from pathlib import Path
-argv = sys.argv[1:]
-value = lambda flag: argv[argv.index(flag) + 1] if flag in argv else None
-run_dir = Path(value("--run_dir"))
-with open(run_dir.parent / "calls.txt", "a") as f:
-    f.write(json.dumps({"run": run_dir.name, "ckpt": value("--ckpt_path")}) + "\n")
-if value("--model.optimizer.init_args.lr") == "0.5":
-    sys.exit("fake trainer: lr 0.5 diverged")  # a crash, exit 1
-ckpt = run_dir / "checkpoints" / "last.ckpt"
-if value("--data.batch_size") == "3" and not ckpt.exists():
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    ckpt.write_text("half")
-    os.kill(os.getpid(), signal.SIGKILL)  # killed midway, after its first checkpoint
-metrics = json.loads(value("--trainer.callbacks+"))["init_args"]["path"]
-seed = int(value("--seed_everything") or 0)
-lr = float(value("--model.optimizer.init_args.lr"))
-json.dump({"stage": "fit", "global_step": 5, "metrics": {"val/accuracy": lr + seed / 10, "train/loss": 1.0}},
-          open(metrics, "w"))
-'''
 
 
 @pytest.fixture()
@@ -54,10 +30,6 @@ def sweep_file(tmp_path, fake, **sections):
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump({"command": fake, **sections}))
     return str(path)
-
-
-def calls(out):
-    return [json.loads(line) for line in (out / "calls.txt").read_text().splitlines()]
 
 
 def test_crashes_are_recorded_finished_runs_skipped_and_reported(tmp_path, fake, capsys):

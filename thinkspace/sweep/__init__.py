@@ -1,7 +1,17 @@
-"""Ablation sweeps: grids of config overrides run one after another, results tabulated."""
+"""Ablation sweeps: grids of config overrides run locally or as SLURM jobs, results tabulated."""
+
+from typing import Any
 
 from thinkspace.sweep.grid import RunSpec, Sweep, expand, load_sweep, run_name
-from thinkspace.sweep.metrics import MetricsFile
 from thinkspace.sweep.report import write_report
 
 __all__ = ["RunSpec", "Sweep", "expand", "load_sweep", "run_name", "MetricsFile", "write_report"]
+
+
+def __getattr__(name: str) -> Any:
+    # MetricsFile imports lightning; a SLURM job unpickling its run needs none of it
+    if name == "MetricsFile":
+        from thinkspace.sweep.metrics import MetricsFile
+
+        return MetricsFile
+    raise AttributeError(f"module 'thinkspace.sweep' has no attribute {name!r}")

@@ -1,15 +1,20 @@
-"""``thinkspace sweep``: run a grid of configs one after another and tabulate the results.
+"""``thinkspace sweep``: run a grid of configs, on this machine or as SLURM jobs, and tabulate the results.
 
     thinkspace sweep --config BASE.yaml --grid SWEEP.yaml [--out DIR] [--dry-run] [--max-runs N]
+                     [--launcher local|slurm] [--max-parallel N] [--status] [--resubmit-unknown]
     thinkspace sweep --report DIR
 
 Every run's overrides are checked against the CLI's parser before any run starts.
-Runs execute one after another, each stage (fit, then any ``evaluate`` test stage) in
-its own subprocess (so multi-GPU strategies launch their own processes as usual).
+Each stage of a run (fit, then any ``evaluate`` test stage) runs in its own subprocess
+(so multi-GPU strategies launch their own processes as usual). ``local`` runs up to
+``--max-parallel`` runs at once (default 1: one after another), the CPU threads or GPUs
+split between them; ``slurm`` submits each unfinished run as one job through submitit and
+returns (run the command again, or with ``--status``, to see queued/running/done/failed).
 Finished runs are skipped, interrupted ones resumed, crashed ones recorded; at the end
 ``results.csv``, ``results.md`` and ``results.png`` are written into ``DIR`` (default
-``runs/sweeps/<grid file stem>``). Exit status: 0 when every executed run finished, 1 when
-any failed, 2 for bad input (nothing run).
+``runs/sweeps/<grid file stem>``) from the runs finished so far. Exit status: 0 when every
+executed run finished (or every job was submitted), 1 when any failed, 2 for bad input
+(nothing run).
 """
 
 from __future__ import annotations
@@ -19,14 +24,19 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from thinkspace.sweep.grid import load_sweep
-from thinkspace.sweep.metrics import write_json
+from thinkspace.sweep.grid import LAUNCHERS, Sweep, load_sweep
+from thinkspace.sweep.files import write_json
+from thinkspace.sweep.parallel import run_parallel
 from thinkspace.sweep.report import write_report
 from thinkspace.sweep.resolve import resolve
-from thinkspace.sweep.runner import execute, prepare_run, read_status
+from thinkspace.sweep.runner import prepare_run, read_status
+
+if TYPE_CHECKING:
+    from thinkspace.sweep.slurm_settings import SlurmSettings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,6 +49,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="DIR", help="only write the results of the runs in DIR")
     p.add_argument("--metric", default=None, help="headline metric of the chart (default: the sweep file's)")
     p.add_argument("--no-chart", action="store_true", help="skip results.png")
+    p.add_argument("--launcher", choices=LAUNCHERS, default=None,
+                   help="local: this machine; slurm: one job per run (default: the sweep file's, else local)")
+    p.add_argument("--max-parallel", type=int, default=None,
+                   help="local: runs at once, CPU threads/GPUs split between them (default: the sweep file's, else 1)")
+    p.add_argument("--status", action="store_true", help="show every run's state (and SLURM job); run nothing")
+    p.add_argument("--resubmit-unknown", action="store_true",
+                   help="slurm: submit again runs whose last job sacct has no record of")
     return p
 
 
@@ -56,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             print("thinkspace sweep: give --config BASE.yaml and --grid SWEEP.yaml (or --report DIR)", file=sys.stderr)
             return 2
         return sweep(args)
-    except ValueError as e:
+    except (ValueError, ImportError) as e:
         print(f"thinkspace sweep: error: {e}", file=sys.stderr)
         return 2
 
@@ -77,6 +94,11 @@ def sweep(args: argparse.Namespace) -> int:
                     resolve("test", config, {**spec.overrides, **extra})
         except ValueError as e:
             raise ValueError(f"run {spec.name} ({spec.labels}): {e}") from None
+    launcher = args.launcher or plan.launcher
+    if launcher == "slurm":
+        settings = _slurm_settings(plan, resolved, args)
+    elif args.max_parallel is not None and args.max_parallel < 1:
+        raise ValueError(f"--max-parallel must be at least 1, got {args.max_parallel}")
     if args.dry_run:
         for spec in plan.runs:
             print(f"=== run {spec.name}  ->  {out / spec.name}")
@@ -85,22 +107,76 @@ def sweep(args: argparse.Namespace) -> int:
             print(resolved[spec.name].rstrip())
         print(f"[sweep] {len(plan.runs)} runs, stages {['fit', *plan.evaluate]} (dry run: nothing executed)")
         return 0
+    if launcher == "slurm" and settings.cluster == "slurm":  # on a login node, before any directory is made
+        from thinkspace.sweep.slurm import require_commands
+
+        require_commands(*(["sacct"] if args.status else ["sbatch", "srun", "sacct"]))
+    if args.status:
+        return show_status(plan, config, out, launcher, settings if launcher == "slurm" else None)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "sweep.json", {"config": config, "grid": str(args.grid), "runs": [s.name for s in plan.runs],
                                     "metric": plan.metric, "columns": plan.columns})
-    start, executed, failed = time.monotonic(), 0, 0
+    runs = []
     for spec in plan.runs:
-        run_dir = out / spec.name
-        prepare_run(spec, config, run_dir, resolved[spec.name])
-        status = read_status(run_dir)
-        if status is None or status.get("state") != "done":
-            if args.max_runs is not None and executed >= args.max_runs:
-                continue
-            executed += 1
-        status = execute(plan, spec, config, run_dir)
-        failed += status.get("state") == "failed"
-    elapsed = time.monotonic() - start
-    print(f"[sweep] {executed} run(s) executed in {elapsed:.0f} s, {failed} failed, {len(plan.runs)} in the sweep")
+        prepare_run(spec, config, out / spec.name, resolved[spec.name])
+        runs.append((spec, out / spec.name))
+    start = time.monotonic()
+    if launcher == "slurm":
+        from thinkspace.sweep.slurm import launch, slurm_log_hint
+
+        counts = launch(plan, settings, runs, config, out, args.max_runs, args.resubmit_unknown)
+        print(f"[sweep] {len(plan.runs)} runs: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+              + f"; {slurm_log_hint(out, settings)}")
+        failed = counts.get("failed", 0) if settings.cluster == "debug" else 0
+    else:
+        todo, executed = [], 0
+        for spec, run_dir in runs:
+            status = read_status(run_dir)
+            if status is None or status.get("state") != "done":
+                if args.max_runs is not None and executed >= args.max_runs:
+                    continue
+                executed += 1
+            todo.append((spec, run_dir))
+        statuses = run_parallel(plan, todo, config, args.max_parallel or plan.max_parallel)
+        failed = sum(status.get("state") == "failed" for status in statuses)
+        print(f"[sweep] {executed} run(s) executed in {time.monotonic() - start:.0f} s, {failed} failed, "
+              f"{len(plan.runs)} in the sweep")
     paths = write_report(out, args.metric or plan.metric, chart=not args.no_chart, columns=plan.columns)
     print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
     return 1 if failed else 0
+
+
+def _slurm_settings(plan: Sweep, resolved: dict[str, str], args: argparse.Namespace) -> SlurmSettings:
+    """The sweep file's ``slurm:`` section, checked against every run's trainer."""
+    from thinkspace.sweep.slurm_settings import check_resources, parse_slurm
+
+    if args.max_parallel is not None:
+        raise ValueError("--max-parallel is for the local launcher; under SLURM the scheduler decides how many jobs "
+                         "run at once (a QOS, slurm.qos, can limit it)")
+    if not plan.slurm:
+        raise ValueError(f"sweep file {plan.path}: --launcher slurm needs a 'slurm:' section with at least "
+                         "timeout_min (see docs/ablations.md)")
+    settings = parse_slurm(plan.slurm, f"sweep file {plan.path}")
+    for name, text in resolved.items():
+        check_resources(settings, text, name)
+    return settings
+
+
+def show_status(plan: Sweep, config: str, out: Path, launcher: str, settings: SlurmSettings | None = None) -> int:
+    """Print each run's state (with SLURM: its last job and that job's sacct state); run nothing."""
+    runs = [(spec, out / spec.name) for spec in plan.runs]
+    if launcher == "slurm":
+        from thinkspace.sweep.slurm import launch
+
+        counts = launch(plan, settings, runs, config, out, submit=False)
+    else:
+        counts = {}
+        for spec, run_dir in runs:
+            status = read_status(run_dir)
+            state = status["state"] if status else "not run"
+            if state != "done" and (run_dir / "checkpoints" / "last.ckpt").exists():
+                state += " (a checkpoint to resume from)"
+            counts[state] = counts.get(state, 0) + 1
+            print(f"[sweep] {spec.name}: {state}")
+    print(f"[sweep] {len(plan.runs)} runs: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    return 0

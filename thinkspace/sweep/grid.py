@@ -19,6 +19,9 @@ line (``model.optimizer.init_args.lr``)::
     metric: val/accuracy     # the headline metric of the chart
     columns: [val/accuracy, val/loss]  # metrics of results.md (default: every val/ and test/ one)
     command: [thinkspace]    # how a run is launched (a program taking thinkspace's arguments)
+    launcher: local          # local (this machine) or slurm (one job per run); --launcher overrides
+    max_parallel: 2          # local: runs at once, CPU threads / GPUs split between them
+    slurm: {partition: gpu, timeout_min: 1440, gpus_per_node: 8}  # see thinkspace.sweep.slurm
 
 Runs are the product settings x grid x zip groups x seeds, in that order. A value
 ``null`` switches a component off (``model.objectives.layout: null``).
@@ -36,7 +39,9 @@ from typing import Any
 
 import yaml
 
-KNOWN = ("settings", "grid", "zip", "seeds", "seed_keys", "fixed", "evaluate", "metric", "columns", "command")
+KNOWN = ("settings", "grid", "zip", "seeds", "seed_keys", "fixed", "evaluate", "metric", "columns", "command",
+         "launcher", "max_parallel", "slurm")
+LAUNCHERS = ("local", "slurm")
 
 
 @dataclass
@@ -71,6 +76,9 @@ class Sweep:
     metric: str
     command: list[str]
     columns: list[str] | None = None
+    launcher: str = "local"
+    max_parallel: int = 1
+    slurm: dict[str, Any] = field(default_factory=dict)
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -104,8 +112,15 @@ def load_sweep(path: str | Path) -> Sweep:
     columns = data.get("columns")
     if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
         raise ValueError(f"sweep file {path}: 'columns' must list metric names, got {columns!r}")
+    launcher = data.get("launcher") or "local"
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"sweep file {path}: 'launcher' must be one of {list(LAUNCHERS)}, got {launcher!r}")
+    max_parallel = data.get("max_parallel", 1)
+    if not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1:
+        raise ValueError(f"sweep file {path}: 'max_parallel' must be a positive integer, got {max_parallel!r}")
+    slurm = _mapping(data, "slurm", str(path))
     return Sweep(path, runs, {k: v or {} for k, v in evaluate.items()}, str(data.get("metric") or "val/accuracy"),
-                 [str(c) for c in command], columns)
+                 [str(c) for c in command], columns, launcher, max_parallel, dict(slurm))
 
 
 def _mapping(data: dict, key: str, where: str) -> dict:

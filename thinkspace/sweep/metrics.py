@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from pathlib import Path
-from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from thinkspace.sweep.files import write_json
 
-def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically: a temporary file in the same directory, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+__all__ = ["MetricsFile", "write_json"]
 
 
 class MetricsFile(Callback):

@@ -1,8 +1,12 @@
-"""Runs of a sweep, one after another, each in its own subprocess.
+"""One run of a sweep: its stages, each in its own subprocess, and its directory.
+
+The launchers decide where and how many at once: one after another or several at once on
+this machine (``sweep/parallel.py``), or one SLURM job per run (``sweep/slurm.py``); all of
+them run a run through :func:`execute`, so the guarantees below hold for each.
 
 A run's directory ``OUT/<run name>/`` holds::
 
-    run.json           # name, labels, overrides, base config, the command lines
+    run.json           # name, labels, overrides, base config; "jobs": SLURM job ids, oldest first
     resolved.yaml      # the full resolved fit config (from the parser, before the run)
     config.yaml        # what the CLI itself saved (of its last invocation)
     checkpoints/last.ckpt, events.out.tfevents.*
@@ -22,10 +26,10 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from thinkspace.sweep.grid import RunSpec, Sweep
-from thinkspace.sweep.metrics import write_json
+from thinkspace.sweep.files import write_json
 from thinkspace.sweep.resolve import as_arguments
 
 
@@ -55,6 +59,12 @@ def read_status(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def read_info(run_dir: Path) -> dict[str, Any]:
+    """The run's ``run.json`` (``{}`` when there is none yet)."""
+    path = run_dir / "run.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def prepare_run(spec: RunSpec, config: str, run_dir: Path, resolved: str) -> None:
     """Write ``run.json`` and ``resolved.yaml``; refuse a run directory made with another config.
 
@@ -68,23 +78,38 @@ def prepare_run(spec: RunSpec, config: str, run_dir: Path, resolved: str) -> Non
         raise ValueError(f"run {run_dir} was made with another resolved config than {config} gives now (was the "
                          "base config edited?); write the sweep to a new --out or delete that run directory")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "run.json", {"name": spec.name, "labels": spec.labels, "overrides": spec.overrides,
-                                      "seed": spec.seed, "config": config})
+    info = {"name": spec.name, "labels": spec.labels, "overrides": spec.overrides, "seed": spec.seed, "config": config}
+    jobs = read_info(run_dir).get("jobs")
+    if jobs:  # the jobs submitted for this run survive a new invocation of the sweep
+        info["jobs"] = jobs
+    write_json(run_dir / "run.json", info)
     tmp = run_dir / f".resolved.yaml.{os.getpid()}.tmp"
     tmp.write_text(resolved)
     os.replace(tmp, old)
 
 
-def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any = print) -> dict[str, Any]:
+def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any = print,
+            env: dict[str, str] | None = None, record: bool = True,
+            stopping: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run every unfinished stage of one run; return its status (also in ``status.json``).
 
     A stage fails when its process exits non-zero or leaves no metrics file; the run
     stops there and is recorded as failed, with the end of its log.
+
+    Args:
+        env: variables added to the stages' environment (the local launcher's share of
+            CPU threads or GPUs).
+        record: write ``status.json`` and the stage logs; False on the other tasks of a
+            multi-task SLURM job (ranks 1..N-1 join each stage's processes, rank 0 records).
+        stopping: True when the stage's end was the job being stopped (SLURM's SIGTERM on
+            preemption): the run is then not recorded as failed, it resumes when run again.
     """
     status = read_status(run_dir)
     if status and status.get("state") == "done":
         echo(f"[sweep] {spec.name}: finished, skipped")
         return status
+    if not record:
+        return _join_stages(sweep, spec, config, run_dir, env or {})
     start = time.monotonic()
     for stage in stage_names(sweep):
         if (run_dir / f"metrics_{stage}.json").exists():
@@ -97,8 +122,12 @@ def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any =
             handle.write(f"$ {' '.join(argv)}\n")
             handle.flush()
             code = subprocess.call(argv, stdout=handle, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                   env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
         if code != 0 or not (run_dir / f"metrics_{stage}.json").exists():
+            if stopping is not None and stopping():
+                echo(f"[sweep] {spec.name}: {stage} stopped with its job (exit {code}); not a failure, it resumes "
+                     "when the run is run again")
+                return {"state": "stopped", "stage": stage, "returncode": code}
             tail = log.read_text(errors="replace").replace("\r", "\n").strip().splitlines()[-15:]
             status = {"state": "failed", "stage": stage, "returncode": code,
                       "error": "\n".join(tail) if code != 0 else f"exit 0 but no metrics_{stage}.json was written",
@@ -109,3 +138,16 @@ def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any =
     status = {"state": "done", "seconds": round(time.monotonic() - start, 1)}
     write_json(run_dir / "status.json", status)
     return status
+
+
+def _join_stages(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """A non-zero rank of a multi-task job: the same stages, stdout discarded (rank 0 logs
+    and records; stderr goes to this task's job log); stops at the first stage that fails."""
+    for stage in stage_names(sweep):
+        if (run_dir / f"metrics_{stage}.json").exists():
+            continue
+        code = subprocess.call(stage_argv(sweep, spec, config, run_dir, stage), stdout=subprocess.DEVNULL,
+                               env={**os.environ, **env, "PYTHONUNBUFFERED": "1"})
+        if code != 0:
+            return {"state": "failed", "stage": stage, "returncode": code}
+    return {"state": "done"}

@@ -1,0 +1,37 @@
+"""The fake trainer of the sweep tests: a small script taking thinkspace's arguments.
+
+It records each call, crashes for ``lr 0.5``, is killed (SIGKILL) after writing its first
+checkpoint for ``batch_size 3``, and otherwise writes ``val/accuracy = lr + seed / 10``.
+"""
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+
+FAKE = r'''
+import json, os, signal, sys
+from pathlib import Path
+argv = sys.argv[1:]
+value = lambda flag: argv[argv.index(flag) + 1] if flag in argv else None
+run_dir = Path(value("--run_dir"))
+with open(run_dir.parent / "calls.txt", "a") as f:
+    f.write(json.dumps({"run": run_dir.name, "ckpt": value("--ckpt_path")}) + "\n")
+if value("--model.optimizer.init_args.lr") == "0.5":
+    sys.exit("fake trainer: lr 0.5 diverged")  # a crash, exit 1
+ckpt = run_dir / "checkpoints" / "last.ckpt"
+if value("--data.batch_size") == "3" and not ckpt.exists():
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.write_text("half")
+    os.kill(os.getpid(), signal.SIGKILL)  # killed midway, after its first checkpoint
+metrics = json.loads(value("--trainer.callbacks+"))["init_args"]["path"]
+seed = int(value("--seed_everything") or 0)
+lr = float(value("--model.optimizer.init_args.lr"))
+json.dump({"stage": "fit", "global_step": 5, "metrics": {"val/accuracy": lr + seed / 10, "train/loss": 1.0}},
+          open(metrics, "w"))
+'''
+
+
+def calls(out):
+    return [json.loads(line) for line in (out / "calls.txt").read_text().splitlines()]
