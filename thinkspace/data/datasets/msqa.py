@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 from typing import Any
 
-from thinkspace.data.datasets.benchmark import BenchmarkDataset
-from thinkspace.data.datasets.scannet import SCANNET_FPS, load_posed_frames
+from thinkspace.data.datasets.scannet import SCANNET_FPS
+from thinkspace.data.datasets.scannet_questions import ScanNetQuestions
 from thinkspace.data.schema import SpatialSample, Situation
 from thinkspace.data.video import FrameSampling
 from thinkspace.eval.records import field, read_json_list
@@ -44,7 +43,7 @@ def as_text(text: str) -> str:
     return IMAGE_PLACEHOLDER.sub(lambda m: m.group(1), text)
 
 
-class MSQA(BenchmarkDataset):
+class MSQA(ScanNetQuestions):
     """MSQA (ScanNet part) situated questions with their scene frames.
 
     Args:
@@ -60,27 +59,12 @@ class MSQA(BenchmarkDataset):
         limit: keep the first ``limit`` questions.
     """
 
-    def __init__(
-        self,
-        path: str,
-        scannet_root: str | None = None,
-        num_frames: int = 32,
-        as_video: bool = True,
-        frame_sampling: FrameSampling = "segment_centres",
-        fps: float = SCANNET_FPS,
-        axis_align: bool = True,
-        situation_in_prompt: bool = False,
-        skip_missing: bool = False,
-        limit: int | None = None,
-    ) -> None:
-        super().__init__(skip_missing, limit)
-        self.path = Path(path)
-        self.scannet_root = Path(scannet_root) if scannet_root is not None else self.path.parent
-        self.num_frames = num_frames
-        self.as_video = as_video
-        self.frame_sampling = frame_sampling
-        self.fps = fps
-        self.axis_align = axis_align
+    scene_field = "scan_id"
+
+    def __init__(self, path: str, scannet_root: str | None = None, num_frames: int = 32, as_video: bool = True,
+                 frame_sampling: FrameSampling = "segment_centres", fps: float = SCANNET_FPS, axis_align: bool = True,
+                 situation_in_prompt: bool = False, skip_missing: bool = False, limit: int | None = None) -> None:
+        super().__init__(path, scannet_root, num_frames, as_video, frame_sampling, fps, axis_align, skip_missing, limit)
         self.situation_in_prompt = situation_in_prompt
 
     def _build_index(self) -> list[dict[str, Any]]:
@@ -105,19 +89,9 @@ class MSQA(BenchmarkDataset):
                             "yaw": math.atan2(facing[1], facing[0])})
         return entries
 
-    def scene_dir(self, record: dict[str, Any]) -> Path:
-        return self.scannet_root / str(record["scan_id"])
-
-    def _media(self, entry: dict[str, Any]) -> list[Path]:
-        return [self.scene_dir(entry["record"])]
-
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         record = entry["record"]
-        scene = self.scene_dir(record)
-        if not scene.is_dir():
-            raise FileNotFoundError(
-                f"ScanNet scene folder {scene} not found (sample {entry['id']!r}, {entry['where']})")
-        posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align, self.frame_sampling, self.fps)
+        posed = self.posed_frames(entry)
         xy, yaw = posed.to_world(entry["xy"], entry["yaw"])
         situation, question = as_text(record["situation"]), as_text(record["question"])
         answer = record["answers"][0]
@@ -125,7 +99,7 @@ class MSQA(BenchmarkDataset):
             id=entry["id"], source="msqa", task=str(record.get("type", "msqa")), frames=posed.frames,
             prompt=f"{situation} {question}" if self.situation_in_prompt else question,
             response=answer, answer=answer, answer_type="text", geometry=posed.geometry,
-            timestamps=posed.timestamps if self.as_video else None,
+            timestamps=self.timestamps(posed),
             situation=Situation(position=xy, yaw=yaw, text=situation),
             meta={"scene_id": record["scan_id"], "answers": record["answers"], "scene_position": entry["xy"],
                   "scene_yaw": entry["yaw"], "frame_indices": posed.indices, "where": entry["where"]},

@@ -14,17 +14,14 @@ conversion beyond the frames' own (the records hold no coordinates).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from thinkspace.data.datasets.benchmark import BenchmarkDataset
-from thinkspace.data.datasets.scannet import SCANNET_FPS, load_posed_frames
+from thinkspace.data.datasets.scannet_questions import ScanNetQuestions
 from thinkspace.data.schema import SpatialSample
-from thinkspace.data.video import FrameSampling
 from thinkspace.eval.records import field, read_json_list
 
 
-class ScanQA(BenchmarkDataset):
+class ScanQA(ScanNetQuestions):
     """ScanQA questions with their answers and scene frames.
 
     Args:
@@ -39,27 +36,6 @@ class ScanQA(BenchmarkDataset):
         limit: keep the first ``limit`` questions.
     """
 
-    def __init__(
-        self,
-        path: str,
-        scannet_root: str | None = None,
-        num_frames: int = 32,
-        as_video: bool = True,
-        frame_sampling: FrameSampling = "segment_centres",
-        fps: float = SCANNET_FPS,
-        axis_align: bool = False,
-        skip_missing: bool = False,
-        limit: int | None = None,
-    ) -> None:
-        super().__init__(skip_missing, limit)
-        self.path = Path(path)
-        self.scannet_root = Path(scannet_root) if scannet_root is not None else self.path.parent
-        self.num_frames = num_frames
-        self.as_video = as_video
-        self.frame_sampling = frame_sampling
-        self.fps = fps
-        self.axis_align = axis_align
-
     def _build_index(self) -> list[dict[str, Any]]:
         entries = []
         for where, record in read_json_list(self.path, None):
@@ -72,25 +48,15 @@ class ScanQA(BenchmarkDataset):
             entries.append({"where": where, "id": qid, "record": record})
         return entries
 
-    def scene_dir(self, record: dict[str, Any]) -> Path:
-        return self.scannet_root / str(record["scene_id"])
-
-    def _media(self, entry: dict[str, Any]) -> list[Path]:
-        return [self.scene_dir(entry["record"])]
-
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         record = entry["record"]
-        scene = self.scene_dir(record)
-        if not scene.is_dir():
-            raise FileNotFoundError(
-                f"ScanNet scene folder {scene} not found (sample {entry['id']!r}, {entry['where']})")
-        posed = load_posed_frames(scene, self.num_frames, entry["id"], self.axis_align, self.frame_sampling, self.fps)
+        posed = self.posed_frames(entry)
         answers = record.get("answers") or []
         answer = answers[0] if answers else None
         return SpatialSample(
             id=entry["id"], source="scanqa", task="scanqa", frames=posed.frames, prompt=record["question"],
             response=answer, answer=answer, answer_type="text", geometry=posed.geometry,
-            timestamps=posed.timestamps if self.as_video else None,
+            timestamps=self.timestamps(posed),
             meta={"scene_id": record["scene_id"], "answers": answers, "object_ids": record.get("object_ids"),
                   "object_names": record.get("object_names"), "frame_indices": posed.indices,
                   "where": entry["where"]},
