@@ -94,3 +94,16 @@ def test_quickstart_loss_falls(tmp_path):
     first, last = sum(losses[:3]) / 3, sum(losses[-5:]) / 5
     assert 6.0 < first < 7.5
     assert last < first - 2.0
+
+
+def test_trainer_default_root_dir_is_the_run_directory(tmp_path):
+    run_cli("fit", "--config", str(QUICKSTART), "--trainer.default_root_dir", "elsewhere/mine",
+            "--trainer.max_steps", "1", *FAST, cwd=tmp_path)
+    run = tmp_path / "elsewhere" / "mine"
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "config.yaml").is_file()
+    assert list(run.glob("events.out.tfevents.*"))
+    assert not (tmp_path / "runs").exists()
+    proc = run_cli("fit", "--config", str(QUICKSTART), "--trainer.default_root_dir", "a", "--run_dir", "b",
+                   "--trainer.max_steps", "1", *FAST, cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "--run_dir b and --trainer.default_root_dir a disagree" in proc.stderr

@@ -4,7 +4,7 @@
 runs Lightning's CLI over :class:`SpatialVLM` (or the LightningModule a config names in
 ``model.class_path``, e.g. ``thinkspace.rl.SpatialGRPO``) and :class:`SpatialDataModule` with
 OmegaConf interpolation. Every run writes under one predictable directory,
-``run_dir`` (default ``runs/<stem of the first --config>``)::
+``run_dir`` (default ``--trainer.default_root_dir``, else ``runs/<stem of the first --config>``)::
 
     runs/quickstart/
       config.yaml            # the fully resolved config of the last invocation
@@ -46,13 +46,20 @@ class ThinkspaceCLI(LightningCLI):
             "--run_dir",
             type=str | None,
             default=None,
-            help="Directory for logs, checkpoints and the resolved config (default: runs/<config stem>).",
+            help="Directory for logs, checkpoints and the resolved config (default: --trainer.default_root_dir, else "
+                 "runs/<config stem>).",
         )
 
     def _run_dir(self) -> Path:
+        """``--run_dir``, else ``--trainer.default_root_dir`` (Lightning's name for it), else
+        ``runs/<stem of the first --config>``."""
         config = self.config.get(str(self.subcommand), self.config)
-        if config.get("run_dir"):
-            return Path(config["run_dir"])
+        root = (config.get("trainer") or {}).get("default_root_dir")
+        if config.get("run_dir") and root and Path(config["run_dir"]) != Path(root):
+            raise ValueError(f"--run_dir {config['run_dir']} and --trainer.default_root_dir {root} disagree: "
+                             "both name the run directory; set only --run_dir")
+        if config.get("run_dir") or root:
+            return Path(config.get("run_dir") or root)
         files = config.get("config") or []
         stem = Path(str(files[0])).stem if files else "default"
         return Path("runs") / stem
