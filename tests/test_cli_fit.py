@@ -12,11 +12,11 @@ from cli_helpers import FAST, QUICKSTART, run_cli, weights
 pytestmark = pytest.mark.slow
 
 
-def fit(tmp: Path, run: str, steps: int, *extra: str, check: bool = True):
+def fit(tmp: Path, run: str, steps: int, *extra: str, check: bool = True, env: dict[str, str] | None = None):
     return run_cli(
         "fit", "--config", str(QUICKSTART), "--run_dir", f"runs/{run}", "--trainer.max_steps", str(steps),
         # a fixed schedule length, so a run stopped early follows the same schedule
-        "--model.scheduler.init_args.total_steps", "16", *FAST, *extra, cwd=tmp, check=check,
+        "--model.scheduler.init_args.total_steps", "16", *FAST, *extra, cwd=tmp, check=check, env=env,
     )
 
 
@@ -51,8 +51,11 @@ def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, stop, work
     fit(tmp_path, "straight", 16, "--data.num_workers", workers)
     fit(tmp_path, "resumed", stop, "--data.num_workers", workers)
     first = sorted((tmp_path / "runs/resumed").glob("events.out.tfevents.*"))
-    fit(tmp_path, "resumed", 16, "--ckpt_path", "last", "--trainer.log_every_n_steps", "1",
-        "--data.num_workers", workers)
+    proc = fit(tmp_path, "resumed", 16, "--ckpt_path", "last", "--trainer.log_every_n_steps", "1",
+               "--data.num_workers", workers, env={"PYTHONWARNINGS": "default"})
+    assert "not resumable" not in proc.stderr  # Lightning's warning: the loader says it resumes (it does)
+    assert f"Resumed from {tmp_path / 'runs/resumed/checkpoints/last.ckpt'}: step {stop}, epoch {stop // 10}, " \
+           f"{stop * 4} samples seen" in proc.stderr
     # the second invocation continued from the checkpoint: it logged only steps after `stop`
     (second,) = set((tmp_path / "runs/resumed").glob("events.out.tfevents.*")) - set(first)
     acc = EventAccumulator(str(second))
@@ -107,3 +110,12 @@ def test_trainer_default_root_dir_is_the_run_directory(tmp_path):
                    "--trainer.max_steps", "1", *FAST, cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "--run_dir b and --trainer.default_root_dir a disagree" in proc.stderr
+
+
+def test_resume_without_a_checkpoint_says_it_starts_over(tmp_path):
+    proc = fit(tmp_path, "never", 2, "--ckpt_path", "last")
+    checkpoints = (tmp_path / "runs/never/checkpoints").resolve()
+    assert f"--ckpt_path last: no last.ckpt in {checkpoints} (the run stopped before its first checkpoint, " \
+           "or never ran): starting from step 0" in proc.stderr
+    ckpt = torch.load(tmp_path / "runs/never/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 2

@@ -92,6 +92,6 @@ def report_missing_last(ckpt_path: Any, checkpoints: list[Path]) -> None:
     warnings.filterwarnings("ignore", message=r'.*ckpt_path="last"\) is set, but there is no last checkpoint')
     if rank_zero_only.rank != 0:
         return
-    where = ", ".join(map(str, checkpoints)) or "the run directory"
+    where = ", ".join(dict.fromkeys(map(str, checkpoints))) or "the run directory"
     print(f"--ckpt_path last: no last.ckpt in {where} (the run stopped before its first checkpoint, "
           "or never ran): starting from step 0", file=sys.stderr, flush=True)

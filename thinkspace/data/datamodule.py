@@ -6,6 +6,7 @@ from functools import partial
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from thinkspace.data.sampler import EpochSampler
@@ -101,7 +102,7 @@ class SpatialDataModule(L.LightningDataModule):
         if shuffle and trainer:
             sampler.progress = partial(self._progress, -(-len(sampler) // batch_size))
         collate = self.trainer.lightning_module.collator(with_response=with_response)
-        return DataLoader(
+        return EpochLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -121,6 +122,25 @@ class SpatialDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", shuffle=False, with_response=False)
+
+
+class EpochLoader(DataLoader):
+    """A ``DataLoader`` over an :class:`~thinkspace.data.sampler.EpochSampler`, resumable the way
+    Lightning asks (``state_dict`` / ``load_state_dict``), by construction.
+
+    Its position needs no saved state: the sampler reads it from the loop's batch count, which the
+    checkpoint restores. What it saves is what that position means, the seed and the dataset
+    length; a resume with other ones says, in one line, that the order will not match.
+    """
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": self.sampler.seed, "length": self.sampler.length}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        now = self.state_dict()
+        if state and state != now:
+            rank_zero_warn(f"resuming with training data seed/length {now} where the checkpoint had {state}: the "
+                           "order continues from the same batch count but is not the uninterrupted run's")
 
 
 def accumulation_steps(global_batch: int, processes: int, batch_size: int, configured: int = 1) -> int:
