@@ -51,13 +51,14 @@ def kill_after_first_checkpoint(cwd: Path, run: str, args: list[str]) -> tuple[i
     return ckpt["global_step"], ckpt["state_dict"]
 
 
-@pytest.mark.parametrize(("args", "steps"), [(VLM, 14), (GRPO, 5)], ids=["spatial-vlm", "grpo"])
-def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, args, steps):
+@pytest.mark.parametrize(("args", "steps", "batch"), [(VLM, 14, 4), (GRPO, 5, 2)], ids=["spatial-vlm", "grpo"])
+def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, args, steps, batch):
     args = [*args, "--trainer.max_steps", str(steps)]
     killed_at, at_kill = kill_after_first_checkpoint(tmp_path, "killed", args)
     assert 0 < killed_at < steps
     resumed = run_cli("fit", *args, "--run_dir", "runs/killed", "--ckpt_path", "last", cwd=tmp_path, env=ENV)
-    assert f"Resumed from {tmp_path / 'runs/killed/checkpoints/last.ckpt'}: step {killed_at}, epoch 0, " in resumed.stderr
+    last = tmp_path / "runs/killed/checkpoints/last.ckpt"
+    assert f"Resumed from {last}: step {killed_at}, epoch 0, {killed_at * batch} samples seen" in resumed.stderr
     run_cli("fit", *args, "--run_dir", "runs/straight", cwd=tmp_path, env=ENV)
     a = weights(tmp_path / "runs/straight/checkpoints/last.ckpt")
     b = weights(tmp_path / "runs/killed/checkpoints/last.ckpt")
