@@ -17,7 +17,7 @@ import torch
 from cli_helpers import FAST, QUICKSTART, REPO, run_cli, weights
 
 pytestmark = pytest.mark.slow
-#: the subprocesses import the test reward from this folder
+#: the subprocesses import the test reward (ddp_probe.length_reward: spread in every group) from this folder
 ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
 
 #: quickstart, 10 batches per epoch, one data worker, validation (and its checkpoint) every 3 batches
@@ -28,7 +28,7 @@ VLM = ["--config", str(QUICKSTART), *FAST, "--data.num_workers", "1", "--checkpo
 #: GRPO in miniature: no validation, so only the step checkpoint (every 2 steps) saves it
 GRPO = ["--config", str(REPO / "configs" / "3dthinker" / "stage2_grpo_tiny.yaml"), "--model.group_size", "4",
         "--model.max_new_tokens", "20", "--data.batch_size", "2", "--checkpoint_every_n_steps", "2",
-        "--model.rewards.varied", "varied_reward.varied_reward",
+        "--model.rewards.length", "ddp_probe.length_reward",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
