@@ -4,13 +4,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from thinkspace.progress_bar import ThinkspaceRichBar, ThinkspaceTQDMBar, epoch_total
+from thinkspace.progress_bar import ThinkspaceRichBar, ThinkspaceTQDMBar, data_epoch, epoch_total
 
 
-def trainer(batches_done: int, global_step: int, max_steps: int = 300, per_epoch: int = 128, accumulate: int = 1):
+def trainer(batches_done: int, global_step: int, max_steps: int = 300, per_epoch: int = 128, accumulate: int = 1,
+            lightning_epoch: int = 3):
     progress = SimpleNamespace(total=SimpleNamespace(ready=batches_done))
     return SimpleNamespace(num_training_batches=per_epoch, max_steps=max_steps, max_epochs=-1, global_step=global_step,
-                           accumulate_grad_batches=accumulate,
+                           accumulate_grad_batches=accumulate, current_epoch=lightning_epoch,
                            fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress)))
 
 
@@ -36,9 +37,15 @@ def test_bars_use_the_epoch_total(bar):
     assert instance.total_train_batches == 44
 
 
+def test_the_epoch_shown_is_the_data_epoch_not_lightning_counter():
+    # resumed from a max_steps checkpoint 25 batches into epoch 2: Lightning's counter says 3
+    assert data_epoch(trainer(281, 281, lightning_epoch=3)) == 2
+    assert data_epoch(trainer(256, 256, lightning_epoch=2)) == 2
+
+
 def test_rich_description_has_no_negative_epoch_count():
     bar = ThinkspaceRichBar()
     bar._trainer = trainer(281, 281)
-    assert bar._get_train_description(2).strip() == "Epoch 2"
+    assert bar._get_train_description(3).strip() == "Epoch 2"
     bar._trainer.max_epochs = 5
-    assert bar._get_train_description(2).strip() == "Epoch 2/4"
+    assert bar._get_train_description(3).strip() == "Epoch 2/4"

@@ -3,7 +3,9 @@
 Lightning shows ``Epoch 2/-2`` when only ``max_steps`` is set (``max_epochs`` is then -1), and after a
 mid-epoch resume a total of "steps left" against a count of "batches into the epoch" (``64/19``).
 Here the bar counts batches into the epoch against the batch at which this epoch will end: the
-epoch's length, or sooner when ``max_steps`` stops the run inside it.
+epoch's length, or sooner when ``max_steps`` stops the run inside it; and the epoch it names is the
+one the data is in (a checkpoint written when ``max_steps`` stopped a run mid-epoch records that
+epoch as completed, so Lightning's counter is one ahead after such a resume).
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ def epoch_total(trainer: Any) -> int | float:
     return min(per_epoch, done + left)
 
 
+def data_epoch(trainer: Any) -> int:
+    """The epoch the training data is in, from the loop's batch count (as the sampler reads it)."""
+    per_epoch = trainer.num_training_batches
+    if not per_epoch or per_epoch == float("inf"):
+        return trainer.current_epoch
+    return int(trainer.fit_loop.epoch_loop.batch_progress.total.ready) // int(per_epoch)
+
+
 class EpochTotal:
     """Mixin for a Lightning progress bar: :func:`epoch_total` as the training total."""
 
@@ -33,16 +43,20 @@ class EpochTotal:
 
 
 class ThinkspaceTQDMBar(EpochTotal, TQDMProgressBar):
-    """Lightning's tqdm bar with the epoch total of :func:`epoch_total`."""
+    """Lightning's tqdm bar with the epoch total of :func:`epoch_total` and :func:`data_epoch`."""
+
+    def on_train_epoch_start(self, trainer: Any, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description(f"Epoch {data_epoch(trainer)}")
 
 
 class ThinkspaceRichBar(EpochTotal, RichProgressBar):
-    """Lightning's rich bar with the epoch total of :func:`epoch_total`, and no ``/-2`` after the
-    epoch when the run is limited by steps, not epochs."""
+    """Lightning's rich bar with the epoch total of :func:`epoch_total`, :func:`data_epoch`, and no
+    ``/-2`` after the epoch when the run is limited by steps, not epochs."""
 
     def _get_train_description(self, current_epoch: int) -> str:
         max_epochs = self.trainer.max_epochs
-        description = f"Epoch {current_epoch}" + (f"/{max_epochs - 1}" if max_epochs and max_epochs > 0 else "")
+        description = f"Epoch {data_epoch(self.trainer)}" + (f"/{max_epochs - 1}" if max_epochs and max_epochs > 0 else "")
         if len(self.validation_description) > len(description):  # as Lightning: no flicker between bars
             description = f"{description:{len(self.validation_description)}}"
         return description
