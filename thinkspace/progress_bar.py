@@ -56,7 +56,9 @@ class ThinkspaceRichBar(EpochTotal, RichProgressBar):
 
     def _get_train_description(self, current_epoch: int) -> str:
         max_epochs = self.trainer.max_epochs
-        description = f"Epoch {data_epoch(self.trainer)}" + (f"/{max_epochs - 1}" if max_epochs and max_epochs > 0 else "")
+        description = f"Epoch {data_epoch(self.trainer)}"
+        if max_epochs and max_epochs > 0:  # Lightning adds "/{max_epochs - 1}" always: "/-2" for step-limited runs
+            description += f"/{max_epochs - 1}"
         if len(self.validation_description) > len(description):  # as Lightning: no flicker between bars
             description = f"{description:{len(self.validation_description)}}"
         return description
