@@ -16,10 +16,10 @@ QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A run directory as ``thinkspace fit ... --ckpt_path last`` leaves it: the saved config holds the
-    keys of that invocation (``ckpt_path``, ``weights_only``, ``run_dir``)."""
+    keys of that invocation (``ckpt_path``, ``weights_only``) and of the run (``run_dir``, ...)."""
     run = tmp_path_factory.mktemp("runs") / "quick"
     config = yaml.safe_load(QUICKSTART.read_text())
-    config.update(run_dir=str(run), ckpt_path="last", weights_only=None)
+    config.update(run_dir=str(run), checkpoint_every_n_steps=500, ckpt_path="last", weights_only=None)
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     module, _ = module_from_config([QUICKSTART])
