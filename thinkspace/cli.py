@@ -9,8 +9,11 @@ OmegaConf interpolation. Every run writes under one predictable directory,
     runs/quickstart/
       config.yaml            # the fully resolved config of the last invocation
       events.out.tfevents.*  # TensorBoard
-      checkpoints/last.ckpt  # resume with --ckpt_path last
+      checkpoints/last.ckpt  # resume with --ckpt_path last (exact: docs/architecture.md)
       predictions_test_<benchmark>.jsonl, scores_test_<benchmark>.json  # test/predict on a benchmark
+
+``last.ckpt`` is rewritten at validation (or epoch end) and every ``--checkpoint_every_n_steps``
+optimizer steps (:mod:`thinkspace.resume`).
 
 Other subcommands (``synth``, ...) are plain argparse programs dispatched by name.
 """
