@@ -25,7 +25,7 @@ FAST = [
 
 def run_cli(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``thinkspace *args`` in ``cwd``; the tiny-model cache is shared via the environment."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore", **(env or {}))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", **(env or {})}  # env overrides
     proc = subprocess.run(
         [sys.executable, "-m", "thinkspace.cli", *args], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=600,

@@ -96,3 +96,20 @@ def test_ddp_grpo_equals_one_process_with_rollouts_seeded_per_prompt(tmp_path):
     # on one rank, and the token mean covers every rank's completions
     path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
     _ddp_matches_one_process(tmp_path, GRPO, GRPO_FAST, steps=2, env={"PYTHONPATH": path})
+
+
+def test_two_process_run_stopped_mid_epoch_and_resumed_ends_with_the_same_weights(tmp_path):
+    # 40 samples, 2 ranks x batch 4: 5 steps per epoch; stopped at 3, resumed to 10 (two epochs), one data
+    # worker per rank; every rank reads its position from the restored batch count
+    common = ["fit", "--config", str(QUICKSTART), *FAST, "--data.num_workers", "1", "--trainer.strategy", "ddp",
+              "--trainer.devices", "2", "--model.scheduler.init_args.total_steps", "10"]
+    run_cli(*common, "--run_dir", "runs/straight", "--trainer.max_steps", "10", cwd=tmp_path)
+    run_cli(*common, "--run_dir", "runs/resumed", "--trainer.max_steps", "3", cwd=tmp_path)
+    proc = run_cli(*common, "--run_dir", "runs/resumed", "--trainer.max_steps", "10", "--ckpt_path", "last",
+                   cwd=tmp_path)
+    assert proc.stderr.count(": step 3, epoch 0, 24 samples seen") == 1  # over both ranks, printed once
+    a = torch.load(tmp_path / "runs/straight/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    b = torch.load(tmp_path / "runs/resumed/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert a["global_step"] == b["global_step"] == 10
+    for name, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], value, rtol=0, atol=0, msg=f"{name} differs after resume")

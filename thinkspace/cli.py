@@ -4,13 +4,16 @@
 runs Lightning's CLI over :class:`SpatialVLM` (or the LightningModule a config names in
 ``model.class_path``, e.g. ``thinkspace.rl.SpatialGRPO``) and :class:`SpatialDataModule` with
 OmegaConf interpolation. Every run writes under one predictable directory,
-``run_dir`` (default ``runs/<stem of the first --config>``)::
+``run_dir`` (default ``--trainer.default_root_dir``, else ``runs/<stem of the first --config>``)::
 
     runs/quickstart/
       config.yaml            # the fully resolved config of the last invocation
       events.out.tfevents.*  # TensorBoard
-      checkpoints/last.ckpt  # resume with --ckpt_path last
+      checkpoints/last.ckpt  # resume with --ckpt_path last (exact: docs/architecture.md)
       predictions_test_<benchmark>.jsonl, scores_test_<benchmark>.json  # test/predict on a benchmark
+
+``last.ckpt`` is rewritten at validation (or epoch end) and every ``--checkpoint_every_n_steps``
+optimizer steps (:mod:`thinkspace.resume`).
 
 Other subcommands (``synth``, ...) are plain argparse programs dispatched by name.
 """
@@ -22,13 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningModule
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, ThroughputMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
+from thinkspace.progress_bar import progress_bar
+from thinkspace.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
+                               run_checkpoint, step_checkpoint)
 from thinkspace.throughput import Throughput
 
 #: subcommands that are not Lightning's: name -> module with ``main(argv) -> int``.
@@ -46,13 +52,29 @@ class ThinkspaceCLI(LightningCLI):
             "--run_dir",
             type=str | None,
             default=None,
-            help="Directory for logs, checkpoints and the resolved config (default: runs/<config stem>).",
+            help="Directory for logs, checkpoints and the resolved config (default: --trainer.default_root_dir, else "
+                 "runs/<config stem>).",
+        )
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int,
+            default=CHECKPOINT_EVERY_N_STEPS,
+            help="Rewrite checkpoints/last.ckpt every N optimizer steps (0: only at validation and epoch ends).",
         )
 
+    def _subcommand_config(self) -> Any:
+        return self.config.get(str(self.subcommand), self.config)
+
     def _run_dir(self) -> Path:
-        config = self.config.get(str(self.subcommand), self.config)
-        if config.get("run_dir"):
-            return Path(config["run_dir"])
+        """``--run_dir``, else ``--trainer.default_root_dir`` (Lightning's name for it), else
+        ``runs/<stem of the first --config>``."""
+        config = self._subcommand_config()
+        root = (config.get("trainer") or {}).get("default_root_dir")
+        if config.get("run_dir") and root and Path(config["run_dir"]) != Path(root):
+            raise ValueError(f"--run_dir {config['run_dir']} and --trainer.default_root_dir {root} disagree: "
+                             "both name the run directory; set only --run_dir")
+        if config.get("run_dir") or root:
+            return Path(config.get("run_dir") or root)
         files = config.get("config") or []
         stem = Path(str(files[0])).stem if files else "default"
         return Path("runs") / stem
@@ -69,7 +91,17 @@ class ThinkspaceCLI(LightningCLI):
         if config.get("enable_checkpointing", True) is not False and not any(
             isinstance(c, ModelCheckpoint) for c in listed
         ):
-            callbacks = [*callbacks, ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True)]
+            callbacks = [*callbacks, run_checkpoint(run_dir / "checkpoints")]
+            every = self._subcommand_config().get("checkpoint_every_n_steps")
+            if self.subcommand == "fit" and every:  # a crash loses at most `every` steps, validation or not
+                callbacks = [*callbacks, step_checkpoint(run_dir / "checkpoints", every)]
+        if self.subcommand == "fit":
+            # one line saying what was resumed; dropout keyed by the batch, so resumes are exact
+            callbacks = [*callbacks, ResumeReport(), SeedPerBatch()]
+        if config.get("enable_progress_bar", True) is not False and not any(
+            isinstance(c, ProgressBar) for c in listed
+        ):
+            callbacks = [*callbacks, progress_bar()]  # right epoch totals for step-limited and resumed runs
         if self.subcommand == "fit" and config.get("logger") is not False and not any(
             isinstance(c, ThroughputMonitor) for c in [*listed, *callbacks]
         ):
@@ -77,6 +109,11 @@ class ThinkspaceCLI(LightningCLI):
         if self.subcommand in ("test", "predict") and not any(isinstance(c, BenchmarkPredictions) for c in listed):
             callbacks = [*callbacks, BenchmarkPredictions()]  # predictions jsonl + scores in the run dir
         return super()._instantiate_trainer(config, callbacks)
+
+    def before_fit(self) -> None:
+        folders = [Path(c.dirpath) for c in self.trainer.checkpoint_callbacks
+                   if isinstance(c, ModelCheckpoint) and c.dirpath]
+        report_missing_last(self._subcommand_config().get("ckpt_path"), folders)
 
 
 def check_gpu_count(accelerator: Any, devices: Any) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from thinkspace.data.sampler import EpochSampler
@@ -63,20 +65,25 @@ class SpatialDataModule(L.LightningDataModule):
             self.trainer.accumulate_grad_batches = accumulation_steps(
                 self.global_batch_size, self.trainer.world_size, self.batch_size, self.trainer.accumulate_grad_batches)
 
-    def _progress(self) -> tuple[int, int]:
+    def _progress(self, loader_batches: int) -> tuple[int, int]:
         """(epoch, batches already done in it), from the count of training batches so far.
 
         Lightning's own epoch counter is not trusted here: a checkpoint written when
         ``max_steps`` stops a run mid-epoch records that epoch as completed, and the
         resumed run would draw the next epoch's order. The total batch count does not
-        lie, and divided by the batches per epoch it gives both numbers.
+        lie, and divided by the batches per epoch it gives both numbers. The batches per
+        epoch come from the loader itself (``loader_batches``, cut by
+        ``trainer.limit_train_batches`` as Lightning cuts it), not from
+        ``trainer.num_training_batches``: with ``num_workers > 0`` the sampler is iterated
+        as soon as the loader's iterator is built, before Lightning has counted the batches
+        of a resumed run.
         """
         trainer = self.trainer
-        done = trainer.fit_loop.epoch_loop.batch_progress.total.ready
-        per_epoch = trainer.num_training_batches
-        if not per_epoch or per_epoch == float("inf"):
+        done = int(trainer.fit_loop.epoch_loop.batch_progress.total.ready)
+        per_epoch = epoch_batches(loader_batches, trainer.limit_train_batches)
+        if per_epoch <= 0:
             return trainer.current_epoch, 0
-        return divmod(int(done), int(per_epoch))
+        return divmod(done, per_epoch)
 
     def _loader(self, split: str, shuffle: bool, with_response: bool = True) -> DataLoader:
         dataset = self.datasets[split]
@@ -91,10 +98,11 @@ class SpatialDataModule(L.LightningDataModule):
             batch_size=batch_size,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
-            progress=self._progress if shuffle and trainer else None,
         )
+        if shuffle and trainer:
+            sampler.progress = partial(self._progress, -(-len(sampler) // batch_size))
         collate = self.trainer.lightning_module.collator(with_response=with_response)
-        return DataLoader(
+        return EpochLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -114,6 +122,25 @@ class SpatialDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", shuffle=False, with_response=False)
+
+
+class EpochLoader(DataLoader):
+    """A ``DataLoader`` over an :class:`~thinkspace.data.sampler.EpochSampler`, resumable the way
+    Lightning asks (``state_dict`` / ``load_state_dict``), by construction.
+
+    Its position needs no saved state: the sampler reads it from the loop's batch count, which the
+    checkpoint restores. What it saves is what that position means, the seed and the dataset
+    length; a resume with other ones says, in one line, that the order will not match.
+    """
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": self.sampler.seed, "length": self.sampler.length}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        now = self.state_dict()
+        if state and state != now:
+            rank_zero_warn(f"resuming with training data seed/length {now} where the checkpoint had {state}: the "
+                           "order continues from the same batch count but is not the uninterrupted run's")
 
 
 def accumulation_steps(global_batch: int, processes: int, batch_size: int, configured: int = 1) -> int:
@@ -137,3 +164,13 @@ def accumulation_steps(global_batch: int, processes: int, batch_size: int, confi
             f"= {processes} processes x batch {batch_size} x {steps} accumulation steps; set only one of them"
         )
     return steps
+
+
+def epoch_batches(loader_batches: int, limit: int | float | None) -> int:
+    """Training batches per epoch: ``loader_batches`` cut by ``trainer.limit_train_batches``
+    (an int caps the count, a float is a fraction), the rule Lightning applies."""
+    if limit is None:
+        return loader_batches
+    if isinstance(limit, int):
+        return min(loader_batches, limit)
+    return int(loader_batches * limit)

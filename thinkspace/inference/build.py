@@ -9,14 +9,34 @@ from typing import Any
 import torch
 
 
+#: arguments of ``Trainer.fit/validate/test/predict`` that a run's saved ``config.yaml`` holds
+#: (``ckpt_path: last``, ...): they belong to that invocation, not to the model, and are ignored here.
+RUN_KEYS = ("ckpt_path", "weights_only", "verbose", "return_predictions")
+
+
 def cli_from_config(files: list[str | Path], overrides: list[str] | None = None) -> Any:
     """Lightning's CLI over a training config, instantiated as ``thinkspace fit`` would (on the
-    CPU, one process, no logger) but not run: ``.model`` and ``.datamodule`` are built."""
+    CPU, one process, no logger) but not run: ``.model`` and ``.datamodule`` are built.
+
+    A run's own ``config.yaml`` is accepted: the keys of the invocation that wrote it
+    (:data:`RUN_KEYS`) are read and ignored.
+
+    Raises:
+        ValueError: naming the config files and the parser's complaint (a library call never
+            exits the process or prints a usage line).
+    """
+    from jsonargparse import ArgumentError
     from lightning.pytorch import LightningModule
 
     from thinkspace.cli import ThinkspaceCLI, names_model_class
     from thinkspace.data.datamodule import SpatialDataModule
     from thinkspace.modules.spatial_vlm import SpatialVLM
+
+    class ModelOnlyCLI(ThinkspaceCLI):
+        def add_arguments_to_parser(self, parser: Any) -> None:
+            super().add_arguments_to_parser(parser)
+            for key in RUN_KEYS:
+                parser.add_argument(f"--{key}", type=Any, default=None, help="belongs to a run; ignored here")
 
     args = [a for f in files for a in ("--config", str(f))]
     args += [*(overrides or []), "--trainer.logger", "false", "--trainer.accelerator", "cpu",
@@ -24,9 +44,13 @@ def cli_from_config(files: list[str | Path], overrides: list[str] | None = None)
     subclass = names_model_class(args)
     argv, sys.argv = sys.argv, sys.argv[:1]  # a library call: the caller's command line is not ours
     try:
-        return ThinkspaceCLI(LightningModule if subclass else SpatialVLM, SpatialDataModule,
-                             subclass_mode_model=subclass, run=False, save_config_callback=None,
-                             parser_kwargs={"parser_mode": "omegaconf"}, auto_configure_optimizers=False, args=args)
+        return ModelOnlyCLI(LightningModule if subclass else SpatialVLM, SpatialDataModule,
+                            subclass_mode_model=subclass, run=False, save_config_callback=None,
+                            parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
+                            auto_configure_optimizers=False, args=args)
+    except ArgumentError as error:
+        names = ", ".join(map(str, files))
+        raise ValueError(f"config {names} is not a valid training config: {error}") from None
     finally:
         sys.argv = argv
 
