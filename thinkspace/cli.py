@@ -27,6 +27,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from thinkspace.data.datamodule import SpatialDataModule
+from thinkspace.errors import BAD_INPUT, run_reporting_errors
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.throughput import Throughput
@@ -36,6 +37,21 @@ TOOLS = {"synth": "thinkspace.synth.command", "score": "thinkspace.eval.command"
          "cache-teacher": "thinkspace.teachers.command", "points": "thinkspace.points",
          "sweep": "thinkspace.sweep.command", "export": "thinkspace.inference.export",
          "ask": "thinkspace.inference.ask"}
+
+#: every subcommand with one line: ``thinkspace --help`` and the unknown-command error list them.
+COMMANDS = {
+    "fit": "train a model (Lightning's CLI over SpatialVLM or the config's model.class_path)",
+    "validate": "run the validation loop of a config on a checkpoint",
+    "test": "test on a benchmark: predictions in its own format and scores in the run dir",
+    "predict": "predict on a benchmark: predictions in its own format in the run dir",
+    "synth": "render the synthetic spatial world (views, video walks, questions) to a folder",
+    "score": "score a predictions file as the benchmark's official evaluator does",
+    "sweep": "run an ablation grid locally or on SLURM and tabulate the results",
+    "export": "a trained run as a Hugging Face model directory plus thinkspace's heads",
+    "ask": "answer a question about images or a video with a trained or exported model",
+    "points": "write the point clouds a model's 3D latents decode to, for a few samples",
+    "cache-teacher": "run a config's geometry teacher once over its data and cache the features",
+}
 
 
 class ThinkspaceCLI(LightningCLI):
@@ -116,13 +132,36 @@ def names_model_class(args: list[str]) -> bool:
     return False
 
 
+def command_list() -> str:
+    """One line per subcommand, for ``--help`` and the unknown-command error."""
+    width = max(map(len, COMMANDS))
+    return "\n".join(f"  {name:<{width}}  {line}" for name, line in COMMANDS.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``thinkspace`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in TOOLS:
+    first = next((a for a in args if a != "--debug"), None)
+    if first in (None, "-h", "--help"):
+        print("usage: thinkspace COMMAND [--debug] ...  (thinkspace COMMAND --help for its options)\n\n"
+              f"commands:\n{command_list()}\n\n--debug: show the traceback of an error, not just its one line")
+        return 0 if first else BAD_INPUT
+    if first.startswith("-"):  # Lightning's own options before the subcommand (--config F fit)
+        named = next((a for a in args if a in ("fit", "validate", "test", "predict")), "fit")
+        return run_reporting_errors(named, run_lightning, args)
+    if first not in COMMANDS:
+        print(f"thinkspace: error: unknown command {first!r}; expected one of:\n{command_list()}", file=sys.stderr)
+        return BAD_INPUT
+    rest = args[args.index(first) + 1:] + (["--debug"] if "--debug" in args[:args.index(first)] else [])
+    if first in TOOLS:
         import importlib
 
-        return int(importlib.import_module(TOOLS[args[0]]).main(args[1:]) or 0)
+        return run_reporting_errors(first, importlib.import_module(TOOLS[first]).main, rest)
+    return run_reporting_errors(first, lambda lightning_args: run_lightning([first, *lightning_args]), rest)
+
+
+def run_lightning(args: list[str]) -> int:
+    """``thinkspace fit|validate|test|predict ...``: Lightning's CLI over the config's module."""
     # A config whose `model` names a class_path (e.g. thinkspace.rl.SpatialGRPO) selects that
     # LightningModule; without one the model is SpatialVLM, as in every stage-1 config.
     subclass = names_model_class(args)
@@ -135,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         parser_kwargs={"parser_mode": "omegaconf"},
         trainer_defaults={"use_distributed_sampler": False},
         auto_configure_optimizers=False,
-        args=argv,  # None: Lightning reads sys.argv itself
+        args=args,
     )
     return 0
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from thinkspace.checkpoint_file import read_checkpoint
+
 
 def cli_from_config(files: list[str | Path], overrides: list[str] | None = None) -> Any:
     """Lightning's CLI over a training config, instantiated as ``thinkspace fit`` would (on the
@@ -57,7 +59,7 @@ def load_checkpoint(module: torch.nn.Module, ckpt: str | Path, config: str | Pat
     path = Path(ckpt).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path)
     state = state.get("state_dict", state)
     own = module.state_dict()
     missing = [k for k in own if k not in state]
