@@ -29,6 +29,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.errors import BAD_INPUT, run_reporting_errors
 from thinkspace.eval.predictions import BenchmarkPredictions
+from thinkspace.noise import silence_known_noise
+from thinkspace.run_summary import FitSummary
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.throughput import Throughput
 
@@ -90,6 +92,8 @@ class ThinkspaceCLI(LightningCLI):
             isinstance(c, ThroughputMonitor) for c in [*listed, *callbacks]
         ):
             callbacks = [*callbacks, Throughput()]  # samples/s, tokens/s, MFU estimate in the logs
+        if self.subcommand == "fit":
+            callbacks = [*callbacks, FitSummary(run_dir)]
         if self.subcommand in ("test", "predict") and not any(isinstance(c, BenchmarkPredictions) for c in listed):
             callbacks = [*callbacks, BenchmarkPredictions()]  # predictions jsonl + scores in the run dir
         return super()._instantiate_trainer(config, callbacks)
@@ -146,12 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: thinkspace COMMAND [--debug] ...  (thinkspace COMMAND --help for its options)\n\n"
               f"commands:\n{command_list()}\n\n--debug: show the traceback of an error, not just its one line")
         return 0 if first else BAD_INPUT
-    if first.startswith("-"):  # Lightning's own options before the subcommand (--config F fit)
+    if first.startswith("-"):
+        silence_known_noise()  # Lightning's own options before the subcommand (--config F fit)
         named = next((a for a in args if a in ("fit", "validate", "test", "predict")), "fit")
         return run_reporting_errors(named, run_lightning, args)
     if first not in COMMANDS:
         print(f"thinkspace: error: unknown command {first!r}; expected one of:\n{command_list()}", file=sys.stderr)
         return BAD_INPUT
+    silence_known_noise(quiet_trainer=first in ("ask", "export", "points"))
     rest = args[args.index(first) + 1:] + (["--debug"] if "--debug" in args[:args.index(first)] else [])
     if first in TOOLS:
         import importlib
