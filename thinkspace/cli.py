@@ -25,7 +25,9 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 
+from thinkspace.cpu_threads import set_cpu_threads
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.errors import BAD_INPUT, run_reporting_errors
 from thinkspace.eval.predictions import BenchmarkPredictions
@@ -77,6 +79,9 @@ class ThinkspaceCLI(LightningCLI):
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Any:
         check_gpu_count(config.get("accelerator"), config.get("devices"))
+        threads = set_cpu_threads(config.get("accelerator")) if self.subcommand else None  # not for `ask`
+        if threads:
+            rank_zero_info(threads)
         run_dir = self._run_dir()
         if config.get("default_root_dir") is None:
             config["default_root_dir"] = str(run_dir)
