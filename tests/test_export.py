@@ -240,6 +240,15 @@ def test_a_directory_without_manifest_loads_as_a_plain_vlm_with_a_warning(stage1
     assert generated == [] and not (tmp_path / "b.png").exists()
 
 
+def test_exported_files_get_the_users_umask_not_0600(stage1):
+    from thinkspace.file_modes import current_umask
+
+    _, _, out = stage1
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()}
+    assert "model.safetensors" in modes and "thinkspace_heads.safetensors" in modes
+    assert set(modes.values()) == {0o666 & ~current_umask()}, modes
+
+
 def test_heads_are_loaded_strictly(stage1, tmp_path):
     import shutil
 

@@ -33,6 +33,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from thinkspace.data.schema import SpatialSample
+from thinkspace.file_modes import apply_umask
 from thinkspace.teachers.base import TeacherFeatures
 
 SIGNATURE = "signature.json"
@@ -173,6 +174,7 @@ class CacheWriter:
         path = self.root / f"shard-{self.next_shard:05d}.safetensors"
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         save_file(self.tensors, str(tmp), metadata={"samples": json.dumps(self.pending)})
+        apply_umask(tmp)  # save_file creates 0600
         os.replace(tmp, path)
         self.done.update(self.pending)
         self.next_shard += self.world_size
