@@ -46,6 +46,40 @@ def one_line(error: BaseException) -> str:
     return " ".join(lines)
 
 
+#: jsonargparse lines that only say which union member was tried
+_PARSER_SCAFFOLDING = ("Errors:", "Subtypes:", "Does not validate against any of the Union subtypes",
+                       "Given value type:", "Expected a <class 'NoneType'>")
+
+
+def parser_error_summary(stderr: str) -> str:
+    """jsonargparse's error output (usage, tip and an indented tree of union members tried) as one line.
+
+    Keeps the key (``Parser key "model.objectives"``), the reasons (``Problem with given class_path
+    'x.Nope': module 'x' has no attribute 'Nope'``, ``Expected a typing.Literal[...]``) and the first
+    given value; drops the usage text and the tree's scaffolding.
+    """
+    start = stderr.rfind("error:")
+    lines = [line.strip().lstrip("- ").strip() for line in stderr[max(start, 0):].strip().splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return stderr.strip()
+    kept = [lines[0].removeprefix("error:").strip()]
+    for previous, line in zip(lines, lines[1:]):
+        if line.startswith(_PARSER_SCAFFOLDING) or line.startswith(("usage:", "tip:")):
+            continue
+        if line.startswith("Given value:"):
+            if not any(k.startswith("Given value:") for k in kept):
+                kept.append(line)
+            continue
+        if line in kept:
+            continue
+        if kept[-1].endswith(":"):  # a heading and its reason read as one phrase
+            kept[-1] = f"{kept[-1]} {line}"
+        else:
+            kept.append(line)
+    return "; ".join(kept)
+
+
 def run_reporting_errors(command: str, run: Callable[[list[str]], int | None], argv: list[str]) -> int:
     """``run(argv)``'s exit code; bad input (:data:`INPUT_ERRORS`) printed as one line, exit code 2.
 
