@@ -53,7 +53,7 @@ COMMANDS = {
     "sweep": "run an ablation grid locally or on SLURM and tabulate the results",
     "export": "a trained run as a Hugging Face model directory plus thinkspace's heads",
     "ask": "answer a question about images or a video with a trained or exported model",
-    "points": "write the point clouds a model's 3D latents decode to, for a few samples",
+    "points": "write the point cloud one sample's 3D latents decode to, as a .ply file",
     "cache-teacher": "run a config's geometry teacher once over its data and cache the features",
 }
 
