@@ -134,3 +134,15 @@ def test_video_means_video_whatever_the_extension(tmp_path, capsys):
     assert code == 2
     line = error_line(capsys)
     assert "no-model" in line and "walk.mpg" not in line
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--trainer.precision", "17"], 'Parser key "trainer.precision": Expected a typing.Literal[64, 32, 16]; '),
+    (["--model.objectives.text", '{"class_path": "thinkspace.objectives.Nope"}'],
+     "Parser key \"model.objectives\": Problem with given class_path 'thinkspace.objectives.Nope': module "
+     "'thinkspace.objectives' has no attribute 'Nope'"),
+])
+def test_a_bad_fit_argument_is_one_line_not_the_usage(args, message, capsys):
+    assert main(["fit", "--config", str(QUICKSTART), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"thinkspace fit: error: {message}"), err

@@ -17,6 +17,8 @@ Other subcommands (``synth``, ...) are plain argparse programs dispatched by nam
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from thinkspace.cpu_threads import set_cpu_threads
 from thinkspace.data.datamodule import SpatialDataModule
-from thinkspace.errors import BAD_INPUT, run_reporting_errors
+from thinkspace.errors import BAD_INPUT, parser_error_summary, run_reporting_errors
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.noise import silence_known_noise
 from thinkspace.run_summary import FitSummary
@@ -68,6 +70,20 @@ class ThinkspaceCLI(LightningCLI):
             default=None,
             help="Directory for logs, checkpoints and the resolved config (default: runs/<config stem>).",
         )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Lightning's parsing, with a bad argument reported as one line (not the usage text and
+        jsonargparse's tree of union members tried) and exit code 2."""
+        captured = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(captured):
+                super().parse_arguments(parser, args)
+        except SystemExit as stop:
+            if stop.code in (0, None):
+                sys.stderr.write(captured.getvalue())
+                raise
+            raise SystemExit(parser_error_summary(captured.getvalue())) from None
+        sys.stderr.write(captured.getvalue())
 
     def _run_dir(self) -> Path:
         config = self.config.get(str(self.subcommand), self.config)
