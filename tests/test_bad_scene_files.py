@@ -15,7 +15,8 @@ def _pose(scene, k):
 def test_all_zero_pose_names_the_file(tmp_path):
     scene = scannet_scene(tmp_path)
     np.savetxt(scene / "pose" / "1.txt", np.zeros((4, 4)))
-    with pytest.raises(ValueError, match=rf"{scene / 'pose' / '1.txt'}: the last row of a pose is \[0.0, 0.0, 0.0, 0.0\]"):
+    pose = scene / "pose" / "1.txt"
+    with pytest.raises(ValueError, match=rf"{pose}: the last row of a pose is \[0.0, 0.0, 0.0, 0.0\]"):
         load_posed_frames(scene, 3)
 
 

@@ -92,8 +92,8 @@ def test_a_misspelt_key_fails_before_any_run(tmp_path, fake, capsys):
                           ({"model.objectives.layuot.init_args.weight": [1.0]},
                            "has no key 'layuot' under model.objectives"),
                           ({"model.objectives.text": [{"class_path": "thinkspace.objectives.Nope"}]},
-                           "Parser key \"model.objectives\": Problem with given class_path 'thinkspace.objectives.Nope': "
-                           "module 'thinkspace.objectives' has no attribute 'Nope'"),
+                           "Parser key \"model.objectives\": Problem with given class_path "
+                           "'thinkspace.objectives.Nope': module 'thinkspace.objectives' has no attribute 'Nope'"),
                           ({"trainer.precision": ["17-true"]},
                            "Parser key \"trainer.precision\": Expected a <class 'int'>; Expected a typing.Literal[")]:
         assert main(["--config", QUICKSTART, "--grid", sweep_file(tmp_path, fake, grid=grid), "--out", str(out)]) == 2
