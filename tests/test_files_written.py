@@ -63,3 +63,21 @@ def test_cache_teacher_checks_the_data_before_creating_the_cache(tmp_path, capsy
     with pytest.raises(ValueError, match=rf"{bad}: none of data.test is configured"):
         cache_teacher(["--config", str(bad), "--out", str(out), "--split", "test"])
     assert not out.exists()
+
+
+def test_a_truncated_cache_shard_is_named(tmp_path):
+    from thinkspace.data.datasets.synthetic import SyntheticSpatial
+    from thinkspace.teachers.cache import FeatureCache
+
+    sample = SyntheticSpatial(1, settings=["leftmost"], image_size=56, num_views=(1, 1), num_objects=(2, 2))[0]
+    teacher = OracleGeometryTeacher()
+    writer = CacheWriter(tmp_path, teacher.signature())
+    writer.add(sample, teacher.encode(sample))
+    writer.flush()
+    cache = FeatureCache(tmp_path, teacher.signature())  # entries read while the shard is whole
+    (shard,) = tmp_path.glob("shard-*.safetensors")
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(ValueError, match=rf"teacher cache shard {shard} cannot be read \(.*\); it is truncated"):
+        cache.load(sample)
+    with pytest.raises(ValueError, match=rf"teacher cache shard {shard} cannot be read"):
+        FeatureCache(tmp_path, teacher.signature())

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from thinkspace.data.schema import SpatialSample
@@ -102,8 +102,13 @@ class FeatureCache:
             raise ValueError(f"sample {sample.id!r} ({sample.source}): its frames (hash {digest}) differ from the "
                              f"ones cached in {self.root / entry['shard']} (hash {entry['hash']}); rebuild the cache")
         stored = entry.get("parts", PARTS)
-        with safe_open(str(self.root / entry["shard"]), framework="pt") as f:
-            parts = {k: f.get_tensor(f"{sample.id}/{k}").float() for k in stored}
+        shard = self.root / entry["shard"]
+        try:
+            with safe_open(str(shard), framework="pt") as f:
+                parts = {k: f.get_tensor(f"{sample.id}/{k}").float() for k in stored}
+        except SafetensorError as error:
+            raise ValueError(f"teacher cache shard {shard} cannot be read ({error}); it is truncated or corrupt: "
+                             "delete it and run `thinkspace cache-teacher` again to rewrite its samples") from error
         camera = parts["camera"]
         for name in PARTS:  # parts not stored: no tokens
             parts.setdefault(name, camera.new_zeros(camera.shape[0], 0, camera.shape[-1]))
@@ -112,8 +117,12 @@ class FeatureCache:
 
 def read_entries(shard: Path) -> dict[str, dict[str, Any]]:
     """The per-sample entries in one shard's metadata."""
-    with safe_open(str(shard), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get("samples", "{}"))
+    try:
+        with safe_open(str(shard), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("samples", "{}"))
+    except SafetensorError as error:
+        raise ValueError(f"teacher cache shard {shard} cannot be read ({error}); it is truncated or corrupt: "
+                         "delete it and run `thinkspace cache-teacher` again to rewrite its samples") from error
 
 
 class CacheWriter:
