@@ -7,7 +7,8 @@ The custom objective, ``OptionLetterCE``, scores only the option letters at the 
 response position (a 4-way classification), a sharper signal than full-vocabulary
 cross-entropy for multiple-choice questions. It shows the whole objective protocol:
 ``setup`` reads token ids from the backbone, ``targets`` runs in the data workers,
-``loss`` returns named terms.
+``loss`` returns named terms. It ends by printing the train loss and the validation loss and
+accuracy on ``--val-samples`` held-out questions.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> SpatialVLM:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--val-samples", type=int, default=64, help="held-out questions scored at the end")
     parser.add_argument("--run-dir", default="runs/compose_objectives")
     args = parser.parse_args(argv)
 
@@ -61,11 +63,21 @@ def main(argv: list[str] | None = None) -> SpatialVLM:
         objectives={"text": TextCrossEntropy(), "letter": OptionLetterCE(weight=0.5)},
         mixer=UncertaintyWeighting(learn=["text.ce", "letter.ce"]),
         optimizer=lambda params: torch.optim.AdamW(params, lr=3e-4),
+        generation={"max_new_tokens": 2, "do_sample": False},  # validation answers the question: accuracy
     )
-    data = SpatialDataModule(train=ColouredSquares(1024, shuffle_options=False), batch_size=args.batch_size)
+    data = SpatialDataModule(train=ColouredSquares(1024, shuffle_options=False),
+                             val=ColouredSquares(args.val_samples, shuffle_options=False, seed=1),
+                             batch_size=args.batch_size)
     trainer = L.Trainer(max_steps=args.steps, accelerator="cpu", default_root_dir=args.run_dir,
-                        use_distributed_sampler=False, enable_progress_bar=False, log_every_n_steps=10)
+                        use_distributed_sampler=False, enable_progress_bar=False, log_every_n_steps=10,
+                        num_sanity_val_steps=0, limit_val_batches=0)
     trainer.fit(model, data)
+    train_loss = float(trainer.callback_metrics["train/loss"])
+    trainer.limit_val_batches = 1.0  # score the held-out questions once, at the end
+    (scores,) = trainer.validate(model, data, verbose=False)
+    print(f"compose_objectives: {trainer.global_step} steps, train loss {train_loss:.3f}, "
+          f"val loss {scores['val/loss']:.3f}, val accuracy {100 * scores['val/accuracy']:.1f}% "
+          f"({args.val_samples} questions)")
     return model
 
 

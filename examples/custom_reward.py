@@ -4,7 +4,8 @@
 
 ``brevity_reward`` prefers short answers to multiple-choice questions and does not apply
 (``None``) to other questions. It is combined with the built-in answer reward, each
-logged on its own (``train/rewards/brevity/mean``, ``.../std``, ``.../zero_spread``).
+logged on its own (``train/rewards/brevity/mean``, ``.../std``, ``.../zero_spread``). It ends
+by printing the loss, the answer accuracy of the last batch's completions and the brevity reward.
 In a YAML config the same function is named by its dotted path::
 
     model:
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> SpatialGRPO:
     trainer = L.Trainer(max_steps=args.steps, accelerator="cpu", default_root_dir=args.run_dir,
                         use_distributed_sampler=False, enable_progress_bar=False, log_every_n_steps=1)
     trainer.fit(model, data)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    print(f"custom_reward: {trainer.global_step} steps, loss {metrics['train/loss']:.3f}, answer accuracy "
+          f"{100 * metrics['train/rewards/answer/mean']:.1f}% (last batch), brevity reward "
+          f"{metrics['train/rewards/brevity/mean']:.3f}")
     return model
 
 

@@ -214,7 +214,7 @@ def test_an_existing_output_is_not_overwritten_by_accident(stage1, tmp_path):
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
-def test_a_directory_without_manifest_loads_as_a_plain_vlm_with_a_warning(stage1, tmp_path):
+def test_a_directory_without_manifest_loads_as_a_plain_vlm_with_a_warning(stage1, tmp_path, monkeypatch):
     import shutil
 
     from thinkspace.inference.ask import main as ask
@@ -232,6 +232,21 @@ def test_a_directory_without_manifest_loads_as_a_plain_vlm_with_a_warning(stage1
     sample.frames[0].save(image)
     with pytest.warns(UserWarning), pytest.raises(SystemExit, match="the model has no 3D latents; --ply needs"):
         ask(["--model", str(plain), "--images", str(image), "--question", "Where?", "--ply", str(tmp_path / "x.ply")])
+    # --bev on a model without heads is refused before anything is generated
+    generated = []
+    monkeypatch.setattr(type(model), "ask", lambda *a, **k: generated.append(1))
+    with pytest.warns(UserWarning), pytest.raises(SystemExit, match="no latent, layout or situation head; --bev"):
+        ask(["--model", str(plain), "--images", str(image), "--question", "Where?", "--bev", str(tmp_path / "b.png")])
+    assert generated == [] and not (tmp_path / "b.png").exists()
+
+
+def test_exported_files_get_the_users_umask_not_0600(stage1):
+    from thinkspace.file_modes import current_umask
+
+    _, _, out = stage1
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()}
+    assert "model.safetensors" in modes and "thinkspace_heads.safetensors" in modes
+    assert set(modes.values()) == {0o666 & ~current_umask()}, modes
 
 
 def test_heads_are_loaded_strictly(stage1, tmp_path):

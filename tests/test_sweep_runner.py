@@ -72,6 +72,12 @@ def test_max_runs_and_dry_run(tmp_path, fake, capsys):
     grid = sweep_file(tmp_path, fake, grid={"model.optimizer.init_args.lr": [0.1, 0.2, 0.3]})
     out = tmp_path / "out"
     assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["run", "overrides", "directory"] and printed[-1].startswith("[sweep] 3 runs")
+    rows = [line.split() for line in printed[1:-1]]
+    assert [row[1] for row in rows] == [f"model.optimizer.init_args.lr={lr}" for lr in (0.1, 0.2, 0.3)]
+    assert [row[2] for row in rows] == [str(out / row[0]) for row in rows] and not out.exists()
+    assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out), "--dry-run", "--show-configs"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("=== run lr=") == 3 and "3 runs" in printed and not out.exists()
     assert printed.count("--- resolved config") == 3 and "      lr: 0.2\n" in printed
@@ -84,7 +90,12 @@ def test_a_misspelt_key_fails_before_any_run(tmp_path, fake, capsys):
     out = tmp_path / "out"
     for grid, message in [({"trainer.max_stepz": [1, 2]}, "unrecognized arguments: --trainer.max_stepz"),
                           ({"model.objectives.layuot.init_args.weight": [1.0]},
-                           "has no key 'layuot' under model.objectives")]:
+                           "has no key 'layuot' under model.objectives"),
+                          ({"model.objectives.text": [{"class_path": "thinkspace.objectives.Nope"}]},
+                           "Parser key \"model.objectives\": Problem with given class_path "
+                           "'thinkspace.objectives.Nope': module 'thinkspace.objectives' has no attribute 'Nope'"),
+                          ({"trainer.precision": ["17-true"]},
+                           "Parser key \"trainer.precision\": Expected a <class 'int'>; Expected a typing.Literal[")]:
         assert main(["--config", QUICKSTART, "--grid", sweep_file(tmp_path, fake, grid=grid), "--out", str(out)]) == 2
         assert message in capsys.readouterr().err
         assert not out.exists()

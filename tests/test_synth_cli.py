@@ -100,6 +100,16 @@ def test_other_settings_in_the_same_out_are_refused(tmp_path, capsys):
     assert "already holds a synthetic set made with size 32 (now 64)" in capsys.readouterr().err
 
 
+def test_a_folder_holding_files_synth_did_not_write_is_refused(tmp_path, capsys):
+    mine = tmp_path / "mindcube" / "train.jsonl"
+    mine.parent.mkdir()
+    mine.write_text('{"id": "my own"}\n')
+    assert main(["--out", str(tmp_path), "--scenes", "1", "--kind", "views", *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path} holds files thinkspace synth did not write ({tmp_path / 'mindcube'})" in err
+    assert mine.read_text() == '{"id": "my own"}\n' and not list((tmp_path / "scenes").iterdir())
+
+
 def test_a_crash_leaves_no_half_written_scene_and_a_rerun_resumes(tmp_path, monkeypatch):
     real = writer.write_sequence
     calls = {"n": 0}

@@ -20,6 +20,8 @@ Other subcommands (``synth``, ...) are plain argparse programs dispatched by nam
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,14 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, ThroughputMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 
+from thinkspace.cpu_threads import set_cpu_threads
 from thinkspace.data.datamodule import SpatialDataModule
+from thinkspace.errors import BAD_INPUT, parser_error_summary, run_reporting_errors
 from thinkspace.eval.predictions import BenchmarkPredictions
+from thinkspace.noise import silence_known_noise
+from thinkspace.run_summary import FitSummary
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.progress_bar import progress_bar
 from thinkspace.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
@@ -42,6 +49,21 @@ TOOLS = {"synth": "thinkspace.synth.command", "score": "thinkspace.eval.command"
          "cache-teacher": "thinkspace.teachers.command", "points": "thinkspace.points",
          "sweep": "thinkspace.sweep.command", "export": "thinkspace.inference.export",
          "ask": "thinkspace.inference.ask"}
+
+#: every subcommand with one line: ``thinkspace --help`` and the unknown-command error list them.
+COMMANDS = {
+    "fit": "train a model (Lightning's CLI over SpatialVLM or the config's model.class_path)",
+    "validate": "run the validation loop of a config on a checkpoint",
+    "test": "test on a benchmark: predictions in its own format and scores in the run dir",
+    "predict": "predict on a benchmark: predictions in its own format in the run dir",
+    "synth": "render the synthetic spatial world (views, video walks, questions) to a folder",
+    "score": "score a predictions file as the benchmark's official evaluator does",
+    "sweep": "run an ablation grid locally or on SLURM and tabulate the results",
+    "export": "a trained run as a Hugging Face model directory plus thinkspace's heads",
+    "ask": "answer a question about images or a video with a trained or exported model",
+    "points": "write the point cloud one sample's 3D latents decode to, as a .ply file",
+    "cache-teacher": "run a config's geometry teacher once over its data and cache the features",
+}
 
 
 class ThinkspaceCLI(LightningCLI):
@@ -65,6 +87,20 @@ class ThinkspaceCLI(LightningCLI):
     def _subcommand_config(self) -> Any:
         return self.config.get(str(self.subcommand), self.config)
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Lightning's parsing, with a bad argument reported as one line (not the usage text and
+        jsonargparse's tree of union members tried) and exit code 2."""
+        captured = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(captured):
+                super().parse_arguments(parser, args)
+        except SystemExit as stop:
+            if stop.code in (0, None):
+                sys.stderr.write(captured.getvalue())
+                raise
+            raise SystemExit(parser_error_summary(captured.getvalue())) from None
+        sys.stderr.write(captured.getvalue())
+
     def _run_dir(self) -> Path:
         """``--run_dir``, else ``--trainer.default_root_dir`` (Lightning's name for it), else
         ``runs/<stem of the first --config>``."""
@@ -81,6 +117,9 @@ class ThinkspaceCLI(LightningCLI):
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Any:
         check_gpu_count(config.get("accelerator"), config.get("devices"))
+        threads = set_cpu_threads(config.get("accelerator")) if self.subcommand else None  # not for `ask`
+        if threads:
+            rank_zero_info(threads)
         run_dir = self._run_dir()
         if config.get("default_root_dir") is None:
             config["default_root_dir"] = str(run_dir)
@@ -106,6 +145,8 @@ class ThinkspaceCLI(LightningCLI):
             isinstance(c, ThroughputMonitor) for c in [*listed, *callbacks]
         ):
             callbacks = [*callbacks, Throughput()]  # samples/s, tokens/s, MFU estimate in the logs
+        if self.subcommand == "fit":
+            callbacks = [*callbacks, FitSummary(run_dir)]
         if self.subcommand in ("test", "predict") and not any(isinstance(c, BenchmarkPredictions) for c in listed):
             callbacks = [*callbacks, BenchmarkPredictions()]  # predictions jsonl + scores in the run dir
         return super()._instantiate_trainer(config, callbacks)
@@ -153,13 +194,38 @@ def names_model_class(args: list[str]) -> bool:
     return False
 
 
+def command_list() -> str:
+    """One line per subcommand, for ``--help`` and the unknown-command error."""
+    width = max(map(len, COMMANDS))
+    return "\n".join(f"  {name:<{width}}  {line}" for name, line in COMMANDS.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``thinkspace`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in TOOLS:
+    first = next((a for a in args if a != "--debug"), None)
+    if first in (None, "-h", "--help"):
+        print("usage: thinkspace COMMAND [--debug] ...  (thinkspace COMMAND --help for its options)\n\n"
+              f"commands:\n{command_list()}\n\n--debug: show the traceback of an error, not just its one line")
+        return 0 if first else BAD_INPUT
+    if first.startswith("-"):
+        silence_known_noise()  # Lightning's own options before the subcommand (--config F fit)
+        named = next((a for a in args if a in ("fit", "validate", "test", "predict")), "fit")
+        return run_reporting_errors(named, run_lightning, args)
+    if first not in COMMANDS:
+        print(f"thinkspace: error: unknown command {first!r}; expected one of:\n{command_list()}", file=sys.stderr)
+        return BAD_INPUT
+    silence_known_noise(quiet_trainer=first in ("ask", "export", "points"))
+    rest = args[args.index(first) + 1:] + (["--debug"] if "--debug" in args[:args.index(first)] else [])
+    if first in TOOLS:
         import importlib
 
-        return int(importlib.import_module(TOOLS[args[0]]).main(args[1:]) or 0)
+        return run_reporting_errors(first, importlib.import_module(TOOLS[first]).main, rest)
+    return run_reporting_errors(first, lambda lightning_args: run_lightning([first, *lightning_args]), rest)
+
+
+def run_lightning(args: list[str]) -> int:
+    """``thinkspace fit|validate|test|predict ...``: Lightning's CLI over the config's module."""
     # A config whose `model` names a class_path (e.g. thinkspace.rl.SpatialGRPO) selects that
     # LightningModule; without one the model is SpatialVLM, as in every stage-1 config.
     subclass = names_model_class(args)
@@ -172,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         parser_kwargs={"parser_mode": "omegaconf"},
         trainer_defaults={"use_distributed_sampler": False},
         auto_configure_optimizers=False,
-        args=argv,  # None: Lightning reads sys.argv itself
+        args=args,
     )
     return 0
 

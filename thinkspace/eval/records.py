@@ -25,8 +25,13 @@ def read_jsonl(path: str | Path) -> list[Located]:
     if not path.is_file():
         raise FileNotFoundError(f"file {path} not found")
     out: list[Located] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}:{number}: not UTF-8 text (byte {raw[err.start]:#04x} at column "
+                                 f"{err.start + 1}); expected UTF-8 JSON lines") from err
             if not line.strip():
                 continue
             try:
@@ -46,6 +51,9 @@ def read_json_list(path: str | Path, key: str | None = None) -> list[Located]:
         raise FileNotFoundError(f"file {path} not found")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+                         "expected UTF-8 JSON") from err
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from err
     if key is not None:

@@ -24,18 +24,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bev", default=None, help="write a bird's-eye PNG here")
     args = parser.parse_args(argv)
 
+    from thinkspace.inference.inputs import question_sample
     from thinkspace.inference.load import load
 
+    # the inputs are read before the (slow) model load, so a missing or broken file fails at once
+    question_sample(args.video or args.images, args.question, args.num_frames, video=args.video is not None)
     model = load(args.model, args.config)
+    if args.ply and model.objective("latent") is None:
+        raise SystemExit(f"{args.model}: the model has no 3D latents; --ply needs a latent-alignment model")
+    if args.bev and not model.can_draw():
+        raise SystemExit(f"{args.model}: the model has no latent, layout or situation head; --bev has nothing to draw")
     generation = {} if args.max_new_tokens is None else {"max_new_tokens": args.max_new_tokens}
-    answer = model.ask(args.video or args.images, args.question, num_frames=args.num_frames, **generation)
+    answer = model.ask(args.video or args.images, args.question, num_frames=args.num_frames,
+                       video=args.video is not None, **generation)
     print(f"reasoning: {answer.text}")
     print(f"answer: {answer.answer}")
     if answer.position is not None:
         print(f"position: ({answer.position[0]:.2f}, {answer.position[1]:.2f}) m, heading {answer.heading:.2f} rad")
     if args.ply:
-        if answer.points is None:
-            raise SystemExit(f"{args.model}: the model has no 3D latents; --ply needs a latent-alignment model")
         from thinkspace.viz import write_ply
 
         print(f"{write_ply(args.ply, answer.points, answer.colours)}: {answer.points.shape[0]} points")

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from thinkspace.checkpoint_file import read_checkpoint
+
 
 #: arguments of ``Trainer.fit/validate/test/predict`` that a run's saved ``config.yaml`` holds
 #: (``ckpt_path: last``, ...): they belong to that invocation, not to the model, and are ignored here.
@@ -81,7 +83,7 @@ def load_checkpoint(module: torch.nn.Module, ckpt: str | Path, config: str | Pat
     path = Path(ckpt).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path)
     state = state.get("state_dict", state)
     own = module.state_dict()
     missing = [k for k in own if k not in state]

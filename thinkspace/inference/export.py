@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import save_file
 
 import thinkspace
+from thinkspace.file_modes import apply_umask
 from thinkspace.inference.build import load_checkpoint, module_from_config
 
 MANIFEST = "thinkspace.json"
@@ -64,6 +65,7 @@ def export(ckpt: str | Path, config: str | Path | list[str | Path], out: str | P
         save_file(head_weights(module), str(tmp / HEADS))
         (tmp / MANIFEST).write_text(json.dumps(manifest(spec, type(module.backbone), backbone_args, ckpt, files),
                                                indent=2) + "\n")
+        apply_umask(tmp)  # safetensors files are created 0600
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

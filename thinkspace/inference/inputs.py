@@ -18,7 +18,7 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
 Inputs = str | Path | Image.Image | Sequence[str | Path | Image.Image] | np.ndarray
 
 
-def question_sample(inputs: Inputs, question: str, num_frames: int = 8) -> SpatialSample:
+def question_sample(inputs: Inputs, question: str, num_frames: int = 8, video: bool | None = None) -> SpatialSample:
     """A prompt-only sample of ``question`` about ``inputs``.
 
     Args:
@@ -26,12 +26,18 @@ def question_sample(inputs: Inputs, question: str, num_frames: int = 8) -> Spati
             more images (paths or PIL images) seen as an unordered set, or ``[S, H, W, 3]`` uint8 frames.
         question: the question, with its options if it has any.
         num_frames: frames to sample from a video.
+        video: ``True``: ``inputs`` is a video file whatever its extension (``walk.mpg``);
+            ``None``: a file with a video extension (:data:`VIDEO_SUFFIXES`) is a video.
 
     Raises:
         FileNotFoundError: an image or video file that does not exist (named).
         ValueError: no images, an undecodable file, or a video with fewer than ``num_frames`` frames.
     """
-    if isinstance(inputs, (str, Path)) and Path(inputs).suffix.lower() in VIDEO_SUFFIXES:
+    if video is None:
+        video = isinstance(inputs, (str, Path)) and Path(inputs).suffix.lower() in VIDEO_SUFFIXES
+    if video:
+        if not isinstance(inputs, (str, Path)):
+            raise ValueError(f"ask: a video is one file path; got {type(inputs).__name__}")
         from thinkspace.data.video import read_video
 
         clip = read_video(inputs, num_frames)

@@ -119,7 +119,7 @@ class SpatialModel:
 
     @torch.no_grad()
     def ask(self, inputs: SpatialSample | Inputs, question: str | None = None, num_frames: int = 8,
-            **generation: Any) -> Answer:
+            video: bool | None = None, **generation: Any) -> Answer:
         """Answer ``question`` about ``inputs``.
 
         Args:
@@ -127,6 +127,7 @@ class SpatialModel:
                 ``SpatialSample`` (its prompt is the question; with geometry, input cues work).
             question: the question, options included (``"...?\\nA. red\\nB. blue"``).
             num_frames: frames sampled from a video.
+            video: ``True``: ``inputs`` is a video file whatever its extension (default: by extension).
             generation: ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``top_k``.
 
         Raises:
@@ -142,7 +143,7 @@ class SpatialModel:
             if cues:
                 raise ValueError(f"ask: the model takes input cues {cues} built from the frames' geometry; ask with "
                                  "a SpatialSample that carries geometry")
-            sample = question_sample(inputs, question, num_frames)
+            sample = question_sample(inputs, question, num_frames, video)
             objectives = {name: PromptOnly(o) for name, o in self.objectives.items()}
         batch = self.backbone.collator(objectives, None, with_response=False)([sample]).to(self.device)
         hook = self.module.embeds_hook() if hasattr(self.module, "embeds_hook") else None
@@ -171,6 +172,10 @@ class SpatialModel:
         if layout is not None:
             answer.layout = layout.predict(out)[0].cpu()
         return answer
+
+    def can_draw(self) -> bool:
+        """Whether :func:`~thinkspace.inference.bev.bev_picture` has something to draw: latents or heads."""
+        return self.objective("latent") is not None or self._has_heads()
 
     def _has_heads(self) -> bool:
         return self.objective("situation") is not None or self.objective("layout") is not None

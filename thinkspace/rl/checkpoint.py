@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
+from thinkspace.checkpoint_file import read_checkpoint
 
 _PROJECTOR = re.compile(r"^objectives\.[^.]+\.projector\.(.+)$")
 _LORA = re.compile(r"\.(lora_[AB]|lora_embedding_[AB]|lora_magnitude_vector)\.")
@@ -28,7 +28,7 @@ def load_stage1(module: Any, path: str) -> None:
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"model.init_from: {file} does not exist; expected a stage-1 .ckpt")
-    state = torch.load(file, map_location="cpu", weights_only=False)
+    state = read_checkpoint(file, "model.init_from:")
     state = state.get("state_dict", state)
     source = {}
     for key, value in state.items():

@@ -1,6 +1,6 @@
 """``thinkspace sweep``: run a grid of configs, on this machine or as SLURM jobs, and tabulate the results.
 
-    thinkspace sweep --config BASE.yaml --grid SWEEP.yaml [--out DIR] [--dry-run] [--max-runs N]
+    thinkspace sweep --config BASE.yaml --grid SWEEP.yaml [--out DIR] [--dry-run [--show-configs]] [--max-runs N]
                      [--launcher local|slurm] [--max-parallel N] [--status] [--resubmit-unknown]
     thinkspace sweep --report DIR
 
@@ -44,7 +44,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="the base config every run starts from (a `thinkspace fit` config)")
     p.add_argument("--grid", help="the sweep file: settings, grid, zip, seeds (see thinkspace.sweep.grid)")
     p.add_argument("--out", help="directory of the runs and results (default: runs/sweeps/<grid file stem>)")
-    p.add_argument("--dry-run", action="store_true", help="print every run, its overrides and resolved config")
+    p.add_argument("--dry-run", action="store_true", help="check every run and print them as a table; run nothing")
+    p.add_argument("--show-configs", action="store_true",
+                   help="with --dry-run: print every run's overrides and fully resolved config instead of the table")
     p.add_argument("--max-runs", type=int, default=None, help="execute at most N unfinished runs, then report")
     p.add_argument("--report", metavar="DIR", help="only write the results of the runs in DIR")
     p.add_argument("--metric", default=None, help="headline metric of the chart (default: the sweep file's)")
@@ -99,12 +101,15 @@ def sweep(args: argparse.Namespace) -> int:
         settings = _slurm_settings(plan, resolved, args)
     elif args.max_parallel is not None and args.max_parallel < 1:
         raise ValueError(f"--max-parallel must be at least 1, got {args.max_parallel}")
-    if args.dry_run:
+    if args.dry_run and args.show_configs:
         for spec in plan.runs:
             print(f"=== run {spec.name}  ->  {out / spec.name}")
             print(yaml.safe_dump({"labels": spec.labels, "overrides": spec.overrides}, sort_keys=False).rstrip())
             print("--- resolved config")
             print(resolved[spec.name].rstrip())
+    elif args.dry_run:
+        print(run_table(plan, out))
+    if args.dry_run:
         print(f"[sweep] {len(plan.runs)} runs, stages {['fit', *plan.evaluate]} (dry run: nothing executed)")
         return 0
     if launcher == "slurm" and settings.cluster == "slurm":  # on a login node, before any directory is made
@@ -144,6 +149,20 @@ def sweep(args: argparse.Namespace) -> int:
     paths = write_report(out, args.metric or plan.metric, chart=not args.no_chart, columns=plan.columns)
     print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
     return 1 if failed else 0
+
+
+def run_table(plan: Sweep, out: Path, width: int = 60) -> str:
+    """One line per run: its name, its overrides (``key=value``, long values cut at ``width``) and its directory."""
+    def shown(value: object) -> str:
+        text = value if isinstance(value, str) else json.dumps(value)
+        return text if len(text) <= width else text[:width - 3] + "..."
+
+    rows = [(spec.name, ", ".join(f"{k}={shown(v)}" for k, v in spec.overrides.items()) or "(base config)",
+             str(out / spec.name)) for spec in plan.runs]
+    header = ("run", "overrides", "directory")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(2)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in [header, *rows]]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _slurm_settings(plan: Sweep, resolved: dict[str, str], args: argparse.Namespace) -> SlurmSettings:

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from thinkspace.errors import parser_error_summary
+
 
 def as_arguments(overrides: dict[str, Any]) -> list[str]:
     """``{"a.b": 1, "c": {"class_path": ...}}`` -> ``["--a.b", "1", "--c", '{"class_path": ...}']``."""
@@ -41,14 +43,13 @@ def resolve(subcommand: str, config: str, overrides: dict[str, Any], extra: list
     code: Any = 0
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _bare_argv():
-            main(argv)
+            code = main(argv)  # bad arguments: jsonargparse's message on stderr and exit code 2
     except SystemExit as e:
         code = e.code
     if code not in (0, None):
-        message = err.getvalue().strip().splitlines()
-        detail = "\n".join(line for line in message if not line.startswith(" ") or "error" in line.lower())
-        raise ValueError(f"thinkspace {subcommand} --config {config}: the overrides do not parse:\n"
-                         f"{detail[-2000:] or err.getvalue()[-2000:]}")
+        # the parser's nested reasons (a wrong class_path, an enum value) kept, its usage text dropped
+        raise ValueError(f"thinkspace {subcommand} --config {config}: the overrides do not parse: "
+                         f"{parser_error_summary(err.getvalue())[-2000:]}")
     text = out.getvalue()
     check_keys(overrides, base_resolved(subcommand, config), config)
     return text
@@ -78,10 +79,11 @@ def base_resolved(subcommand: str, config: str) -> dict:
         out, err = io.StringIO(), io.StringIO()
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _bare_argv():
-                main([subcommand, "--config", config, "--print_config"])
+                code = main([subcommand, "--config", config, "--print_config"])
         except SystemExit as e:
-            if e.code not in (0, None):
-                raise ValueError(f"base config {config} does not parse:\n{err.getvalue()[-2000:]}") from None
+            code = e.code
+        if code not in (0, None):
+            raise ValueError(f"base config {config} does not parse:\n{err.getvalue()[-2000:]}") from None
         _BASES[key] = yaml.safe_load(out.getvalue()) or {}
     return _BASES[key]
 

@@ -301,9 +301,21 @@ def meta(config: SynthConfig, num_scenes: int, counts: dict[str, int]) -> dict[s
 
 
 def check_config(out: Path, config: SynthConfig) -> None:
-    """Fail if ``out`` already holds a set made with other settings."""
+    """Fail if ``out`` already holds a set made with other settings, or files synth did not write.
+
+    Without ``meta.json`` (written last) the folder may hold only what an interrupted run leaves:
+    ``scenes/`` with finished scenes and temporary ``.partial-*``/``.probe-*`` entries. Anything
+    else (a user's ``mindcube/train.jsonl``, ...) would be overwritten: refused, named.
+    """
     path = out / "meta.json"
     if not path.exists():
+        foreign = [p for p in out.iterdir() if p.name != "scenes"] if out.is_dir() else []
+        if (out / "scenes").is_dir():
+            foreign += [p for p in (out / "scenes").iterdir() if not _written_by_synth(p.name)]
+        if foreign:
+            shown = ", ".join(str(p) for p in sorted(foreign)[:3]) + (" ..." if len(foreign) > 3 else "")
+            raise ValueError(f"--out {out} holds files thinkspace synth did not write ({shown}); expected an empty "
+                             "folder or one synth wrote; choose another --out")
         return
     old = json.loads(path.read_text()).get("config", {})
     new = meta(config, 0, {})["config"]
@@ -313,6 +325,11 @@ def check_config(out: Path, config: SynthConfig) -> None:
         raise ValueError(
             f"--out {out} already holds a synthetic set made with {details}; choose another --out or delete it"
         )
+
+
+def _written_by_synth(name: str) -> bool:
+    """A name synth writes under ``scenes/``: a scene, or a temporary entry of one."""
+    return name.startswith((".partial-", ".probe-")) or (name.startswith("scene") and name[5:].isdigit())
 
 
 def clean_partials(out: Path) -> None:

@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from thinkspace.data.schema import SpatialSample
+from thinkspace.file_modes import apply_umask
 from thinkspace.teachers.base import TeacherFeatures
 
 SIGNATURE = "signature.json"
@@ -101,8 +102,13 @@ class FeatureCache:
             raise ValueError(f"sample {sample.id!r} ({sample.source}): its frames (hash {digest}) differ from the "
                              f"ones cached in {self.root / entry['shard']} (hash {entry['hash']}); rebuild the cache")
         stored = entry.get("parts", PARTS)
-        with safe_open(str(self.root / entry["shard"]), framework="pt") as f:
-            parts = {k: f.get_tensor(f"{sample.id}/{k}").float() for k in stored}
+        shard = self.root / entry["shard"]
+        try:
+            with safe_open(str(shard), framework="pt") as f:
+                parts = {k: f.get_tensor(f"{sample.id}/{k}").float() for k in stored}
+        except SafetensorError as error:
+            raise ValueError(f"teacher cache shard {shard} cannot be read ({error}); it is truncated or corrupt: "
+                             "delete it and run `thinkspace cache-teacher` again to rewrite its samples") from error
         camera = parts["camera"]
         for name in PARTS:  # parts not stored: no tokens
             parts.setdefault(name, camera.new_zeros(camera.shape[0], 0, camera.shape[-1]))
@@ -111,8 +117,12 @@ class FeatureCache:
 
 def read_entries(shard: Path) -> dict[str, dict[str, Any]]:
     """The per-sample entries in one shard's metadata."""
-    with safe_open(str(shard), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get("samples", "{}"))
+    try:
+        with safe_open(str(shard), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("samples", "{}"))
+    except SafetensorError as error:
+        raise ValueError(f"teacher cache shard {shard} cannot be read ({error}); it is truncated or corrupt: "
+                         "delete it and run `thinkspace cache-teacher` again to rewrite its samples") from error
 
 
 class CacheWriter:
@@ -173,6 +183,7 @@ class CacheWriter:
         path = self.root / f"shard-{self.next_shard:05d}.safetensors"
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         save_file(self.tensors, str(tmp), metadata={"samples": json.dumps(self.pending)})
+        apply_umask(tmp)  # save_file creates 0600
         os.replace(tmp, path)
         self.done.update(self.pending)
         self.next_shard += self.world_size

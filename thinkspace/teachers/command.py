@@ -66,6 +66,25 @@ def teacher_from_config(config: dict[str, Any], objective: str | None, path: str
                      "with init_args.teacher)")
 
 
+def datasets_of(config: dict[str, Any], splits: list[str], path: str) -> dict[str, Any]:
+    """The datasets of ``data.<split>`` for every configured split of ``splits``, opened (their
+    index read: a missing annotation file fails here, before any cache file is written).
+
+    Raises:
+        ValueError: naming ``path``, when none of ``splits`` is configured or a split is empty.
+    """
+    data = config.get("data") or {}
+    configured = [s for s in splits if data.get(s)]
+    if not configured:
+        raise ValueError(f"{path}: none of data.{', data.'.join(splits)} is configured; expected a dataset to cache "
+                         "(choose the splits with --split)")
+    datasets = {split: instantiate(data[split]) for split in configured}
+    for split, dataset in datasets.items():
+        if len(dataset) == 0:
+            raise ValueError(f"{path}: data.{split} has no samples; expected a dataset to cache")
+    return datasets
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="thinkspace cache-teacher", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="training config (YAML) naming the teacher and the data")
@@ -94,17 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     teacher = teacher_from_config(config, args.objective, args.config)
     if args.device and hasattr(teacher, "device"):
         teacher.device = args.device
+    # the data is opened before the cache is created: a missing dataset leaves no signature.json behind
+    datasets = datasets_of(config, args.split, args.config)
     writer = CacheWriter(args.out, teacher.signature(), shard_size=args.shard_size, rank=args.rank,
                          world_size=args.world_size, parts=tuple(args.parts))
     from rich.progress import Progress
 
-    data = config.get("data") or {}
     written = 0
     with Progress() as progress:
-        for split in args.split:
-            if not data.get(split):
-                continue
-            dataset = instantiate(data[split])
+        for split, dataset in datasets.items():
             n = len(dataset) if args.limit is None else min(len(dataset), args.limit)
             mine = range(args.rank, n, args.world_size)
             done = writer.done_indices(split)

@@ -82,6 +82,23 @@ def _matrix(path: Path) -> np.ndarray:
     return matrix
 
 
+def check_rigid(pose: np.ndarray, path: Path, tolerance: float = 1e-3) -> None:
+    """Refuse a camera-to-scene pose that is not a rotation plus a translation.
+
+    Raises:
+        ValueError: naming ``path``, when the 3x3 block is not orthonormal with determinant +1
+            (all zeros, scaled, sheared, mirrored) or the last row is not ``0 0 0 1``.
+    """
+    rotation = pose[:3, :3]
+    if not np.allclose(pose[3], [0.0, 0.0, 0.0, 1.0], atol=tolerance):
+        raise ValueError(f"{path}: the last row of a pose is {pose[3].tolist()}; expected [0, 0, 0, 1]")
+    error = float(np.abs(rotation.T @ rotation - np.eye(3)).max())
+    if error > tolerance or np.linalg.det(rotation) < 0:
+        raise ValueError(f"{path}: not a rigid camera pose (its 3x3 block is not a rotation: max |R^T R - I| = "
+                         f"{error:.3g}, det {np.linalg.det(rotation):.3g}); expected a rotation and a translation "
+                         "in metres")
+
+
 def axis_alignment(scene_dir: Path) -> np.ndarray:
     """The ``axisAlignment`` 4x4 of ``{scene}/{scene}.txt`` (identity if the line is absent)."""
     meta = scene_dir / f"{scene_dir.name}.txt"
@@ -120,7 +137,8 @@ def load_posed_frames(scene_dir: str | Path, num_frames: int, sample_id: str | N
     scene_dir = Path(scene_dir)
     colors = _frame_numbers(scene_dir / "color")
     depths = _frame_numbers(scene_dir / "depth")
-    poses = {k: _matrix(p) for k, p in sorted(_frame_numbers(scene_dir / "pose").items())}
+    pose_files = _frame_numbers(scene_dir / "pose")
+    poses = {k: _matrix(p) for k, p in sorted(pose_files.items())}
     valid = sorted(k for k, m in poses.items() if np.isfinite(m).all() and k in colors and k in depths)
     if not valid:
         raise ValueError(f"ScanNet scene {scene_dir} has no frame with colour, depth and a finite pose")
@@ -132,11 +150,16 @@ def load_posed_frames(scene_dir: str | Path, num_frames: int, sample_id: str | N
         intrinsic_file = scene_dir / "intrinsic.txt"
     K = _matrix(intrinsic_file)[:3, :3]
     align = axis_alignment(scene_dir) if axis_align else np.eye(4)
+    for k in chosen:
+        check_rigid(poses[k], pose_files[k])
     scene_from_cams = [align @ poses[k] for k in chosen]
     world_from_scene, heading = world_from_first_camera(scene_from_cams[0])
     frames, depth = [], []
     for k in chosen:
         mm = np.asarray(Image.open(depths[k]), dtype=np.float32)
+        if depth and mm.shape != depth[0].shape:
+            raise ValueError(f"{depths[k]}: depth image of {mm.shape[1]}x{mm.shape[0]} pixels; expected "
+                             f"{depth[0].shape[1]}x{depth[0].shape[0]} as {depths[chosen[0]]} (one size per scene)")
         depth.append(mm / 1000.0)
         image = load_image(colors[k], sample_id)
         if image.size != (mm.shape[1], mm.shape[0]):

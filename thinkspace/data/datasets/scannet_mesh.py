@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from thinkspace.file_modes import apply_umask
+
 
 def mesh_file(mesh_root: str | Path, scene_id: str) -> Path:
     """``{mesh_root}/{scene_id}/{scene_id}_vh_clean_2.ply``, ScanNet's layout of its scans."""
@@ -90,4 +92,5 @@ class MeshCentres:
         handle, temp = tempfile.mkstemp(prefix=f".{self.cache.name}.", dir=self.cache.parent)
         with os.fdopen(handle, "w") as out:
             json.dump(data, out, indent=1)
+        apply_umask(temp)  # mkstemp creates 0600
         os.replace(temp, self.cache)
