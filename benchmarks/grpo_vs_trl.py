@@ -9,19 +9,36 @@ the same prompts and images (ColouredSquares), G completions per prompt, exactly
 ``stop_at_eos: false`` here, ``min_new_tokens`` there), the same reward functions
 (``format_reward`` without the latent slot and ``answer_reward``), full fine-tuning with
 AdamW, beta 0.04 (a frozen reference copy on both), clip 0.2, one optimisation step per
-rollout, token-mean loss, no gradient checkpointing, one torch thread.
+rollout, token-mean loss, no gradient checkpointing, one torch thread, float32 on both sides.
+
+TRL is configured as fast as it goes for this task: ``bf16=False`` (GRPOConfig's default
+``bf16=True`` autocasts every pass to bfloat16 on the CPU, which is several times slower
+on CPUs without native bfloat16 and not the dtype thinkspace runs in), activation
+checkpointing off (on by default in GRPOConfig), no logging, no saving, no evaluation, no
+data-loader workers. The settings TRL actually ran with are checked after it is built, and
+the versions and CPU capability the figures depend on are printed.
 
 A step is measured from the end of one optimizer step to the end of the next (data,
 generation, rewards, reference and policy passes, backward, AdamW). Runs alternate:
 thinkspace chunk, TRL chunk, ..., each chunk ``--steps`` steps after a warm-up, and each
 pair's ratio is TRL's median step time over thinkspace's. Final line:
-``grpo step trl/thinkspace: ratio R (median of N pairs; min..max)``.
+``grpo step trl/thinkspace: ratio R (median of N pairs; min..max); TRL X ms/step``.
+
+Memory (``--memory``, default on): after the timing pairs, each side runs ``--steps`` steps
+again in a fresh subprocess; its peak is the process's maximum resident set size
+(``resource.getrusage``) minus the resident set size just before training starts (model,
+data and processor built), i.e. what the steps themselves add at their peak.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
+import resource
+import subprocess
+import sys
 import statistics
 import tempfile
 import time
@@ -98,26 +115,98 @@ def build_trl(path: str, samples: list, args: argparse.Namespace, out: str):
         def on_step_end(self, *a, **k) -> None:
             self.stamps.append(time.perf_counter())
 
+    import trl
+
     rows = [{"prompt": [{"role": "user", "content": s.prompt}], "images": list(s.frames), "answer": s.answer,
              "answer_type": s.answer_type} for s in samples]
     config = GRPOConfig(
         output_dir=out, per_device_train_batch_size=args.prompts * args.group, num_generations=args.group,
         max_completion_length=args.new_tokens, generation_kwargs={"min_new_tokens": args.new_tokens},
         temperature=1.0, beta=0.04, epsilon=0.2, num_iterations=1, learning_rate=1e-5, use_cpu=True,
-        gradient_checkpointing=False, report_to="none", disable_tqdm=True, save_strategy="no", logging_steps=10_000,
-        max_steps=args.warmup + args.steps + 1, shuffle_dataset=False, dataloader_num_workers=0, seed=0)
+        bf16=False, fp16=False, report_to="none", disable_tqdm=True, save_strategy="no", eval_strategy="no",
+        logging_steps=10_000, max_steps=args.warmup + args.steps + 1, shuffle_dataset=False, dataloader_num_workers=0,
+        seed=0, **{checkpointing_key(): False})
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
     trainer = GRPOTrainer(model=model, reward_funcs=REWARDS, args=config, train_dataset=Dataset.from_list(rows),
                           processing_class=AutoProcessor.from_pretrained(path))
+    check_trl(trainer, trl.__version__)
     stamps = Stamps()
     trainer.add_callback(stamps)
     return trainer, stamps
+
+
+def checkpointing_key() -> str:
+    """transformers 5 renamed ``gradient_checkpointing`` to ``activation_checkpointing``."""
+    from transformers import TrainingArguments
+
+    return "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ \
+        else "gradient_checkpointing"
+
+
+def check_trl(trainer, version: str) -> None:
+    """Stop when TRL would not run the configuration the comparison claims (float32, no checkpointing, CPU)."""
+    args = trainer.args
+    wrong = {k: v for k, v in {"bf16": args.bf16, "fp16": args.fp16, checkpointing_key(): getattr(args,
+             checkpointing_key()), "mixed_precision": trainer.accelerator.mixed_precision != "no",
+             "device": trainer.model.device.type != "cpu",
+             "dtype": next(trainer.model.parameters()).dtype != torch.float32}.items() if v}
+    if wrong:
+        raise RuntimeError(f"TRL {version} is not configured as compared (float32, no checkpointing, CPU): {wrong}")
+
+
+def versions() -> str:
+    import accelerate
+    import datasets
+    import transformers
+    import trl
+
+    return (f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, accelerate "
+            f"{accelerate.__version__}, datasets {datasets.__version__}, Python {platform.python_version()}; "
+            f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, "
+            f"{torch.get_num_threads()} torch thread(s)")
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 def trl_chunk(trainer, stamps, warmup: int) -> float:
     stamps.stamps.clear()
     trainer.train()
     return median_step(stamps.stamps, warmup)
+
+
+def build_thinkspace(path: str, data: ColouredSquares, args: argparse.Namespace):
+    L.seed_everything(0)
+    module = SpatialGRPO(QwenVL(path), rewards={f.__name__: f for f in REWARDS}, group_size=args.group,
+                         max_new_tokens=args.new_tokens, stop_at_eos=False, temperature=1.0, beta=0.04, epsilon=0.2,
+                         optimizer=lambda p: torch.optim.AdamW(p, lr=1e-5))
+    return module, SpatialDataModule(train=data, batch_size=args.prompts)
+
+
+def memory_of(side: str, argv: list[str]) -> float:
+    """Peak MiB the steps of one side add, measured in a fresh subprocess (see the module docstring)."""
+    out = subprocess.run([sys.executable, __file__, *argv, "--measure-memory-of", side], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_mib"]
+
+
+def measure_memory(side: str, path: str, data: ColouredSquares, samples: list, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as out:
+        if side == "thinkspace":
+            module, loader = build_thinkspace(path, data, args)
+            before = rss_mib()
+            thinkspace_chunk(module, loader, args.steps, args.warmup)
+        else:
+            trainer, stamps = build_trl(path, samples, args, out)
+            before = rss_mib()
+            trl_chunk(trainer, stamps, args.warmup)
+        print(json.dumps({"peak_mib": peak_mib() - before}))
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -132,33 +221,41 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--image", type=int, nargs=2, default=[56, 112], help="height width")
     parser.add_argument("--views", type=int, default=1, help="images per prompt")
+    parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory subprocesses")
+    parser.add_argument("--measure-memory-of", choices=["thinkspace", "trl"], help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
     path = str(tiny_model_dir("qwen2_5_vl", hidden_size=args.hidden, num_layers=args.layers))
     data = ColouredSquares(512, image_size=tuple(args.image), num_views=args.views, shuffle_options=False)
     samples = [data[i] for i in range(len(data))]
-    L.seed_everything(0)
-    module = SpatialGRPO(QwenVL(path), rewards={f.__name__: f for f in REWARDS}, group_size=args.group,
-                         max_new_tokens=args.new_tokens, stop_at_eos=False, temperature=1.0, beta=0.04, epsilon=0.2,
-                         optimizer=lambda p: torch.optim.AdamW(p, lr=1e-5))
-    loader = SpatialDataModule(train=data, batch_size=args.prompts)
+    if args.measure_memory_of:
+        measure_memory(args.measure_memory_of, path, data, samples, args)
+        return 0.0
+    module, loader = build_thinkspace(path, data, args)
     params = sum(p.numel() for p in module.backbone.parameters())
     print(f"model: hidden {args.hidden}, {args.layers} layers, {params / 1e6:.2f}M parameters; {args.prompts} "
           f"prompts ({args.views} x {args.image[0]}x{args.image[1]} px) x G {args.group} x {args.new_tokens} new "
-          f"tokens per step; torch {torch.__version__}")
+          f"tokens per step")
+    print(versions(), flush=True)
+    ratios, trl_times = [], []
     with tempfile.TemporaryDirectory() as out:
         trainer, stamps = build_trl(path, samples, args, out)
-        ratios = []
         for pair in range(args.pairs):
             ours = thinkspace_chunk(module, loader, args.steps, args.warmup)
             theirs = trl_chunk(trainer, stamps, args.warmup)
             ratios.append(theirs / ours)
+            trl_times.append(theirs)
             print(f"pair {pair}: thinkspace {ours * 1000:.1f} ms/step, TRL {theirs * 1000:.1f} ms/step, "
                   f"ratio {ratios[-1]:.2f}", flush=True)
+    if args.memory:
+        ours, theirs = memory_of("thinkspace", argv), memory_of("trl", argv)
+        print(f"peak memory added by the steps (max RSS - RSS before training, fresh process each): thinkspace "
+              f"{ours:.0f} MiB, TRL {theirs:.0f} MiB")
     ratio = statistics.median(ratios)
     print(f"grpo step trl/thinkspace: ratio {ratio:.2f} (median of {len(ratios)} pairs; "
-          f"{min(ratios):.2f}..{max(ratios):.2f})")
+          f"{min(ratios):.2f}..{max(ratios):.2f}); TRL {statistics.median(trl_times) * 1000:.0f} ms/step")
     return ratio
 
 
