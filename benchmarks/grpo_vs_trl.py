@@ -24,10 +24,18 @@ thinkspace chunk, TRL chunk, ..., each chunk ``--steps`` steps after a warm-up, 
 pair's ratio is TRL's median step time over thinkspace's. Final line:
 ``grpo step trl/thinkspace: ratio R (median of N pairs; min..max); TRL X ms/step``.
 
-Memory (``--memory``, default on): after the timing pairs, each side runs ``--steps`` steps
-again in a fresh subprocess; its peak is the process's maximum resident set size
-(``resource.getrusage``) minus the resident set size just before training starts (model,
-data and processor built), i.e. what the steps themselves add at their peak.
+Fourth setting (``--latent``, thinkspace only; TRL has no latent decoding): a group rollout
+with the latent slot (feedback mode: the start token forced, ``--new-tokens - 2`` latent steps
+each feeding the last hidden state back, the end forced) against plain sampling of the same
+number of tokens, same model, prompts and seeds; each pair's ratio is latent over plain
+(median decode time of ``--steps`` rollouts each). Final line:
+``latent/plain decoding: ratio R (median of N pairs; min..max)``.
+
+Memory (skip with ``--no-memory``): after the timing pairs, each side runs ``--steps`` steps
+again in a fresh subprocess; its peak is the highest resident set size (``/proc/self/statm``,
+sampled every 2 ms by a thread while training runs) minus the resident set size just before
+training starts (model, data and processor built), i.e. what the steps add at their peak.
+(``getrusage``'s lifetime maximum would also count peaks from building the data set.)
 """
 
 from __future__ import annotations
@@ -36,13 +44,14 @@ import argparse
 import json
 import os
 import platform
-import resource
+import threading
 import subprocess
 import sys
 import statistics
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -171,8 +180,22 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+class PeakRss:
+    """The highest resident set size (MiB) seen while the ``with`` block runs, sampled every 2 ms."""
+
+    def __enter__(self) -> PeakRss:
+        self.peak, self._stop = rss_mib(), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, rss_mib())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def trl_chunk(trainer, stamps, warmup: int) -> float:
@@ -200,13 +223,54 @@ def measure_memory(side: str, path: str, data: ColouredSquares, samples: list, a
     with tempfile.TemporaryDirectory() as out:
         if side == "thinkspace":
             module, loader = build_thinkspace(path, data, args)
-            before = rss_mib()
-            thinkspace_chunk(module, loader, args.steps, args.warmup)
+            with PeakRss() as rss:
+                before = rss.peak
+                thinkspace_chunk(module, loader, args.steps, args.warmup)
         else:
             trainer, stamps = build_trl(path, samples, args, out)
-            before = rss_mib()
-            trl_chunk(trainer, stamps, args.warmup)
-        print(json.dumps({"peak_mib": peak_mib() - before}))
+            with PeakRss() as rss:
+                before = rss.peak
+                trl_chunk(trainer, stamps, args.warmup)
+        print(json.dumps({"peak_mib": rss.peak - before}))
+
+
+def latent_vs_plain(path: str, data: ColouredSquares, args: argparse.Namespace) -> float:
+    """Decode time with the latent slot over plain decoding of the same number of tokens."""
+    from thinkspace.backbones.latent_decoding import generate_with_latents
+    from thinkspace.modules.spatial_vlm import SpatialVLM
+    from thinkspace.objectives import LatentAlignment
+
+    torch.manual_seed(0)
+    steps = args.new_tokens - 2  # start, latent steps, end: as many tokens as the plain decode
+    module = SpatialVLM(QwenVL(path), objectives={"latent": LatentAlignment(k=steps, projector_width=16)}).eval()
+    slot = module.objectives["latent"].slot
+    batch = module.collator(with_response=False)([replace(data[i], response=None) for i in range(args.prompts)])
+
+    def decode(with_slot: bool) -> float:
+        seeds = [torch.Generator().manual_seed(i) for i in range(args.prompts)]
+        start = time.perf_counter()
+        gen = generate_with_latents(module.backbone, batch, slot if with_slot else None, mode="feedback",
+                                    max_new_tokens=args.new_tokens, force_start=True, do_sample=True,
+                                    eos_token_id=[], group=args.group, generator=seeds)
+        elapsed = time.perf_counter() - start
+        assert gen.tokens.shape[1] == args.new_tokens and (not with_slot or bool(gen.has_latents.all()))
+        return elapsed
+
+    def chunk(with_slot: bool) -> float:
+        return statistics.median(decode(with_slot) for _ in range(args.steps))
+
+    chunk(True), chunk(False)  # warm-up
+    ratios = []
+    for pair in range(args.pairs):
+        plain, latent = chunk(False), chunk(True)
+        ratios.append(latent / plain)
+        print(f"pair {pair}: plain {plain * 1000:.1f} ms, latent slot {latent * 1000:.1f} ms per rollout "
+              f"({args.prompts} prompts x G {args.group} x {args.new_tokens} tokens), ratio {ratios[-1]:.3f}",
+              flush=True)
+    ratio = statistics.median(ratios)
+    print(f"latent/plain decoding: ratio {ratio:.3f} (median of {len(ratios)} pairs; "
+          f"{min(ratios):.3f}..{max(ratios):.3f})")
+    return ratio
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -221,6 +285,7 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--image", type=int, nargs=2, default=[56, 112], help="height width")
     parser.add_argument("--views", type=int, default=1, help="images per prompt")
+    parser.add_argument("--latent", action="store_true", help="latent slot against plain decoding (thinkspace)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory subprocesses")
     parser.add_argument("--measure-memory-of", choices=["thinkspace", "trl"], help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else argv
@@ -230,6 +295,9 @@ def main(argv: list[str] | None = None) -> float:
     path = str(tiny_model_dir("qwen2_5_vl", hidden_size=args.hidden, num_layers=args.layers))
     data = ColouredSquares(512, image_size=tuple(args.image), num_views=args.views, shuffle_options=False)
     samples = [data[i] for i in range(len(data))]
+    if args.latent:
+        print(versions(), flush=True)
+        return latent_vs_plain(path, data, args)
     if args.measure_memory_of:
         measure_memory(args.measure_memory_of, path, data, samples, args)
         return 0.0
@@ -251,7 +319,7 @@ def main(argv: list[str] | None = None) -> float:
                   f"ratio {ratios[-1]:.2f}", flush=True)
     if args.memory:
         ours, theirs = memory_of("thinkspace", argv), memory_of("trl", argv)
-        print(f"peak memory added by the steps (max RSS - RSS before training, fresh process each): thinkspace "
+        print(f"peak memory added by the steps (peak RSS - RSS before training, fresh process each): thinkspace "
               f"{ours:.0f} MiB, TRL {theirs:.0f} MiB")
     ratio = statistics.median(ratios)
     print(f"grpo step trl/thinkspace: ratio {ratio:.2f} (median of {len(ratios)} pairs; "
