@@ -57,6 +57,9 @@ class LatentGeneration:
         latent_start: ``[N]`` step at which ``<|latent_start|>`` was emitted (-1: none); pads follow it.
         group: completions per prompt.
         latent_count: ``[N]`` latent steps taken (pads emitted, each fed one latent).
+        logprobs: ``[N, T]`` log-probabilities of the emitted tokens under the decoding logits at
+            ``temperature`` (0 outside the completion), when asked for (``return_logprobs``); the
+            numbers :func:`~thinkspace.rl.rollout.sequence_logprobs` computes in a separate pass.
     """
 
     texts: list[str]
@@ -70,6 +73,7 @@ class LatentGeneration:
     latent_start: Tensor | None = None
     group: int = 1
     latent_count: Tensor | None = None
+    logprobs: Tensor | None = None
 
 
 @dataclass
@@ -157,6 +161,7 @@ def generate_with_latents(
     generator: torch.Generator | list[torch.Generator] | None = None,
     inputs_embeds_hook: Any = None,
     fast: bool = True,
+    return_logprobs: bool = False,
     **unused: Any,
 ) -> LatentGeneration:
     """Decode each prompt of ``batch`` (``group`` times) with a latent slot of ``slot.k`` steps.
@@ -184,6 +189,8 @@ def generate_with_latents(
         fast: hand the decoder the attention mask prepared for all steps at once
             (:class:`~thinkspace.backbones.decode_state.DecodeMask`); ``False`` lets it build the
             mask at every token, as a plain forward does. The tokens are the same.
+        return_logprobs: also return each emitted token's log-probability at ``temperature``
+            (``LatentGeneration.logprobs``), from the logits the loop computes anyway.
 
     Per token the loop runs the model once and a few tensor operations; it reads nothing back
     from the device except, when a row can stop (``eos_token_id`` not ``[]``), whether all rows
@@ -225,7 +232,7 @@ def generate_with_latents(
     # text positions continue from each sample's own valid length (left padding is not counted);
     # a finished row's positions run on too, harmlessly: its outputs are never read again
     first_position = (mask.sum(1, keepdim=True) + pre.deltas).to(device)  # [N, 1]
-    tokens, free, kept = [], [], []
+    tokens, free, kept, logprobs = [], [], [], []
     for step in range(max_new_tokens):
         logits = hf.lm_head(last).float()
         if do_sample:
@@ -265,6 +272,9 @@ def generate_with_latents(
             remaining = torch.where(closed, torch.full_like(remaining, -2), remaining)
             remaining = torch.where(opened, torch.full_like(remaining, k), remaining)
         tokens.append(token)
+        if return_logprobs:
+            scaled = logits / max(temperature, 1e-5)
+            logprobs.append(scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1))
         position = first_position + step
         position = position.view(1, bsz, 1).expand(3, bsz, 1) if pre.mrope else position
         step_mask = attention.step(step, ~done)
@@ -281,10 +291,11 @@ def generate_with_latents(
     ids = torch.stack(tokens, 1)[:, :steps]
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
     complete = (count == k) & (k > 0) & (slot is not None and k == slot.k)  # the projector takes k latents
+    logp = torch.stack(logprobs, 1)[:, :steps].where(kept[:, :steps], 0.0) if return_logprobs else None
     return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=complete,
                             prompt_out=prompt_out, prompts=prompts, completion_mask=kept[:, :steps],
                             sampled=torch.stack(free, 1)[:, :steps], latent_start=started, group=group,
-                            latent_count=count)
+                            latent_count=count, logprobs=logp)
 
 
 def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
