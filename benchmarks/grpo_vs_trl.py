@@ -114,7 +114,7 @@ def thinkspace_chunk(module: SpatialGRPO, data: SpatialDataModule, steps: int, w
 
 def build_trl(path: str, samples: list, args: argparse.Namespace, out: str):
     from datasets import Dataset
-    from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
+    from transformers import AutoModelForImageTextToText, AutoProcessor, PrinterCallback, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     class Stamps(TrainerCallback):
@@ -138,6 +138,7 @@ def build_trl(path: str, samples: list, args: argparse.Namespace, out: str):
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
     trainer = GRPOTrainer(model=model, reward_funcs=REWARDS, args=config, train_dataset=Dataset.from_list(rows),
                           processing_class=AutoProcessor.from_pretrained(path))
+    trainer.remove_callback(PrinterCallback)  # its end-of-training summary, not a step's work
     check_trl(trainer, trl.__version__)
     stamps = Stamps()
     trainer.add_callback(stamps)
