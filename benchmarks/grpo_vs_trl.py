@@ -44,11 +44,11 @@ import argparse
 import json
 import os
 import platform
-import threading
+import statistics
 import subprocess
 import sys
-import statistics
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import replace
