@@ -1,7 +1,8 @@
 """One GRPO step: thinkspace's ``SpatialGRPO`` against TRL's ``GRPOTrainer``, side by side.
 
     pip install -e ".[bench]"      # TRL, for this benchmark only
-    python benchmarks/grpo_vs_trl.py [--pairs 3] [--steps 40] [--hidden 128] [--layers 3] [--views 1]
+    OMP_NUM_THREADS=1 python benchmarks/grpo_vs_trl.py [--pairs 3] [--steps 40] [--hidden 128] [--layers 3] [--views 1]
+    OMP_NUM_THREADS=1 python benchmarks/grpo_vs_trl.py --latent [--pairs 3] [--steps 10]   # latent slot vs plain
 
 Equal work on both sides: the same tiny random-initialised Qwen2.5-VL (built offline),
 the same prompts and images (ColouredSquares), G completions per prompt, exactly
