@@ -35,6 +35,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from thinkspace.backbones.decode_state import DecodeMask, draw_uniforms
 from thinkspace.backbones.outputs import BackboneOutput, Batch
 from thinkspace.backbones.prompts import prompt_batch
 
@@ -56,6 +57,9 @@ class LatentGeneration:
         latent_start: ``[N]`` step at which ``<|latent_start|>`` was emitted (-1: none); pads follow it.
         group: completions per prompt.
         latent_count: ``[N]`` latent steps taken (pads emitted, each fed one latent).
+        logprobs: ``[N, T]`` log-probabilities of the emitted tokens under the decoding logits at
+            ``temperature`` (0 outside the completion), when asked for (``return_logprobs``); the
+            numbers :func:`~thinkspace.rl.rollout.sequence_logprobs` computes in a separate pass.
     """
 
     texts: list[str]
@@ -69,6 +73,7 @@ class LatentGeneration:
     latent_start: Tensor | None = None
     group: int = 1
     latent_count: Tensor | None = None
+    logprobs: Tensor | None = None
 
 
 @dataclass
@@ -155,6 +160,8 @@ def generate_with_latents(
     group: int = 1,
     generator: torch.Generator | list[torch.Generator] | None = None,
     inputs_embeds_hook: Any = None,
+    fast: bool = True,
+    return_logprobs: bool = False,
     **unused: Any,
 ) -> LatentGeneration:
     """Decode each prompt of ``batch`` (``group`` times) with a latent slot of ``slot.k`` steps.
@@ -179,6 +186,16 @@ def generate_with_latents(
             each prompt's ``group`` continuations then draw from its own generator only, so
             they do not depend on which other prompts share the batch (or the rank).
         inputs_embeds_hook: applied to the prefill's input embeddings (input cues).
+        fast: hand the decoder the attention mask prepared for all steps at once
+            (:class:`~thinkspace.backbones.decode_state.DecodeMask`); ``False`` lets it build the
+            mask at every token, as a plain forward does. The tokens are the same.
+        return_logprobs: also return each emitted token's log-probability at ``temperature``
+            (``LatentGeneration.logprobs``), from the logits the loop computes anyway.
+
+    Per token the loop runs the model once and a few tensor operations; it reads nothing back
+    from the device except, when a row can stop (``eos_token_id`` not ``[]``), whether all rows
+    have stopped, every 8 tokens (steps after that are trimmed). The sampling's random numbers
+    are drawn for all steps before the loop.
     """
     if mode not in ("feedback", "tokens"):
         raise ValueError(f"latent decoding mode must be 'feedback' or 'tokens', got {mode!r}")
@@ -208,11 +225,18 @@ def generate_with_latents(
     started = torch.full((bsz,), -1, dtype=torch.long, device=device)
     done = torch.zeros(bsz, dtype=torch.bool, device=device)
     stops = stops.to(device)
-    tokens, free, kept = [], [], []
+    can_stop = stops.numel() > 0
+    rows = torch.arange(bsz, device=device)
+    uniforms = draw_uniforms(bsz, max_new_tokens, generator, device) if do_sample else None
+    attention = DecodeMask(mask, max_new_tokens, prepared=fast)
+    # text positions continue from each sample's own valid length (left padding is not counted);
+    # a finished row's positions run on too, harmlessly: its outputs are never read again
+    first_position = (mask.sum(1, keepdim=True) + pre.deltas).to(device)  # [N, 1]
+    tokens, free, kept, logprobs = [], [], [], []
     for step in range(max_new_tokens):
         logits = hf.lm_head(last).float()
         if do_sample:
-            token = sample_token(logits, temperature, top_p, top_k, generator)
+            token = sample_token(logits, temperature, top_p, top_k, uniform=uniforms[step])
         else:
             token = logits.argmax(-1)
         forced_start = slot is not None and step == 0 and force_start
@@ -228,12 +252,16 @@ def generate_with_latents(
             token = torch.where(remaining == 0, torch.full_like(token, slot.end_id), token)
         token = torch.where(done, torch.full_like(token, pad_id), token)
         step_embeds = embed(token)[:, None]
-        if mode == "feedback" and slot is not None:
-            step_embeds = torch.where(latent_step[:, None, None], last[:, None].to(step_embeds.dtype), step_embeds)
-        # the hidden state before a pad is a latent (fed back in feedback mode)
-        for b in (latent_step & ~done & (count < k)).nonzero().flatten().tolist():
-            latents[b, count[b]] = last[b]
-            count[b] += 1
+        if slot is not None:
+            if mode == "feedback":
+                step_embeds = torch.where(latent_step[:, None, None], last[:, None].to(step_embeds.dtype),
+                                          step_embeds)
+            # the hidden state before a pad is a latent (fed back in feedback mode): written in
+            # place, without reading which rows take one (no device sync)
+            record = latent_step & ~done & (count < k)
+            slot_index = count.clamp(max=k - 1)
+            latents[rows, slot_index] = torch.where(record[:, None], last.to(latents.dtype), latents[rows, slot_index])
+            count = count + record.long()
         free.append(sampled & ~done & (not forced_start))
         kept.append(~done)
         if slot is not None:
@@ -244,32 +272,45 @@ def generate_with_latents(
             remaining = torch.where(closed, torch.full_like(remaining, -2), remaining)
             remaining = torch.where(opened, torch.full_like(remaining, k), remaining)
         tokens.append(token)
-        # text positions continue from each sample's own valid length (left padding is not counted)
-        position = (mask.sum(1, keepdim=True) + pre.deltas).to(device)  # [N, 1]
+        if return_logprobs:
+            scaled = logits / max(temperature, 1e-5)
+            logprobs.append(scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1))
+        position = first_position + step
         position = position.view(1, bsz, 1).expand(3, bsz, 1) if pre.mrope else position
-        mask = torch.cat([mask, (~done).long()[:, None]], 1)
-        done = done | (sampled & torch.isin(token, stops))
-        step_out = hf.model.language_model(inputs_embeds=step_embeds, attention_mask=mask, position_ids=position,
+        step_mask = attention.step(step, ~done)
+        if can_stop:
+            done = done | (sampled & torch.isin(token, stops))
+        step_out = hf.model.language_model(inputs_embeds=step_embeds, attention_mask=step_mask, position_ids=position,
                                            past_key_values=cache, use_cache=True, return_dict=True)
         last = step_out.last_hidden_state[:, -1]
-        if bool(done.all()):
+        # the only device sync of the loop, and only when a row can stop: every 8 steps
+        if can_stop and step % 8 == 7 and bool(done.all()):
             break
-    ids = torch.stack(tokens, 1)
+    kept = torch.stack(kept, 1)
+    steps = int(kept.any(0).sum())  # steps after every row had stopped hold nothing: trimmed
+    ids = torch.stack(tokens, 1)[:, :steps]
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
     complete = (count == k) & (k > 0) & (slot is not None and k == slot.k)  # the projector takes k latents
+    logp = torch.stack(logprobs, 1)[:, :steps].where(kept[:, :steps], 0.0) if return_logprobs else None
     return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=complete,
-                            prompt_out=prompt_out, prompts=prompts, completion_mask=torch.stack(kept, 1),
-                            sampled=torch.stack(free, 1), latent_start=started, group=group, latent_count=count)
+                            prompt_out=prompt_out, prompts=prompts, completion_mask=kept[:, :steps],
+                            sampled=torch.stack(free, 1)[:, :steps], latent_start=started, group=group,
+                            latent_count=count, logprobs=logp)
 
 
 def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
-                 generator: torch.Generator | list[torch.Generator] | None = None) -> Tensor:
+                 generator: torch.Generator | list[torch.Generator] | None = None,
+                 uniform: Tensor | None = None) -> Tensor:
     """One token per row of ``logits`` ``[N, V]``: softmax at ``temperature``, restricted to
     the ``top_k`` most likely tokens (0: all) and to the smallest set whose probability
     reaches ``top_p`` (1: all).
 
-    ``generator`` may be a list of ``M`` generators (``N`` a multiple of ``M``): consecutive
-    blocks of ``N / M`` rows then draw from their own generator.
+    The draw inverts each row's cumulative distribution at a uniform number ``uniform``
+    ``[N]`` in (0, 1): one random number per row, where a Gumbel or exponential race needs V
+    (drawing those was a tenth of a tiny model's GRPO step), and no ``torch.multinomial``
+    (several times slower on the CPU). Without ``uniform`` it is drawn from ``generator``
+    (see :func:`~thinkspace.backbones.decode_state.draw_uniforms`; a list of ``M`` generators
+    gives consecutive blocks of ``N / M`` rows their own).
     """
     logits = logits / max(temperature, 1e-5)
     if top_k and top_k < logits.shape[-1]:
@@ -281,20 +322,12 @@ def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, t
         # drop a token when the tokens before it already reach top_p (the first always stays)
         drop = probs.cumsum(-1) - probs >= top_p
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    # p_i / E_i with E_i ~ Exp(1) is largest at i with probability p_i: an exact draw, one
-    # vectorised pass (torch.multinomial is several times slower on the CPU)
-    probs = logits.softmax(-1)
-    return (probs / exponential_noise(probs, generator)).argmax(-1)
-
-
-def exponential_noise(like: Tensor, generator: torch.Generator | list[torch.Generator] | None) -> Tensor:
-    """Exp(1) draws shaped like ``like`` ``[N, V]``, from one generator or one per block of rows."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.empty_like(like).exponential_(1.0, generator=generator)
-    if not generator or like.shape[0] % len(generator):
-        raise ValueError(f"sampling: {like.shape[0]} rows do not split over {len(generator)} generators")
-    blocks = like.split(like.shape[0] // len(generator))
-    return torch.cat([torch.empty_like(b).exponential_(1.0, generator=g) for b, g in zip(blocks, generator)])
+    if uniform is None:
+        uniform = draw_uniforms(logits.shape[0], 1, generator, logits.device)[0]
+    cdf = logits.softmax(-1).cumsum(-1)  # [N, V]
+    # the first token whose cumulative probability reaches u (scaled by the total: rounding)
+    token = (cdf < uniform[:, None].to(cdf.dtype) * cdf[:, -1:]).sum(-1)
+    return token.clamp_(max=logits.shape[-1] - 1)
 
 
 def _stop_ids(tokenizer: Any, eos: int | list[int] | None) -> Tensor:

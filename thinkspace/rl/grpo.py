@@ -241,13 +241,15 @@ class SpatialGRPO(L.LightningModule):
                 early_end=self.latent_early_end, do_sample=True,
                 temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                 eos_token_id=None if self.stop_at_eos else [], group=self.group_size,
-                generator=self._generators(batch))
+                generator=self._generators(batch), return_logprobs=self.num_iterations > 1)
             stops = set(_stop_ids(self.backbone.tokenizer, None).tolist())
             completions = completion_texts(self.backbone.tokenizer, gen, stops)
             scores = self.score(batch, gen, completions)
             advantages = group_advantages(scores.total.to(self.device), self.group_size, self.scale_rewards,
                                           self.advantage_eps)
-            old = self.logprobs(gen) if self.num_iterations > 1 else None
+            # the sampling policy's log-probabilities: those the decode loop computed (the same
+            # weights, mode and inputs as a scoring pass; equal to 1e-6, tests/test_grpo_reuse.py)
+            old = gen.logprobs if self.num_iterations > 1 else None
             ref = self.reference_logprobs(gen) if self.beta > 0 else None
         finally:
             self.backbone.train(training)

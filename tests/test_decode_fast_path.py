@@ -1,0 +1,88 @@
+"""The decode loop's fast path (mask prepared once, random numbers drawn once, no per-token
+reads from the device) gives the tokens the per-token construction gives."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from thinkspace.backbones import QwenVL
+from thinkspace.backbones.decode_state import DecodeMask, draw_uniforms
+from thinkspace.backbones.latent_decoding import generate_with_latents, sample_token
+from thinkspace.data.datasets.synthetic import SyntheticSpatial
+from thinkspace.modules.spatial_vlm import SpatialVLM
+from thinkspace.objectives import LatentAlignment
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def module(tiny_cache):
+    torch.manual_seed(0)
+    return SpatialVLM(QwenVL("tiny:qwen2_5_vl"), objectives={"latent": LatentAlignment(k=4, projector_width=16)}).eval()
+
+
+def prompts(module, n=2, seed=3):
+    data = SyntheticSpatial(n, image_size=56, num_views=(1, 2), settings=["leftmost"], num_objects=(3, 4),
+                            shuffle_options=False, seed=seed)
+    return module.collator(with_response=False)([replace(data[i], response=None) for i in range(n)])
+
+
+def rollout(module, fast, slot=None, **kw):
+    generators = [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]
+    return generate_with_latents(module.backbone, prompts(module), slot, mode="feedback", max_new_tokens=12,
+                                 do_sample=True, group=3, generator=generators, fast=fast, **kw)
+
+
+@pytest.mark.parametrize("with_slot", [False, True])
+def test_fixed_seed_rollout_gives_the_same_tokens_with_and_without_the_fast_path(module, with_slot):
+    slot = module.objectives["latent"].slot if with_slot else None
+    # many stop ids: rows end at different steps, so the stop bookkeeping and the trimming are exercised
+    stops = list(range(0, 400))
+    fast, slow = rollout(module, True, slot, eos_token_id=stops), rollout(module, False, slot, eos_token_id=stops)
+    assert fast.tokens.shape == slow.tokens.shape and fast.tokens.shape[0] == 6
+    assert torch.equal(fast.tokens, slow.tokens)
+    assert torch.equal(fast.completion_mask, slow.completion_mask)
+    assert torch.equal(fast.sampled, slow.sampled)
+    lengths = fast.completion_mask.sum(1)
+    assert lengths.min() < lengths.max()  # rows did stop at different steps
+    assert fast.tokens.shape[1] == int(lengths.max())  # steps after every row stopped are trimmed
+    torch.testing.assert_close(fast.latents, slow.latents, atol=1e-6, rtol=0)
+    if with_slot:
+        assert torch.equal(fast.latent_count, slow.latent_count) and int(fast.latent_count.max()) == 4
+
+
+def test_inverse_cdf_sampling_picks_the_token_whose_cumulative_probability_reaches_u():
+    logits = torch.tensor([0.70, 0.26, 0.03, 0.01]).log().repeat(5, 1)
+    u = torch.tensor([0.5, 0.71, 0.97, 0.995, 1e-30])
+    assert sample_token(logits, uniform=u).tolist() == [0, 1, 2, 3, 0]
+    # a token with no probability is never picked, even at u just above its cumulative mass
+    assert sample_token(logits, top_k=1, uniform=u).tolist() == [0, 0, 0, 0, 0]
+    # top_p 0.9 keeps tokens 0 and 1, renormalised: 0.70 / 0.96 = 0.729 > 0.71
+    assert sample_token(logits, top_p=0.9, uniform=u).tolist() == [0, 0, 1, 1, 0]
+
+
+def test_draw_uniforms_gives_each_block_of_rows_its_own_generator():
+    both = draw_uniforms(6, 4, [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)])
+    alone = draw_uniforms(3, 4, torch.Generator().manual_seed(2))
+    assert both.shape == (4, 6) and torch.equal(both[:, 3:], alone)
+    assert bool((both > 0).all() and (both < 1).all())
+    with pytest.raises(ValueError, match="5 rows do not split over 2 generators"):
+        draw_uniforms(5, 1, [torch.Generator(), torch.Generator()])
+
+
+def test_decode_mask_holds_the_prompt_then_one_column_per_step():
+    mask = DecodeMask(torch.tensor([[0, 1, 1], [1, 1, 1]]), steps=3)
+    first = mask.step(0, torch.tensor([True, True]))
+    second = mask.step(1, torch.tensor([True, False]))
+    assert first.shape == (2, 1, 1, 4) and second.shape == (2, 1, 1, 5)
+    assert second[:, 0, 0].long().tolist() == [[0, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
+    assert mask.completion(2).tolist() == [[1, 1], [1, 0]]
+    plain = DecodeMask(torch.tensor([[0, 1]]), steps=2, prepared=False)
+    assert plain.step(0, torch.tensor([False])).tolist() == [[0, 1, 0]]
