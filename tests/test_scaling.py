@@ -31,6 +31,7 @@ def test_accumulation_follows_the_global_batch():
         accumulation_steps(64, processes=8, batch_size=1, configured=4)
 
 
+@pytest.mark.slow
 def test_global_batch_trains_like_the_same_accumulation(tmp_path):
     common = ["fit", "--config", str(QUICKSTART), *FAST, "--trainer.max_steps", "2", "--data.batch_size", "2"]
     run_cli(*common, "--data.global_batch_size", "6", "--run_dir", "runs/global", cwd=tmp_path)
@@ -40,6 +41,7 @@ def test_global_batch_trains_like_the_same_accumulation(tmp_path):
     assert all((a[k] == b[k]).all() for k in b)
 
 
+@pytest.mark.slow
 def test_a_global_batch_that_does_not_divide_fails_before_training(tmp_path):
     proc = run_cli("fit", "--config", str(QUICKSTART), *FAST, "--data.batch_size", "3",
                    "--data.global_batch_size", "8", cwd=tmp_path, check=False)
@@ -48,6 +50,7 @@ def test_a_global_batch_that_does_not_divide_fails_before_training(tmp_path):
     assert not (tmp_path / "runs/quickstart/checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_more_gpus_than_the_machine_has_is_a_clear_error(tmp_path):
     proc = run_cli("fit", "--config", str(QUICKSTART), *FAST, "--trainer.accelerator", "gpu",
                    "--trainer.devices", "8", cwd=tmp_path, check=False)

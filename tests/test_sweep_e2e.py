@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,6 +20,7 @@ def synthetic(split: str, n: int) -> dict:
                           "num_views": 1, "num_objects": [3, 4], "shuffle_options": False, "split": split}}
 
 
+@pytest.mark.slow
 def test_a_real_tiny_sweep_trains_evaluates_reports_and_skips(tmp_path, capsys):
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({

@@ -175,6 +175,7 @@ def test_cache_teacher_reads_the_latent_objective_of_a_grpo_config(tmp_path):
     assert sorted(e["index"] for e in entries.values()) == [0, 1]
 
 
+@pytest.mark.slow
 def test_two_processes_fill_one_cache_completely_without_collisions(tmp_path):
     out = tmp_path / "cache"
     args = ["-m", "thinkspace.cli", "cache-teacher", "--config", str(TINY), "--out", str(out), "--split", "train",

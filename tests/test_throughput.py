@@ -1,5 +1,6 @@
 """Throughput in the training logs: samples, tokens and the FLOPs estimate."""
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -8,6 +9,7 @@ from thinkspace.backbones import QwenVL
 from thinkspace.throughput import parameter_counts, vision_patches
 
 
+@pytest.mark.slow
 def test_fit_logs_samples_tokens_and_flops_per_second(tmp_path):
     run_cli("fit", "--config", str(QUICKSTART), *FAST, "--trainer.max_steps", "6", "--trainer.log_every_n_steps", "1",
             "--trainer.callbacks+=thinkspace.throughput.Throughput", "--trainer.callbacks.window_size", "3",
