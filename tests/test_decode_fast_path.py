@@ -1,37 +1,19 @@
 """The decode loop's fast path (mask prepared once, random numbers drawn once, no per-token
 reads from the device) gives the tokens the per-token construction gives."""
 
-from dataclasses import replace
-
 import pytest
 import torch
 
-from thinkspace.backbones import QwenVL
+from latent_helpers import latent_module, prompts
 from thinkspace.backbones.decode_state import DecodeMask, draw_uniforms
 from thinkspace.backbones.latent_decoding import generate_with_latents, sample_token
-from thinkspace.data.datasets.synthetic import SyntheticSpatial
-from thinkspace.modules.spatial_vlm import SpatialVLM
-from thinkspace.objectives import LatentAlignment
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def module(tiny_cache):
-    torch.manual_seed(0)
-    return SpatialVLM(QwenVL("tiny:qwen2_5_vl"), objectives={"latent": LatentAlignment(k=4, projector_width=16)}).eval()
-
-
-def prompts(module, n=2, seed=3):
-    data = SyntheticSpatial(n, image_size=56, num_views=(1, 2), settings=["leftmost"], num_objects=(3, 4),
-                            shuffle_options=False, seed=seed)
-    return module.collator(with_response=False)([replace(data[i], response=None) for i in range(n)])
+    return latent_module()
 
 
 def rollout(module, fast, slot=None, **kw):

@@ -24,12 +24,7 @@ from thinkspace.rl.rollout import sequence_logprobs
 ANSWER = {"answer": "thinkspace.rl.rewards.answer_reward"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def squares(n=2, seed=0):

@@ -17,12 +17,7 @@ from thinkspace.rl.loss import clipped_loss
 ANSWER = {"answer": "thinkspace.rl.rewards.answer_reward"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_sequence_and_token_normalisation_by_hand():

@@ -15,12 +15,7 @@ from thinkspace.rl import SpatialGRPO
 from thinkspace.rl.rollout import sequence_logprobs
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("with_slot", [False, True])

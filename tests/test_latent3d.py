@@ -19,13 +19,7 @@ from thinkspace.objectives.latent_slot import END, PAD, START, LatentSlot
 from thinkspace.teachers import OracleGeometryTeacher
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on 2 shared cores, tiny-model steps run about 10x faster than with 2."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def views(n=3, size=56, seed=0, count=(1, 3)):

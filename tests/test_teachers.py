@@ -25,13 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on 2 shared cores, tiny-model steps run about 10x faster than with 2."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def synthetic(n=3, seed=0, size=56):
