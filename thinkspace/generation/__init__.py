@@ -1,0 +1,1 @@
+"""Decoding algorithms: latent decoding, the lean per-token step."""
