@@ -1,0 +1,145 @@
+"""The lean decode step computes the Hugging Face step's numbers for every tiny family, LoRA
+included, and names what it does not support instead of computing something else."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from transformers import DynamicCache, LlamaConfig, LlamaModel, Qwen2Config, Qwen2Model
+
+from thinkspace.backbones import ComposedVLM, LlavaOneVision, LoraSettings, QwenVL
+from thinkspace.backbones.decode_state import DecodeMask, draw_uniforms
+from thinkspace.backbones.latent_decoding import prefill, sample_token
+from thinkspace.backbones.prompts import prompt_batch
+from thinkspace.data.datasets.synthetic import SyntheticSpatial
+from thinkspace.generation.decoder_step import LeanDecoder
+from thinkspace.generation.decoder_weights import LeanStepUnsupported, decoder_weights, lean_step_unsupported
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+FAMILIES = {"qwen2_5_vl": QwenVL, "qwen2_vl": QwenVL, "qwen3_vl": QwenVL, "llava_onevision": LlavaOneVision,
+            "composed": ComposedVLM}
+STEPS, GROUP = 32, 2
+
+
+def backbone_for(family: str, lora: LoraSettings | None = None):
+    torch.manual_seed(0)
+    backbone = FAMILIES[family](f"tiny:{family}", lora=lora)
+    backbone.hf.eval()
+    return backbone
+
+
+def prompts(backbone):
+    """Two left-padded prompts of different lengths (one view, two views)."""
+    data = SyntheticSpatial(2, image_size=56, num_views=(1, 2), settings=["leftmost"], num_objects=(3, 4),
+                            shuffle_options=False, seed=3)
+    samples = [replace(data[i], response=None) for i in range(2)]
+    batch = backbone.collator({}, None, with_response=False)(samples)
+    return prompt_batch(batch, backbone.tokenizer.pad_token_id)
+
+
+def live_rows(rows: int, t: int) -> torch.Tensor:
+    """Rows stop counting their new tokens at different steps (a finished row's tokens are masked)."""
+    return torch.arange(rows) < rows - t // 12
+
+
+@torch.no_grad()
+def decode_both(backbone, steps: int = STEPS):
+    """The same prefill decoded by the Hugging Face step and by the lean step, both fed the token sampled
+    from the Hugging Face logits (a random tiny model's argmax repeats one token; the sampled inputs vary).
+
+    Returns the greedy tokens of each path ``(hf, lean)`` ``[N, steps]``, the fed tokens and the largest
+    hidden-state gap of each step."""
+    hf = backbone.hf
+    language_model, embed = hf.model.language_model, hf.get_input_embeddings()
+    pre = prefill(backbone, prompts(backbone)).repeat(GROUP)
+    positions = pre.positions(steps)
+    lean = LeanDecoder(language_model, pre.cache, pre.mask, positions)  # copies the cache before HF extends it
+    mask = DecodeMask(pre.mask, steps)
+    last_hf = last_lean = pre.hidden[:, -1]
+    rows = pre.hidden.shape[0]
+    uniforms = draw_uniforms(rows, steps, torch.Generator().manual_seed(5))
+    greedy_hf, greedy_lean, fed, gaps = [], [], [], []
+    for t in range(steps):
+        logits = hf.lm_head(last_hf)
+        greedy_hf.append(logits.argmax(-1))
+        greedy_lean.append(hf.lm_head(last_lean).argmax(-1))
+        fed.append(sample_token(logits, uniform=uniforms[t]))
+        live = live_rows(rows, t)
+        out = language_model(inputs_embeds=embed(fed[-1])[:, None], attention_mask=mask.step(t, live),
+                             position_ids=positions[..., t:t + 1], past_key_values=pre.cache, use_cache=True)
+        last_hf = out.last_hidden_state[:, -1]
+        last_lean = lean.step(embed(fed[-1]), t, live)
+        gaps.append(float((last_hf - last_lean).abs().max()))
+    return (torch.stack(greedy_hf, 1), torch.stack(greedy_lean, 1)), torch.stack(fed, 1), gaps
+
+
+def assert_same_decoding(backbone):
+    (greedy_hf, greedy_lean), fed, gaps = decode_both(backbone)
+    assert greedy_hf.shape == fed.shape == (2 * GROUP, STEPS)
+    assert torch.equal(greedy_lean, greedy_hf)
+    assert len(gaps) == STEPS and max(gaps) < 1e-5, gaps
+    assert len(set(fed.flatten().tolist())) > 10  # the inputs vary from step to step
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_lean_step_equals_the_hugging_face_step_at_every_step(family, tiny_cache):
+    backbone = backbone_for(family)
+    assert backbone.hf.dtype == torch.float32
+    assert_same_decoding(backbone)
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl", "composed"])
+def test_lora_adapters_are_folded_into_the_step(family, tiny_cache):
+    backbone = backbone_for(family, LoraSettings(r=4, alpha=8, dropout=0.0))
+    for name, param in backbone.hf.named_parameters():
+        if "lora_B" in name:  # peft starts B at zero: give the adapters something to add
+            torch.nn.init.normal_(param, std=0.2)
+    language_model = backbone.hf.model.language_model
+    attn = language_model.layers[0].self_attn
+    base = torch.cat([attn.q_proj.base_layer.weight, attn.k_proj.base_layer.weight, attn.v_proj.base_layer.weight])
+    assert float((decoder_weights(language_model).layers[0].qkv - base).abs().max()) > 1e-2
+    assert_same_decoding(backbone)
+
+
+def tiny_decoder(cls=Qwen2Model, config_cls=Qwen2Config, **overrides):
+    config = config_cls(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, **overrides)
+    return cls(config).eval()
+
+
+def test_a_plain_tiny_qwen2_decoder_is_supported():
+    assert lean_step_unsupported(tiny_decoder()) is None
+
+
+def with_hook(model):
+    model.layers[1].mlp.register_forward_hook(lambda *args: None)
+    return model
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda: tiny_decoder(LlamaModel, LlamaConfig), "decoder LlamaModel: the lean step supports"),
+    (lambda: tiny_decoder(use_sliding_window=True, sliding_window=8, max_window_layers=0),
+     "decoder Qwen2Model: sliding-window attention"),
+    (lambda: tiny_decoder(hidden_act="gelu"), "hidden_act 'gelu'; the lean step supports 'silu'"),
+    (lambda: with_hook(tiny_decoder()), "module layers.1.mlp has forward hooks"),
+])
+def test_unsupported_decoders_are_named(make, reason):
+    model = make()
+    assert reason in (lean_step_unsupported(model) or "")
+    cache = DynamicCache()
+    with pytest.raises(LeanStepUnsupported, match=reason.split(":")[0]):
+        LeanDecoder(model, cache, torch.ones(1, 1), torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_lora_dropout_in_training_mode_falls_back_and_eval_mode_folds(tiny_cache):
+    backbone = backbone_for("qwen2_5_vl", LoraSettings(r=4, alpha=8, dropout=0.05))
+    language_model = backbone.hf.model.language_model
+    backbone.hf.train()
+    reason = lean_step_unsupported(language_model)
+    assert "Qwen2_5_VLTextModel.layers.0.self_attn.q_proj: adapter 'default' has dropout 0.05 in training mode" in (
+        reason or "")
+    backbone.hf.eval()
+    assert lean_step_unsupported(language_model) is None
