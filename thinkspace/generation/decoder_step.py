@@ -9,13 +9,13 @@ rollout what every token needs, and each token then runs about 25 tensor operati
   which also refuses, naming the reason, a decoder the step would not compute exactly);
 * a static KV cache: one buffer ``[N, KV, Lp + T, hd]`` per layer and for keys and values, filled
   from the prefill's ``DynamicCache`` once and written in place at column ``Lp + t``;
-* a static attention mask ``[N, 1, 1, Lp + T]`` (True = attend): the prompt's padding mask, then
-  one column per step, set when the step runs (False until then, so attention over the whole
-  buffer sees only the tokens so far);
+* a static additive attention mask ``[N, 1, 1, Lp + T]`` (0 = attend, -inf = not): the prompt's
+  padding mask, then one column per step, set when the step runs (-inf until then, so attention
+  over the whole buffer sees only the tokens so far);
 * rotary cos/sin of every step's positions, computed before the loop by the model's own rotary
   module from the positions the loop uses (``[3, N, T]`` for Qwen-VL's 3D RoPE, ``[N, T]``).
 
-The step itself (:meth:`LeanDecoder.forward_step`) has fixed shapes, reads nothing back from the
+The step itself (:func:`decode_layers`) has fixed shapes, reads nothing back from the
 device and branches only on the model's structure, so it can be captured by a CUDA graph or
 compiled (``compile=True``: ``torch.compile`` of the step). Attention is
 ``scaled_dot_product_attention`` with the query heads of each key/value head folded into the
@@ -87,44 +87,62 @@ class LeanDecoder:
                 buffer[:, :, :prompt_length] = filled
                 store.append(buffer)
         device = prompt_mask.device
-        self.mask = torch.zeros(rows, 1, 1, length, dtype=torch.bool, device=device)
-        self.mask[:, 0, 0, :prompt_length] = prompt_mask.bool()
+        # additive mask (0 attend, -inf not): what SDPA turns a boolean mask into at every call
+        dtype = layers[0].keys.dtype
+        self.mask = torch.full((rows, 1, 1, length), float("-inf"), dtype=dtype, device=device)
+        self.mask[:, 0, 0, :prompt_length].masked_fill_(prompt_mask.bool(), 0.0)
+        self._blocked = torch.tensor(float("-inf"), dtype=dtype, device=device)
         probe = layers[0].keys.new_empty(0)  # the rotary module reads only its device and dtype
         with torch.no_grad():
             cos, sin = language_model.rotary_emb(probe, positions.to(device))  # [N, T, hd]
         self.cos = cos.transpose(0, 1)[:, :, None].contiguous()  # [T, N, 1, hd]: step t's rows are a view
         self.sin = sin.transpose(0, 1)[:, :, None].contiguous()
         self.columns = torch.arange(prompt_length, length, device=device)  # [T] buffer column of each step
-        self._run = torch.compile(self.forward_step, dynamic=False) if compile else self.forward_step
+        self._run = compiled_decode_layers() if compile else decode_layers
 
     def step(self, embeds: Tensor, t: int, live: Tensor) -> Tensor:
         """Decode step ``t`` (0-based): ``embeds`` ``[N, D]`` input embeddings of the new tokens, ``live``
         ``[N]`` rows whose new token counts in the mask (a finished row's does not, as in the loop).
         Returns ``[N, D]`` last-layer hidden states after the final norm."""
         column = self.columns[t:t + 1]
-        self.mask.index_copy_(3, column, live.view(self.rows, 1, 1, 1).bool())
-        return self._run(embeds, self.cos[t], self.sin[t], column)
+        self.mask.index_copy_(3, column, torch.where(live.view(self.rows, 1, 1, 1).bool(), 0.0, self._blocked))
+        return self._run(embeds, self.cos[t], self.sin[t], column, self.mask, self.weights, self.keys, self.values)
 
-    def forward_step(self, x: Tensor, cos: Tensor, sin: Tensor, column: Tensor) -> Tensor:
-        """The layers for one token: ``x`` ``[N, D]``, ``cos``/``sin`` ``[N, 1, hd]``, ``column`` ``[1]``
-        the buffer column to write. Fixed shapes, no host reads (graph-capturable)."""
-        w = self.weights
-        rows, heads, kv_heads, head_dim = x.shape[0], w.heads, w.kv_heads, w.head_dim
-        qk_width = (heads + kv_heads) * head_dim
-        for layer, keys, values in zip(w.layers, self.keys, self.values):
-            h = rms_norm(x, layer.input_norm, layer.input_eps)
-            qkv = F.linear(h, layer.qkv, layer.qkv_bias)  # [N, (H + 2 KV) hd]
-            qk = qkv[:, :qk_width].view(rows, heads + kv_heads, head_dim)
-            if layer.qk_norm is not None:
-                qk = rms_norm(qk, layer.qk_norm, layer.qk_eps)
-            qk = qk * cos + rotate_half(qk) * sin  # q and k rotated together
-            keys.index_copy_(2, column, qk[:, heads:, None])
-            values.index_copy_(2, column, qkv[:, qk_width:].view(rows, kv_heads, 1, head_dim))
-            # the H / KV query heads sharing a key/value head become that head's query rows
-            query = qk[:, :heads].reshape(rows, kv_heads, heads // kv_heads, head_dim)
-            attended = F.scaled_dot_product_attention(query, keys, values, attn_mask=self.mask, scale=w.scaling)
-            x = x + F.linear(attended.reshape(rows, heads * head_dim), layer.out, layer.out_bias)
-            h = rms_norm(x, layer.post_norm, layer.post_eps)
-            gate, up = F.linear(h, layer.gate_up, layer.gate_up_bias).chunk(2, dim=-1)
-            x = x + F.linear(F.silu(gate) * up, layer.down, layer.down_bias)
-        return rms_norm(x, w.norm, w.norm_eps)
+
+def decode_layers(x: Tensor, cos: Tensor, sin: Tensor, column: Tensor, mask: Tensor, weights: DecoderWeights,
+                  keys: list[Tensor], values: list[Tensor]) -> Tensor:
+    """The layers for one token: ``x`` ``[N, D]`` input embeddings, ``cos``/``sin`` ``[N, 1, hd]``, ``column``
+    ``[1]`` the buffer column to write, ``mask`` ``[N, 1, 1, L]`` additive, ``keys``/``values`` per layer
+    ``[N, KV, L, hd]`` (written in place). Returns ``[N, D]`` after the final norm. Fixed shapes, no
+    host reads, branches only on the model's structure (graph-capturable)."""
+    w = weights
+    rows, heads, kv_heads, head_dim = x.shape[0], w.heads, w.kv_heads, w.head_dim
+    qk_width = (heads + kv_heads) * head_dim
+    for layer, layer_keys, layer_values in zip(w.layers, keys, values):
+        h = rms_norm(x, layer.input_norm, layer.input_eps)
+        qkv = F.linear(h, layer.qkv, layer.qkv_bias)  # [N, (H + 2 KV) hd]
+        qk = qkv[:, :qk_width].view(rows, heads + kv_heads, head_dim)
+        if layer.qk_norm is not None:
+            qk = rms_norm(qk, layer.qk_norm, layer.qk_eps)
+        qk = qk * cos + rotate_half(qk) * sin  # q and k rotated together
+        layer_keys.index_copy_(2, column, qk[:, heads:, None])
+        layer_values.index_copy_(2, column, qkv[:, qk_width:].view(rows, kv_heads, 1, head_dim))
+        # the H / KV query heads sharing a key/value head become that head's query rows
+        query = qk[:, :heads].reshape(rows, kv_heads, heads // kv_heads, head_dim)
+        attended = F.scaled_dot_product_attention(query, layer_keys, layer_values, attn_mask=mask, scale=w.scaling)
+        x = x + F.linear(attended.reshape(rows, heads * head_dim), layer.out, layer.out_bias)
+        h = rms_norm(x, layer.post_norm, layer.post_eps)
+        gate, up = F.linear(h, layer.gate_up, layer.gate_up_bias).chunk(2, dim=-1)
+        x = x + F.linear(F.silu(gate) * up, layer.down, layer.down_bias)
+    return rms_norm(x, w.norm, w.norm_eps)
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def compiled_decode_layers() -> Any:
+    """:func:`decode_layers` through ``torch.compile``, compiled once per process (it then recompiles
+    only for new shapes, dtypes or layer structures, not for each rollout)."""
+    if "step" not in _COMPILED:
+        _COMPILED["step"] = torch.compile(decode_layers, dynamic=False)
+    return _COMPILED["step"]
