@@ -59,6 +59,10 @@ class LeanDecoder:
         prompt_mask: ``[N, Lp]`` 1 for prompt tokens, 0 for left padding.
         positions: the text positions of the ``T`` steps, ``[3, N, T]`` (3D RoPE) or ``[N, T]``.
         compile: run the step through ``torch.compile``.
+        fixed_shapes: attend over the whole buffer at every step (masked beyond the current step), so
+            every step has the same shapes (what ``compile`` and a CUDA graph need; default: as
+            ``compile``); otherwise over the positions so far, the Hugging Face step's shapes, which
+            gives its numbers bit for bit where the weights need no folding (tested).
 
     Raises:
         LeanStepUnsupported: the decoder or cache has something the lean step does not compute
@@ -66,7 +70,7 @@ class LeanDecoder:
     """
 
     def __init__(self, language_model: nn.Module, cache: Any, prompt_mask: Tensor, positions: Tensor,
-                 compile: bool = False) -> None:
+                 compile: bool = False, fixed_shapes: bool | None = None) -> None:
         self.weights: DecoderWeights = decoder_weights(language_model)
         w = self.weights
         layers = getattr(cache, "layers", None)
@@ -98,6 +102,7 @@ class LeanDecoder:
         self.cos = cos.transpose(0, 1)[:, :, None].contiguous()  # [T, N, 1, hd]: step t's rows are a view
         self.sin = sin.transpose(0, 1)[:, :, None].contiguous()
         self.columns = torch.arange(prompt_length, length, device=device)  # [T] buffer column of each step
+        self.fixed_shapes = compile if fixed_shapes is None else fixed_shapes
         self._run = compiled_decode_layers() if compile else decode_layers
 
     def step(self, embeds: Tensor, t: int, live: Tensor) -> Tensor:
@@ -106,7 +111,11 @@ class LeanDecoder:
         Returns ``[N, D]`` last-layer hidden states after the final norm."""
         column = self.columns[t:t + 1]
         self.mask.index_copy_(3, column, torch.where(live.view(self.rows, 1, 1, 1).bool(), 0.0, self._blocked))
-        return self._run(embeds, self.cos[t], self.sin[t], column, self.mask, self.weights, self.keys, self.values)
+        if self.fixed_shapes:
+            return self._run(embeds, self.cos[t], self.sin[t], column, self.mask, self.weights, self.keys, self.values)
+        seen = self.prompt_length + t + 1  # attend over the positions so far only: the Hugging Face step's shapes
+        return self._run(embeds, self.cos[t], self.sin[t], column, self.mask[..., :seen], self.weights,
+                         [k[:, :, :seen] for k in self.keys], [v[:, :, :seen] for v in self.values])
 
 
 def decode_layers(x: Tensor, cos: Tensor, sin: Tensor, column: Tensor, mask: Tensor, weights: DecoderWeights,
