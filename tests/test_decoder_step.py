@@ -14,7 +14,7 @@ from thinkspace.backbones.decode_state import DecodeMask, draw_uniforms
 from thinkspace.backbones.latent_decoding import prefill, sample_token
 from thinkspace.backbones.prompts import prompt_batch
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
-from thinkspace.generation.decoder_step import LeanDecoder
+from thinkspace.generation.decoder_step import LeanDecoder, lean_decoder_or_reason
 from thinkspace.generation.decoder_weights import LeanStepUnsupported, decoder_weights, lean_step_unsupported
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -56,7 +56,8 @@ def decode_both(backbone, steps: int = STEPS, fixed_shapes: bool = False):
     language_model, embed = hf.model.language_model, hf.get_input_embeddings()
     pre = prefill(backbone, prompts(backbone)).repeat(GROUP)
     positions = pre.positions(steps)
-    lean = LeanDecoder(language_model, pre.cache, pre.mask, positions, fixed_shapes=fixed_shapes)  # copies the cache before HF extends it
+    # built first: it copies the prefill's cache, which the Hugging Face steps then extend
+    lean = LeanDecoder(language_model, pre.cache, pre.mask, positions, fixed_shapes=fixed_shapes)
     mask = DecodeMask(pre.mask, steps)
     last_hf = last_lean = pre.hidden[:, -1]
     rows = pre.hidden.shape[0]
@@ -164,3 +165,12 @@ def test_lora_dropout_in_training_mode_falls_back_and_eval_mode_folds(tiny_cache
         reason or "")
     backbone.hf.eval()
     assert lean_step_unsupported(language_model) is None
+
+
+def test_fallback_reason_is_returned_and_compile_needs_fixed_shapes():
+    model = tiny_decoder(hidden_act="gelu")
+    decoder, reason = lean_decoder_or_reason(model, DynamicCache(), torch.ones(1, 1), torch.zeros(1, 4).long())
+    assert decoder is None and reason.startswith("hugging face: decoder Qwen2Model: hidden_act 'gelu'")
+    with pytest.raises(ValueError, match="compile=True needs fixed_shapes"):
+        LeanDecoder(tiny_decoder(), DynamicCache(), torch.ones(1, 1), torch.zeros(1, 4).long(), compile=True,
+                    fixed_shapes=False)

@@ -15,17 +15,21 @@ rollout what every token needs, and each token then runs about 25 tensor operati
 * rotary cos/sin of every step's positions, computed before the loop by the model's own rotary
   module from the positions the loop uses (``[3, N, T]`` for Qwen-VL's 3D RoPE, ``[N, T]``).
 
-The step itself (:func:`decode_layers`) has fixed shapes, reads nothing back from the
-device and branches only on the model's structure, so it can be captured by a CUDA graph or
-compiled (``compile=True``: ``torch.compile`` of the step). Attention is
-``scaled_dot_product_attention`` with the query heads of each key/value head folded into the
-query axis (grouped-query attention without repeating keys), as transformers' SDPA path does for
-one query token. The numbers are the Hugging Face step's to float rounding (tested to 1e-5 in
-float32 in ``tests/test_decoder_step.py`` for every tiny family, LoRA included).
+The step itself (:func:`decode_layers`) reads nothing back from the device and branches only on
+the model's structure. By default step ``t`` attends over the first ``Lp + t + 1`` buffer
+columns, the shapes of the Hugging Face step, whose numbers it then gives bit for bit when no
+adapter is folded (same kernels on the same shapes; LoRA folding rounds differently, within
+1e-5). With ``fixed_shapes`` (on with ``compile=True``: ``torch.compile`` of the step) every step
+attends over the whole buffer, masked beyond the current step: fixed shapes, as a compiled step
+or a CUDA graph needs, equal to float rounding. Attention is ``scaled_dot_product_attention``
+with the query heads of each key/value head folded into the query axis (grouped-query attention
+without repeating keys), as transformers' SDPA path does for one query token. Tested in float32
+for every tiny family, LoRA included (``tests/test_decoder_step.py``).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -33,6 +37,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from thinkspace.generation.decoder_weights import DecoderWeights, LeanStepUnsupported, decoder_weights
+
+logger = logging.getLogger(__name__)
+_LOGGED: set[str] = set()  # fallback reasons already logged
 
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
@@ -71,6 +78,9 @@ class LeanDecoder:
 
     def __init__(self, language_model: nn.Module, cache: Any, prompt_mask: Tensor, positions: Tensor,
                  compile: bool = False, fixed_shapes: bool | None = None) -> None:
+        if compile and fixed_shapes is False:
+            raise ValueError("LeanDecoder: compile=True needs fixed_shapes (a compiled step with a new key "
+                             "length at every token would recompile at every token)")
         self.weights: DecoderWeights = decoder_weights(language_model)
         w = self.weights
         layers = getattr(cache, "layers", None)
@@ -116,6 +126,20 @@ class LeanDecoder:
         seen = self.prompt_length + t + 1  # attend over the positions so far only: the Hugging Face step's shapes
         return self._run(embeds, self.cos[t], self.sin[t], column, self.mask[..., :seen], self.weights,
                          [k[:, :, :seen] for k in self.keys], [v[:, :, :seen] for v in self.values])
+
+
+def lean_decoder_or_reason(language_model: nn.Module, cache: Any, prompt_mask: Tensor, positions: Tensor,
+                           compile: bool = False) -> tuple[LeanDecoder | None, str]:
+    """``(LeanDecoder, "lean")``, or ``(None, reason)`` when the decoder has something the lean step does
+    not compute (the reason is logged once per process; the caller keeps the Hugging Face step)."""
+    try:
+        return LeanDecoder(language_model, cache, prompt_mask, positions, compile=compile), "lean"
+    except LeanStepUnsupported as err:
+        reason = str(err)
+        if reason not in _LOGGED:
+            _LOGGED.add(reason)
+            logger.info("decoding with the Hugging Face step: %s", reason)
+        return None, f"hugging face: {reason}"
 
 
 def decode_layers(x: Tensor, cos: Tensor, sin: Tensor, column: Tensor, mask: Tensor, weights: DecoderWeights,
