@@ -1,6 +1,6 @@
 """The per-token decode step: the Hugging Face step against the lean one, on the same cache and inputs.
 
-    OMP_NUM_THREADS=1 python benchmarks/decoder_step.py [--pairs 5] [--steps 48] [--hidden 128] [--layers 3]
+    OMP_NUM_THREADS=1 python benchmarks/decoder_step.py [--pairs 15] [--steps 48] [--hidden 128] [--layers 3]
         [--rows 16] [--compile]
 
 A tiny random-initialised Qwen2.5-VL (built offline) prefills ``--rows / 8`` prompts (one
@@ -14,7 +14,8 @@ the decode loop uses:
 * ``lean``: :class:`~thinkspace.generation.decoder_step.LeanDecoder`, its per-rollout build
   (weights fused, cache copied into the static buffers, rotary tables) counted in its time.
 
-Runs alternate hf, lean, hf, lean, ... after one warm-up run of each; each pair's ratio is hf's
+Runs alternate hf, lean, lean, hf, hf, lean, ... (the order flips every pair, so a drift in the
+machine's load does not favour one side) after one warm-up run of each; each pair's ratio is hf's
 time over lean's. ``--compile`` adds ``lean-compiled`` (``torch.compile`` of the lean step; the
 compile happens in the warm-up and is reported) and its ratio to ``lean``. The one-minute load
 average is printed at start and end: the machine is shared. Final line:
@@ -88,7 +89,7 @@ def summary(name: str, ratios: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--pairs", type=int, default=15)
     parser.add_argument("--steps", type=int, default=48)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=3)
@@ -129,8 +130,9 @@ def main() -> None:
         print(f"lean build alone: {build_seconds(language_model, pre, positions) * 1e3:.2f} ms per rollout")
         times: dict[str, list[float]] = {name: [] for name in sides}
         for pair in range(args.pairs):
-            for name, run in sides.items():
-                times[name].append(run())
+            order = list(sides) if pair % 2 == 0 else list(reversed(sides))  # cancels drift within a pair
+            for name in order:
+                times[name].append(sides[name]())
             line = ", ".join(f"{name} {times[name][-1] / args.steps * 1e3:.3f} ms/token" for name in sides)
             print(f"pair {pair}: {line}; hf/lean {times['hf'][-1] / times['lean'][-1]:.2f}", flush=True)
     ratios = [h / lean for h, lean in zip(times["hf"], times["lean"])]

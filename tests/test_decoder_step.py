@@ -74,6 +74,8 @@ def decode_both(backbone, steps: int = STEPS, fixed_shapes: bool = False):
         last_hf = out.last_hidden_state[:, -1]
         last_lean = lean.step(embed(fed[-1]), t, live)
         gaps.append(float((last_hf - last_lean).abs().max()))
+    assert lean.keys[0].shape[2] == (-(-(pre.mask.shape[1] + steps) // 64) * 64 if fixed_shapes
+                                      else pre.mask.shape[1] + steps)  # fixed shapes: a bucketed buffer length
     return (torch.stack(greedy_hf, 1), torch.stack(greedy_lean, 1)), torch.stack(fed, 1), gaps
 
 

@@ -40,6 +40,8 @@ from thinkspace.generation.decoder_weights import DecoderWeights, LeanStepUnsupp
 
 logger = logging.getLogger(__name__)
 _LOGGED: set[str] = set()  # fallback reasons already logged
+#: with fixed shapes the KV buffers' length is rounded up to a multiple of this (masked beyond the last step)
+LENGTH_BUCKET = 64
 
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
@@ -81,6 +83,7 @@ class LeanDecoder:
         if compile and fixed_shapes is False:
             raise ValueError("LeanDecoder: compile=True needs fixed_shapes (a compiled step with a new key "
                              "length at every token would recompile at every token)")
+        self.fixed_shapes = compile if fixed_shapes is None else fixed_shapes
         self.weights: DecoderWeights = decoder_weights(language_model)
         w = self.weights
         layers = getattr(cache, "layers", None)
@@ -94,6 +97,8 @@ class LeanDecoder:
         steps = positions.shape[-1]
         self.rows, self.prompt_length, self.steps = rows, prompt_length, steps
         length = prompt_length + steps
+        if self.fixed_shapes:  # a few buffer lengths for all prompt lengths: a compiled step recompiles per shape
+            length = -(-length // LENGTH_BUCKET) * LENGTH_BUCKET
         self.keys, self.values = [], []
         for layer in layers:
             for store, filled in ((self.keys, layer.keys), (self.values, layer.values)):
@@ -111,8 +116,7 @@ class LeanDecoder:
             cos, sin = language_model.rotary_emb(probe, positions.to(device))  # [N, T, hd]
         self.cos = cos.transpose(0, 1)[:, :, None].contiguous()  # [T, N, 1, hd]: step t's rows are a view
         self.sin = sin.transpose(0, 1)[:, :, None].contiguous()
-        self.columns = torch.arange(prompt_length, length, device=device)  # [T] buffer column of each step
-        self.fixed_shapes = compile if fixed_shapes is None else fixed_shapes
+        self.columns = torch.arange(prompt_length, prompt_length + steps, device=device)  # [T] each step's column
         self._run = compiled_decode_layers() if compile else decode_layers
 
     def step(self, embeds: Tensor, t: int, live: Tensor) -> Tensor:
