@@ -15,12 +15,12 @@ def module(tiny_cache):
     return latent_module()
 
 
-def rollout(module, lean_step, slot, do_sample, mode):
+def rollout(module, decode_step, slot, do_sample, mode):
     generators = [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]
     # many stop ids: rows end at different steps, so finished rows' masking is exercised
     return generate_with_latents(module.backbone, prompts(module), slot, mode=mode, max_new_tokens=16,
                                  do_sample=do_sample, group=3, generator=generators, eos_token_id=list(range(400)),
-                                 return_logprobs=True, lean_step=lean_step)
+                                 return_logprobs=True, decode_step=decode_step)
 
 
 @pytest.mark.parametrize("with_slot, do_sample, mode", [
@@ -29,9 +29,10 @@ def rollout(module, lean_step, slot, do_sample, mode):
 ])
 def test_fixed_seed_rollout_gives_the_same_tokens_with_and_without_the_lean_step(module, with_slot, do_sample, mode):
     slot = module.objectives["latent"].slot if with_slot else None
-    lean, plain = rollout(module, True, slot, do_sample, mode), rollout(module, False, slot, do_sample, mode)
+    lean = rollout(module, "lean", slot, do_sample, mode)
+    plain = rollout(module, "hugging_face", slot, do_sample, mode)
     assert lean.decoder_step == "lean"
-    assert plain.decoder_step == "hugging face: lean_step off"
+    assert plain.decoder_step == "hugging face: decode_step hugging_face"
     assert lean.tokens.shape == plain.tokens.shape and lean.tokens.shape[0] == 6
     assert torch.equal(lean.tokens, plain.tokens)
     assert torch.equal(lean.completion_mask, plain.completion_mask)
@@ -51,9 +52,25 @@ def test_an_unsupported_decoder_falls_back_to_the_hugging_face_step_and_says_why
     language_model = module.backbone.hf.model.language_model
     handle = language_model.layers[0].register_forward_hook(lambda *args: None)
     try:
-        gen = rollout(module, True, None, True, "feedback")
+        gen = rollout(module, "lean", None, True, "feedback")
     finally:
         handle.remove()
     assert gen.decoder_step == "hugging face: decoder Qwen2_5_VLTextModel: module layers.0 has forward hooks; the " \
                                "lean step would skip them"
-    assert torch.equal(gen.tokens, rollout(module, True, None, True, "feedback").tokens)
+    assert torch.equal(gen.tokens, rollout(module, "lean", None, True, "feedback").tokens)
+
+
+def test_a_misspelt_decode_step_is_an_error_naming_the_choices(module):
+    with pytest.raises(ValueError, match="decode_step must be 'lean', 'compiled' or 'hugging_face', got 'fast'"):
+        rollout(module, "fast", None, False, "feedback")
+
+
+@pytest.mark.slow
+def test_the_compiled_lean_step_gives_the_same_greedy_tokens(module):
+    """Compiled: fixed shapes (attention over the whole buffer), equal to float rounding."""
+    slot = module.objectives["latent"].slot
+    compiled = rollout(module, "compiled", slot, False, "feedback")
+    plain = rollout(module, "hugging_face", slot, False, "feedback")
+    assert compiled.decoder_step == "lean"
+    assert torch.equal(compiled.tokens, plain.tokens)
+    torch.testing.assert_close(compiled.latents, plain.latents, atol=1e-5, rtol=0)
