@@ -46,7 +46,7 @@ def live_rows(rows: int, t: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def decode_both(backbone, steps: int = STEPS, fixed_shapes: bool = False):
+def decode_both(backbone, steps: int = STEPS, fixed_shapes: bool = False, compile: bool = False):
     """The same prefill decoded by the Hugging Face step and by the lean step, both fed the token sampled
     from the Hugging Face logits (a random tiny model's argmax repeats one token; the sampled inputs vary).
 
@@ -57,7 +57,8 @@ def decode_both(backbone, steps: int = STEPS, fixed_shapes: bool = False):
     pre = prefill(backbone, prompts(backbone)).repeat(GROUP)
     positions = pre.positions(steps)
     # built first: it copies the prefill's cache, which the Hugging Face steps then extend
-    lean = LeanDecoder(language_model, pre.cache, pre.mask, positions, fixed_shapes=fixed_shapes)
+    lean = LeanDecoder(language_model, pre.cache, pre.mask, positions, fixed_shapes=fixed_shapes or compile,
+                       compile=compile)
     mask = DecodeMask(pre.mask, steps)
     last_hf = last_lean = pre.hidden[:, -1]
     rows = pre.hidden.shape[0]
@@ -74,13 +75,13 @@ def decode_both(backbone, steps: int = STEPS, fixed_shapes: bool = False):
         last_hf = out.last_hidden_state[:, -1]
         last_lean = lean.step(embed(fed[-1]), t, live)
         gaps.append(float((last_hf - last_lean).abs().max()))
-    assert lean.keys[0].shape[2] == (-(-(pre.mask.shape[1] + steps) // 64) * 64 if fixed_shapes
+    assert lean.keys[0].shape[2] == (-(-(pre.mask.shape[1] + steps) // 64) * 64 if fixed_shapes or compile
                                       else pre.mask.shape[1] + steps)  # fixed shapes: a bucketed buffer length
     return (torch.stack(greedy_hf, 1), torch.stack(greedy_lean, 1)), torch.stack(fed, 1), gaps
 
 
-def assert_same_decoding(backbone, fixed_shapes: bool = False, tolerance: float = 1e-5):
-    (greedy_hf, greedy_lean), fed, gaps = decode_both(backbone, fixed_shapes=fixed_shapes)
+def assert_same_decoding(backbone, fixed_shapes: bool = False, tolerance: float = 1e-5, compile: bool = False):
+    (greedy_hf, greedy_lean), fed, gaps = decode_both(backbone, fixed_shapes=fixed_shapes, compile=compile)
     assert greedy_hf.shape == fed.shape == (2 * GROUP, STEPS)
     assert torch.equal(greedy_lean, greedy_hf)
     assert len(gaps) == STEPS and max(gaps) <= tolerance, gaps
@@ -113,6 +114,11 @@ def test_fixed_shape_lean_step_is_within_1e_5_of_the_hugging_face_step(family, p
     """Attention over the whole static buffer (what a compiled or graph-captured step runs) sums in
     another order: equal to float rounding."""
     assert_same_decoding(plain(family), fixed_shapes=True)
+
+
+@pytest.mark.slow
+def test_compiled_lean_step_is_within_1e_5_of_the_hugging_face_step(plain):
+    assert_same_decoding(plain("qwen3_vl"), compile=True)
 
 
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl", "composed"])
