@@ -116,6 +116,20 @@ def test_fixed_shape_lean_step_is_within_1e_5_of_the_hugging_face_step(family, p
     assert_same_decoding(plain(family), fixed_shapes=True)
 
 
+@pytest.mark.parametrize("family", ["qwen3_vl", "llava_onevision"])
+def test_unfused_weights_are_the_modules_own_and_give_the_same_numbers(family, plain, monkeypatch):
+    """Above the size limit q/k/v and gate/up stay separate: no copy of a large model's weights."""
+    language_model = plain(family).hf.model.language_model
+    fused = decoder_weights(language_model).layers[0]
+    assert [w.shape[0] for w, _ in fused.qkv] == [(4 + 2 * 2) * language_model.layers[0].self_attn.head_dim]
+    monkeypatch.setattr("thinkspace.generation.decoder_weights.FUSE_LIMIT_BYTES", 1)
+    unfused = decoder_weights(language_model).layers[0]
+    attn, mlp = language_model.layers[0].self_attn, language_model.layers[0].mlp
+    own = [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight, mlp.gate_proj.weight, mlp.up_proj.weight]
+    assert [w.data_ptr() for w, _ in unfused.qkv + unfused.gate_up] == [w.data_ptr() for w in own]
+    assert_same_decoding(plain(family), tolerance=0.0)
+
+
 @pytest.mark.slow
 def test_compiled_lean_step_is_within_1e_5_of_the_hugging_face_step(plain):
     assert_same_decoding(plain("qwen3_vl"), compile=True)
@@ -130,7 +144,8 @@ def test_lora_adapters_are_folded_into_the_step(family, tiny_cache):
     language_model = backbone.hf.model.language_model
     attn = language_model.layers[0].self_attn
     base = torch.cat([attn.q_proj.base_layer.weight, attn.k_proj.base_layer.weight, attn.v_proj.base_layer.weight])
-    assert float((decoder_weights(language_model).layers[0].qkv - base).abs().max()) > 1e-2
+    (folded, _), = decoder_weights(language_model).layers[0].qkv
+    assert float((folded - base).abs().max()) > 1e-2
     assert_same_decoding(backbone)
 
 

@@ -52,6 +52,13 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     return weight * x32.to(dtype)
 
 
+def project(x: Tensor, parts: list[tuple[Tensor, Tensor | None]]) -> Tensor:
+    """``x`` ``[N, D]`` through projections whose outputs concatenate (one stacked matrix, or several)."""
+    if len(parts) == 1:
+        return F.linear(x, *parts[0])
+    return torch.cat([F.linear(x, weight, bias) for weight, bias in parts], dim=-1)
+
+
 def rotate_half(x: Tensor) -> Tensor:
     """``[..., hd]``: the second half negated, then the first (the rotary pairing of the Qwen families)."""
     half = x.shape[-1] // 2
@@ -72,6 +79,8 @@ class LeanDecoder:
             every step has the same shapes (what ``compile`` and a CUDA graph need; default: as
             ``compile``); otherwise over the positions so far, the Hugging Face step's shapes, which
             gives its numbers bit for bit where the weights need no folding (tested).
+        fuse: stack q/k/v and gate/up (see :func:`~thinkspace.generation.decoder_weights.decoder_weights`;
+            default: when the copies are small).
 
     Raises:
         LeanStepUnsupported: the decoder or cache has something the lean step does not compute
@@ -79,12 +88,12 @@ class LeanDecoder:
     """
 
     def __init__(self, language_model: nn.Module, cache: Any, prompt_mask: Tensor, positions: Tensor,
-                 compile: bool = False, fixed_shapes: bool | None = None) -> None:
+                 compile: bool = False, fixed_shapes: bool | None = None, fuse: bool | None = None) -> None:
         if compile and fixed_shapes is False:
             raise ValueError("LeanDecoder: compile=True needs fixed_shapes (a compiled step with a new key "
                              "length at every token would recompile at every token)")
         self.fixed_shapes = compile if fixed_shapes is None else fixed_shapes
-        self.weights: DecoderWeights = decoder_weights(language_model)
+        self.weights: DecoderWeights = decoder_weights(language_model, fuse)
         w = self.weights
         layers = getattr(cache, "layers", None)
         if layers is None or len(layers) != len(w.layers) or any(getattr(c, "keys", None) is None for c in layers):
@@ -157,7 +166,7 @@ def decode_layers(x: Tensor, cos: Tensor, sin: Tensor, column: Tensor, mask: Ten
     qk_width = (heads + kv_heads) * head_dim
     for layer, layer_keys, layer_values in zip(w.layers, keys, values):
         h = rms_norm(x, layer.input_norm, layer.input_eps)
-        qkv = F.linear(h, layer.qkv, layer.qkv_bias)  # [N, (H + 2 KV) hd]
+        qkv = project(h, layer.qkv)  # [N, (H + 2 KV) hd]
         qk = qkv[:, :qk_width].view(rows, heads + kv_heads, head_dim)
         if layer.qk_norm is not None:
             qk = rms_norm(qk, layer.qk_norm, layer.qk_eps)
@@ -169,7 +178,7 @@ def decode_layers(x: Tensor, cos: Tensor, sin: Tensor, column: Tensor, mask: Ten
         attended = F.scaled_dot_product_attention(query, layer_keys, layer_values, attn_mask=mask, scale=w.scaling)
         x = x + F.linear(attended.reshape(rows, heads * head_dim), layer.out, layer.out_bias)
         h = rms_norm(x, layer.post_norm, layer.post_eps)
-        gate, up = F.linear(h, layer.gate_up, layer.gate_up_bias).chunk(2, dim=-1)
+        gate, up = project(h, layer.gate_up).chunk(2, dim=-1)
         x = x + F.linear(F.silu(gate) * up, layer.down, layer.down_bias)
     return rms_norm(x, w.norm, w.norm_eps)
 

@@ -9,7 +9,8 @@ checks up front that the decoder is one the lean step computes exactly as its ow
 positions, SiLU MLP), and names what is not (sliding windows, another family, dropout that
 would be drawn, DoRA, hooks, sharded or split weights, ...): the caller then keeps the Hugging
 Face step. Memory: the fused matrices are copies, about one more set of the decoder's attention
-and MLP input weights for the rollout's duration (o/down too when LoRA is folded).
+and MLP input weights for the rollout's duration, made only when that is under 256 MiB (``fuse``);
+folded LoRA projections are copies too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ SUPPORTED_DECODERS = {"Qwen2Model": False, "Qwen2VLTextModel": False, "Qwen2_5_V
                       "Qwen3VLTextModel": True}
 #: the RMSNorm classes of those decoders (x * rsqrt(mean(x^2) + eps) in float32, then * weight).
 RMS_NORMS = {"Qwen2RMSNorm", "Qwen2VLRMSNorm", "Qwen2_5_VLRMSNorm", "Qwen3VLTextRMSNorm"}
+#: stack q/k/v and gate/up (a copy of those weights per rollout) only below this many bytes of copies.
+FUSE_LIMIT_BYTES = 256 * 2**20
 #: attention implementations that compute softmax(q k^T * scale + mask) v, as the lean step does.
 EXACT_ATTENTION = {"sdpa", "eager", "flash_attention_2", "flash_attention_3"}
 
@@ -40,10 +43,11 @@ class LayerWeights:
     Attributes:
         input_norm, post_norm: ``[D]`` RMSNorm weights before attention and before the MLP.
         input_eps, post_eps: their epsilons.
-        qkv: ``[(H + 2 KV) hd, D]`` q, k, v projections stacked; ``qkv_bias`` ``[(H + 2 KV) hd]`` or None.
+        qkv: the q, k, v projections as ``(weight, bias or None)`` parts whose outputs concatenate to
+            ``[N, (H + 2 KV) hd]``: one stacked part when fused, else the three.
         qk_norm: ``[H + KV, hd]`` per-head RMSNorm weights of q then k (Qwen3), or None; ``qk_eps`` its epsilon.
         out, out_bias: ``[D, H hd]`` output projection (and bias or None).
-        gate_up, gate_up_bias: ``[2 I, D]`` gate then up projections (and bias or None).
+        gate_up: the gate then up projections as parts (one stacked ``[2 I, D]`` part when fused).
         down, down_bias: ``[D, I]`` down projection (and bias or None).
     """
 
@@ -51,14 +55,12 @@ class LayerWeights:
     input_eps: float
     post_norm: Tensor
     post_eps: float
-    qkv: Tensor
-    qkv_bias: Tensor | None
+    qkv: list[tuple[Tensor, Tensor | None]]
     qk_norm: Tensor | None
     qk_eps: float
     out: Tensor
     out_bias: Tensor | None
-    gate_up: Tensor
-    gate_up_bias: Tensor | None
+    gate_up: list[tuple[Tensor, Tensor | None]]
     down: Tensor
     down_bias: Tensor | None
 
@@ -92,9 +94,15 @@ def lean_step_unsupported(language_model: nn.Module) -> str | None:
     return None
 
 
-def decoder_weights(language_model: nn.Module) -> DecoderWeights:
-    """Every layer's weights, fused and LoRA-folded (detached copies); raises
-    :class:`LeanStepUnsupported` naming what the lean step does not compute."""
+def decoder_weights(language_model: nn.Module, fuse: bool | None = None) -> DecoderWeights:
+    """Every layer's weights, LoRA folded in (detached: the module's own tensors where nothing is
+    folded or stacked); raises :class:`LeanStepUnsupported` naming what the lean step does not compute.
+
+    Args:
+        fuse: stack q/k/v and gate/up into one matrix each (fewer kernel launches per token, one
+            copy of those weights for the rollout); ``None``: when the copies take less than
+            :data:`FUSE_LIMIT_BYTES` (tiny and small models; a 3B model keeps its own weights).
+    """
     name = type(language_model).__name__
     if name not in SUPPORTED_DECODERS:
         raise LeanStepUnsupported(f"decoder {name}: the lean step supports {sorted(SUPPORTED_DECODERS)}")
@@ -102,8 +110,10 @@ def decoder_weights(language_model: nn.Module) -> DecoderWeights:
     _check_config(name, config)
     _check_placement(name, language_model)
     qk_norms = SUPPORTED_DECODERS[name]
+    if fuse is None:
+        fuse = _fused_bytes(language_model) < FUSE_LIMIT_BYTES
     with torch.no_grad():
-        layers = [_layer_weights(f"{name}.layers.{i}", layer, config, qk_norms)
+        layers = [_layer_weights(f"{name}.layers.{i}", layer, config, qk_norms, fuse)
                   for i, layer in enumerate(language_model.layers)]
     norm, norm_eps = _norm(f"{name}.norm", language_model.norm)
     attn = language_model.layers[0].self_attn
@@ -146,7 +156,7 @@ def _check_placement(name: str, language_model: nn.Module) -> None:
         raise LeanStepUnsupported(f"decoder {name}: weights on several devices {sorted(map(str, devices))}")
 
 
-def _layer_weights(where: str, layer: nn.Module, config: object, qk_norms: bool) -> LayerWeights:
+def _layer_weights(where: str, layer: nn.Module, config: object, qk_norms: bool, fuse: bool) -> LayerWeights:
     attn, mlp = layer.self_attn, layer.mlp
     if getattr(attn, "sliding_window", None) is not None:
         raise LeanStepUnsupported(f"{where}.self_attn: sliding window {attn.sliding_window}")
@@ -175,9 +185,8 @@ def _layer_weights(where: str, layer: nn.Module, config: object, qk_norms: bool)
     input_norm, input_eps = _norm(f"{where}.input_layernorm", layer.input_layernorm)
     post_norm, post_eps = _norm(f"{where}.post_attention_layernorm", layer.post_attention_layernorm)
     return LayerWeights(input_norm=input_norm, input_eps=input_eps, post_norm=post_norm, post_eps=post_eps,
-                        qkv=torch.cat([q[0], k[0], v[0]]), qkv_bias=_stacked_bias([q, k, v]), qk_norm=qk_norm,
-                        qk_eps=qk_eps, out=out[0], out_bias=out[1], gate_up=torch.cat([gate[0], up[0]]),
-                        gate_up_bias=_stacked_bias([gate, up]), down=down[0], down_bias=down[1])
+                        qkv=_parts([q, k, v], fuse), qk_norm=qk_norm, qk_eps=qk_eps, out=out[0], out_bias=out[1],
+                        gate_up=_parts([gate, up], fuse), down=down[0], down_bias=down[1])
 
 
 def _norm(where: str, norm: nn.Module) -> tuple[Tensor, float]:
@@ -186,11 +195,25 @@ def _norm(where: str, norm: nn.Module) -> tuple[Tensor, float]:
     return norm.weight.detach(), float(norm.variance_epsilon)
 
 
-def _stacked_bias(parts: list[tuple[Tensor, Tensor | None]]) -> Tensor | None:
-    """The biases of stacked projections (zeros for one without), or None when none has one."""
+def _parts(parts: list[tuple[Tensor, Tensor | None]], fuse: bool) -> list[tuple[Tensor, Tensor | None]]:
+    """The projections as they are, or stacked into one (biases stacked too, zeros for one without)."""
+    if not fuse:
+        return parts
+    weight = torch.cat([w for w, _ in parts])
     if all(bias is None for _, bias in parts):
-        return None
-    return torch.cat([weight.new_zeros(weight.shape[0]) if bias is None else bias for weight, bias in parts])
+        return [(weight, None)]
+    return [(weight, torch.cat([w.new_zeros(w.shape[0]) if b is None else b for w, b in parts]))]
+
+
+def _fused_bytes(language_model: nn.Module) -> int:
+    """Bytes the stacked q/k/v and gate/up copies of every layer would take."""
+    total = 0
+    for layer in language_model.layers:
+        for module in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.mlp.gate_proj,
+                       layer.mlp.up_proj):
+            weight = getattr(module, "get_base_layer", lambda m=module: m)().weight
+            total += weight.numel() * weight.element_size()
+    return total
 
 
 def _linear(where: str, module: nn.Module) -> tuple[Tensor, Tensor | None]:
