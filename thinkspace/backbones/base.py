@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.outputs import BackboneOutput
+
+from thinkspace.data.batch import Batch
 
 if TYPE_CHECKING:
     from thinkspace.data.collate import Collator

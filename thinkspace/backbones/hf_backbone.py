@@ -16,7 +16,8 @@ from torch import nn
 
 from thinkspace.backbones.base import EmbedsHook, VLMBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora, unwrap
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.data.batch import Batch
 from thinkspace.backbones.paths import read_model_type, resolve_model_path
 from thinkspace.backbones.prompts import prompt_batch
 

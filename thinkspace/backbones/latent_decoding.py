@@ -36,7 +36,8 @@ import torch
 from torch import Tensor
 
 from thinkspace.backbones.decode_state import DecodeMask, draw_uniforms
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.data.batch import Batch
 from thinkspace.backbones.prompts import prompt_batch
 
 

@@ -12,7 +12,7 @@ import torch
 
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings
-from thinkspace.backbones.outputs import Batch
+from thinkspace.data.batch import Batch
 from thinkspace.data.collate_onevision import OneVisionCollator, OneVisionLayout
 
 #: Qwen-VL's multimodal RoPE input; the collator writes it, LLaVA-OneVision takes no such argument.

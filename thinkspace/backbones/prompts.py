@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import torch
 
-from thinkspace.backbones.outputs import IGNORE_INDEX, Batch
+from thinkspace.data.batch import IGNORE_INDEX, Batch
 
 
 def prompt_batch(batch: Batch, pad_id: int) -> Batch:

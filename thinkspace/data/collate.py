@@ -1,4 +1,4 @@
-"""Turn a list of ``SpatialSample`` into one padded :class:`~thinkspace.backbones.outputs.Batch`.
+"""Turn a list of ``SpatialSample`` into one padded :class:`~thinkspace.data.batch.Batch`.
 
 Each sample's prompt goes through the backbone's chat template and processor (which
 expands the image / video placeholders into as many visual tokens as the image size
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.outputs import IGNORE_INDEX, Batch, VisualTokens
+from thinkspace.data.batch import IGNORE_INDEX, Batch, VisualTokens
 from thinkspace.data.schema import FRAME_PREFIX, SpatialSample
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.outputs import VisualTokens
+from thinkspace.data.batch import VisualTokens
 from thinkspace.data.collate import Collator, _rgb, _video_frames
 from thinkspace.data.schema import SpatialSample
 

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.outputs import VisualTokens
+from thinkspace.data.batch import VisualTokens
 from thinkspace.data.collate import Collator, _rgb
 from thinkspace.data.schema import FRAME_PREFIX, SpatialSample
 

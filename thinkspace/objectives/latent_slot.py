@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.outputs import IGNORE_INDEX
+from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.schema import SpatialSample
 
 START, PAD, END = "<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"

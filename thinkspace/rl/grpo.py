@@ -25,7 +25,8 @@ from torchmetrics import MeanMetric
 
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.latent_decoding import _stop_ids, generate_with_latents
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.data.batch import Batch
 from thinkspace.modules.spatial_vlm import freeze_parameters
 from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.optim import WarmupSchedule

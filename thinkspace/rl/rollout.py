@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from thinkspace.backbones.latent_decoding import LatentGeneration, prefill
-from thinkspace.backbones.outputs import Batch, VisualTokens
+from thinkspace.data.batch import Batch, VisualTokens
 from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
 from thinkspace.rl.rewards import RewardScores
 

@@ -13,7 +13,7 @@ from thinkspace.backbones.composed.io import compose, is_composed_dir, load_caus
 from thinkspace.backbones.composed.processor import ComposedProcessor
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora
-from thinkspace.backbones.outputs import Batch
+from thinkspace.data.batch import Batch
 from thinkspace.backbones.paths import resolve_model_path
 from thinkspace.data.collate_composed import ComposedCollator, ComposedLayout
 
