@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from thinkspace.backbones import QwenVL
-from thinkspace.backbones.latent_decoding import generate_with_latents
+from thinkspace.generation.latent_decoding import generate_with_latents
 from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.data.schema import SpatialSample
