@@ -19,7 +19,8 @@ def prompt_batch(batch: Batch, pad_id: int) -> Batch:
     lengths = batch.prompt_lengths
     width = int(lengths.max())
     shift = width - lengths  # [B] left padding per sample
-    per_token = [k for k, v in batch.inputs.items() if v.shape == ids.shape and k not in ("input_ids", "attention_mask")]
+    per_token = [k for k, v in batch.inputs.items()
+                 if v.shape == ids.shape and k not in ("input_ids", "attention_mask")]
     new_ids = ids.new_full((len(lengths), width), pad_id)
     new = {k: torch.zeros_like(new_ids, dtype=batch.inputs[k].dtype) for k in per_token}
     for b, n in enumerate(lengths.tolist()):
