@@ -132,7 +132,7 @@ class SpatialGRPO(SpatialModule):
         max_length: int | None = None,
         gradient_checkpointing: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(backbone, optimizer, scheduler)
         if group_size < 2:
             raise ValueError(f"model.group_size must be at least 2 (advantages compare the completions of one "
                              f"prompt; a group of 1 always has advantage 0), got {group_size}")
@@ -145,7 +145,6 @@ class SpatialGRPO(SpatialModule):
             raise ValueError(f"model.loss_normalisation must be 'token' or 'sequence', got {loss_normalisation!r}")
         if reference not in ("auto", "adapter", "copy"):
             raise ValueError(f"model.reference must be 'auto', 'adapter' or 'copy', got {reference!r}")
-        super().__init__(backbone, optimizer, scheduler)
         self.latent = latent
         if latent is not None:  # keeps its name (its targets' key in the batch): nothing here assumes one
             latent.setup(backbone)
