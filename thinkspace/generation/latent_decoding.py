@@ -206,7 +206,7 @@ def generate_with_latents(
     backbone.require(LATENT_DECODING, "generate_with_latents (latent decoding: LatentAlignment.generate, GRPO)")
     hf, tokenizer = backbone.hf, backbone.tokenizer
     pad_id = tokenizer.pad_token_id
-    stops = _stop_ids(tokenizer, eos_token_id)
+    stops = stop_ids(tokenizer, eos_token_id)
     prompts = prompt_batch(batch, pad_id)
     pre = prefill(backbone, prompts, inputs_embeds_hook)
     prompt_out = pre.out
@@ -333,7 +333,7 @@ def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, t
     return token.clamp_(max=logits.shape[-1] - 1)
 
 
-def _stop_ids(tokenizer: Any, eos: int | list[int] | None) -> Tensor:
+def stop_ids(tokenizer: Any, eos: int | list[int] | None) -> Tensor:
     if eos is None:
         ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
         ids.discard(None)

@@ -73,7 +73,8 @@ class SpatialModel:
     """A trained thinkspace model for inference (see :func:`thinkspace.load`).
 
     Attributes:
-        module: the LightningModule (``SpatialVLM`` or ``SpatialGRPO``), in eval mode.
+        module: the LightningModule (``SpatialVLM`` or ``SpatialGRPO``, both a
+            :class:`~thinkspace.modules.base.SpatialModule`), in eval mode.
         source: where it was loaded from.
     """
 
@@ -96,10 +97,7 @@ class SpatialModel:
     @property
     def objectives(self) -> dict[str, Any]:
         """The module's objectives by name (GRPO: its latent objective)."""
-        if hasattr(self.module, "objectives"):
-            return dict(self.module.objectives)
-        latent = getattr(self.module, "latent", None)
-        return {"latent": latent} if latent is not None else {}
+        return dict(self.module.objectives)
 
     def objective(self, kind: str) -> Any | None:
         """The first objective of a kind: ``latent``, ``layout`` or ``situation``."""
@@ -110,9 +108,7 @@ class SpatialModel:
 
     def generation(self, **overrides: Any) -> dict[str, Any]:
         """Generation settings: the module's own (greedy), then ``overrides``."""
-        settings = dict(getattr(self.module, "generation", None) or {})
-        if not settings and hasattr(self.module, "max_new_tokens"):  # GRPO
-            settings = {"max_new_tokens": self.module.max_new_tokens}
+        settings = self.module.generation_settings()
         settings.setdefault("max_new_tokens", 64)
         settings.setdefault("do_sample", False)
         return {**settings, **overrides}
@@ -135,26 +131,24 @@ class SpatialModel:
         """
         if isinstance(inputs, SpatialSample):
             sample = inputs
-            objectives = {**self.objectives, **dict(getattr(self.module, "cues", None) or {})}
+            objectives = {**self.objectives, **dict(self.module.cues)}
         else:
             if not question:
                 raise ValueError("ask: no question given")
-            cues = list(getattr(self.module, "cues", None) or {})
+            cues = list(self.module.cues)
             if cues:
                 raise ValueError(f"ask: the model takes input cues {cues} built from the frames' geometry; ask with "
                                  "a SpatialSample that carries geometry")
             sample = question_sample(inputs, question, num_frames, video)
             objectives = {name: PromptOnly(o) for name, o in self.objectives.items()}
         batch = self.backbone.collator(objectives, None, with_response=False)([sample]).to(self.device)
-        hook = self.module.embeds_hook() if hasattr(self.module, "embeds_hook") else None
+        hook = self.module.embeds_hook()
         settings = self.generation(**generation)
         latent = self.objective("latent")
         if latent is not None:
-            from thinkspace.generation.latent_decoding import generate_with_latents
             from thinkspace.points import decode_latents
 
-            gen = generate_with_latents(self.backbone, batch, latent.slot, mode=latent.decoding,
-                                        inputs_embeds_hook=hook, **settings)
+            gen = latent.decode(self.backbone, batch, inputs_embeds_hook=hook, **settings)
             out, seen = gen.prompt_out, gen.prompts
             answer = Answer(text=gen.texts[0], answer=None)
             # an untrained projector may decode to no valid point: an empty cloud, not an error
