@@ -10,7 +10,7 @@ paper's number; see docs/parity.md.
 
 from pathlib import Path
 
-from thinkspace.eval.answers import mindcube_choice
+from thinkspace.answers import mindcube_choice
 from thinkspace.eval.mindcube import score_mindcube
 from thinkspace.eval.records import read_jsonl
 from thinkspace.objectives.latent_slot import END, PAD, START
