@@ -31,6 +31,12 @@ def test_help_lists_every_subcommand_with_one_line(capsys):
     assert set(COMMANDS) == {"fit", "validate", "test", "predict", *TOOLS}
 
 
+@pytest.mark.parametrize("name", sorted(TOOLS))
+def test_every_tool_module_has_its_main(name, capsys):
+    assert main([name, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: thinkspace {name}")
+
+
 def test_unknown_command_lists_every_subcommand(capsys):
     assert main(["trian", "--config", "x.yaml"]) == 2
     err = capsys.readouterr().err.splitlines()
