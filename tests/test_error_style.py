@@ -1,7 +1,6 @@
 """Every subcommand fails on bad input the same way: one line naming the place, exit code 2."""
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,7 @@ from thinkspace.checkpoint_file import read_checkpoint
 from thinkspace.cli import COMMANDS, TOOLS, main
 from thinkspace.errors import one_line, run_reporting_errors
 
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "configs" / "quickstart.yaml"
+from cli_helpers import QUICKSTART
 
 
 def error_line(capsys) -> str:

@@ -1,20 +1,18 @@
 """Scale-out settings: the multi-GPU configs, FSDP's units and the global batch."""
 
-from pathlib import Path
 
 import pytest
 import yaml
 from lightning.pytorch import LightningModule
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
 
-from cli_helpers import FAST, QUICKSTART, run_cli, weights
+from cli_helpers import FAST, QUICKSTART, REPO, run_cli, weights
 from thinkspace.backbones import ComposedVLM, LlavaOneVision, QwenVL
 from thinkspace.cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule, accumulation_steps
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.strategies import FSDP, layer_classes
 
-REPO = Path(__file__).resolve().parents[1]
 SCALE = sorted(REPO.glob("configs/*/scale/*.yaml"))
 TINY = {"stage1.yaml": "tiny:qwen2_5_vl", "joint.yaml": "tiny:llava_onevision", "stage2_grpo.yaml": "tiny:qwen2_5_vl"}
 

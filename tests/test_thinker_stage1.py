@@ -3,7 +3,6 @@ needs, and the recipe named in configs/3dthinker/stage1.yaml (read from lru0612/
 3dthinker/stage1/train.sh, src/main.py, src/trainer_single.py, src/task.py)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment, TextCrossEntropy
 from thinkspace.teachers import OracleGeometryTeacher
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
