@@ -1,6 +1,5 @@
 """A run's own files (``runs/X/config.yaml``, ``runs/X/checkpoints/last.ckpt``) load everywhere."""
 
-
 import pytest
 import torch
 import yaml

@@ -1,6 +1,5 @@
 """Sweep files: grid, zip and seed expansion, run names, bad input; key checks against a config."""
 
-
 import pytest
 import yaml
 
