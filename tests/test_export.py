@@ -49,6 +49,7 @@ def stage1(tmp_path_factory):
     return module, ckpt, export(ckpt, STAGE1, tmp / "model")
 
 
+@pytest.mark.slow
 def test_plain_transformers_loads_the_export_and_gives_the_same_logits(stage1, tmp_path):
     module, _, out = stage1
     batch = module.collator()(val_samples(2))
