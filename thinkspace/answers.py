@@ -145,7 +145,8 @@ def answer_text(completion: str) -> str:
     found = _ANSWER_BLOCK.findall(completion)
     if found:
         return found[-1].strip()
-    # Imported here so the scorers (``thinkspace score``) do not load the model stack.
+    # Imported here: the scorers (``thinkspace score``) need not load the model stack, and metrics.py (which
+    # objectives import) reaches this module without an import cycle.
     from thinkspace.objectives.latent_slot import END, PAD, START
 
     text = completion.replace(START, "").replace(PAD, "").replace(END, "")
