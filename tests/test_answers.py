@@ -6,7 +6,8 @@ on the first <answer> block), the difference is the named rule's, pinned here by
 
 import pytest
 
-from thinkspace.answers import answer_text, choice, gold_letter, mindcube_choice, number, thinker_stage2_choice
+from thinkspace.answers import (answer_text, choice, gold_letter, mindcube_choice, number, option_letters,
+                                thinker_stage2_choice)
 from thinkspace.inference.model import parse_answer
 from thinkspace.metrics import ChoiceAccuracy
 from thinkspace.objectives.latent_slot import END, PAD, START
@@ -55,3 +56,11 @@ def test_free_answers_and_gold_letters():
     assert parse_answer("<answer>3 o'clock</answer>", "Which direction?") == "3 o'clock"
     assert [gold_letter(a) for a in ["C", "C. left", "(C)", "D:", "the answer is B", "left"]] == [
         "C", "C", "C", "D", "B", None]
+
+
+def test_options_inline_or_one_per_line_make_a_choice_question():
+    inline = "Which is left of the chair? A. lamp B. sofa C. table"  # MindCube's layout
+    assert option_letters(inline) == ["A", "B", "C"] == option_letters("Which?\nA) lamp\nB) sofa\nC) table")
+    assert option_letters(QUESTION) == ["A", "B", "C", "D"]
+    assert option_letters("How far is the lamp, e.g. 3.5? Plan B.") == [] == option_letters("What is it?")
+    assert parse_answer("<answer>B. sofa</answer>", inline) == "B"

@@ -22,7 +22,7 @@ Official rules (kept bit-for-bit; tests replay released records through them):
 * :func:`thinker_stage2_choice` is 3DThinker's stage-2 GRPO answer rule (``open_r1/vlm_modules/qwen_module.py``,
   ``response_text_reward``): MindCube's extractor on the *first* ``<answer>`` block, nothing without one.
 
-Gold answers: :func:`gold_choice` (a stored letter, upper-cased) and :func:`gold_letter` (a letter in a
+Questions: :func:`option_letters` (the letters a question lists as options). Gold answers: :func:`gold_choice` (a stored letter, upper-cased) and :func:`gold_letter` (a letter in a
 released record's answer string such as ``"C. left"``).
 """
 
@@ -33,6 +33,8 @@ import re
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
 _GOLD_LETTER = re.compile(r"^\(?([A-E])(?:[\.\):]|$)")
+# an option in a question: "A." or "A)" starting a line, or "A. " after a space (MindCube lists options inline)
+_QUESTION_OPTION = re.compile(r"(?:^[ \t]*([A-E])[.)]\s|(?:^|\s)([A-E])\.\s)", re.M)
 
 _LETTER_DOT = re.compile(r"([A-E])\.")
 _ANSWER_SECTION = re.compile(r"<Answer>(.*?)(?:<|$)", re.DOTALL)
@@ -187,3 +189,9 @@ def thinker_stage2_choice(completion: str) -> str | None:
     ``None`` without a block (no fallback to untagged text)."""
     found = _ANSWER_BLOCK.search(completion)
     return mindcube_choice(found.group(1).strip()) if found else None
+
+
+def option_letters(question: str) -> list[str]:
+    """The option letters a question lists, sorted: ``"A."`` or ``"A)"`` starting a line, or ``"A. "`` after a
+    space (``"Which? A. left B. right"`` -> ``["A", "B"]``); empty for an open question."""
+    return sorted({a or b for a, b in _QUESTION_OPTION.findall(question)})

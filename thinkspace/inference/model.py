@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from thinkspace.answers import answer_text, choice, parse_float
+from thinkspace.answers import answer_text, choice, option_letters, parse_float
 from thinkspace.data.schema import SpatialSample
 from thinkspace.inference.inputs import Inputs, question_sample
-
-_OPTION = re.compile(r"^\s*[A-E][.)]\s", re.M)
 
 
 @dataclass
@@ -185,7 +182,7 @@ def parse_answer(text: str, question: str) -> str | float | None:
     :func:`~thinkspace.answers.answer_text` as a number when all of it parses as one, else that text. Unlike
     the GRPO reward, which knows a question's kind, a free answer is a number only when it is nothing else
     (``"3 o'clock"`` stays text)."""
-    if _OPTION.search(question):
+    if option_letters(question):
         return choice(text)
     inner = answer_text(text)
     value = parse_float(inner)
