@@ -22,7 +22,8 @@ Official rules (kept bit-for-bit; tests replay released records through them):
 * :func:`thinker_stage2_choice` is 3DThinker's stage-2 GRPO answer rule (``open_r1/vlm_modules/qwen_module.py``,
   ``response_text_reward``): MindCube's extractor on the *first* ``<answer>`` block, nothing without one.
 
-Questions: :func:`option_letters` (the letters a question lists as options). Gold answers: :func:`gold_choice` (a stored letter, upper-cased) and :func:`gold_letter` (a letter in a
+Questions: :func:`option_letters` (the letters a question lists as options).
+Gold answers: :func:`gold_choice` (a stored letter, upper-cased) and :func:`gold_letter` (a letter in a
 released record's answer string such as ``"C. left"``).
 """
 
