@@ -23,11 +23,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from thinkspace.answers import gold_letter
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
 from thinkspace.data.datasets.thinker_prompt import THINKER_IMAGE_SIZE, THINKER_INSTRUCTION, resize_view
 from thinkspace.data.images import load_image
 from thinkspace.data.schema import SpatialSample
-from thinkspace.answers import gold_letter
 from thinkspace.eval.mindcube import setting_from_id
 from thinkspace.eval.records import field, read_jsonl
 
