@@ -206,6 +206,7 @@ def test_only_qwen_batches_carry_its_token_types(qwen25, llava, composed):
 
 @pytest.mark.parametrize("old,new", [
     ("thinkspace.backbones.latent_decoding", "thinkspace.generation.latent_decoding"),
+    ("thinkspace.eval.answers", "thinkspace.answers"),
     ("thinkspace.data.collate_onevision", "thinkspace.backbones.llava_onevision.collator"),
     ("thinkspace.backbones.tiny_configs", "thinkspace.backbones.qwen_vl.tiny"),
 ])

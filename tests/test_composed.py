@@ -19,12 +19,6 @@ from thinkspace.objectives import LatentAlignment, TextCrossEntropy
 from cli_helpers import REPO
 
 
-@pytest.fixture(scope="module")
-def composed(tiny_cache):
-    """The tiny composed model (weights shared: tests must not train it in place)."""
-    return ComposedVLM("tiny:composed")
-
-
 def _samples():
     """One image, a 4-frame video, two images and three images."""
     one, two, three = (ColouredSquares(1, num_views=n, seed=n)[0] for n in (1, 2, 3))

@@ -20,6 +20,7 @@ MOVED = {
     "thinkspace.backbones.tiny_tokenizer": "thinkspace.backbones.tiny.tokenizer",
     "thinkspace.data.collate_onevision": "thinkspace.backbones.llava_onevision.collator",
     "thinkspace.data.collate_composed": "thinkspace.backbones.composed.collator",
+    "thinkspace.eval.answers": "thinkspace.answers",
 }
 
 

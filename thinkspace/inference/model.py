@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from thinkspace.answers import answer_text, choice, option_letters, parse_float
 from thinkspace.data.schema import SpatialSample
-from thinkspace.eval.answers import parse_float
 from thinkspace.inference.inputs import Inputs, question_sample
-from thinkspace.metrics import parse_choice
-
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
-_OPTION = re.compile(r"^\s*[A-E][.)]\s", re.M)
 
 
 @dataclass
@@ -176,10 +171,13 @@ class SpatialModel:
 
 
 def parse_answer(text: str, question: str) -> str | float | None:
-    """An option letter when ``question`` lists options, else a number, else the answer text."""
-    match = _ANSWER.search(text)
-    inner = (match.group(1) if match else text).strip()
-    if _OPTION.search(question):
-        return parse_choice(inner)
-    number = parse_float(inner)
-    return number if number is not None else inner
+    """The answer in ``text`` by thinkspace's rule (:mod:`thinkspace.answers`): the option letter
+    (:func:`~thinkspace.answers.choice`, as ``val/accuracy`` reads it) when ``question`` lists options, else
+    :func:`~thinkspace.answers.answer_text` as a number when all of it parses as one, else that text. Unlike
+    the GRPO reward, which knows a question's kind, a free answer is a number only when it is nothing else
+    (``"3 o'clock"`` stays text)."""
+    if option_letters(question):
+        return choice(text)
+    inner = answer_text(text)
+    value = parse_float(inner)
+    return value if value is not None else inner
