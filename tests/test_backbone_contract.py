@@ -12,22 +12,14 @@ from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID, LATENT_DECODING,
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.objectives import LatentAlignment, TextCrossEntropy
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
+
 SIZES = [(56, 84), (100, 60), (300, 200)]  # (height, width) px: small, portrait, over the tiny max_pixels
 
 
-@pytest.fixture(scope="module")
-def llava(tiny_cache):
-    from thinkspace.backbones import LlavaOneVision
-
-    return LlavaOneVision("tiny:llava_onevision")
-
-
-@pytest.fixture(scope="module")
-def composed(tiny_cache):
-    from thinkspace.backbones import ComposedVLM
-
-    return ComposedVLM("tiny:composed")
+@pytest.fixture
+def llava(llava_onevision):
+    return llava_onevision
 
 
 def frame_grid(backbone, height, width, views=1):
