@@ -10,9 +10,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinkspace.backbones import ComposedVLM, LoraSettings
-from thinkspace.generation.latent_decoding import generate_with_latents
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
+from thinkspace.generation.latent_decoding import generate_with_latents
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment, TextCrossEntropy
 

@@ -11,8 +11,8 @@ from torchmetrics import Metric
 
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.outputs import BackboneOutput
-from thinkspace.data.batch import Batch
 from thinkspace.cues.base import Cue
+from thinkspace.data.batch import Batch
 from thinkspace.metrics import ChoiceAccuracy
 from thinkspace.mixers import LossMixer, WeightedSum
 from thinkspace.modules.base import SpatialModule, freeze_parameters

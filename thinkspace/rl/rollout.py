@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thinkspace.generation.latent_decoding import LatentGeneration, prefill
 from thinkspace.data.batch import Batch, VisualTokens
+from thinkspace.generation.latent_decoding import LatentGeneration, prefill
 from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
 from thinkspace.rl.rewards import RewardScores
 
