@@ -5,9 +5,9 @@ checkpoint for ``batch_size 3``, and otherwise writes ``val/accuracy = lr + seed
 """
 
 import json
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
+
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
 
 FAKE = r'''

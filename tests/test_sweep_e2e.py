@@ -5,12 +5,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
+
 BASE = REPO / "configs" / "ablations" / "base.yaml"
 
 

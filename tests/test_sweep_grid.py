@@ -1,14 +1,12 @@
 """Sweep files: grid, zip and seed expansion, run names, bad input; key checks against a config."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
 from thinkspace.sweep.grid import expand, load_sweep, run_name
 from thinkspace.sweep.resolve import as_arguments, check_keys
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
 
 
 def test_grid_zip_and_seeds_expand_in_order():
