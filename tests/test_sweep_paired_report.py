@@ -104,8 +104,13 @@ def test_the_baseline_must_be_one_of_the_settings(tmp_path):
     path.write_text(yaml.safe_dump({"seeds": [0, 1], "baseline": "text_only"}))
     with pytest.raises(ValueError, match=r"'baseline' must name one of the settings \[\], got 'text_only'"):
         load_sweep(path)
-    path.write_text(yaml.safe_dump({"settings": {"text_only": {}, "points": {"trainer.max_steps": 2}}, "baseline": "points"}))
-    assert load_sweep(path).baseline == "points"
+    path.write_text(yaml.safe_dump({"settings": {"text_only": {}, "points": {"trainer.max_steps": 2}},
+                                    "baseline": "points", "metric": "heldout:test/accuracy"}))
+    with pytest.raises(ValueError, match=r"'metric' 'heldout:test/accuracy' is of the evaluate stage 'heldout', "
+                                         r"which 'evaluate' does not list \(it lists \[\]\)"):
+        load_sweep(path)
+    path.write_text(path.read_text() + "evaluate: {heldout: {}}\n")
+    assert load_sweep(path).baseline == "points" and load_sweep(path).metric == "heldout:test/accuracy"
 
 
 def test_questions_file_writes_choice_answers_of_every_batch(tmp_path):

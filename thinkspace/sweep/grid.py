@@ -89,7 +89,8 @@ def load_sweep(path: str | Path) -> Sweep:
     Raises:
         ValueError: naming the file and key, for an unknown section, an axis without
             values, lists of different lengths in a zip group, an empty sweep, two runs
-            with the same overrides, or a ``baseline`` that is none of the settings.
+            with the same overrides, a ``metric`` of an evaluate stage it does not list, or a
+            ``baseline`` that is none of the settings.
     """
     path = Path(path)
     try:
@@ -121,11 +122,16 @@ def load_sweep(path: str | Path) -> Sweep:
     if not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1:
         raise ValueError(f"sweep file {path}: 'max_parallel' must be a positive integer, got {max_parallel!r}")
     slurm = _mapping(data, "slurm", str(path))
+    metric = str(data.get("metric") or "val/accuracy")
+    stage = metric.rpartition(":")[0]
+    if stage and stage not in evaluate:
+        raise ValueError(f"sweep file {path}: 'metric' {metric!r} is of the evaluate stage {stage!r}, which "
+                         f"'evaluate' does not list (it lists {list(evaluate)})")
     baseline = data.get("baseline")
     settings = list(data.get("settings") or {})
     if baseline is not None and baseline not in settings:
         raise ValueError(f"sweep file {path}: 'baseline' must name one of the settings {settings}, got {baseline!r}")
-    return Sweep(path, runs, {k: v or {} for k, v in evaluate.items()}, str(data.get("metric") or "val/accuracy"),
+    return Sweep(path, runs, {k: v or {} for k, v in evaluate.items()}, metric,
                  [str(c) for c in command], columns, launcher, max_parallel, dict(slurm), baseline)
 
 
