@@ -62,7 +62,7 @@ def test_a_real_tiny_sweep_trains_evaluates_reports_and_skips(tmp_path, capsys):
     assert float(row["val/accuracy"]) == fit["metrics"]["val/accuracy"]
     assert float(row["heldout:test/accuracy"]) == test["metrics"]["test/accuracy"]
     accuracy = test["metrics"]["test/accuracy"]
-    assert f"| setting=point_map (baseline) | 1 seeds | {accuracy:.3f} | | | | |" in (out / "results.md").read_text()
+    assert f"| setting=point_map (baseline) | 1 x 3 | {accuracy:.3f} | | | | |" in (out / "results.md").read_text()
     # again (in-process this time): the finished run is skipped, no process launched
     from thinkspace.sweep.command import main
 

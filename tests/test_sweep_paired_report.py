@@ -42,7 +42,7 @@ def test_a_sweep_with_a_baseline_reports_paired_statistics(tmp_path):
     start = lines.index("### Paired against `plain`: answers of the `heldout` stage")
     assert lines[start + 2] == ("| setting | seeds x questions | accuracy | difference vs baseline | 95% CI | b / c | "
                                 "p (McNemar) |")
-    assert lines[start + 4] == "| setting=plain (baseline) | 2 seeds | 0.500 | | | | |"
+    assert lines[start + 4] == "| setting=plain (baseline) | 2 x 40 | 0.500 | | | | |"
     cells = [c.strip() for c in lines[start + 5].strip("|").split("|")]
     # better answers 10 of the 20 questions plain gets wrong, in both seeds: c = 20, b = 0, p = 2 / 2^20
     assert cells[:4] == ["setting=better", "2 x 40", "0.750", "+0.250"] and cells[5:] == ["0 / 20", "1.9e-06"]
@@ -78,7 +78,7 @@ def test_missing_files_and_different_questions_are_reported_not_raised(tmp_path)
     answers_dir(tmp_path, "d0", "d", 0, None, state="failed")
     write_report(tmp_path, "heldout:test/accuracy", baseline="a")
     text = (tmp_path / "results.md").read_text()
-    assert "| setting=a (baseline) | 2 seeds | 0.500 | | | | |" in text
+    assert "| setting=a (baseline) | 2 x 10 | 0.500 | | | | |" in text
     result = compare([[0, 1] * 5], [[1] * 10])  # b: paired on seed 0 only, its 5 wrong answers made right
     assert (f"| setting=b | 1 x 10 | 1.000 | +0.500 | [{result.low:+.3f}, {result.high:+.3f}] | 0 / 5 | 0.0625 |"
             in text)

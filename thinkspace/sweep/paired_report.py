@@ -73,6 +73,16 @@ def align(base: dict[Any, dict[str, int]], other: dict[Any, dict[str, int]]) -> 
     return (np.array([[base[s][i] for i in ids] for s in seeds]), np.array([[other[s][i] for i in ids] for s in seeds]))
 
 
+def _baseline_cells(answers: dict[Any, dict[str, int]]) -> str:
+    """``seeds x questions | accuracy`` of the baseline over all its answers."""
+    pooled = [v for seed_answers in answers.values() for v in seed_answers.values()]
+    if not pooled:
+        return "- | -"
+    sizes = {len(seed_answers) for seed_answers in answers.values()}
+    shape = f"{len(answers)} x {sizes.pop()}" if len(sizes) == 1 else f"{len(answers)} seeds"
+    return f"{shape} | {np.mean(pooled):.3f}"
+
+
 def _p(value: float) -> str:
     return f"{value:.3g}" if value >= 1e-3 else f"{value:.1e}"
 
@@ -105,9 +115,7 @@ def paired_section(rows: list[dict[str, Any]], headline: str, baseline: str | No
     for key, members in groups.items():
         group, labels = members[0]["group"], members[0]["labels"]
         if labels.get("setting") == baseline:
-            pooled = [v for seed_answers in answers[key].values() for v in seed_answers.values()]
-            accuracy = f"{np.mean(pooled):.3f}" if pooled else "-"
-            lines.append(f"| {group} (baseline) | {len(answers[key])} seeds | {accuracy} | | | | |")
+            lines.append(f"| {group} (baseline) | {_baseline_cells(answers[key])} | | | | |")
             continue
         partner = _key(labels, baseline)
         aligned = align(answers.get(partner, {}), answers[key]) if partner in groups else "no baseline runs"
@@ -120,8 +128,9 @@ def paired_section(rows: list[dict[str, Any]], headline: str, baseline: str | No
         lines.append(f"| {group} | {result.seeds} x {result.questions} | {result.accuracy:.3f} | "
                      f"{result.difference:+.3f} | [{result.low:+.3f}, {result.high:+.3f}] | {result.b} / {result.c} "
                      f"| {_p(result.p)} |")
-    lines.append(f"\naccuracy: share of the `{stage}` stage's multiple-choice questions answered right (its "
-                 f"`{metric}` if that is the accuracy), over the seeds both settings finished; difference: setting "
+    other = "" if metric == "test/accuracy" else f" (the headline `{headline}` is not it: these are of accuracy)"
+    lines.append(f"\naccuracy: share of the `{stage}` stage's multiple-choice questions answered right{other}, "
+                 "over the seeds both settings finished; difference: setting "
                  "minus baseline on the same questions and seeds; 95% CI: paired bootstrap, resampling seeds and "
                  f"questions ({REPLICATES} replicates, generator seed {BOOTSTRAP_SEED}); b: pairs (seed, question) "
                  "the baseline answered right and the setting wrong, c: the reverse; p: exact two-sided McNemar "
