@@ -81,7 +81,8 @@ def test_the_interval_is_reproducible_and_checks_its_input():
     d = answers(3, 50, seed=4) - answers(3, 50, seed=5)
     assert bootstrap_interval(d) == bootstrap_interval(d)  # fixed generator seed
     assert bootstrap_interval(d, seed=1) != bootstrap_interval(d)
-    with pytest.raises(ValueError, match=r"expected two aligned \[seeds, questions\] arrays, got \(3, 50\) and \(3, 49\)"):
+    with pytest.raises(ValueError, match=r"expected two aligned \[seeds, questions\] arrays, got \(3, 50\) and "
+                                         r"\(3, 49\)"):
         compare(answers(3, 50), answers(3, 49))
     with pytest.raises(ValueError, match="correctness must be 0 or 1"):
         compare(answers(3, 50), answers(3, 50) * 2)
