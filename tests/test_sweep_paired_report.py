@@ -146,3 +146,35 @@ def test_a_bad_questions_file_names_its_line(tmp_path):
     path.write_text("id,right\nq1,1\n")
     with pytest.raises(ValueError, match=r"no column\(s\) \['correct'\]; expected the header id,correct,answer,pre"):
         read_questions(path)
+
+
+def _two_ranks(rank, path, port):
+    import torch.distributed as dist
+
+    from thinkspace.sweep.questions import QuestionsFile
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    callback = QuestionsFile(path)
+    trainer = SimpleNamespace(world_size=2, is_global_zero=rank == 0)
+    callback.on_test_epoch_start(trainer, None)
+    # a distributed sampler: rank 0 gets q0, q2, q4; rank 1 gets q1, q3 and q0 again as padding
+    ids = ["q0", "q2", "q4"] if rank == 0 else ["q1", "q3", "q0"]
+    callback.on_test_batch_end(trainer, None, {"ids": ids, "predictions": ["A", "B", "A"]},
+                               SimpleNamespace(answers=["A"] * 3, answer_types=["choice"] * 3), 0)
+    callback.on_test_epoch_end(trainer, None)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_questions_of_every_rank_reach_one_file(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "questions_test_x.csv"
+    mp.spawn(_two_ranks, args=(str(path), port), nprocs=2)
+    assert read_questions(path) == {"q0": 1, "q2": 0, "q4": 1, "q1": 1, "q3": 0}  # the padding q0 once
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # rank 1 wrote nothing

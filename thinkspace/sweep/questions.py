@@ -23,7 +23,8 @@ class QuestionsFile(Callback):
     """At the end of a test epoch, write one row per multiple-choice question to ``path``.
 
     Rows are ``id``, ``correct`` (0/1), ``answer`` (gold) and ``prediction`` (the generated
-    text), in the test order; the mean of ``correct`` is the stage's ``test/accuracy``.
+    text), in the test order (with several processes: rank after rank); the mean of ``correct``
+    is the stage's ``test/accuracy``.
     They come from ``test_step``'s outputs (``ids``, ``predictions``) and the batch
     (``answers``, ``answer_types``); questions of other answer types are left out, as
     the accuracy leaves them out. With several processes the rows are gathered to global
