@@ -57,10 +57,10 @@ def test_a_sweep_with_a_baseline_reports_paired_statistics(tmp_path):
     assert png_width(out / "results.png") < with_panel  # the differences panel is gone
 
 
-def answers_dir(tmp_path, name, setting, seed, answers, state="done", stage="heldout"):
+def answers_dir(tmp_path, name, setting, seed, answers, state="done", stage="heldout", **labels):
     d = tmp_path / name
     d.mkdir()
-    (d / "run.json").write_text(json.dumps({"name": name, "labels": {"setting": setting, "seed": seed}}))
+    (d / "run.json").write_text(json.dumps({"name": name, "labels": {"setting": setting, **labels, "seed": seed}}))
     (d / "status.json").write_text(json.dumps({"state": state}))
     (d / "metrics_fit.json").write_text(json.dumps({"metrics": {"val/accuracy": 0.5}}))
     if answers is not None:
@@ -94,6 +94,17 @@ def test_missing_files_and_different_questions_are_reported_not_raised(tmp_path)
         tmp_path / "results.md").read_text()
     write_report(tmp_path, "heldout:test/accuracy")
     assert "Paired statistics: none, the sweep names no `baseline` setting" in (tmp_path / "results.md").read_text()
+
+
+def test_settings_are_paired_with_the_baseline_at_the_same_values_of_other_axes(tmp_path):
+    for lr, right in ((0.1, 2), (0.2, 6)):  # the baseline answers 2 (lr 0.1) or 6 (lr 0.2) of 8 questions right
+        answers_dir(tmp_path, f"a{lr}", "a", 0, {f"q{i}": int(i < right) for i in range(8)}, lr=lr)
+    for lr in (0.1, 0.2):
+        answers_dir(tmp_path, f"b{lr}", "b", 0, {f"q{i}": int(i < 4) for i in range(8)}, lr=lr)
+    write_report(tmp_path, "heldout:test/accuracy", chart=False, baseline="a")
+    text = (tmp_path / "results.md").read_text()
+    assert "| setting=b, lr=0.1 | 1 x 8 | 0.500 | +0.250 |" in text and "| 0 / 2 | 0.5 |" in text
+    assert "| setting=b, lr=0.2 | 1 x 8 | 0.500 | -0.250 |" in text and "| 2 / 0 | 0.5 |" in text
 
 
 def test_the_baseline_must_be_one_of_the_settings(tmp_path):
