@@ -11,7 +11,6 @@ error: the rest of the report is still written.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -150,8 +150,8 @@ def bar_chart(table: list[dict[str, Any]], metric: str, path: Path,
     """Bars of ``metric`` per setting with standard-deviation error bars; settings with no
     finished run are marked "failed" (or "no data"). With ``comparisons``, a second panel
     beside it: each setting's paired difference in accuracy from the baseline, with its
-    95% interval and a line at 0 (the paired interval, not two accuracies' intervals:
-    it is narrower, as the questions' difficulty cancels in the pairs)."""
+    95% interval and a line at 0 (the paired interval, not two accuracies' intervals: the
+    questions' difficulty cancels in the pairs, so it is usually the narrower)."""
     try:
         import matplotlib
 
