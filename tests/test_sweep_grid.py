@@ -104,7 +104,8 @@ def test_the_study_expands_against_its_base():
     groups = list(dict.fromkeys(r.labels["setting"] for r in sweep.runs))
     assert groups == ["text_only", "camera_prior", "point_map", "camera_text", "latent", "layout_situation",
                       "all_supervision", "supervision_and_cues"]
-    assert len(sweep.runs) == len(groups) * 3 and sweep.metric == "val/accuracy"
+    assert len(sweep.runs) == len(groups) * 3 and sweep.metric == "heldout:test/accuracy"
+    assert sweep.baseline == "text_only" and sweep.evaluate == {"heldout": {}}  # paired statistics on a test stage
     text = (REPO / "configs" / "ablations" / "cues_vs_supervision.yaml").read_text()
     assert "# base: configs/ablations/base.yaml" in text
     assert yaml.safe_load((REPO / "configs" / "ablations" / "base.yaml").read_text())["model"]["objectives"].keys() \
