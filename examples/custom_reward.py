@@ -25,11 +25,11 @@ import argparse
 import lightning as L
 import torch
 
+from thinkspace.answers import answer_text
 from thinkspace.backbones import QwenVL
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.rl import SpatialGRPO
-from thinkspace.rl.rewards import answer_text
 
 
 def brevity_reward(prompts: list[str], completions: list[str], answer_type: list[str], max_words: int = 8,

@@ -1,4 +1,4 @@
-"""Shared fixtures: offline Hugging Face, one tiny-model cache per test session."""
+"""Shared fixtures: offline Hugging Face, one tiny-model cache and one tiny backbone per family per test session."""
 
 from __future__ import annotations
 
@@ -18,12 +18,30 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path
 
 
+# One untrained backbone per family for the whole session. Shared: a test that trains, adds tokens, wraps in
+# LoRA or freezes parameters builds its own copy.
 @pytest.fixture(scope="session")
 def qwen25(tiny_cache: str):
-    """A tiny Qwen2.5-VL backbone (weights shared; tests must not train it in place)."""
+    """A tiny Qwen2.5-VL backbone."""
     from thinkspace.backbones import QwenVL
 
     return QwenVL("tiny:qwen2_5_vl")
+
+
+@pytest.fixture(scope="session")
+def llava_onevision(tiny_cache: str):
+    """A tiny LLaVA-OneVision backbone."""
+    from thinkspace.backbones import LlavaOneVision
+
+    return LlavaOneVision("tiny:llava_onevision")
+
+
+@pytest.fixture(scope="session")
+def composed(tiny_cache: str):
+    """A tiny composed backbone (a timm ViT, a projector and a causal LM)."""
+    from thinkspace.backbones import ComposedVLM
+
+    return ComposedVLM("tiny:composed")
 
 
 @pytest.fixture

@@ -1,13 +1,16 @@
 """The fake trainer of the sweep tests: a small script taking thinkspace's arguments.
 
 It records each call, crashes for ``lr 0.5``, is killed (SIGKILL) after writing its first
-checkpoint for ``batch_size 3``, and otherwise writes ``val/accuracy = lr + seed / 10``.
+checkpoint for ``batch_size 3``, and otherwise writes ``val/accuracy = lr + seed / 10``. As a test
+stage it answers 40 questions ``q00``..``q39`` (the file ``QuestionsFile`` would write): the even
+ones right, and with ``lr >= 0.2`` also every other odd one (``q01``, ``q05``, ...); its
+``test/accuracy`` is their mean.
 """
 
 import json
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
+
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
 
 FAKE = r'''
@@ -25,9 +28,16 @@ if value("--data.batch_size") == "3" and not ckpt.exists():
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     ckpt.write_text("half")
     os.kill(os.getpid(), signal.SIGKILL)  # killed midway, after its first checkpoint
-metrics = json.loads(value("--trainer.callbacks+"))["init_args"]["path"]
+callbacks = [json.loads(argv[i + 1])["init_args"]["path"] for i, a in enumerate(argv) if a == "--trainer.callbacks+"]
+metrics = callbacks[0]
 seed = int(value("--seed_everything") or 0)
 lr = float(value("--model.optimizer.init_args.lr"))
+if argv[0] == "test":
+    right = [i % 2 == 0 or (lr >= 0.2 and i % 4 == 1) for i in range(40)]
+    rows = "".join(f"q{i:02d},{int(r)},A,{'A' if r else 'B'}\n" for i, r in enumerate(right))
+    open(callbacks[1], "w").write("id,correct,answer,prediction\n" + rows)
+    json.dump({"stage": "test", "global_step": 5, "metrics": {"test/accuracy": sum(right) / 40}}, open(metrics, "w"))
+    sys.exit(0)
 json.dump({"stage": "fit", "global_step": 5, "metrics": {"val/accuracy": lr + seed / 10, "train/loss": 1.0}},
           open(metrics, "w"))
 '''

@@ -10,19 +10,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinkspace.backbones import ComposedVLM, LoraSettings
-from thinkspace.backbones.latent_decoding import generate_with_latents
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
+from thinkspace.generation.latent_decoding import generate_with_latents
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment, TextCrossEntropy
 
 from cli_helpers import REPO
-
-
-@pytest.fixture(scope="module")
-def composed(tiny_cache):
-    """The tiny composed model (weights shared: tests must not train it in place)."""
-    return ComposedVLM("tiny:composed")
 
 
 def _samples():
@@ -318,7 +312,7 @@ def test_an_untied_llama_without_a_chat_template_composes_resizes_and_exports(tm
     """Any causal LM: a Llama with its own lm_head and a tokenizer without a chat template (ChatML is used)."""
     from transformers import LlamaConfig
 
-    from thinkspace.backbones.tiny_tokenizer import build_tokenizer
+    from thinkspace.backbones.tiny.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer("llava_onevision")
     tokenizer.chat_template = None

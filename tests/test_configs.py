@@ -16,7 +16,8 @@ from thinkspace.cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.modules.spatial_vlm import SpatialVLM
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
+
 ALL_YAML = sorted((REPO / "configs").rglob("*.yaml"))
 
 

@@ -1,7 +1,6 @@
 """Every subcommand fails on bad input the same way: one line naming the place, exit code 2."""
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,7 @@ from thinkspace.checkpoint_file import read_checkpoint
 from thinkspace.cli import COMMANDS, TOOLS, main
 from thinkspace.errors import one_line, run_reporting_errors
 
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "configs" / "quickstart.yaml"
+from cli_helpers import QUICKSTART
 
 
 def error_line(capsys) -> str:
@@ -29,6 +27,12 @@ def test_help_lists_every_subcommand_with_one_line(capsys):
         (line,) = [line for line in out.splitlines() if line.split()[:1] == [name]]
         assert len(line.split()) > 3, line
     assert set(COMMANDS) == {"fit", "validate", "test", "predict", *TOOLS}
+
+
+@pytest.mark.parametrize("name", sorted(TOOLS))
+def test_every_tool_module_has_its_main(name, capsys):
+    assert main([name, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: thinkspace {name}")
 
 
 def test_unknown_command_lists_every_subcommand(capsys):

@@ -6,7 +6,7 @@ extractor (and cross-checked against the official functions outside the reposito
 
 import pytest
 
-from thinkspace.eval.answers import mindcube_choice, parse_float, sqa3d_normalise, vsibench_token
+from thinkspace.answers import mindcube_choice, parse_float, sqa3d_normalise, vsibench_token
 
 MINDCUBE = [
     # (response, extracted letter)

@@ -143,7 +143,8 @@ def test_quaternion_yaw_of_a_real_sqa3d_rotation():
 
 
 def test_quaternion_yaw_matches_scipy_rotation_vector():
-    transform = pytest.importorskip("scipy.spatial.transform")
+    # scipy is no dependency of thinkspace (nor of its extras): this cross-check runs where it is installed
+    transform = pytest.importorskip("scipy.spatial.transform", reason="scipy is not installed")
     rotations = transform.Rotation.random(50, random_state=0)
     for q in rotations.as_quat():
         assert quaternion_yaw(*q) == pytest.approx(transform.Rotation.from_quat(q).as_rotvec()[-1], abs=1e-9)

@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("thinkspace.synth.command", reason="the synthetic world (thinkspace.synth) is not built yet")
-
-from thinkspace.data.datasets.mindcube import MindCube  # noqa: E402
-from thinkspace.data.datasets.sqa3d import SQA3D  # noqa: E402
-from thinkspace.data.datasets.vsibench import VSIBench  # noqa: E402
-from thinkspace.eval import SCORERS  # noqa: E402
+from thinkspace.data.datasets.mindcube import MindCube
+from thinkspace.data.datasets.sqa3d import SQA3D
+from thinkspace.data.datasets.vsibench import VSIBench
+from thinkspace.eval import SCORERS
 
 FRAMES = 6
 

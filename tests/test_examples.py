@@ -2,12 +2,13 @@
 
 import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 import torch
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+from cli_helpers import REPO
+
+EXAMPLES = REPO / "examples"
 
 
 def load(name: str):

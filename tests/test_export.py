@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,8 @@ from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.inference.build import module_from_config
 from thinkspace.inference.export import export
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
+
 STAGE1 = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"
 GRPO = REPO / "configs" / "3dthinker" / "stage2_grpo_tiny.yaml"
 JOINT = REPO / "configs" / "loc3r" / "joint_tiny.yaml"
@@ -49,6 +49,7 @@ def stage1(tmp_path_factory):
     return module, ckpt, export(ckpt, STAGE1, tmp / "model")
 
 
+@pytest.mark.slow
 def test_plain_transformers_loads_the_export_and_gives_the_same_logits(stage1, tmp_path):
     module, _, out = stage1
     batch = module.collator()(val_samples(2))

@@ -12,7 +12,8 @@ from thinkspace.teachers import OracleGeometryTeacher
 from thinkspace.teachers.cache import CacheWriter
 from thinkspace.teachers.command import main as cache_teacher
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
+
 TINY = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"
 
 

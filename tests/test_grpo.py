@@ -10,11 +10,11 @@ import torch
 from torch.utils.data import Dataset
 
 from thinkspace.backbones import QwenVL
-from thinkspace.backbones.latent_decoding import generate_with_latents, sample_token
 from thinkspace.backbones.lora import LoraSettings
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
+from thinkspace.generation.latent_decoding import generate_with_latents, sample_token
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment
 from thinkspace.rl import SpatialGRPO

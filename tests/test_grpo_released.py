@@ -69,9 +69,8 @@ def test_model_chosen_slot_in_rollouts_is_not_forced(tiny_cache):
     assert rollout.rewards.values[rollout.rewards.names.index("latent3d")].tolist() == [0.0] * 4  # no latents
 
 
-def test_lora_targets_every_linear_outside_the_vision_tower(tiny_cache):
-    backbone = QwenVL("tiny:qwen2_5_vl")
-    linear = {name for name, m in backbone.model.named_modules() if isinstance(m, nn.Linear)}
+def test_lora_targets_every_linear_outside_the_vision_tower(qwen25):
+    linear = {name for name, m in qwen25.model.named_modules() if isinstance(m, nn.Linear)}
     expected = {name for name in linear if "visual" not in name}
     assert "lm_head" in expected
     assert {name for name in linear if re.fullmatch(LANGUAGE_LINEAR_AND_HEAD, name)} == expected

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from thinkspace.backbones import QwenVL
-from thinkspace.backbones.latent_decoding import generate_with_latents
-from thinkspace.backbones.outputs import IGNORE_INDEX
+from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.data.schema import SpatialSample
+from thinkspace.generation.latent_decoding import generate_with_latents
 from thinkspace.heads.projector import LatentProjector, PaperProjector, View
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment, TextCrossEntropy

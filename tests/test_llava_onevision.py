@@ -19,12 +19,6 @@ from thinkspace.objectives.situation import Situation as SituationObjective
 from thinkspace.teachers.oracle import OracleGeometryTeacher
 
 
-@pytest.fixture(scope="module")
-def llava(tiny_cache):
-    """The tiny model (weights shared: tests must not train it in place)."""
-    return LlavaOneVision("tiny:llava_onevision")
-
-
 def _samples():
     """One image (anyres), a 4-frame video, two images and three images (multi-image)."""
     one, two, three = (ColouredSquares(1, num_views=n, seed=n)[0] for n in (1, 2, 3))
@@ -33,14 +27,14 @@ def _samples():
 
 
 @pytest.fixture(scope="module")
-def batch(llava):
-    return llava.collator({"text": TextCrossEntropy()})(_samples())
+def batch(llava_onevision):
+    return llava_onevision.collator({"text": TextCrossEntropy()})(_samples())
 
 
-def test_tiny_model_loads_offline_with_the_family_classes(llava):
+def test_tiny_model_loads_offline_with_the_family_classes(llava_onevision):
     assert "llava_onevision" in TINY_FAMILIES
-    processor = AutoProcessor.from_pretrained(llava.path)
-    model = AutoModelForImageTextToText.from_pretrained(llava.path)
+    processor = AutoProcessor.from_pretrained(llava_onevision.path)
+    model = AutoModelForImageTextToText.from_pretrained(llava_onevision.path)
     assert type(processor).__name__ == "LlavaOnevisionProcessor"
     assert type(processor.image_processor).__name__ == "LlavaOnevisionImageProcessor"
     assert type(processor.video_processor).__name__ == "LlavaOnevisionVideoProcessor"
@@ -54,18 +48,18 @@ def test_tiny_model_loads_offline_with_the_family_classes(llava):
     assert len(cfg.image_grid_pinpoints) > 1  # anyres: several crop grids
 
 
-def test_logits_and_text_loss_match_transformers(llava, batch):
+def test_logits_and_text_loss_match_transformers(llava_onevision, batch):
     with torch.no_grad():
-        out = llava(batch)
-        ref = llava.hf(**llava.model_inputs(batch), labels=batch.labels)
+        out = llava_onevision(batch)
+        ref = llava_onevision.hf(**llava_onevision.model_inputs(batch), labels=batch.labels)
         terms = TextCrossEntropy().loss(out, batch)
     mask = batch.inputs["attention_mask"].bool()
     torch.testing.assert_close(out.logits[mask], ref.logits[mask], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(terms["ce"], ref.loss, rtol=1e-5, atol=1e-6)
-    assert out.hidden.shape == (*batch.labels.shape, llava.hidden_size)
+    assert out.hidden.shape == (*batch.labels.shape, llava_onevision.hidden_size)
 
 
-def test_frame_grids_follow_the_token_layout(llava, batch):
+def test_frame_grids_follow_the_token_layout(llava_onevision, batch):
     # 56x112 px frames, 56 px crops of 4x4 patches. One image: 4x4 base grid, then the best
     # crop grid (1x2 crops, 4x8 tokens, nothing to unpad) with a newline per row: 16 + 32 + 4 = 52
     # placeholders. Several images: 4x4 + newline each; padded to 112x112, the image covers rows
@@ -74,18 +68,18 @@ def test_frame_grids_follow_the_token_layout(llava, batch):
     assert grid == [[0, 0, 4, 4], [1, 0, 2, 2], [1, 1, 2, 2], [1, 2, 2, 2], [1, 3, 2, 2],
                     [2, 0, 2, 4], [2, 1, 2, 4], [3, 0, 2, 4], [3, 1, 2, 4], [3, 2, 2, 4]]
     assert batch.visual.frames_per_group.tolist() == [1, 1, 1, 1]
-    lay, ids = llava.layout(), batch.inputs["input_ids"]
+    lay, ids = llava_onevision.layout(), batch.inputs["input_ids"]
     counts = [int(((ids[b] == lay.image_token_id) | (ids[b] == lay.video_token_id)).sum()) for b in range(4)]
     assert counts == [52, 4 * 4 + 1, 2 * 17, 3 * 17]
 
 
-def test_visual_tokens_hold_the_model_features_of_their_frame_row_and_col(llava, batch):
+def test_visual_tokens_hold_the_model_features_of_their_frame_row_and_col(llava_onevision, batch):
     """Each indexed token's decoder input is the feature the model computed for that frame's
     (row, col) patch, and every other placeholder of a frame block is a newline, a
     high-resolution or a padding token."""
-    model, vis = llava.hf.model, batch.visual
+    model, vis = llava_onevision.hf.model, batch.visual
     with torch.no_grad():
-        embeds = llava(batch).inputs_embeds
+        embeds = llava_onevision(batch).inputs_embeds
         images = model.get_image_features(batch.inputs["pixel_values"], batch.inputs["image_sizes"],
                                           batch_num_images=batch.inputs["batch_num_images"]).pooler_output
         video = model.get_video_features(batch.inputs["pixel_values_videos"]).pooler_output[0]
@@ -102,7 +96,7 @@ def test_visual_tokens_hold_the_model_features_of_their_frame_row_and_col(llava,
         torch.testing.assert_close(embeds[b, int(vis.position[i])], expected, rtol=1e-5, atol=1e-5)
     # video: everything but the last placeholder is indexed, and the last one is the newline
     ids = batch.inputs["input_ids"][1]
-    placeholders = (ids == llava.layout().video_token_id).nonzero().flatten()
+    placeholders = (ids == llava_onevision.layout().video_token_id).nonzero().flatten()
     assert vis.positions(1).tolist() == placeholders[:-1].tolist()
     torch.testing.assert_close(embeds[1, placeholders[-1]], model.image_newline.detach())
     # per frame: contiguous, in sequence order, frame by frame
@@ -110,8 +104,8 @@ def test_visual_tokens_hold_the_model_features_of_their_frame_row_and_col(llava,
         assert vis.positions(1, f).tolist() == placeholders[f * 4:(f + 1) * 4].tolist()
 
 
-def test_positions_are_the_processor_placeholders_per_frame(llava, batch):
-    lay = llava.layout()
+def test_positions_are_the_processor_placeholders_per_frame(llava_onevision, batch):
+    lay = llava_onevision.layout()
     ids = batch.inputs["input_ids"]
     for b in (2, 3):  # multi-image: blocks of 4x4 + newline; the top row and the bottom row are padding
         placeholders = (ids[b] == lay.image_token_id).nonzero().flatten()
@@ -135,10 +129,10 @@ def test_wrong_family_is_refused_with_its_name(tiny_cache, tmp_path):
         QwenVL(str(tmp_path))
 
 
-def test_videos_with_different_frame_counts_are_an_error(llava):
+def test_videos_with_different_frame_counts_are_an_error(llava_onevision):
     videos = [ColouredSquares(1, num_views=n, video=True)[0] for n in (3, 4)]
     with pytest.raises(ValueError, match=r"same frame count; got \[3, 4\] frames"):
-        llava.collator()(videos)
+        llava_onevision.collator()(videos)
 
 
 def test_lora_adapts_only_the_language_model_and_the_collator_pickles(tiny_cache):
@@ -153,8 +147,8 @@ def test_lora_adapts_only_the_language_model_and_the_collator_pickles(tiny_cache
     assert all(p.grad is not None for n, p in backbone.named_parameters() if p.requires_grad)
 
 
-def test_generate_returns_text_per_sample(llava, batch):
-    texts = llava.generate(batch, max_new_tokens=3, do_sample=False)
+def test_generate_returns_text_per_sample(llava_onevision, batch):
+    texts = llava_onevision.generate(batch, max_new_tokens=3, do_sample=False)
     assert len(texts) == 4 and all(isinstance(t, str) for t in texts)
 
 

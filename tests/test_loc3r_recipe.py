@@ -25,7 +25,8 @@ from thinkspace.objectives.layout import LayoutReconstruction
 from thinkspace.objectives.situation import Situation
 from thinkspace.teachers.oracle import OracleGeometryTeacher
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
+
 JOINT = REPO / "configs/loc3r/joint.yaml"
 
 

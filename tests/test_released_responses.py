@@ -8,14 +8,14 @@ overall (around 72.40, among 64.83, rotation 44.00) with ``thinkspace score mind
 paper's number; see docs/parity.md.
 """
 
-from pathlib import Path
-
-from thinkspace.eval.answers import mindcube_choice
+from thinkspace.answers import mindcube_choice
 from thinkspace.eval.mindcube import score_mindcube
 from thinkspace.eval.records import read_jsonl
 from thinkspace.objectives.latent_slot import END, PAD, START
 
-FIXTURE = Path(__file__).parent / "fixtures" / "3dthinker_mindcube_tiny_responses.jsonl"
+from cli_helpers import REPO
+
+FIXTURE = REPO / "tests" / "fixtures" / "3dthinker_mindcube_tiny_responses.jsonl"
 
 
 def test_per_record_letters_and_setting_scores():
@@ -48,7 +48,7 @@ def test_eval_config_decodes_as_the_release():
 
     from thinkspace.data.datasets.thinker_prompt import THINKER_INSTRUCTION
 
-    config = yaml.safe_load((Path(__file__).parents[1] / "configs" / "eval" / "mindcube_3dthinker.yaml").read_text())
+    config = yaml.safe_load((REPO / "configs" / "eval" / "mindcube_3dthinker.yaml").read_text())
     assert config["model"]["generation"] == {"max_new_tokens": 4096, "do_sample": False, "force_start": False,
                                              "latent_steps": 8, "early_end": True}
     assert config["model"]["backbone"]["init_args"]["max_pixels"] == 480 * 480

@@ -1,7 +1,5 @@
 """A run's own files (``runs/X/config.yaml``, ``runs/X/checkpoints/last.ckpt``) load everywhere."""
 
-from pathlib import Path
-
 import pytest
 import torch
 import yaml
@@ -10,7 +8,7 @@ import thinkspace
 from thinkspace.inference.build import module_from_config
 from thinkspace.inference.export import MANIFEST, export
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+from cli_helpers import QUICKSTART
 
 
 @pytest.fixture(scope="module")

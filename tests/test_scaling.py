@@ -1,20 +1,16 @@
 """Scale-out settings: the multi-GPU configs, FSDP's units and the global batch."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 from lightning.pytorch import LightningModule
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
 
-from cli_helpers import FAST, QUICKSTART, run_cli, weights
-from thinkspace.backbones import ComposedVLM, LlavaOneVision, QwenVL
+from cli_helpers import FAST, QUICKSTART, REPO, run_cli, weights
 from thinkspace.cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule, accumulation_steps
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.strategies import FSDP, layer_classes
 
-REPO = Path(__file__).resolve().parents[1]
 SCALE = sorted(REPO.glob("configs/*/scale/*.yaml"))
 TINY = {"stage1.yaml": "tiny:qwen2_5_vl", "joint.yaml": "tiny:llava_onevision", "stage2_grpo.yaml": "tiny:qwen2_5_vl"}
 
@@ -59,18 +55,18 @@ def test_more_gpus_than_the_machine_has_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize(("backbone", "expected", "decoder"), [
-    (lambda: QwenVL("tiny:qwen2_5_vl"), {"Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock"}, "Qwen2_5_VLDecoderLayer"),
-    (lambda: LlavaOneVision("tiny:llava_onevision"), {"Qwen2DecoderLayer", "SiglipEncoderLayer"}, "Qwen2DecoderLayer"),
-    (lambda: ComposedVLM("tiny:composed"), {"Qwen2DecoderLayer", "Block"}, "Qwen2DecoderLayer"),  # timm's ViT Block
+    ("qwen25", {"Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock"}, "Qwen2_5_VLDecoderLayer"),
+    ("llava_onevision", {"Qwen2DecoderLayer", "SiglipEncoderLayer"}, "Qwen2DecoderLayer"),
+    ("composed", {"Qwen2DecoderLayer", "Block"}, "Qwen2DecoderLayer"),  # timm's ViT Block
 ])
-def test_fsdp_units_are_the_models_own_layers(backbone, expected, decoder):
-    model = backbone().model
+def test_fsdp_units_are_the_models_own_layers(backbone, expected, decoder, request):
+    model = request.getfixturevalue(backbone).model
     assert expected <= {c.__name__ for c in layer_classes(model)}
     assert [c.__name__ for c in layer_classes(model, [decoder])] == [decoder]
 
 
-def test_fsdp_names_a_layer_class_that_is_not_there():
-    model = QwenVL("tiny:qwen2_5_vl").model
+def test_fsdp_names_a_layer_class_that_is_not_there(qwen25):
+    model = qwen25.model
     with pytest.raises(ValueError, match=r"strategy.init_args.wrap names \['LlamaDecoderLayer'\], not found in the "
                                          r"model; its layer and block classes are \[.*'Qwen2_5_VLDecoderLayer'"):
         layer_classes(model, ["Qwen2_5_VLDecoderLayer", "LlamaDecoderLayer"])

@@ -19,12 +19,6 @@ from thinkspace.objectives.layout import LayoutReconstruction
 from thinkspace.teachers.oracle import OracleGeometryTeacher
 
 
-@pytest.fixture(scope="module")
-def llava(tiny_cache):
-    """The tiny model (shared: tests must not add tokens to it or train it)."""
-    return LlavaOneVision("tiny:llava_onevision")
-
-
 @pytest.mark.parametrize(("total", "num", "expected"), [
     (10, 4, [0, 3, 6, 9]), (20, 4, [0, 6, 12, 19]), (5, 5, [0, 1, 2, 3, 4]), (7, 1, [0]), (100, 3, [0, 49, 99]),
 ])
@@ -70,7 +64,7 @@ def sqa3d_files(tmp_path):
     # Qwen2.5-VL: 32x24 px frames are 2x3 merged tokens; a video pairs frames (3 -> 2 groups)
     ("qwen25", 2 * 6, 3 * 6),
     # LLaVA-OneVision: 2x2 pooled tokens per video frame + 1 newline; 4x4 + 1 newline per image
-    ("llava", 3 * 4 + 1, 3 * (16 + 1)),
+    ("llava_onevision", 3 * 4 + 1, 3 * (16 + 1)),
 ])
 def test_a_scan_enters_as_video_unless_switched_to_an_image_set(sqa3d_files, backbone, video_tokens, image_tokens,
                                                                 request):

@@ -5,12 +5,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
+
 BASE = REPO / "configs" / "ablations" / "base.yaml"
 
 
@@ -30,7 +30,8 @@ def test_a_real_tiny_sweep_trains_evaluates_reports_and_skips(tmp_path, capsys):
                   "data.val": synthetic("val", 2)},
         "settings": {"point_map": {"model.cues.points": {"class_path": "thinkspace.cues.PointMapCue"}}},
         "seeds": [7],
-        "evaluate": {"heldout": {"data.test": synthetic("test", 2)}},
+        "evaluate": {"heldout": {"data.test": synthetic("test", 3)}},
+        "metric": "heldout:test/accuracy", "baseline": "point_map",
     }))
     out = tmp_path / "out"
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
@@ -45,6 +46,12 @@ def test_a_real_tiny_sweep_trains_evaluates_reports_and_skips(tmp_path, capsys):
     assert 0.0 <= fit["metrics"]["val/accuracy"] <= 1.0 and fit["metrics"]["val/loss"] > 0
     test = json.loads((run / "metrics_test_heldout.json").read_text())
     assert 0.0 <= test["metrics"]["test/accuracy"] <= 1.0
+    # the per-question answers of the test stage: their mean is the stage's accuracy
+    with (run / "questions_test_heldout.csv").open(newline="") as handle:
+        questions = list(csv.DictReader(handle))
+    assert [q["id"] for q in questions] == [f"synthetic-test-0-{i}" for i in range(3)]
+    assert all(q["answer"] in "ABCD" and q["correct"] in ("0", "1") for q in questions)
+    assert sum(int(q["correct"]) for q in questions) / 3 == pytest.approx(test["metrics"]["test/accuracy"])
     assert (run / "checkpoints" / "last.ckpt").exists()
     resolved = yaml.safe_load((run / "resolved.yaml").read_text())
     assert resolved["seed_everything"] == 7 and resolved["trainer"]["max_steps"] == 3
@@ -54,6 +61,8 @@ def test_a_real_tiny_sweep_trains_evaluates_reports_and_skips(tmp_path, capsys):
     assert row["setting"] == "point_map" and row["seed"] == "7" and row["state"] == "done"
     assert float(row["val/accuracy"]) == fit["metrics"]["val/accuracy"]
     assert float(row["heldout:test/accuracy"]) == test["metrics"]["test/accuracy"]
+    accuracy = test["metrics"]["test/accuracy"]
+    assert f"| setting=point_map (baseline) | 1 x 3 | {accuracy:.3f} | | | | |" in (out / "results.md").read_text()
     # again (in-process this time): the finished run is skipped, no process launched
     from thinkspace.sweep.command import main
 

@@ -1,14 +1,12 @@
 """Sweep files: grid, zip and seed expansion, run names, bad input; key checks against a config."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
 from thinkspace.sweep.grid import expand, load_sweep, run_name
 from thinkspace.sweep.resolve import as_arguments, check_keys
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
 
 
 def test_grid_zip_and_seeds_expand_in_order():
@@ -106,7 +104,8 @@ def test_the_study_expands_against_its_base():
     groups = list(dict.fromkeys(r.labels["setting"] for r in sweep.runs))
     assert groups == ["text_only", "camera_prior", "point_map", "camera_text", "latent", "layout_situation",
                       "all_supervision", "supervision_and_cues"]
-    assert len(sweep.runs) == len(groups) * 3 and sweep.metric == "val/accuracy"
+    assert len(sweep.runs) == len(groups) * 3 and sweep.metric == "heldout:test/accuracy"
+    assert sweep.baseline == "text_only" and sweep.evaluate == {"heldout": {}}  # paired statistics on a test stage
     text = (REPO / "configs" / "ablations" / "cues_vs_supervision.yaml").read_text()
     assert "# base: configs/ablations/base.yaml" in text
     assert yaml.safe_load((REPO / "configs" / "ablations" / "base.yaml").read_text())["model"]["objectives"].keys() \

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cli_helpers import REPO
 from sweep_helpers import FAKE, QUICKSTART, calls
 from thinkspace.sweep import parallel
 from thinkspace.sweep.command import main
 from thinkspace.sweep.parallel import split_resources
 
-REPO = Path(__file__).resolve().parents[1]
 
 BARRIER = r'''
 import json, os, sys, time

@@ -32,6 +32,7 @@ def sweep_file(tmp_path, fake, **sections):
     return str(path)
 
 
+@pytest.mark.slow
 def test_crashes_are_recorded_finished_runs_skipped_and_reported(tmp_path, fake, capsys):
     grid = sweep_file(tmp_path, fake, grid={"model.optimizer.init_args.lr": [0.1, 0.5]}, seeds=[0, 1])
     out = tmp_path / "out"
@@ -68,6 +69,7 @@ def test_a_run_killed_midway_resumes_from_its_checkpoint(tmp_path, fake):
     assert json.loads((run / "status.json").read_text())["state"] == "done"
 
 
+@pytest.mark.slow
 def test_max_runs_and_dry_run(tmp_path, fake, capsys):
     grid = sweep_file(tmp_path, fake, grid={"model.optimizer.init_args.lr": [0.1, 0.2, 0.3]})
     out = tmp_path / "out"

@@ -20,13 +20,12 @@ import time
 from pathlib import Path
 
 import pytest
+import submitit  # noqa: F401  (the dev extra's SLURM client: a missing one must fail, not skip)
 import yaml
 
 from sweep_helpers import FAKE, QUICKSTART, calls
 from thinkspace.sweep.command import main
 from thinkspace.sweep.slurm_settings import SlurmSettings, check_resources, parse_slurm
-
-pytest.importorskip("submitit")
 
 SBATCH = """#!/bin/sh
 n=$(($(cat "$FAKE_SLURM/count" 2>/dev/null || echo 0) + 1))
@@ -94,6 +93,7 @@ def run_job(script: Path, job_id: str, **extra) -> subprocess.Popen:
     return subprocess.Popen(command[python:], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow
 def test_each_run_is_one_job_with_the_sweep_files_resources(tmp_path, fake_slurm, capsys):
     grid = grid_file(tmp_path, seeds=[0, 1])
     out = tmp_path / "out"
@@ -115,6 +115,7 @@ def test_each_run_is_one_job_with_the_sweep_files_resources(tmp_path, fake_slurm
     assert (out / ".submitit" / "4242" / "4242_submitted.pkl").exists()
 
 
+@pytest.mark.slow
 def test_queued_and_running_jobs_are_not_submitted_twice(tmp_path, fake_slurm, capsys):
     grid = grid_file(tmp_path, seeds=[0, 1, 2])
     out = tmp_path / "out"
@@ -217,6 +218,7 @@ def test_the_checkpoint_hook_resubmits_the_same_run():
     assert again.args == () and again.kwargs == {}
 
 
+@pytest.mark.slow
 def test_the_debug_cluster_runs_jobs_here_with_the_sequential_runners_results(tmp_path, capsys):
     fixed = {"model.optimizer.init_args.lr": 0.1}
     slurm = {"timeout_min": 10, "cluster": "debug"}

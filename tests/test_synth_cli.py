@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 
+import decord
 import numpy as np
+import open3d  # noqa: F401  (the dev extra's renderer: a missing one must fail, not skip)
 import pytest
 from PIL import Image
 
 from synth_helpers import synth_tree
 
-pytest.importorskip("open3d")
-
-import thinkspace.synth.writer as writer  # noqa: E402
-from thinkspace.synth.command import main  # noqa: E402
+import thinkspace.synth.writer as writer
+from thinkspace.data.datasets.mindcube import MindCube
+from thinkspace.synth.command import main
 
 SMALL = ["--size", "32", "--frames", "3", "--workers", "1", "--quiet"]
 
@@ -59,7 +60,6 @@ def test_tree_has_the_documented_files():
 
 
 def test_video_decodes_with_decord_at_the_written_rate():
-    decord = pytest.importorskip("decord")
     out = synth_tree()
     reader = decord.VideoReader(str(out / "scenes" / "scene00000" / "video" / "video.mp4"))
     assert len(reader) == 6 and reader.get_avg_fps() == pytest.approx(4.0)
@@ -136,10 +136,9 @@ def test_a_crash_leaves_no_half_written_scene_and_a_rerun_resumes(tmp_path, monk
 
 
 def test_mindcube_files_load_through_the_mindcube_adapter():
-    adapter = pytest.importorskip("thinkspace.data.datasets.mindcube")
     out = synth_tree()
     for split in ("train", "test_viewpoint"):
-        ds = adapter.MindCube(str(out / "mindcube" / f"{split}.jsonl"), image_root=str(out))
+        ds = MindCube(str(out / "mindcube" / f"{split}.jsonl"), image_root=str(out))
         rows = (out / "mindcube" / f"{split}.jsonl").read_text().splitlines()
         assert len(ds) == len(rows) > 0
         tasks = {ds[i].task for i in range(len(ds))}

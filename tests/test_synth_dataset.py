@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import open3d  # noqa: F401  (the dev extra's renderer: a missing one must fail, not skip)
 import pytest
 from PIL import Image
 
-pytest.importorskip("open3d")
-
-from thinkspace.data.datasets.synthetic import VIDEO_TASKS, VIEW_TASKS, SyntheticSpatial  # noqa: E402
-from thinkspace.synth.cameras import world_from_room  # noqa: E402
+from thinkspace.data.datasets.synthetic import VIDEO_TASKS, VIEW_TASKS, SyntheticSpatial
+from thinkspace.synth.cameras import world_from_room
 
 
 def test_choice_sample_format():

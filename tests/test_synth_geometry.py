@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import open3d  # noqa: F401  (the dev extra's renderer: a missing one must fail, not skip)
 import pytest
 import torch
 
@@ -15,12 +16,10 @@ from synth_helpers import (
     synth_tree,
 )
 
-pytest.importorskip("open3d")
-
-from thinkspace.data.datasets.synthetic import SyntheticSpatial  # noqa: E402
-from thinkspace.synth.cameras import intrinsics, look_at  # noqa: E402
-from thinkspace.synth.render import Renderer  # noqa: E402
-from thinkspace.synth.scene import generate_scene  # noqa: E402
+from thinkspace.data.datasets.synthetic import SyntheticSpatial
+from thinkspace.synth.cameras import intrinsics, look_at
+from thinkspace.synth.render import Renderer
+from thinkspace.synth.scene import generate_scene
 
 
 def _two_views():

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,8 @@ from thinkspace.teachers.cache import CacheWriter, FeatureCache, frames_hash
 from thinkspace.teachers.command import main as cache_teacher
 from thinkspace.teachers.fourier import fourier_decode, fourier_encode
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
+
 TINY = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"
 
 
@@ -223,7 +223,7 @@ def test_points_command_writes_a_ply_open3d_reads(tmp_path, monkeypatch):
     from thinkspace.data.datamodule import SpatialDataModule
     from thinkspace.modules.spatial_vlm import SpatialVLM
     from thinkspace.objectives import LatentAlignment
-    from thinkspace.points import main as points
+    from thinkspace.points.command import main as points
 
     cli = ThinkspaceCLI(SpatialVLM, SpatialDataModule, run=False, save_config_callback=None,
                         parser_kwargs={"parser_mode": "omegaconf"}, auto_configure_optimizers=False,

@@ -4,7 +4,6 @@ format, then VGGT's ``load_and_preprocess_images`` in ``crop`` mode (the rule re
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from thinkspace.data.datasets.thinker_prompt import THINKER_IMAGE_SIZE, resave, 
 from thinkspace.data.schema import SpatialSample
 from thinkspace.teachers import VGGTTeacher
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO
 
 
 def photo(width, height, seed=0):

@@ -3,7 +3,6 @@ needs, and the recipe named in configs/3dthinker/stage1.yaml (read from lru0612/
 3dthinker/stage1/train.sh, src/main.py, src/trainer_single.py, src/task.py)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,14 +11,14 @@ import yaml
 from PIL import Image
 
 from thinkspace.backbones import QwenVL
-from thinkspace.backbones.outputs import IGNORE_INDEX
+from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.data.datasets.thinker_prompt import THINKER_INSTRUCTION
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment, TextCrossEntropy
 from thinkspace.teachers import OracleGeometryTeacher
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import REPO, run_cli
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -224,8 +223,6 @@ def test_weight_decay_skips_biases_and_norms_as_the_hf_trainer(tiny_cache):
 @pytest.mark.slow
 def test_tiny_stage1_run_keeps_the_best_checkpoint_by_accuracy_and_last(tiny_cache, tmp_path):
     """The checkpoint selection of stage1.yaml, through the real CLI on its tiny twin."""
-    from tests.cli_helpers import run_cli
-
     run_cli("fit", "--config", str(REPO / "configs/3dthinker/stage1_tiny.yaml"), "--run_dir", str(tmp_path / "run"),
             "--trainer.max_steps", "4", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1",
             "--data.batch_size", "2", "--data.num_workers", "0",

@@ -36,17 +36,17 @@ from thinkspace.cpu_threads import set_cpu_threads
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.errors import BAD_INPUT, parser_error_summary, run_reporting_errors
 from thinkspace.eval.predictions import BenchmarkPredictions
-from thinkspace.noise import silence_known_noise
-from thinkspace.run_summary import FitSummary
 from thinkspace.modules.spatial_vlm import SpatialVLM
+from thinkspace.noise import silence_known_noise
 from thinkspace.progress_bar import progress_bar
 from thinkspace.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
                                run_checkpoint, step_checkpoint)
+from thinkspace.run_summary import FitSummary
 from thinkspace.throughput import Throughput
 
 #: subcommands that are not Lightning's: name -> module with ``main(argv) -> int``.
 TOOLS = {"synth": "thinkspace.synth.command", "score": "thinkspace.eval.command",
-         "cache-teacher": "thinkspace.teachers.command", "points": "thinkspace.points",
+         "cache-teacher": "thinkspace.teachers.command", "points": "thinkspace.points.command",
          "sweep": "thinkspace.sweep.command", "export": "thinkspace.inference.export",
          "ask": "thinkspace.inference.ask"}
 

@@ -1,24 +1,17 @@
-"""Answer parsing and accuracy metrics reduced across processes by torchmetrics."""
+"""Accuracy metrics reduced across processes by torchmetrics."""
 
 from __future__ import annotations
-
-import re
 
 import torch
 from torchmetrics import Metric
 
-_LETTER = re.compile(r"\b([A-E])\b")
-
-
-def parse_choice(text: str) -> str | None:
-    """The first standalone option letter A-E in ``text`` (``"B. red cube"`` -> ``"B"``)."""
-    match = _LETTER.search(text)
-    return match.group(1) if match else None
+from thinkspace.answers import choice, gold_choice
 
 
 class ChoiceAccuracy(Metric):
-    """Share of predictions whose parsed option letter equals the gold letter, overall
-    and per task; synchronised across processes."""
+    """Share of predictions whose option letter, read by thinkspace's rule
+    (:func:`~thinkspace.answers.choice`, as the GRPO answer reward reads it), equals the gold letter;
+    synchronised across processes."""
 
     full_state_update = False
 
@@ -28,7 +21,7 @@ class ChoiceAccuracy(Metric):
         self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, predictions: list[str], answers: list[str]) -> None:
-        hits = [parse_choice(p) == str(a).strip().upper() for p, a in zip(predictions, answers)]
+        hits = [choice(p) == gold_choice(a) for p, a in zip(predictions, answers)]
         self.correct += sum(hits)
         self.total += len(hits)
 

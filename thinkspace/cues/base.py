@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from thinkspace.backbones.outputs import Batch
 from thinkspace.component import Component
+from thinkspace.data.batch import Batch
 from thinkspace.data.schema import FRAME_PREFIX
 
 __all__ = ["Cue", "FRAME_PREFIX"]

@@ -2,7 +2,7 @@
 
 Per record: the setting comes from the ``id`` (the first of "around", "rotation",
 "translation", "among" found in it, lower-cased; else "other"); the response's letter
-comes from :func:`~thinkspace.eval.answers.mindcube_choice`; it is correct when it
+comes from :func:`~thinkspace.answers.mindcube_choice`; it is correct when it
 equals ``gt_answer`` exactly. Overall accuracy counts every setting but translation
 (which is still reported on its own). Records with an empty ``gt_answer`` are skipped,
 as the official code does, and counted in a note.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from thinkspace.eval.answers import mindcube_choice
+from thinkspace.answers import mindcube_choice
 from thinkspace.eval.records import Located, field
 from thinkspace.eval.report import BenchmarkScore
 

@@ -8,7 +8,7 @@ several predictions (at most 3) for one record the closest one counts; threshold
 strict (< 0.5 m, < 1.0 m, < 15 deg, < 30 deg). It is scored once per situation, as the
 official localization file lists them (:mod:`thinkspace.eval.sqa3d_localization`).
 
-Exact match compares :func:`~thinkspace.eval.answers.sqa3d_normalise` of the response
+Exact match compares :func:`~thinkspace.answers.sqa3d_normalise` of the response
 with that of the first reference answer (``answers[0].answer``, SQA3D's own choice).
 SQA3D's LLM script also counts a response contained in, or sharing a word with, the
 reference; that lenient variant is not the exact-match number papers report.
@@ -28,7 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from thinkspace.eval.answers import sqa3d_normalise
+from thinkspace.answers import sqa3d_normalise
 from thinkspace.eval.records import Located, field
 from thinkspace.eval.report import BenchmarkScore
 

@@ -1,6 +1,6 @@
 """VSI-Bench scoring, equivalent to the official lmms-eval task (``vsibench/utils.py``).
 
-Per record, the prediction is read as :func:`~thinkspace.eval.answers.vsibench_token`
+Per record, the prediction is read as :func:`~thinkspace.answers.vsibench_token`
 (text before the first space, trailing dots removed). Multiple-choice types score 1
 when it equals ``ground_truth`` ignoring case. Numeric types score the Mean Relative
 Accuracy: the share of the ten thresholds theta = 0.50, 0.55, ..., 0.95 with
@@ -23,7 +23,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from thinkspace.eval.answers import parse_float, vsibench_token
+from thinkspace.answers import parse_float, vsibench_token
 from thinkspace.eval.records import Located, field
 from thinkspace.eval.report import BenchmarkScore
 

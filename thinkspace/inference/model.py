@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from thinkspace.answers import answer_text, choice, option_letters, parse_float
 from thinkspace.data.schema import SpatialSample
-from thinkspace.eval.answers import parse_float
 from thinkspace.inference.inputs import Inputs, question_sample
-from thinkspace.metrics import parse_choice
-
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
-_OPTION = re.compile(r"^\s*[A-E][.)]\s", re.M)
 
 
 @dataclass
@@ -73,7 +68,8 @@ class SpatialModel:
     """A trained thinkspace model for inference (see :func:`thinkspace.load`).
 
     Attributes:
-        module: the LightningModule (``SpatialVLM`` or ``SpatialGRPO``), in eval mode.
+        module: the LightningModule (``SpatialVLM`` or ``SpatialGRPO``, both a
+            :class:`~thinkspace.modules.base.SpatialModule`), in eval mode.
         source: where it was loaded from.
     """
 
@@ -96,10 +92,7 @@ class SpatialModel:
     @property
     def objectives(self) -> dict[str, Any]:
         """The module's objectives by name (GRPO: its latent objective)."""
-        if hasattr(self.module, "objectives"):
-            return dict(self.module.objectives)
-        latent = getattr(self.module, "latent", None)
-        return {"latent": latent} if latent is not None else {}
+        return dict(self.module.objectives)
 
     def objective(self, kind: str) -> Any | None:
         """The first objective of a kind: ``latent``, ``layout`` or ``situation``."""
@@ -110,9 +103,7 @@ class SpatialModel:
 
     def generation(self, **overrides: Any) -> dict[str, Any]:
         """Generation settings: the module's own (greedy), then ``overrides``."""
-        settings = dict(getattr(self.module, "generation", None) or {})
-        if not settings and hasattr(self.module, "max_new_tokens"):  # GRPO
-            settings = {"max_new_tokens": self.module.max_new_tokens}
+        settings = self.module.generation_settings()
         settings.setdefault("max_new_tokens", 64)
         settings.setdefault("do_sample", False)
         return {**settings, **overrides}
@@ -135,26 +126,24 @@ class SpatialModel:
         """
         if isinstance(inputs, SpatialSample):
             sample = inputs
-            objectives = {**self.objectives, **dict(getattr(self.module, "cues", None) or {})}
+            objectives = {**self.objectives, **dict(self.module.cues)}
         else:
             if not question:
                 raise ValueError("ask: no question given")
-            cues = list(getattr(self.module, "cues", None) or {})
+            cues = list(self.module.cues)
             if cues:
                 raise ValueError(f"ask: the model takes input cues {cues} built from the frames' geometry; ask with "
                                  "a SpatialSample that carries geometry")
             sample = question_sample(inputs, question, num_frames, video)
             objectives = {name: PromptOnly(o) for name, o in self.objectives.items()}
         batch = self.backbone.collator(objectives, None, with_response=False)([sample]).to(self.device)
-        hook = self.module.embeds_hook() if hasattr(self.module, "embeds_hook") else None
+        hook = self.module.embeds_hook()
         settings = self.generation(**generation)
         latent = self.objective("latent")
         if latent is not None:
-            from thinkspace.backbones.latent_decoding import generate_with_latents
             from thinkspace.points import decode_latents
 
-            gen = generate_with_latents(self.backbone, batch, latent.slot, mode=latent.decoding,
-                                        inputs_embeds_hook=hook, **settings)
+            gen = latent.decode(self.backbone, batch, inputs_embeds_hook=hook, **settings)
             out, seen = gen.prompt_out, gen.prompts
             answer = Answer(text=gen.texts[0], answer=None)
             # an untrained projector may decode to no valid point: an empty cloud, not an error
@@ -182,10 +171,13 @@ class SpatialModel:
 
 
 def parse_answer(text: str, question: str) -> str | float | None:
-    """An option letter when ``question`` lists options, else a number, else the answer text."""
-    match = _ANSWER.search(text)
-    inner = (match.group(1) if match else text).strip()
-    if _OPTION.search(question):
-        return parse_choice(inner)
-    number = parse_float(inner)
-    return number if number is not None else inner
+    """The answer in ``text`` by thinkspace's rule (:mod:`thinkspace.answers`): the option letter
+    (:func:`~thinkspace.answers.choice`, as ``val/accuracy`` reads it) when ``question`` lists options, else
+    :func:`~thinkspace.answers.answer_text` as a number when all of it parses as one, else that text. Unlike
+    the GRPO reward, which knows a question's kind, a free answer is a number only when it is nothing else
+    (``"3 o'clock"`` stays text)."""
+    if option_letters(question):
+        return choice(text)
+    inner = answer_text(text)
+    value = parse_float(inner)
+    return value if value is not None else inner

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import Metric
 
 from thinkspace.backbones.base import VLMBackbone
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.cues.base import Cue
+from thinkspace.data.batch import Batch
 from thinkspace.metrics import ChoiceAccuracy
 from thinkspace.mixers import LossMixer, WeightedSum
+from thinkspace.modules.base import SpatialModule, freeze_parameters
 from thinkspace.objectives.base import Objective
 from thinkspace.objectives.text import TextCrossEntropy
-from thinkspace.optim import WarmupSchedule
-from thinkspace.weight_decay import decay_groups
+
+__all__ = ["SpatialVLM", "freeze_parameters"]
 
 
 def _adamw(params: Any) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=1e-4)
 
 
-class SpatialVLM(L.LightningModule):
+class SpatialVLM(SpatialModule):
     """A VLM backbone trained by a named stack of objectives mixed into one loss.
+
+    Shared with GRPO (:class:`~thinkspace.modules.base.SpatialModule`): cues, freezing, the
+    optimizer, ``generate``, ``locate``, ``test_step`` and ``predict_step``.
 
     Args:
         backbone: the vision-language model (e.g. :class:`thinkspace.backbones.QwenVL`).
@@ -65,8 +68,7 @@ class SpatialVLM(L.LightningModule):
         max_length: int | None = None,
         generation: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
+        super().__init__(backbone, optimizer, scheduler, no_weight_decay)
         if objectives is None:
             objectives = {"text": TextCrossEntropy()}
         self.objectives = nn.ModuleDict({k: v for k, v in objectives.items() if v is not None})
@@ -81,42 +83,28 @@ class SpatialVLM(L.LightningModule):
             component.setup(backbone)
         self.mixer = mixer if mixer is not None else WeightedSum()
         self.mixer.setup({k: v for o in self.objectives.values() for k, v in o.default_weights().items()})
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
         self.max_length = max_length
-        self.no_weight_decay = no_weight_decay
         self.generation = generation
         self.val_accuracy = ChoiceAccuracy()
         self.test_accuracy = ChoiceAccuracy()
-        freeze_parameters(self, freeze or [])
-        if gradient_checkpointing:
-            backbone.enable_gradient_checkpointing()
+        self.finish_init(freeze, gradient_checkpointing)
 
     def collator(self, with_response: bool = True) -> Any:
         """The batch builder the data module uses (runs in data workers)."""
         return self.backbone.collator({**self.objectives, **self.cues}, self.max_length, with_response)
 
-    def embeds_hook(self) -> Any:
-        """The inputs-embeds hook applying every cue in order, or None without cues."""
-        if not self.cues:
-            return None
-
-        def apply(embeds: Tensor, batch: Batch) -> Tensor:
-            for cue in self.cues.values():
-                embeds = cue.edit_embeds(embeds, batch)
-            return embeds
-
-        return apply
+    def generation_settings(self) -> dict[str, Any]:
+        """``generation`` (empty when ``None``)."""
+        return dict(self.generation or {})
 
     def losses(self, batch: Batch, out: BackboneOutput | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and every named term (unweighted) of one batch."""
         out = self.backbone(batch, self.embeds_hook()) if out is None else out
-        terms = {
-            f"{name}.{term}": value
-            for name, objective in self.objectives.items()
-            if objective.enabled
-            for term, value in objective.loss(out, batch).items()
-        }
+        return self.mix({f"{name}.{term}": value for name, objective in self.objectives.items() if objective.enabled
+                         for term, value in objective.loss(out, batch).items()})
+
+    def mix(self, terms: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The mixer's total of named terms, and the terms with the mixer's extra logs."""
         total, extra = self.mixer(terms, self.global_step)
         return total, {**terms, **extra}
 
@@ -127,60 +115,30 @@ class SpatialVLM(L.LightningModule):
         return total
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        """Loss terms and each objective's metrics from one forward (:meth:`Objective.validate`:
+        e.g. the latent objective runs its teacher once for both)."""
         out = self.backbone(batch, self.embeds_hook())
-        total, logs = self.losses(batch, out)
-        self._log_objective_metrics(out, batch)
+        terms, metrics = {}, {}
+        for name, objective in self.objectives.items():
+            if objective.enabled:
+                loss, measured = objective.validate(out, batch)
+                terms.update({f"{name}.{term}": value for term, value in loss.items()})
+                metrics.update({f"{name}.{key}": value for key, value in measured.items()})
+        total, logs = self.mix(terms)
+        for key, value in metrics.items():
+            # torchmetrics sync themselves; plain tensors are averaged over ranks here
+            self.log(f"val/{key}", value, batch_size=len(batch), sync_dist=not isinstance(value, Metric))
         self.log("val/loss", total, prog_bar=True, batch_size=len(batch), sync_dist=True)
         self.log_dict({f"val/{k}": v for k, v in logs.items() if "/" not in k}, batch_size=len(batch),
                       sync_dist=True)
         if self.generation is not None:
             self._log_accuracy(batch, self.val_accuracy, "val/accuracy")
 
-    def _log_objective_metrics(self, out: BackboneOutput, batch: Batch) -> None:
-        """Log what objectives with an ``evaluate`` method measure (e.g. localization)."""
-        for name, objective in self.objectives.items():
-            evaluate = getattr(objective, "evaluate", None)
-            if evaluate is None or not objective.enabled:
-                continue
-            for key, value in evaluate(out, batch).items():
-                # torchmetrics sync themselves; plain tensors are averaged over ranks here
-                self.log(f"val/{name}.{key}", value, batch_size=len(batch), sync_dist=not isinstance(value, Metric))
-
     def test_step(self, batch: Batch, batch_idx: int) -> dict[str, list[Any]]:
-        """Generate for every sample; log choice accuracy; return ids and texts (and, with a
-        situation objective, ``situations``) for callbacks (e.g.
-        :class:`thinkspace.eval.predictions.BenchmarkPredictions`)."""
-        texts = self.generate(batch)
-        self._log_accuracy(batch, self.test_accuracy, "test/accuracy", texts)
-        outputs: dict[str, list[Any]] = {"ids": list(batch.ids), "predictions": list(texts)}
-        situations = self.locate(batch)
-        if situations is not None:
-            outputs["situations"] = situations
+        """As :meth:`SpatialModule.test_step`, logging ``test/accuracy`` on choice questions."""
+        outputs = super().test_step(batch, batch_idx)
+        self._log_accuracy(batch, self.test_accuracy, "test/accuracy", outputs["predictions"])
         return outputs
-
-    def predict_step(self, batch: Batch, batch_idx: int) -> list[dict[str, Any]]:
-        texts = self.generate(batch)
-        rows = [{"id": i, "prediction": t, "answer": a} for i, t, a in zip(batch.ids, texts, batch.answers)]
-        for row, situation in zip(rows, self.locate(batch) or []):
-            row["situation"] = situation
-        return rows
-
-    def locate(self, batch: Batch) -> list[tuple[float, float, float]] | None:
-        """Each sample's predicted situation, world ``(x, y, yaw)`` in metres and radians (the
-        direction faced), from the first enabled objective that has ``locate``; None without one."""
-        objective = next((o for o in self.objectives.values() if o.enabled and hasattr(o, "locate")), None)
-        if objective is None:
-            return None
-        return objective.locate(self.backbone(batch, self.embeds_hook()), batch)
-
-    def generate(self, batch: Batch) -> list[str]:
-        """Continuations of the batch's prompts with ``self.generation``; an objective
-        with its own ``generate`` (e.g. latent decoding) decides how."""
-        for objective in self.objectives.values():
-            if hasattr(objective, "generate"):
-                return objective.generate(self.backbone, batch, inputs_embeds_hook=self.embeds_hook(),
-                                          **(self.generation or {}))
-        return self.backbone.generate(batch, self.embeds_hook(), **(self.generation or {}))
 
     def _log_accuracy(self, batch: Batch, metric: ChoiceAccuracy, name: str, texts: list[str] | None = None) -> None:
         choice = [i for i, kind in enumerate(batch.answer_types) if kind == "choice"]
@@ -190,34 +148,3 @@ class SpatialVLM(L.LightningModule):
             texts = self.generate(batch)
         metric.update([texts[i] for i in choice], [batch.answers[i] for i in choice])
         self.log(name, metric, prog_bar=True, batch_size=len(choice))
-
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(decay_groups(self, self.no_weight_decay))
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        if isinstance(scheduler, WarmupSchedule) and scheduler.total_steps is None:
-            scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def freeze_parameters(module: nn.Module, patterns: list[str]) -> int:
-    """Freeze parameters whose qualified name matches any regex in ``patterns``.
-
-    Returns the number of frozen tensors. Raises ``ValueError`` naming a pattern that
-    matches no parameter.
-    """
-    compiled = [(p, re.compile(p)) for p in patterns]
-    used: set[str] = set()
-    frozen = 0
-    for name, param in module.named_parameters():
-        for pattern, regex in compiled:
-            if regex.search(name):
-                param.requires_grad_(False)
-                used.add(pattern)
-                frozen += 1
-                break
-    unused = [p for p, _ in compiled if p not in used]
-    if unused:
-        raise ValueError(f"model.freeze: pattern(s) {unused} match no parameter name")
-    return frozen

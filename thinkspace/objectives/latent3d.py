@@ -12,14 +12,17 @@ from the teacher on the model's device in the training step (VGGT without a cach
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID
+from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
 from thinkspace.distributed import mean_over_ranks
 from thinkspace.heads.projector import LatentProjector, PaperProjector, View
@@ -108,7 +111,9 @@ class LatentAlignment(Objective):
         if self.projector_kind == "paper":
             w, h = self.paper_view_size
             rows, cols = self.teacher.grid(h, w)
-            self.projector = PaperProjector(d, c, self.slot.k, visual_tokens=visual_tokens(backbone, h, w),
+            backbone.require(FIXED_TOKEN_GRID, "LatentAlignment(projector='paper')")
+            visual = math.prod(backbone.tokens_per_frame(h, w))  # rows * cols tokens of one view
+            self.projector = PaperProjector(d, c, self.slot.k, visual_tokens=visual,
                                             teacher_tokens=special + rows * cols, view_size=(w, h))
         else:
             self.projector = LatentProjector(d, c, self.slot.k, num_special=special, width=self.projector_width)
@@ -147,13 +152,19 @@ class LatentAlignment(Objective):
 
     # -- training step ---------------------------------------------------------------
 
-    def teacher_features(self, batch: Batch) -> list[TeacherFeatures]:
-        """Per sample, its teacher features (running a device teacher here if needed)."""
-        out = []
-        for sample_id, target in zip(batch.ids, batch.targets[self.name]):
+    def teacher_features(self, batch: Batch, allow_missing: bool = False) -> list[TeacherFeatures | None]:
+        """Per sample, its teacher features (running a device teacher here if needed).
+
+        ``allow_missing``: ``None`` for a sample without features (no geometry, no cache) instead
+        of an error naming it.
+        """
+        out: list[TeacherFeatures | None] = []
+        for sample_id, target in zip(batch.ids, batch.targets.get(self.name) or [None] * len(batch)):
             if target is None:
-                raise ValueError(f"sample {sample_id!r}: no teacher features (no geometry and no cache)")
-            if "prepared" in target:
+                if not allow_missing:
+                    raise ValueError(f"sample {sample_id!r}: no teacher features (no geometry and no cache)")
+                out.append(None)
+            elif "prepared" in target:
                 with torch.no_grad():
                     out.append(self.teacher.encode_prepared(target["prepared"]))
             else:
@@ -197,42 +208,86 @@ class LatentAlignment(Objective):
             i += n
         return result
 
+    def score(self, out: BackboneOutput, batch: Batch, latents: Tensor | None = None,
+              features: list[TeacherFeatures] | None = None) -> LatentScore:
+        """The batch's latents against the teacher: hidden latents -> projector -> teacher tokens,
+        the teacher run once (what :meth:`loss`, :meth:`evaluate` and GRPO's latent-3D reward need).
+
+        Args:
+            out: backbone output on the batch.
+            latents: ``[B, k, D]`` decoded latents instead of the slot's hidden states.
+            features: per sample teacher features when the caller has them (default:
+                :meth:`teacher_features`, an error for a sample without).
+        """
+        features = self.teacher_features(batch) if features is None else features
+        projected = self.project(out, batch, [(f.num_views, tuple(f.grid)) for f in features], latents)
+        teacher = [f.tokens().to(p.device) for p, f in zip(projected, features)]
+        for sample_id, p, t in zip(batch.ids, projected, teacher):
+            if p.shape != t.shape:
+                raise ValueError(f"LatentAlignment: sample {sample_id!r}: projected tokens {tuple(p.shape)} "
+                                 f"vs teacher {tuple(t.shape)}")
+        return LatentScore(projected, teacher)
+
     def loss(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
-        features = self.teacher_features(batch)
-        predicted = self.project(out, batch, [(f.num_views, tuple(f.grid)) for f in features])
-        pairs = []
-        for sample_id, p, f in zip(batch.ids, predicted, features):
-            pred, target = p.flatten(0, 1).float(), f.tokens().to(p.device).flatten(0, 1).float()
-            if pred.shape != target.shape:
-                raise ValueError(f"LatentAlignment: sample {sample_id!r}: projected tokens {tuple(pred.shape)} "
-                                 f"vs teacher {tuple(target.shape)}")
-            pairs.append((pred, target))
+        return {"align": self.align(self.score(out, batch))}
+
+    def align(self, scored: LatentScore) -> Tensor:
+        """The ``align`` term of scored latents (``loss`` and ``reduction``), averaged over ranks."""
+        pairs = [(p.flatten(0, 1).float(), t.flatten(0, 1).float()) for p, t in zip(scored.projected, scored.teacher)]
         if self.reduction == "sample_sum":  # a mean over every rank's samples (see thinkspace.distributed)
             value = torch.stack([alignment_loss(p, t, self.loss_kind, "sum") for p, t in pairs]).mean()
             count = len(pairs)
         else:  # a mean over every rank's tokens
             pred, target = torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs])
             value, count = alignment_loss(pred, target, self.loss_kind, self.reduction), pred.shape[0]
-        return {"align": mean_over_ranks(value * count, count)}
+        return mean_over_ranks(value * count, count)
 
     @torch.no_grad()
     def evaluate(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
         """Validation metric: mean cosine (along channels) between projected and teacher tokens,
         the quantity behind 3DThinker's stage-2 latent reward ``(cos + 1) / 2``."""
-        features = self.teacher_features(batch)
-        predicted = self.project(out, batch, [(f.num_views, tuple(f.grid)) for f in features])
-        pred = torch.cat([p.flatten(0, 1) for p in predicted]).float()
-        target = torch.cat([f.tokens().to(pred.device).flatten(0, 1) for f in features]).float()
-        return {"cosine": F.cosine_similarity(pred, target, dim=-1).mean()}
+        return {"cosine": self.score(out, batch).cosine()}
+
+    @torch.no_grad()
+    def validate(self, out: BackboneOutput, batch: Batch) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The ``align`` term and the ``cosine`` metric from one :meth:`score` (one teacher run)."""
+        scored = self.score(out, batch)
+        return {"align": self.align(scored)}, {"cosine": scored.cosine()}
 
     # -- generation --------------------------------------------------------------------
 
-    def generate(self, backbone: Any, batch: Batch, **generation: Any) -> list[str]:
+    @property
+    def feeds_back(self) -> bool:
+        """Whether latent steps feed the hidden state back as the next input (``decoding: feedback``)."""
+        return self.decoding == "feedback"
+
+    def decode(self, backbone: Any, batch: Batch, inputs_embeds_hook: Any = None, **generation: Any) -> Any:
+        """Decode with this objective's slot and latent steps; the whole result (texts, latents,
+        the prompts' output; see :func:`generate_with_latents`, which takes ``generation``)."""
+        from thinkspace.generation.latent_decoding import generate_with_latents
+
+        return generate_with_latents(backbone, batch, self.slot, mode=self.decoding,
+                                     inputs_embeds_hook=inputs_embeds_hook, **generation)
+
+    def generate(self, backbone: Any, batch: Batch, inputs_embeds_hook: Any = None, **generation: Any) -> list[str]:
         """Decode with latent steps (``decoding`` chooses feedback or tokens; ``generation`` may set
         ``force_start``, ``latent_steps`` and ``early_end``, see :func:`generate_with_latents`)."""
-        from thinkspace.backbones.latent_decoding import generate_with_latents
+        return self.decode(backbone, batch, inputs_embeds_hook, **generation).texts
 
-        return generate_with_latents(backbone, batch, self.slot, mode=self.decoding, **generation).texts
+
+@dataclass
+class LatentScore:
+    """Latents scored against the teacher, per sample: ``projected`` and ``teacher`` tokens
+    ``[S, P, C]`` (views, camera + registers + patches, teacher channels), on one device."""
+
+    projected: list[Tensor]
+    teacher: list[Tensor]
+
+    def cosine(self) -> Tensor:
+        """Mean cosine along channels over every token of every sample: a scalar in [-1, 1]."""
+        pred = torch.cat([p.flatten(0, 1) for p in self.projected]).float()
+        target = torch.cat([t.flatten(0, 1) for t in self.teacher]).float()
+        return F.cosine_similarity(pred, target, dim=-1).mean()
 
 
 REDUCTIONS = ("mean", "token_mean", "sample_sum")
@@ -249,11 +304,3 @@ def alignment_loss(pred: Tensor, target: Tensor, kind: str, reduction: str = "me
     if reduction == "sum":
         return err.sum()
     return err.sum(-1).mean() if reduction == "token_mean" else err.mean()
-
-
-def visual_tokens(backbone: Any, height: int, width: int) -> int:
-    """Visual tokens the backbone's processor makes of one ``height x width`` image."""
-    image = np.zeros((height, width, 3), dtype=np.uint8)
-    grid = backbone.processor.image_processor(images=[image], return_tensors="pt")["image_grid_thw"][0]
-    merge = backbone.layout().spatial_merge
-    return int(grid.prod()) // (merge * merge)

@@ -17,18 +17,18 @@ import copy
 import zlib
 from typing import Any, Literal
 
-import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torchmetrics import MeanMetric
 
 from thinkspace.backbones.base import VLMBackbone
-from thinkspace.backbones.latent_decoding import _stop_ids, generate_with_latents
-from thinkspace.backbones.outputs import BackboneOutput, Batch
-from thinkspace.modules.spatial_vlm import freeze_parameters
+from thinkspace.backbones.capabilities import LATENT_DECODING
+from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.data.batch import Batch
+from thinkspace.generation.latent_decoding import stop_ids, generate_with_latents
+from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.latent3d import LatentAlignment
-from thinkspace.optim import WarmupSchedule
 from thinkspace.rl.checkpoint import load_stage1
 from thinkspace.rl.collate import RL_KEY, PromptCollator
 from thinkspace.rl.loss import clipped_loss, group_advantages
@@ -46,8 +46,12 @@ def _adamw(params: Any) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=1e-5)
 
 
-class SpatialGRPO(L.LightningModule):
+class SpatialGRPO(SpatialModule):
     """Group relative policy optimisation of a VLM backbone (latents included).
+
+    Shared with the supervised module (:class:`~thinkspace.modules.base.SpatialModule`): freezing,
+    the optimizer, ``test_step`` and ``predict_step``; :attr:`objectives` is the latent objective
+    under its own name.
 
     Args:
         backbone: the policy (e.g. :class:`thinkspace.backbones.QwenVL`, with ``lora`` for
@@ -130,7 +134,7 @@ class SpatialGRPO(L.LightningModule):
         max_length: int | None = None,
         gradient_checkpointing: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(backbone, optimizer, scheduler)
         if group_size < 2:
             raise ValueError(f"model.group_size must be at least 2 (advantages compare the completions of one "
                              f"prompt; a group of 1 always has advantage 0), got {group_size}")
@@ -143,10 +147,9 @@ class SpatialGRPO(L.LightningModule):
             raise ValueError(f"model.loss_normalisation must be 'token' or 'sequence', got {loss_normalisation!r}")
         if reference not in ("auto", "adapter", "copy"):
             raise ValueError(f"model.reference must be 'auto', 'adapter' or 'copy', got {reference!r}")
-        self.backbone = backbone
+        backbone.require(LATENT_DECODING, "SpatialGRPO (its rollouts decode with latent steps)")
         self.latent = latent
-        if latent is not None:
-            latent.name = "latent"
+        if latent is not None:  # keeps its name (its targets' key in the batch): nothing here assumes one
             latent.setup(backbone)
             latent.projector.requires_grad_(False)  # the stage-1 projector scores latents; it is not trained
         chosen, kwargs = dict(DEFAULT_REWARDS if rewards is None else rewards), dict(reward_kwargs or {})
@@ -164,7 +167,6 @@ class SpatialGRPO(L.LightningModule):
         self.scale_rewards, self.advantage_eps = scale_rewards, advantage_eps
         self.num_iterations, self.seed = num_iterations, seed
         self.init_from, self.max_length = init_from, max_length
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         uses_adapter = hasattr(backbone.model, "disable_adapter")
         if reference == "adapter" and not uses_adapter:
             raise ValueError("model.reference 'adapter' needs a LoRA backbone (backbone.init_args.lora)")
@@ -172,17 +174,24 @@ class SpatialGRPO(L.LightningModule):
         self._rollout: Rollout | None = None
         self._uses = 0
         self._initialised = self._prepared = False
-        freeze_parameters(self, freeze or [])
+        self.finish_init(freeze, gradient_checkpointing)
         if gradient_checkpointing:
-            backbone.enable_gradient_checkpointing()
             allow_read_only_cache(backbone.language_model())  # the scoring pass reads its prefix read-only
 
     # -- data --------------------------------------------------------------------------
 
     def collator(self, with_response: bool = True) -> PromptCollator:
         """Prompts only (the policy writes the responses), plus their texts and gold answers."""
-        objectives = {"latent": self.latent} if self.latent is not None else {}
-        return PromptCollator(self.backbone.collator(objectives, self.max_length, False))
+        return PromptCollator(self.backbone.collator(self.objectives, self.max_length, False))
+
+    @property
+    def objectives(self) -> dict[str, LatentAlignment]:
+        """The latent objective under its name (its targets' key in batches), or nothing."""
+        return {self.latent.name: self.latent} if self.latent is not None else {}
+
+    def generation_settings(self) -> dict[str, Any]:
+        """``max_new_tokens`` (inference's default length for this policy)."""
+        return {"max_new_tokens": self.max_new_tokens}
 
     # -- set-up: stage-1 weights, then the reference ------------------------------------
 
@@ -234,15 +243,10 @@ class SpatialGRPO(L.LightningModule):
         training = self.backbone.training
         self.backbone.eval()  # no dropout while sampling and scoring the samples
         try:
-            gen = generate_with_latents(
-                self.backbone, batch, self.latent.slot if self.latent is not None else None,
-                mode=self.latent.decoding if self.latent is not None else "tokens",
-                max_new_tokens=self.max_new_tokens, force_start=self.force_latent_start,
-                early_end=self.latent_early_end, do_sample=True,
-                temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                eos_token_id=None if self.stop_at_eos else [], group=self.group_size,
-                generator=self._generators(batch), return_logprobs=self.num_iterations > 1)
-            stops = set(_stop_ids(self.backbone.tokenizer, None).tolist())
+            gen = self._decode(batch, do_sample=True, temperature=self.temperature, top_p=self.top_p,
+                               top_k=self.top_k, eos_token_id=None if self.stop_at_eos else [], group=self.group_size,
+                               generator=self._generators(batch), return_logprobs=self.num_iterations > 1)
+            stops = set(stop_ids(self.backbone.tokenizer, None).tolist())
             completions = completion_texts(self.backbone.tokenizer, gen, stops)
             scores = self.score(batch, gen, completions)
             advantages = group_advantages(scores.total.to(self.device), self.group_size, self.scale_rewards,
@@ -274,9 +278,9 @@ class SpatialGRPO(L.LightningModule):
 
     def project_latents(self, batch: Batch, gen: Any) -> tuple[list[Tensor | None], list[Tensor | None]]:
         """Per completion, its projected latents ``[S, P, C]`` and the sample's teacher tokens
-        (``None`` without latents or without teacher features)."""
+        (``None`` without latents or without teacher features), from :meth:`LatentAlignment.score`."""
         group = gen.group
-        features = self.teacher_features(batch)
+        features = self.latent.teacher_features(batch, allow_missing=True)
         teacher = [None if f is None else f.tokens() for f in features for _ in range(group)]
         projected: list[Tensor | None] = [None] * len(teacher)
         prompts = [b for b, f in enumerate(features) if f is not None]
@@ -286,39 +290,26 @@ class SpatialGRPO(L.LightningModule):
         out = gen.prompt_out
         pick = lambda x: None if x is None else x[prompts].repeat_interleave(group, 0)  # noqa: E731
         wide = expand_batch(gen.prompts, group, prompts)
-        result = self.latent.project(
+        scored = self.latent.score(
             BackboneOutput(hidden=pick(out.hidden), visual=wide.visual, lm_head=out.lm_head,
                            inputs_embeds=pick(out.inputs_embeds)),
-            wide, [(features[b].num_views, tuple(features[b].grid)) for b in prompts for _ in range(group)],
-            gen.latents[rows])
-        for n, value in zip(rows.tolist(), result):
+            wide, gen.latents[rows], [features[b] for b in prompts for _ in range(group)])
+        for n, value, target in zip(rows.tolist(), scored.projected, scored.teacher):
             if bool(gen.has_latents[n]):
-                projected[n] = value
+                projected[n], teacher[n] = value, target
         return projected, teacher
-
-    def teacher_features(self, batch: Batch) -> list[Any]:
-        """Per prompt, its teacher features, or ``None`` when the sample has none (no geometry, no cache)."""
-        out = []
-        for target in batch.targets.get("latent") or [None] * len(batch):
-            if target is None:
-                out.append(None)
-            elif "prepared" in target:  # a device teacher (VGGT without a cache) runs here
-                out.append(self.latent.teacher.encode_prepared(target["prepared"]))
-            else:
-                out.append(target["features"])
-        return out
 
     # -- log-probabilities ---------------------------------------------------------------
 
     def logprobs(self, gen: Any) -> Tensor:
         """``[N, T]`` log-probabilities of the rollout's tokens under the current policy."""
-        feedback = self.latent is not None and self.latent.decoding == "feedback"
+        feedback = self.latent is not None and self.latent.feeds_back
         return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback)
 
     @torch.no_grad()
     def reference_logprobs(self, gen: Any) -> Tensor:
         """``[N, T]`` log-probabilities under the reference policy (adapter disabled, or the frozen copy)."""
-        feedback = self.latent is not None and self.latent.decoding == "feedback"
+        feedback = self.latent is not None and self.latent.feeds_back
         if self.reference_kind == "adapter":
             with self.backbone.model.disable_adapter():
                 return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback)
@@ -360,7 +351,7 @@ class SpatialGRPO(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         """Greedy completions (one per prompt), each reward's mean logged as ``val/rewards/<name>``."""
-        gen = self.generate(batch, keep_slot=True)
+        gen = self.decode(batch, keep_slot=True)
         scores = self.score(batch, gen, gen.texts)
         for name, row in zip(scores.names, scores.values):
             # a metric, not a conditional log: every rank takes part in the reduction
@@ -368,34 +359,25 @@ class SpatialGRPO(L.LightningModule):
             metric.update(row[~torch.isnan(row)].to(self.device))
             self.log(f"val/rewards/{name}", metric, on_step=False, on_epoch=True)
 
-    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, list[str]]:
-        texts = self.generate(batch).texts
-        return {"ids": list(batch.ids), "predictions": list(texts)}
-
-    def predict_step(self, batch: Batch, batch_idx: int) -> list[dict[str, Any]]:
-        texts = self.generate(batch).texts
-        return [{"id": i, "prediction": t, "answer": a} for i, t, a in zip(batch.ids, texts, batch.answers)]
+    def generate(self, batch: Batch) -> list[str]:
+        """Greedy completions of the prompts (latent steps included), special tokens skipped."""
+        return self.decode(batch).texts
 
     @torch.no_grad()
-    def generate(self, batch: Batch, keep_slot: bool = False) -> Any:
-        """Greedy decoding of each prompt (latent steps included); ``keep_slot`` keeps the
-        special tokens in ``texts`` (as the rewards see them)."""
+    def decode(self, batch: Batch, keep_slot: bool = False) -> Any:
+        """Greedy decoding of each prompt (latent steps included), the whole result; ``keep_slot``
+        keeps the special tokens in ``texts`` (as the rewards see them)."""
         self.prepare_policy(reference=False)
-        gen = generate_with_latents(
-            self.backbone, batch, self.latent.slot if self.latent is not None else None,
-            mode=self.latent.decoding if self.latent is not None else "tokens", max_new_tokens=self.max_new_tokens,
-            force_start=self.force_latent_start, early_end=self.latent_early_end, do_sample=False)
+        gen = self._decode(batch, do_sample=False)
         if keep_slot:
-            gen.texts = completion_texts(self.backbone.tokenizer, gen, set(_stop_ids(self.backbone.tokenizer,
+            gen.texts = completion_texts(self.backbone.tokenizer, gen, set(stop_ids(self.backbone.tokenizer,
                                                                                      None).tolist()))
         return gen
 
-    def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        if isinstance(scheduler, WarmupSchedule) and scheduler.total_steps is None:
-            scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    def _decode(self, batch: Batch, **sampling: Any) -> Any:
+        """The policy's decode loop: the latent objective's slot and steps, or plain tokens without one."""
+        settings = dict(max_new_tokens=self.max_new_tokens, force_start=self.force_latent_start,
+                        early_end=self.latent_early_end, **sampling)
+        if self.latent is not None:
+            return self.latent.decode(self.backbone, batch, **settings)
+        return generate_with_latents(self.backbone, batch, None, mode="tokens", **settings)

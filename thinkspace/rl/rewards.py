@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from thinkspace.eval.answers import mindcube_choice, parse_float, sqa3d_normalise, vsibench_token
+from thinkspace.answers import answer_text  # noqa: F401  (public here since custom rewards import it from rewards)
+from thinkspace.answers import choice, gold_choice, mindcube_choice, number, same_text, thinker_stage2_choice
 from thinkspace.objectives.latent_slot import END, PAD, START
 
 RewardFunction = Callable[..., Sequence[float | None]]
@@ -37,8 +38,6 @@ RewardFunction = Callable[..., Sequence[float | None]]
 _SLOT = re.escape(START) + f"(?:{re.escape(PAD)})*" + re.escape(END)
 _FORMAT = re.compile(rf"\s*{_SLOT}\s*<think>.*?</think>\s*<answer>.*?</answer>\s*", re.DOTALL)
 _FORMAT_NO_SLOT = re.compile(r"\s*<think>.*?</think>\s*<answer>.*?</answer>\s*", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
 # searched, not matched: anything may come before the start token, between it and <think>, and after </answer>
 _LENIENT = re.compile(re.escape(START) + r".*?<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 _LENIENT_NO_SLOT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
@@ -75,44 +74,32 @@ def first_answer_reward(prompts: list[str], completions: list[str], answer: list
         if gold is None:
             out.append(None)
             continue
-        found = _ANSWER.search(completion)
-        letter = mindcube_choice(found.group(1).strip()) if found else None
+        letter = thinker_stage2_choice(completion)
         out.append(float(letter is not None and letter == mindcube_choice(str(gold).strip())))
     return out
 
 
-def answer_text(completion: str) -> str:
-    """The part of a completion that holds the answer: the last ``<answer>`` block, else the
-    completion without its latent slot and think block."""
-    found = _ANSWER.findall(completion)
-    if found:
-        return found[-1].strip()
-    text = completion.replace(START, "").replace(PAD, "").replace(END, "")
-    return _THINK.sub("", text).strip()
-
-
 def answer_reward(prompts: list[str], completions: list[str], answer: list[Any], answer_type: list[str],
                   rel_tol: float = 0.1, **fields: Any) -> list[float | None]:
-    """1.0 for a right answer, 0.0 for a wrong one, ``None`` for a sample without a gold answer.
+    """1.0 for a right answer, 0.0 for a wrong one, ``None`` for a sample without a gold answer; the
+    completion is read by thinkspace's rule (:mod:`thinkspace.answers`, the same as ``val/accuracy``).
 
-    * ``choice``: the option letter MindCube's extractor reads equals the gold letter;
-    * ``number``: VSI-Bench's first token parses as a number within ``rel_tol`` (relative)
-      of the gold number;
-    * ``text``: equal after SQA3D's answer normalisation.
+    * ``choice``: :func:`~thinkspace.answers.choice` equals the gold letter;
+    * ``number``: :func:`~thinkspace.answers.number` is within ``rel_tol`` (relative) of the gold number;
+    * ``text``: :func:`~thinkspace.answers.same_text` (equal after SQA3D's answer normalisation).
     """
     out: list[float | None] = []
     for completion, gold, kind in zip(completions, answer, answer_type):
         if gold is None:
             out.append(None)
             continue
-        text = answer_text(completion)
         if kind == "choice":
-            out.append(float(mindcube_choice(text) == str(gold).strip().upper()))
+            out.append(float(choice(completion) == gold_choice(gold)))
         elif kind == "number":
-            value, target = parse_float(vsibench_token(text)), float(gold)
+            value, target = number(completion), float(gold)
             out.append(float(value is not None and abs(value - target) <= rel_tol * abs(target)))
         elif kind == "text":
-            out.append(float(sqa3d_normalise(text) == sqa3d_normalise(str(gold))))
+            out.append(float(same_text(completion, gold)))
         else:
             raise ValueError(f"answer_reward: answer_type {kind!r} is not 'choice', 'number' or 'text'")
     return out

@@ -5,13 +5,17 @@ from typing import Any
 from thinkspace.sweep.grid import RunSpec, Sweep, expand, load_sweep, run_name
 from thinkspace.sweep.report import write_report
 
-__all__ = ["RunSpec", "Sweep", "expand", "load_sweep", "run_name", "MetricsFile", "write_report"]
+__all__ = ["RunSpec", "Sweep", "expand", "load_sweep", "run_name", "MetricsFile", "QuestionsFile", "write_report"]
 
 
 def __getattr__(name: str) -> Any:
-    # MetricsFile imports lightning; a SLURM job unpickling its run needs none of it
+    # the callbacks import lightning; a SLURM job unpickling its run needs none of it
     if name == "MetricsFile":
         from thinkspace.sweep.metrics import MetricsFile
 
         return MetricsFile
+    if name == "QuestionsFile":
+        from thinkspace.sweep.questions import QuestionsFile
+
+        return QuestionsFile
     raise AttributeError(f"module 'thinkspace.sweep' has no attribute {name!r}")

@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-runs", type=int, default=None, help="execute at most N unfinished runs, then report")
     p.add_argument("--report", metavar="DIR", help="only write the results of the runs in DIR")
     p.add_argument("--metric", default=None, help="headline metric of the chart (default: the sweep file's)")
+    p.add_argument("--baseline", default=None,
+                   help="setting the paired statistics compare every other one with (default: the sweep file's)")
     p.add_argument("--no-chart", action="store_true", help="skip results.png")
     p.add_argument("--launcher", choices=LAUNCHERS, default=None,
                    help="local: this machine; slurm: one job per run (default: the sweep file's, else local)")
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             saved = Path(args.report) / "sweep.json"
             plan = json.loads(saved.read_text()) if saved.exists() else {}
             paths = write_report(args.report, args.metric or plan.get("metric") or "val/accuracy",
-                                 chart=not args.no_chart, columns=plan.get("columns"))
+                                 chart=not args.no_chart, columns=plan.get("columns"),
+                                 baseline=args.baseline or plan.get("baseline"))
             print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
             return 0
         if not args.config or not args.grid:
@@ -120,7 +123,7 @@ def sweep(args: argparse.Namespace) -> int:
         return show_status(plan, config, out, launcher, settings if launcher == "slurm" else None)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "sweep.json", {"config": config, "grid": str(args.grid), "runs": [s.name for s in plan.runs],
-                                    "metric": plan.metric, "columns": plan.columns})
+                                    "metric": plan.metric, "columns": plan.columns, "baseline": plan.baseline})
     runs = []
     for spec in plan.runs:
         prepare_run(spec, config, out / spec.name, resolved[spec.name])
@@ -146,7 +149,8 @@ def sweep(args: argparse.Namespace) -> int:
         failed = sum(status.get("state") == "failed" for status in statuses)
         print(f"[sweep] {executed} run(s) executed in {time.monotonic() - start:.0f} s, {failed} failed, "
               f"{len(plan.runs)} in the sweep")
-    paths = write_report(out, args.metric or plan.metric, chart=not args.no_chart, columns=plan.columns)
+    paths = write_report(out, args.metric or plan.metric, chart=not args.no_chart, columns=plan.columns,
+                         baseline=args.baseline or plan.baseline)
     print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
     return 1 if failed else 0
 

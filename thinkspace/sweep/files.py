@@ -1,17 +1,73 @@
-"""Atomic JSON files: what the sweep, its jobs and ``MetricsFile`` write (light: no torch import)."""
+"""Atomic files: what the sweep, its jobs and its callbacks write (light: no torch import).
+
+JSON (``write_json``) for run state and metrics; CSV (``write_questions``/``read_questions``)
+for the per-question answers of an evaluate stage, ``questions_test_<stage>.csv``::
+
+    id,correct,answer,prediction
+    val000000,1,B,B. red cube
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+#: the columns of a questions file, in order
+QUESTION_COLUMNS = ("id", "correct", "answer", "prediction")
+
 
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically: a temporary file in the same directory, then a rename."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write text atomically: a temporary file in the same directory, then a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def questions_path(run_dir: str | Path, stage: str) -> Path:
+    """Where the evaluate stage ``stage`` (``test_<name>``) of a run writes its answers."""
+    return Path(run_dir) / f"questions_{stage}.csv"
+
+
+def write_questions(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write one row per question (``id``, ``correct`` 0/1, ``answer``, ``prediction``) atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=QUESTION_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "correct": int(bool(row["correct"]))})
+    write_text(path, buffer.getvalue())
+
+
+def read_questions(path: str | Path) -> dict[str, int]:
+    """Question id -> correct (0 or 1) of a questions file.
+
+    Raises:
+        ValueError: naming the file and line, for a missing column, a ``correct`` other
+            than 0 or 1, or a repeated id (pairing by id needs each once).
+    """
+    path = Path(path)
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("id", "correct") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: no column(s) {missing}; expected the header {','.join(QUESTION_COLUMNS)}")
+        answers: dict[str, int] = {}
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if row["correct"] not in ("0", "1"):
+                raise ValueError(f"{where}: 'correct' must be 0 or 1, got {row['correct']!r}")
+            if row["id"] in answers:
+                raise ValueError(f"{where}: question id {row['id']!r} repeats; each question must appear once")
+            answers[row["id"]] = int(row["correct"])
+    return answers

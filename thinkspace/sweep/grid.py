@@ -16,7 +16,8 @@ line (``model.optimizer.init_args.lr``)::
     fixed: {trainer.max_steps: 50}  # applied to every run (before the axes)
     evaluate:                # optional test stages after fit: name -> overrides
       heldout: {data.test: {...}}
-    metric: val/accuracy     # the headline metric of the chart
+    metric: heldout:test/accuracy  # the headline metric: of the chart and the paired statistics
+    baseline: text_only      # the setting every other one is compared with, question by question
     columns: [val/accuracy, val/loss]  # metrics of results.md (default: every val/ and test/ one)
     command: [thinkspace]    # how a run is launched (a program taking thinkspace's arguments)
     launcher: local          # local (this machine) or slurm (one job per run); --launcher overrides
@@ -39,8 +40,8 @@ from typing import Any
 
 import yaml
 
-KNOWN = ("settings", "grid", "zip", "seeds", "seed_keys", "fixed", "evaluate", "metric", "columns", "command",
-         "launcher", "max_parallel", "slurm")
+KNOWN = ("settings", "grid", "zip", "seeds", "seed_keys", "fixed", "evaluate", "metric", "baseline", "columns",
+         "command", "launcher", "max_parallel", "slurm")
 LAUNCHERS = ("local", "slurm")
 
 
@@ -79,6 +80,7 @@ class Sweep:
     launcher: str = "local"
     max_parallel: int = 1
     slurm: dict[str, Any] = field(default_factory=dict)
+    baseline: str | None = None
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -86,8 +88,9 @@ def load_sweep(path: str | Path) -> Sweep:
 
     Raises:
         ValueError: naming the file and key, for an unknown section, an axis without
-            values, lists of different lengths in a zip group, an empty sweep, or two runs
-            with the same overrides.
+            values, lists of different lengths in a zip group, an empty sweep, two runs
+            with the same overrides, a ``metric`` of an evaluate stage it does not list, or a
+            ``baseline`` that is none of the settings.
     """
     path = Path(path)
     try:
@@ -119,8 +122,17 @@ def load_sweep(path: str | Path) -> Sweep:
     if not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1:
         raise ValueError(f"sweep file {path}: 'max_parallel' must be a positive integer, got {max_parallel!r}")
     slurm = _mapping(data, "slurm", str(path))
-    return Sweep(path, runs, {k: v or {} for k, v in evaluate.items()}, str(data.get("metric") or "val/accuracy"),
-                 [str(c) for c in command], columns, launcher, max_parallel, dict(slurm))
+    metric = str(data.get("metric") or "val/accuracy")
+    stage = metric.rpartition(":")[0]
+    if stage and stage not in evaluate:
+        raise ValueError(f"sweep file {path}: 'metric' {metric!r} is of the evaluate stage {stage!r}, which "
+                         f"'evaluate' does not list (it lists {list(evaluate)})")
+    baseline = data.get("baseline")
+    settings = list(data.get("settings") or {})
+    if baseline is not None and baseline not in settings:
+        raise ValueError(f"sweep file {path}: 'baseline' must name one of the settings {settings}, got {baseline!r}")
+    return Sweep(path, runs, {k: v or {} for k, v in evaluate.items()}, metric,
+                 [str(c) for c in command], columns, launcher, max_parallel, dict(slurm), baseline)
 
 
 def _mapping(data: dict, key: str, where: str) -> dict:

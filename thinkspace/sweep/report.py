@@ -1,5 +1,7 @@
 """The sweep's results: ``results.csv`` (one row per run), ``results.md`` (mean and
-standard deviation over seeds per setting) and ``results.png`` (the headline metric)."""
+standard deviation over seeds per setting; with a ``baseline`` setting, the paired
+statistics of ``sweep/paired_report.py``) and ``results.png`` (the headline metric, and
+the paired differences with their intervals)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from thinkspace.sweep.paired import PairedComparison
+from thinkspace.sweep.paired_report import paired_section
+
 #: metrics shown in results.md (results.csv has every logged scalar)
 SHOWN = ("val/", "test/")
 
@@ -19,7 +24,7 @@ def collect(out: Path) -> list[dict[str, Any]]:
     """One record per run directory under ``out`` (those with a ``run.json``), in the sweep's
     order (``sweep.json``), then any others by name.
 
-    Each: ``name``, ``labels``, ``group`` (labels without the seed), ``state``
+    Each: ``name``, ``dir``, ``labels``, ``group`` (labels without the seed), ``state``
     (``done``, ``failed`` or ``not run``), ``error`` and ``metrics`` (``key`` for fit,
     ``<stage>:key`` for an evaluation stage ``test_<stage>``).
     """
@@ -41,7 +46,7 @@ def collect(out: Path) -> list[dict[str, Any]]:
         labels = info.get("labels") or {}
         group = ", ".join(f"{k}={v}" for k, v in labels.items() if k != "seed") or "base"
         error = "" if status["state"] != "failed" else f"{status.get('stage')}: exit {status.get('returncode')}"
-        rows.append({"name": info["name"], "labels": labels, "group": group, "state": status["state"],
+        rows.append({"name": info["name"], "dir": run_dir, "labels": labels, "group": group, "state": status["state"],
                      "error": error, "metrics": metrics, "seconds": status.get("seconds")})
     return rows
 
@@ -79,11 +84,13 @@ def _atomic(path: Path, text: str | bytes) -> None:
 
 
 def write_report(out: str | Path, headline: str = "val/accuracy", chart: bool = True,
-                 columns: list[str] | None = None) -> dict[str, Path]:
+                 columns: list[str] | None = None, baseline: str | None = None) -> dict[str, Path]:
     """Write ``results.csv``, ``results.md`` and (with ``chart``) ``results.png`` into ``out``.
 
     ``columns`` chooses the metrics of ``results.md`` (default: every ``val/`` and ``test/``
-    metric, the headline first); ``results.csv`` always has every logged scalar.
+    metric, the headline first); ``results.csv`` always has every logged scalar. With a
+    ``baseline`` setting, ``results.md`` also compares every other setting with it on the
+    headline's evaluate stage, question by question, and the chart shows those differences.
 
     Raises:
         ValueError: when ``out`` holds no runs.
@@ -110,10 +117,11 @@ def write_report(out: str | Path, headline: str = "val/accuracy", chart: bool = 
         shown.remove(headline)
         shown.insert(0, headline)
     table = summarise(rows, shown)
-    _atomic(paths["md"], markdown(table, shown))
+    paired = paired_section(rows, headline, baseline)
+    _atomic(paths["md"], markdown(table, shown) + paired.markdown)
     if chart:
         paths["png"] = out / "results.png"
-        bar_chart(table, headline, paths["png"])
+        bar_chart(table, headline, paths["png"], paired.comparisons, baseline)
     return paths
 
 
@@ -137,9 +145,13 @@ def markdown(table: list[dict[str, Any]], metrics: list[str]) -> str:
     return "\n".join(lines) + "\n" + note
 
 
-def bar_chart(table: list[dict[str, Any]], metric: str, path: Path) -> None:
+def bar_chart(table: list[dict[str, Any]], metric: str, path: Path,
+              comparisons: list[tuple[str, PairedComparison]] | None = None, baseline: str | None = None) -> None:
     """Bars of ``metric`` per setting with standard-deviation error bars; settings with no
-    finished run are marked "failed" (or "no data")."""
+    finished run are marked "failed" (or "no data"). With ``comparisons``, a second panel
+    beside it: each setting's paired difference in accuracy from the baseline, with its
+    95% interval and a line at 0 (the paired interval, not two accuracies' intervals: the
+    questions' difficulty cancels in the pairs, so it is usually the narrower)."""
     try:
         import matplotlib
 
@@ -151,7 +163,13 @@ def bar_chart(table: list[dict[str, Any]], metric: str, path: Path) -> None:
     names = [row["group"].replace("setting=", "") for row in table]
     means = [row["stats"].get(metric)[0] if row["stats"].get(metric) else 0.0 for row in table]
     stds = [row["stats"].get(metric)[1] if row["stats"].get(metric) else 0.0 for row in table]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names) + 1.5), 3.6), dpi=120)
+    width = max(4.0, 1.1 * len(names) + 1.5)
+    if comparisons:
+        fig, (ax, right) = plt.subplots(1, 2, figsize=(width + 4.5, 3.6), dpi=120,
+                                        gridspec_kw={"width_ratios": [width, 4.5]})
+        difference_panel(right, comparisons, baseline)
+    else:
+        fig, ax = plt.subplots(figsize=(width, 3.6), dpi=120)
     bars = ax.bar(range(len(names)), means, yerr=stds, capsize=4, color="#4C72B0")
     for bar, row in zip(bars, table):
         if not row["stats"].get(metric):
@@ -166,3 +184,17 @@ def bar_chart(table: list[dict[str, Any]], metric: str, path: Path) -> None:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     _atomic(path, buffer.getvalue())
+
+
+def difference_panel(ax: Any, comparisons: list[tuple[str, PairedComparison]], baseline: str | None) -> None:
+    """Each setting's difference in accuracy from the baseline (points) with its 95% bootstrap interval."""
+    names = [group.replace("setting=", "") for group, _ in comparisons]
+    y = list(range(len(names)))[::-1]  # the table's order, top to bottom
+    diffs = [c.difference for _, c in comparisons]
+    errors = [[c.difference - c.low for _, c in comparisons], [c.high - c.difference for _, c in comparisons]]
+    ax.errorbar(diffs, y, xerr=errors, fmt="o", color="#4C72B0", capsize=4)
+    ax.axvline(0.0, color="#888888", linewidth=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels(names, fontsize=8)
+    ax.set_xlabel(f"accuracy minus {baseline}'s", fontsize=8)
+    ax.set_title("paired difference, 95% bootstrap CI", fontsize=9)

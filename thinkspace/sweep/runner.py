@@ -11,7 +11,8 @@ A run's directory ``OUT/<run name>/`` holds::
     config.yaml        # what the CLI itself saved (of its last invocation)
     checkpoints/last.ckpt, events.out.tfevents.*
     fit.log, test_<name>.log          # the subprocesses' output
-    metrics_fit.json, metrics_<name>.json  # written by MetricsFile when a stage ends normally
+    metrics_fit.json, metrics_test_<name>.json  # written by MetricsFile when a stage ends normally
+    questions_test_<name>.csv  # per question of an evaluate stage: id, correct 0/1, answer, prediction
     status.json        # {"state": "done" | "failed", "stage", "returncode", "error"}
 
 A run is finished when ``status.json`` says done; it is skipped. An interrupted fit
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from thinkspace.sweep.grid import RunSpec, Sweep
-from thinkspace.sweep.files import write_json
+from thinkspace.sweep.files import questions_path, write_json
 from thinkspace.sweep.resolve import as_arguments
 
 
@@ -50,7 +51,10 @@ def stage_argv(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, stage: s
         if checkpoint.exists():
             argv += ["--ckpt_path", str(checkpoint)]  # resume an interrupted fit
     else:
-        argv += [*as_arguments(sweep.evaluate[stage.removeprefix("test_")]), "--ckpt_path", str(checkpoint)]
+        questions = {"class_path": "thinkspace.sweep.questions.QuestionsFile",
+                     "init_args": {"path": str(questions_path(run_dir, stage))}}
+        argv += [*as_arguments(sweep.evaluate[stage.removeprefix("test_")]), "--ckpt_path", str(checkpoint),
+                 "--trainer.callbacks+", json.dumps(questions)]
     return argv
 
 

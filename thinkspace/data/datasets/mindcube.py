@@ -15,23 +15,16 @@ frame conversion is needed.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
+from thinkspace.answers import option_letters
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
 from thinkspace.data.datasets.thinker_prompt import resize_view
 from thinkspace.data.images import load_image
 from thinkspace.data.schema import SpatialSample
 from thinkspace.eval.mindcube import LETTERS, setting_from_id
 from thinkspace.eval.records import field, read_jsonl
-
-_OPTION = re.compile(r"(?:^|\s)([A-E])\.\s")
-
-
-def option_letters(question: str) -> list[str]:
-    """Option letters listed in a question (``"... A. left B. right"`` -> ``["A", "B"]``)."""
-    return sorted(set(_OPTION.findall(question)))
 
 
 class MindCube(BenchmarkDataset):

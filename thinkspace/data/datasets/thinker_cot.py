@@ -20,27 +20,18 @@ trains: its VLM and its VGGT features both read the resized files.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
+from thinkspace.answers import gold_letter
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
 from thinkspace.data.datasets.thinker_prompt import THINKER_IMAGE_SIZE, THINKER_INSTRUCTION, resize_view
 from thinkspace.data.images import load_image
 from thinkspace.data.schema import SpatialSample
-from thinkspace.eval.answers import mindcube_choice
 from thinkspace.eval.mindcube import setting_from_id
 from thinkspace.eval.records import field, read_jsonl
 
 LATENT_MARKER = "<output_3D>"
-_LETTER = re.compile(r"^\(?([A-E])(?:[\.\):]|$)")
-
-
-def answer_letter(answer: str) -> str | None:
-    """``"C"``, ``"C. left"``, ``"(C)"`` -> ``"C"``; else the letter MindCube's extractor reads, or ``None``."""
-    text = str(answer).strip()
-    match = _LETTER.match(text)
-    return match.group(1) if match else mindcube_choice(text)
 
 
 class ThinkerCoT(BenchmarkDataset):
@@ -89,7 +80,7 @@ class ThinkerCoT(BenchmarkDataset):
                 raise ValueError(f"{where}: record {idx!r} lists no images")
             if self.require_marker and LATENT_MARKER not in output:
                 raise ValueError(f"{where}: text_output of record {idx!r} lacks the {LATENT_MARKER} marker")
-            letter = answer_letter(field(record, "answer", where, "gold answer"))
+            letter = gold_letter(field(record, "answer", where, "gold answer"))
             if letter is None:
                 raise ValueError(f"{where}: answer {record['answer']!r} of record {idx!r} has no option letter A-E")
             entries.append({"where": where, "id": idx, "record": record, "images": images, "letter": letter})

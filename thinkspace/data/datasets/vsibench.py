@@ -30,11 +30,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from thinkspace.answers import parse_float
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
 from thinkspace.data.datasets.scannet import SCANNET_FPS, load_posed_frames
 from thinkspace.data.schema import SpatialSample
 from thinkspace.data.video import FrameSampling, read_video
-from thinkspace.eval.answers import parse_float
 from thinkspace.eval.records import field, read_table
 from thinkspace.eval.vsibench import CHOICE_TYPES, NUMBER_TYPES
 

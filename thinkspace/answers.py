@@ -1,18 +1,41 @@
-"""Answer extraction from model responses, as each benchmark's official evaluator does it.
+"""The one place answers are read from model text: thinkspace's rule and each benchmark's official rule.
+
+thinkspace's rule (what ``val/accuracy``, the GRPO answer reward and ``SpatialModel.ask`` use), per kind:
+
+* :func:`answer_text`: the last ``<answer>...</answer>`` block, else the text without its latent slot and
+  ``<think>`` block;
+* :func:`choice`: the option letter MindCube's extractor reads from :func:`answer_text`;
+* :func:`number`: VSI-Bench's first token of :func:`answer_text`, parsed as a float;
+* :func:`same_text`: equal after SQA3D's normalisation.
+
+Official rules (kept bit-for-bit; tests replay released records through them):
 
 * :func:`mindcube_choice` follows MindCube's ``src/evaluation/core/extractors.py``
   (``extract_answer``, as revised on 2025-06-23, which dropped a bare "X before a space"
   pattern): a fixed priority of patterns, the last match of the first pattern that
-  matches wins.
+  matches wins. ``thinkspace score mindcube`` applies it to the *whole* response, so a
+  "B." inside a think block can change the official letter but not thinkspace's.
 * :func:`vsibench_token` follows VSI-Bench's ``fuzzy_matching`` (lmms-eval task
   ``vsibench/utils.py``): the text before the first space, trailing dots removed.
 * :func:`sqa3d_normalise` follows SQA3D's answer cleaning (``LLM/eval_sqa3d_llm.py``):
   lower case, collapsed spaces, punctuation dropped, numbers 0-20 spelt out.
+* :func:`thinker_stage2_choice` is 3DThinker's stage-2 GRPO answer rule (``open_r1/vlm_modules/qwen_module.py``,
+  ``response_text_reward``): MindCube's extractor on the *first* ``<answer>`` block, nothing without one.
+
+Questions: :func:`option_letters` (the letters a question lists as options).
+Gold answers: :func:`gold_choice` (a stored letter, upper-cased) and :func:`gold_letter` (a letter in a
+released record's answer string such as ``"C. left"``).
 """
 
 from __future__ import annotations
 
 import re
+
+_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
+_GOLD_LETTER = re.compile(r"^\(?([A-E])(?:[\.\):]|$)")
+# an option in a question: "A." or "A)" starting a line, or "A. " after a space (MindCube lists options inline)
+_QUESTION_OPTION = re.compile(r"(?:^[ \t]*([A-E])[.)]\s|(?:^|\s)([A-E])\.\s)", re.M)
 
 _LETTER_DOT = re.compile(r"([A-E])\.")
 _ANSWER_SECTION = re.compile(r"<Answer>(.*?)(?:<|$)", re.DOTALL)
@@ -117,3 +140,59 @@ def sqa3d_normalise(text: str | None) -> str:
     s = re.sub(r"\b(?:a|an|the)\b ([a-zA-Z]+)", r"\g<1>", s)
     s = re.sub(r"\bbackwards\b", "backward", s)
     return s.strip()
+
+
+def answer_text(completion: str) -> str:
+    """The part of a completion that holds the answer: the last ``<answer>`` block (stripped), else the
+    completion without its latent slot tokens and its ``<think>`` block (an unclosed one runs to the end)."""
+    found = _ANSWER_BLOCK.findall(completion)
+    if found:
+        return found[-1].strip()
+    # Imported here: the scorers (``thinkspace score``) need not load the model stack, and metrics.py (which
+    # objectives import) reaches this module without an import cycle.
+    from thinkspace.objectives.latent_slot import END, PAD, START
+
+    text = completion.replace(START, "").replace(PAD, "").replace(END, "")
+    return _THINK_BLOCK.sub("", text).strip()
+
+
+def choice(completion: str) -> str | None:
+    """thinkspace's option letter (A-E) of a completion: MindCube's extractor on :func:`answer_text`."""
+    return mindcube_choice(answer_text(completion))
+
+
+def number(completion: str) -> float | None:
+    """thinkspace's number of a completion: VSI-Bench's first token of :func:`answer_text` as a float
+    (``"<answer>3.5 metres</answer>"`` -> ``3.5``), ``None`` when it does not parse."""
+    return parse_float(vsibench_token(answer_text(completion)))
+
+
+def same_text(completion: str, gold: str) -> bool:
+    """Whether :func:`answer_text` equals ``gold`` after SQA3D's normalisation."""
+    return sqa3d_normalise(answer_text(completion)) == sqa3d_normalise(str(gold))
+
+
+def gold_choice(answer: object) -> str:
+    """A stored gold option letter as compared: ``str``, stripped, upper case (``" b"`` -> ``"B"``)."""
+    return str(answer).strip().upper()
+
+
+def gold_letter(answer: object) -> str | None:
+    """The letter of a released record's gold answer: ``"C"``, ``"C. left"``, ``"(C)"`` -> ``"C"``; else the
+    letter MindCube's extractor reads, or ``None``."""
+    text = str(answer).strip()
+    match = _GOLD_LETTER.match(text)
+    return match.group(1) if match else mindcube_choice(text)
+
+
+def thinker_stage2_choice(completion: str) -> str | None:
+    """3DThinker's stage-2 answer rule: MindCube's extractor on the *first* ``<answer>`` block (stripped);
+    ``None`` without a block (no fallback to untagged text)."""
+    found = _ANSWER_BLOCK.search(completion)
+    return mindcube_choice(found.group(1).strip()) if found else None
+
+
+def option_letters(question: str) -> list[str]:
+    """The option letters a question lists, sorted: ``"A."`` or ``"A)"`` starting a line, or ``"A. "`` after a
+    space (``"Which? A. left B. right"`` -> ``["A", "B"]``); empty for an open question."""
+    return sorted({a or b for a, b in _QUESTION_OPTION.findall(question)})

@@ -1,0 +1,191 @@
+"""The paired statistics of a sweep: per-question files, the baseline setting, and the report.
+
+The fake trainer of ``sweep_helpers.py`` stands in for ``thinkspace fit``/``test`` (its test
+stage writes known answers); ``test_sweep_e2e.py`` checks that a real test stage writes the file.
+"""
+
+import json
+import struct
+import sys
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from sweep_helpers import FAKE, QUICKSTART
+from thinkspace.sweep.command import main
+from thinkspace.sweep.files import read_questions, write_questions
+from thinkspace.sweep.grid import load_sweep
+from thinkspace.sweep.paired import compare
+from thinkspace.sweep.report import write_report
+
+
+def png_width(path):
+    return struct.unpack(">I", path.read_bytes()[16:20])[0]  # the IHDR chunk's width
+
+
+def test_a_sweep_with_a_baseline_reports_paired_statistics(tmp_path):
+    script = tmp_path / "fake_trainer.py"
+    script.write_text(FAKE)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({
+        "command": [sys.executable, str(script)],
+        "settings": {"plain": {"model.optimizer.init_args.lr": 0.1}, "better": {"model.optimizer.init_args.lr": 0.2}},
+        "seeds": [0, 1], "evaluate": {"heldout": {}}, "metric": "heldout:test/accuracy", "baseline": "plain"},
+        sort_keys=False))
+    out = tmp_path / "out"
+    assert main(["--config", QUICKSTART, "--grid", str(grid), "--out", str(out)]) == 0
+    run = next(out.glob("setting=better_seed=1_*"))
+    assert (run / "questions_test_heldout.csv").read_text().splitlines()[:3] == [
+        "id,correct,answer,prediction", "q00,1,A,A", "q01,1,A,A"]
+    assert json.loads((out / "sweep.json").read_text())["baseline"] == "plain"
+    lines = (out / "results.md").read_text().splitlines()
+    start = lines.index("### Paired against `plain`: answers of the `heldout` stage")
+    assert lines[start + 2] == ("| setting | seeds x questions | accuracy | difference vs baseline | 95% CI | b / c | "
+                                "p (McNemar) |")
+    assert lines[start + 4] == "| setting=plain (baseline) | 2 x 40 | 0.500 | | | | |"
+    cells = [c.strip() for c in lines[start + 5].strip("|").split("|")]
+    # better answers 10 of the 20 questions plain gets wrong, in both seeds: c = 20, b = 0, p = 2 / 2^20
+    assert cells[:4] == ["setting=better", "2 x 40", "0.750", "+0.250"] and cells[5:] == ["0 / 20", "1.9e-06"]
+    low, high = (float(x) for x in cells[4].strip("[]").split(","))
+    assert 0.1 < low < 0.25 < high < 0.41  # about 0.25 +- 1.96 sqrt(0.25 0.75 / 40)
+    assert "resampling seeds and questions (10000 replicates, generator seed 0)" in lines[start + 7]
+    with_panel = png_width(out / "results.png")
+    assert main(["--report", str(out), "--metric", "val/accuracy"]) == 0  # a validation headline: no pairs
+    text = (out / "results.md").read_text()
+    assert "Paired statistics: none. They need an evaluate stage: the headline `val/accuracy`" in text
+    assert png_width(out / "results.png") < with_panel  # the differences panel is gone
+
+
+def answers_dir(tmp_path, name, setting, seed, answers, state="done", stage="heldout", **labels):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "run.json").write_text(json.dumps({"name": name, "labels": {"setting": setting, **labels, "seed": seed}}))
+    (d / "status.json").write_text(json.dumps({"state": state}))
+    (d / "metrics_fit.json").write_text(json.dumps({"metrics": {"val/accuracy": 0.5}}))
+    if answers is not None:
+        write_questions(d / f"questions_test_{stage}.csv",
+                        [{"id": k, "correct": v, "answer": "A", "prediction": "A" if v else "B"}
+                         for k, v in answers.items()])
+
+
+def test_missing_files_and_different_questions_are_reported_not_raised(tmp_path):
+    base = {f"q{i}": i % 2 for i in range(10)}
+    answers_dir(tmp_path, "a0", "a", 0, base)
+    answers_dir(tmp_path, "a1", "a", 1, base)
+    answers_dir(tmp_path, "b0", "b", 0, {k: 1 for k in base})
+    answers_dir(tmp_path, "b1", "b", 1, None)  # finished before per-question files existed
+    answers_dir(tmp_path, "c0", "c", 0, {**base, "q10": 1})  # one question more
+    answers_dir(tmp_path, "d0", "d", 0, None, state="failed")
+    write_report(tmp_path, "heldout:test/accuracy", baseline="a")
+    text = (tmp_path / "results.md").read_text()
+    assert "| setting=a (baseline) | 2 x 10 | 0.500 | | | | |" in text
+    result = compare([[0, 1] * 5], [[1] * 10])  # b: paired on seed 0 only, its 5 wrong answers made right
+    assert (f"| setting=b | 1 x 10 | 1.000 | +0.500 | [{result.low:+.3f}, {result.high:+.3f}] | 0 / 5 | 0.0625 |"
+            in text)
+    assert "- run b1: no questions_test_heldout.csv (a run from before per-question files" in text
+    assert "| setting=c | - | - | - | - | - | - |" in text
+    assert ("- setting=c: no paired statistics: question sets differ: seed 0 of the setting has 11 questions, seed 0 "
+            "of the baseline 10 (e.g. id 'q10' is in one only)") in text
+    assert ("- setting=d: no paired statistics: no seed has answers from both (baseline seeds [0, 1], setting "
+            "seeds [])") in text
+    write_report(tmp_path, "heldout:test/accuracy", baseline="nope")
+    assert "Paired statistics: none, the baseline `nope` is none of the settings here ['a', 'b', 'c', 'd']" in (
+        tmp_path / "results.md").read_text()
+    write_report(tmp_path, "heldout:test/accuracy")
+    assert "Paired statistics: none, the sweep names no `baseline` setting" in (tmp_path / "results.md").read_text()
+
+
+def test_settings_are_paired_with_the_baseline_at_the_same_values_of_other_axes(tmp_path):
+    for lr, right in ((0.1, 2), (0.2, 6)):  # the baseline answers 2 (lr 0.1) or 6 (lr 0.2) of 8 questions right
+        answers_dir(tmp_path, f"a{lr}", "a", 0, {f"q{i}": int(i < right) for i in range(8)}, lr=lr)
+    for lr in (0.1, 0.2):
+        answers_dir(tmp_path, f"b{lr}", "b", 0, {f"q{i}": int(i < 4) for i in range(8)}, lr=lr)
+    write_report(tmp_path, "heldout:test/accuracy", chart=False, baseline="a")
+    text = (tmp_path / "results.md").read_text()
+    assert "| setting=b, lr=0.1 | 1 x 8 | 0.500 | +0.250 |" in text and "| 0 / 2 | 0.5 |" in text
+    assert "| setting=b, lr=0.2 | 1 x 8 | 0.500 | -0.250 |" in text and "| 2 / 0 | 0.5 |" in text
+
+
+def test_the_baseline_must_be_one_of_the_settings(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({"settings": {"text_only": {}, "points": {"trainer.max_steps": 2}},
+                                    "baseline": "text-only"}, sort_keys=False))
+    with pytest.raises(ValueError, match=rf"sweep file {path}: 'baseline' must name one of the settings "
+                                         r"\['text_only', 'points'\], got 'text-only'"):
+        load_sweep(path)
+    path.write_text(yaml.safe_dump({"seeds": [0, 1], "baseline": "text_only"}))
+    with pytest.raises(ValueError, match=r"'baseline' must name one of the settings \[\], got 'text_only'"):
+        load_sweep(path)
+    path.write_text(yaml.safe_dump({"settings": {"text_only": {}, "points": {"trainer.max_steps": 2}},
+                                    "baseline": "points", "metric": "heldout:test/accuracy"}))
+    with pytest.raises(ValueError, match=r"'metric' 'heldout:test/accuracy' is of the evaluate stage 'heldout', "
+                                         r"which 'evaluate' does not list \(it lists \[\]\)"):
+        load_sweep(path)
+    path.write_text(path.read_text() + "evaluate: {heldout: {}}\n")
+    assert load_sweep(path).baseline == "points" and load_sweep(path).metric == "heldout:test/accuracy"
+
+
+def test_questions_file_writes_choice_answers_of_every_batch(tmp_path):
+    from thinkspace.sweep.questions import QuestionsFile, is_correct
+
+    assert is_correct("B. the red cube", " b ") and not is_correct("D", "B")  # as test/accuracy parses
+    path = tmp_path / "run" / "questions_test_heldout.csv"
+    callback = QuestionsFile(str(path))
+    trainer = SimpleNamespace(world_size=1, is_global_zero=True)
+    callback.on_test_epoch_start(trainer, None)
+    for ids, predictions, answers, kinds in [
+        (["v1", "v2"], ["B. red, then\nblue", "C"], ["B", "A"], ["choice", "choice"]),
+        (["v3", "n1"], ["D", "2.5"], ["D", 2.5], ["choice", "number"]),
+    ]:
+        callback.on_test_batch_end(trainer, None, {"ids": ids, "predictions": predictions},
+                                   SimpleNamespace(answers=answers, answer_types=kinds), 0)
+    callback.on_test_epoch_end(trainer, None)
+    assert read_questions(path) == {"v1": 1, "v2": 0, "v3": 1}  # the number question is not a choice
+    assert path.read_text() == 'id,correct,answer,prediction\nv1,1,B,"B. red, then\nblue"\nv2,0,A,C\nv3,1,D,D\n'
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # written atomically: no temporary left
+
+
+def test_a_bad_questions_file_names_its_line(tmp_path):
+    path = tmp_path / "questions_test_x.csv"
+    path.write_text("id,correct,answer,prediction\nq1,1,A,A\nq2,yes,A,A\n")
+    with pytest.raises(ValueError, match=rf"{path}:3: 'correct' must be 0 or 1, got 'yes'"):
+        read_questions(path)
+    path.write_text("id,correct,answer,prediction\nq1,1,A,A\nq1,0,A,B\n")
+    with pytest.raises(ValueError, match=rf"{path}:3: question id 'q1' repeats"):
+        read_questions(path)
+    path.write_text("id,right\nq1,1\n")
+    with pytest.raises(ValueError, match=r"no column\(s\) \['correct'\]; expected the header id,correct,answer,pre"):
+        read_questions(path)
+
+
+def _two_ranks(rank, path, port):
+    import torch.distributed as dist
+
+    from thinkspace.sweep.questions import QuestionsFile
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    callback = QuestionsFile(path)
+    trainer = SimpleNamespace(world_size=2, is_global_zero=rank == 0)
+    callback.on_test_epoch_start(trainer, None)
+    # a distributed sampler: rank 0 gets q0, q2, q4; rank 1 gets q1, q3 and q0 again as padding
+    ids = ["q0", "q2", "q4"] if rank == 0 else ["q1", "q3", "q0"]
+    callback.on_test_batch_end(trainer, None, {"ids": ids, "predictions": ["A", "B", "A"]},
+                               SimpleNamespace(answers=["A"] * 3, answer_types=["choice"] * 3), 0)
+    callback.on_test_epoch_end(trainer, None)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_questions_of_every_rank_reach_one_file(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "questions_test_x.csv"
+    mp.spawn(_two_ranks, args=(str(path), port), nprocs=2)
+    assert read_questions(path) == {"q0": 1, "q2": 0, "q4": 1, "q1": 1, "q3": 0}  # the padding q0 once
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # rank 1 wrote nothing

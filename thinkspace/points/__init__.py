@@ -1,0 +1,7 @@
+"""Point clouds from a model's 3D latents: the library (:mod:`~thinkspace.points.decode`), the TensorBoard
+callback (:mod:`~thinkspace.points.callback`) and ``thinkspace points`` (:mod:`~thinkspace.points.command`)."""
+
+from thinkspace.points.callback import PointCloudLogger
+from thinkspace.points.decode import decode_latents, imagine, latent_objective
+
+__all__ = ["PointCloudLogger", "decode_latents", "imagine", "latent_objective"]
