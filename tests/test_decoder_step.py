@@ -10,12 +10,12 @@ import torch
 from transformers import DynamicCache, LlamaConfig, LlamaModel, Qwen2Config, Qwen2Model
 
 from thinkspace.backbones import ComposedVLM, LlavaOneVision, LoraSettings, QwenVL
-from thinkspace.backbones.decode_state import DecodeMask, draw_uniforms
-from thinkspace.backbones.latent_decoding import prefill, sample_token
-from thinkspace.backbones.prompts import prompt_batch
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
+from thinkspace.generation.decode_state import DecodeMask, draw_uniforms
 from thinkspace.generation.decoder_step import LeanDecoder, lean_decoder_or_reason
 from thinkspace.generation.decoder_weights import LeanStepUnsupported, decoder_weights, lean_step_unsupported
+from thinkspace.generation.latent_decoding import prefill, sample_token
+from thinkspace.generation.prompts import prompt_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,11 +1,15 @@
 """The decode loop runs the lean step by default: a fixed-seed rollout gives the same tokens, latents
-and log-probabilities with and without it (greedy and sampled, latent slot on and off)."""
+and log-probabilities with and without it (greedy and sampled, latent slot on and off), GRPO's
+rollouts included (LoRA adapters folded)."""
 
 import pytest
 import torch
 
 from latent_helpers import latent_module, prompts
-from thinkspace.backbones.latent_decoding import generate_with_latents
+from thinkspace.backbones import LoraSettings, QwenVL
+from thinkspace.data.datasets.squares import ColouredSquares
+from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.rl import SpatialGRPO
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -74,3 +78,25 @@ def test_the_compiled_lean_step_gives_the_same_greedy_tokens(module):
     assert compiled.decoder_step == "lean"
     assert torch.equal(compiled.tokens, plain.tokens)
     torch.testing.assert_close(compiled.latents, plain.latents, atol=1e-5, rtol=0)
+
+
+def test_grpo_rollouts_use_the_lean_step_with_lora_and_give_the_same_completions(tiny_cache):
+    """LoRA dropout 0.05 (3DThinker's stage 2): rollouts run in eval mode, so the adapters fold."""
+    torch.manual_seed(0)
+    backbone = QwenVL("tiny:qwen2_5_vl", lora=LoraSettings(r=4, alpha=8, dropout=0.05))
+    answer = {"answer": "thinkspace.rl.rewards.answer_reward"}
+    lean = SpatialGRPO(backbone, rewards=answer, group_size=3, max_new_tokens=8, beta=0.0)
+    plain = SpatialGRPO(backbone, rewards=answer, group_size=3, max_new_tokens=8, beta=0.0,
+                        decode_step="hugging_face")
+    batch = lean.collator()([ColouredSquares(2, image_size=(56, 112))[i] for i in range(2)])
+    lean.train()
+    first = lean.roll_out(batch)
+    assert lean.training  # the module's mode is restored after the rollout
+    second = plain.roll_out(batch)
+    assert first.generation.decoder_step == "lean"
+    assert second.generation.decoder_step == "hugging face: decode_step hugging_face"
+    assert first.generation.tokens.shape == (6, 8)
+    assert torch.equal(first.generation.tokens, second.generation.tokens)
+    assert first.completions == second.completions
+    with pytest.raises(ValueError, match="model.decode_step must be 'lean', 'compiled' or 'hugging_face', got 'hf'"):
+        SpatialGRPO(backbone, rewards=answer, group_size=3, decode_step="hf")
