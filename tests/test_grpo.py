@@ -221,6 +221,19 @@ def test_latent_steps_inside_rollouts(tiny_cache):
     assert (fed[:, 5:] - plain[:, 5:]).abs().max() > 1e-4
 
 
+
+@pytest.mark.parametrize("force", [True, False])
+def test_outside_training_the_policy_opens_its_slot_as_the_rollouts_did(tiny_cache, force):
+    """Test, predict and thinkspace.load decode with the rollouts' slot rules (a policy trained
+    with the forced start is evaluated with it; one trained to choose it, without)."""
+    module = SpatialGRPO(QwenVL("tiny:qwen2_5_vl"), latent=LatentAlignment(k=3, projector_width=16), group_size=2,
+                         max_new_tokens=6, beta=0.0, force_latent_start=force, latent_early_end=True)
+    assert module.generation_settings() == {"max_new_tokens": 6, "force_start": force, "early_end": True}
+    batch = module.collator()(views(1))
+    gen = module.latent.decode(module.backbone, batch, **module.generation_settings())
+    slot = module.latent.slot
+    assert (gen.tokens[0, 0].item() == slot.start_id) is force  # untrained: never chooses the start itself
+
 # -- the reference policy ---------------------------------------------------------------
 
 def test_reference_with_adapter_disabled_is_the_base_model(tiny_cache):

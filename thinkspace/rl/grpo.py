@@ -198,8 +198,13 @@ class SpatialGRPO(SpatialModule):
         return {self.latent.name: self.latent} if self.latent is not None else {}
 
     def generation_settings(self) -> dict[str, Any]:
-        """``max_new_tokens`` (inference's default length for this policy)."""
-        return {"max_new_tokens": self.max_new_tokens}
+        """How this policy decodes outside training (test, predict, ``thinkspace.load``): its
+        ``max_new_tokens`` and, with a latent objective, the slot's opening and closing rules the
+        rollouts used (``force_latent_start``, ``latent_early_end``)."""
+        settings: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
+        if self.latent is not None:
+            settings.update(force_start=self.force_latent_start, early_end=self.latent_early_end)
+        return settings
 
     # -- set-up: stage-1 weights, then the reference ------------------------------------
 

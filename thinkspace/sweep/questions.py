@@ -8,15 +8,15 @@ import lightning as L
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 
-from thinkspace.metrics import parse_choice
+from thinkspace.answers import choice, gold_choice
 from thinkspace.sweep.files import write_questions
 
 
 def is_correct(prediction: str, answer: Any) -> bool:
     """Whether a generated text answers a multiple-choice question correctly: its option
-    letter, as the test accuracy parses it, equals the gold letter (the one place the
-    sweep parses answers)."""
-    return parse_choice(prediction) == str(answer).strip().upper()
+    letter, read by thinkspace's rule as the test accuracy reads it
+    (:class:`~thinkspace.metrics.ChoiceAccuracy`), equals the gold letter."""
+    return choice(prediction) == gold_choice(answer)
 
 
 class QuestionsFile(Callback):
