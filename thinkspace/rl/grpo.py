@@ -200,10 +200,11 @@ class SpatialGRPO(SpatialModule):
     def generation_settings(self) -> dict[str, Any]:
         """How this policy decodes outside training (test, predict, ``thinkspace.load``): its
         ``max_new_tokens`` and, with a latent objective, the slot's opening and closing rules the
-        rollouts used (``force_latent_start``, ``latent_early_end``)."""
+        rollouts used (``force_latent_start``, ``latent_early_end``) and its ``decode_step``."""
         settings: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
-        if self.latent is not None:
-            settings.update(force_start=self.force_latent_start, early_end=self.latent_early_end)
+        if self.latent is not None:  # latent decoding takes these; the backbone's own generate does not
+            settings.update(force_start=self.force_latent_start, early_end=self.latent_early_end,
+                            decode_step=self.decode_step)
         return settings
 
     # -- set-up: stage-1 weights, then the reference ------------------------------------
