@@ -206,10 +206,10 @@ def generate_with_latents(
             docs/benchmarks.md for what it gains on a CPU); ``hugging_face``: the model's own forward.
             The tokens are the same (bit for bit without LoRA; folded LoRA rounds within 1e-5).
 
-    Per token the loop runs the model once and a few tensor operations; it reads nothing back
-    from the device except, when a row can stop (``eos_token_id`` not ``[]``), whether all rows
-    have stopped, every 8 tokens (steps after that are trimmed). The sampling's random numbers
-    are drawn for all steps before the loop.
+    Per token the loop runs one decoder step (``decode_step``) and a few tensor operations; it
+    reads nothing back from the device except, when a row can stop (``eos_token_id`` not ``[]``),
+    whether all rows have stopped, every 8 tokens (steps after that are trimmed). The sampling's
+    random numbers are drawn for all steps before the loop.
     """
     if mode not in ("feedback", "tokens"):
         raise ValueError(f"latent decoding mode must be 'feedback' or 'tokens', got {mode!r}")
