@@ -10,7 +10,8 @@ positions, SiLU MLP), and names what is not (sliding windows, another family, dr
 would be drawn, DoRA, hooks, sharded or split weights, ...): the caller then keeps the Hugging
 Face step. Memory: the fused matrices are copies, about one more set of the decoder's attention
 and MLP input weights for the rollout's duration, made only when that is under 256 MiB (``fuse``);
-folded LoRA projections are copies too.
+folded LoRA projections are copies too. Time: folding costs one ``B @ A`` (``r x in x out``
+multiply-adds) per adapted projection per rollout, small beside the rollout's decoding.
 """
 
 from __future__ import annotations
