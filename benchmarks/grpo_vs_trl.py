@@ -2,6 +2,7 @@
 
     pip install -e ".[bench]"      # TRL, for this benchmark only
     OMP_NUM_THREADS=1 python benchmarks/grpo_vs_trl.py [--pairs 3] [--steps 40] [--hidden 128] [--layers 3] [--views 1]
+        [--decode-step lean|compiled|hugging_face]
     OMP_NUM_THREADS=1 python benchmarks/grpo_vs_trl.py --latent [--pairs 3] [--steps 10]   # latent slot vs plain
 
 Equal work on both sides: the same tiny random-initialised Qwen2.5-VL (built offline),
@@ -210,7 +211,7 @@ def build_thinkspace(path: str, data: ColouredSquares, args: argparse.Namespace)
     L.seed_everything(0)
     module = SpatialGRPO(QwenVL(path), rewards={f.__name__: f for f in REWARDS}, group_size=args.group,
                          max_new_tokens=args.new_tokens, stop_at_eos=False, temperature=1.0, beta=0.04, epsilon=0.2,
-                         optimizer=lambda p: torch.optim.AdamW(p, lr=1e-5))
+                         optimizer=lambda p: torch.optim.AdamW(p, lr=1e-5), decode_step=args.decode_step)
     return module, SpatialDataModule(train=data, batch_size=args.prompts)
 
 
@@ -287,6 +288,8 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--image", type=int, nargs=2, default=[56, 112], help="height width")
     parser.add_argument("--views", type=int, default=1, help="images per prompt")
+    parser.add_argument("--decode-step", default="lean", choices=["lean", "compiled", "hugging_face"],
+                        help="thinkspace's per-token decode step (model.decode_step)")
     parser.add_argument("--latent", action="store_true", help="latent slot against plain decoding (thinkspace)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory subprocesses")
     parser.add_argument("--measure-memory-of", choices=["thinkspace", "trl"], help=argparse.SUPPRESS)
@@ -307,7 +310,7 @@ def main(argv: list[str] | None = None) -> float:
     params = sum(p.numel() for p in module.backbone.parameters())
     print(f"model: hidden {args.hidden}, {args.layers} layers, {params / 1e6:.2f}M parameters; {args.prompts} "
           f"prompts ({args.views} x {args.image[0]}x{args.image[1]} px) x G {args.group} x {args.new_tokens} new "
-          f"tokens per step")
+          f"tokens per step; thinkspace decode step {args.decode_step}; load average {os.getloadavg()[0]:.2f}")
     print(versions(), flush=True)
     ratios, trl_times = [], []
     with tempfile.TemporaryDirectory() as out:
@@ -324,6 +327,7 @@ def main(argv: list[str] | None = None) -> float:
         print(f"peak memory added by the steps (peak RSS - RSS before training, fresh process each): thinkspace "
               f"{ours:.0f} MiB, TRL {theirs:.0f} MiB")
     ratio = statistics.median(ratios)
+    print(f"load average {os.getloadavg()[0]:.2f} at end")
     print(f"grpo step trl/thinkspace: ratio {ratio:.2f} (median of {len(ratios)} pairs; "
           f"{min(ratios):.2f}..{max(ratios):.2f}); TRL {statistics.median(trl_times) * 1000:.0f} ms/step")
     return ratio

@@ -17,9 +17,11 @@ def module(tiny_cache):
 
 
 def rollout(module, fast, slot=None, **kw):
+    """The Hugging Face step, whose mask ``fast`` prepares (the lean step has its own: test_lean_decoding.py)."""
     generators = [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]
     return generate_with_latents(module.backbone, prompts(module), slot, mode="feedback", max_new_tokens=12,
-                                 do_sample=True, group=3, generator=generators, fast=fast, **kw)
+                                 do_sample=True, group=3, generator=generators, fast=fast, decode_step="hugging_face",
+                                 **kw)
 
 
 @pytest.mark.parametrize("with_slot", [False, True])

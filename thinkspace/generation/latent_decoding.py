@@ -39,6 +39,7 @@ from thinkspace.backbones.capabilities import LATENT_DECODING
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.data.batch import Batch
 from thinkspace.generation.decode_state import DecodeMask, draw_uniforms
+from thinkspace.generation.decoder_step import lean_decoder_or_reason
 from thinkspace.generation.prompts import prompt_batch
 
 
@@ -62,6 +63,8 @@ class LatentGeneration:
         logprobs: ``[N, T]`` log-probabilities of the emitted tokens under the decoding logits at
             ``temperature`` (0 outside the completion), when asked for (``return_logprobs``); the
             numbers :func:`~thinkspace.rl.rollout.sequence_logprobs` computes in a separate pass.
+        decoder_step: which per-token step ran: ``"lean"``
+            (:class:`~thinkspace.generation.decoder_step.LeanDecoder`) or ``"hugging face: <why>"``.
     """
 
     texts: list[str]
@@ -76,6 +79,7 @@ class LatentGeneration:
     group: int = 1
     latent_count: Tensor | None = None
     logprobs: Tensor | None = None
+    decoder_step: str = "hugging face"
 
 
 @dataclass
@@ -164,6 +168,7 @@ def generate_with_latents(
     inputs_embeds_hook: Any = None,
     fast: bool = True,
     return_logprobs: bool = False,
+    decode_step: Literal["lean", "compiled", "hugging_face"] = "lean",
     **unused: Any,
 ) -> LatentGeneration:
     """Decode each prompt of ``batch`` (``group`` times) with a latent slot of ``slot.k`` steps.
@@ -188,21 +193,31 @@ def generate_with_latents(
             each prompt's ``group`` continuations then draw from its own generator only, so
             they do not depend on which other prompts share the batch (or the rank).
         inputs_embeds_hook: applied to the prefill's input embeddings (input cues).
-        fast: hand the decoder the attention mask prepared for all steps at once
+        fast: (the Hugging Face step) hand the decoder the attention mask prepared for all steps at once
             (:class:`~thinkspace.generation.decode_state.DecodeMask`); ``False`` lets it build the
             mask at every token, as a plain forward does. The tokens are the same.
         return_logprobs: also return each emitted token's log-probability at ``temperature``
             (``LatentGeneration.logprobs``), from the logits the loop computes anyway.
+        decode_step: the per-token step: ``lean``
+            (:class:`~thinkspace.generation.decoder_step.LeanDecoder`: weights fused and LoRA folded
+            once per rollout, static KV buffers, rotary tables for all steps) where the decoder
+            supports it, else the Hugging Face step (``LatentGeneration.decoder_step`` says which ran
+            and why); ``compiled``: the lean step through ``torch.compile`` (fixed shapes; see
+            docs/benchmarks.md for what it gains on a CPU); ``hugging_face``: the model's own forward.
+            The tokens are the same (bit for bit without LoRA; folded LoRA rounds within 1e-5).
 
-    Per token the loop runs the model once and a few tensor operations; it reads nothing back
-    from the device except, when a row can stop (``eos_token_id`` not ``[]``), whether all rows
-    have stopped, every 8 tokens (steps after that are trimmed). The sampling's random numbers
-    are drawn for all steps before the loop.
+    Per token the loop runs one decoder step (``decode_step``) and a few tensor operations; it
+    reads nothing back from the device except, when a row can stop (``eos_token_id`` not ``[]``),
+    whether all rows have stopped, every 8 tokens (steps after that are trimmed). The sampling's
+    random numbers are drawn for all steps before the loop.
     """
     if mode not in ("feedback", "tokens"):
         raise ValueError(f"latent decoding mode must be 'feedback' or 'tokens', got {mode!r}")
     if group < 1:
         raise ValueError(f"latent decoding: group must be at least 1, got {group}")
+    if decode_step not in ("lean", "compiled", "hugging_face"):
+        raise ValueError(f"latent decoding: decode_step must be 'lean', 'compiled' or 'hugging_face', got "
+                         f"{decode_step!r}")
     backbone.require(LATENT_DECODING, "generate_with_latents (latent decoding: LatentAlignment.generate, GRPO)")
     hf, tokenizer = backbone.hf, backbone.tokenizer
     pad_id = tokenizer.pad_token_id
@@ -232,6 +247,10 @@ def generate_with_latents(
     rows = torch.arange(bsz, device=device)
     uniforms = draw_uniforms(bsz, max_new_tokens, generator, device) if do_sample else None
     attention = DecodeMask(mask, max_new_tokens, prepared=fast)
+    lean, decoder_step = None, "hugging face: decode_step hugging_face"
+    if decode_step != "hugging_face":  # built once per rollout: the weights do not change while it decodes
+        lean, decoder_step = lean_decoder_or_reason(decoder, cache, mask, pre.positions(max_new_tokens),
+                                                    compile=decode_step == "compiled")
     # text positions continue from each sample's own valid length (left padding is not counted);
     # a finished row's positions run on too, harmlessly: its outputs are never read again
     first_position = (mask.sum(1, keepdim=True) + pre.deltas).to(device)  # [N, 1]
@@ -278,14 +297,17 @@ def generate_with_latents(
         if return_logprobs:
             scaled = logits / max(temperature, 1e-5)
             logprobs.append(scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1))
-        position = first_position + step
-        position = position.view(1, bsz, 1).expand(3, bsz, 1) if pre.mrope else position
-        step_mask = attention.step(step, ~done)
+        live = ~done  # this step's token counts in the mask unless the row had already stopped
         if can_stop:
             done = done | (sampled & torch.isin(token, stops))
-        step_out = decoder(inputs_embeds=step_embeds, attention_mask=step_mask, position_ids=position,
-                                           past_key_values=cache, use_cache=True, return_dict=True)
-        last = step_out.last_hidden_state[:, -1]
+        if lean is not None:
+            last = lean.step(step_embeds[:, 0], step, live)
+        else:
+            position = first_position + step
+            position = position.view(1, bsz, 1).expand(3, bsz, 1) if pre.mrope else position
+            step_out = decoder(inputs_embeds=step_embeds, attention_mask=attention.step(step, live),
+                               position_ids=position, past_key_values=cache, use_cache=True, return_dict=True)
+            last = step_out.last_hidden_state[:, -1]
         # the only device sync of the loop, and only when a row can stop: every 8 steps
         if can_stop and step % 8 == 7 and bool(done.all()):
             break
@@ -298,7 +320,7 @@ def generate_with_latents(
     return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=complete,
                             prompt_out=prompt_out, prompts=prompts, completion_mask=kept[:, :steps],
                             sampled=torch.stack(free, 1)[:, :steps], latent_start=started, group=group,
-                            latent_count=count, logprobs=logp)
+                            latent_count=count, logprobs=logp, decoder_step=decoder_step)
 
 
 def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,

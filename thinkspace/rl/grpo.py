@@ -100,6 +100,10 @@ class SpatialGRPO(SpatialModule):
         max_length: longest prompt in tokens (the collator fails naming the sample).
         gradient_checkpointing: recompute the decoder's activations in the backward pass of
             the scoring pass (the ``B x G`` completions; the prompts' prefill keeps its own).
+        decode_step: the rollouts' per-token step: ``lean`` (weights fused and LoRA folded once
+            per rollout, static KV buffers; the Hugging Face step where the decoder is not
+            supported), ``compiled`` (the lean step through ``torch.compile``) or ``hugging_face``
+            (see :func:`~thinkspace.generation.latent_decoding.generate_with_latents`).
     """
 
     def __init__(
@@ -133,6 +137,7 @@ class SpatialGRPO(SpatialModule):
         freeze: list[str] | None = None,
         max_length: int | None = None,
         gradient_checkpointing: bool = False,
+        decode_step: Literal["lean", "compiled", "hugging_face"] = "lean",
     ) -> None:
         super().__init__(backbone, optimizer, scheduler)
         if group_size < 2:
@@ -147,6 +152,8 @@ class SpatialGRPO(SpatialModule):
             raise ValueError(f"model.loss_normalisation must be 'token' or 'sequence', got {loss_normalisation!r}")
         if reference not in ("auto", "adapter", "copy"):
             raise ValueError(f"model.reference must be 'auto', 'adapter' or 'copy', got {reference!r}")
+        if decode_step not in ("lean", "compiled", "hugging_face"):
+            raise ValueError(f"model.decode_step must be 'lean', 'compiled' or 'hugging_face', got {decode_step!r}")
         backbone.require(LATENT_DECODING, "SpatialGRPO (its rollouts decode with latent steps)")
         self.latent = latent
         if latent is not None:  # keeps its name (its targets' key in the batch): nothing here assumes one
@@ -166,6 +173,7 @@ class SpatialGRPO(SpatialModule):
         self.beta, self.epsilon, self.epsilon_high = beta, epsilon, epsilon_high
         self.scale_rewards, self.advantage_eps = scale_rewards, advantage_eps
         self.num_iterations, self.seed = num_iterations, seed
+        self.decode_step = decode_step
         self.init_from, self.max_length = init_from, max_length
         uses_adapter = hasattr(backbone.model, "disable_adapter")
         if reference == "adapter" and not uses_adapter:
@@ -192,10 +200,11 @@ class SpatialGRPO(SpatialModule):
     def generation_settings(self) -> dict[str, Any]:
         """How this policy decodes outside training (test, predict, ``thinkspace.load``): its
         ``max_new_tokens`` and, with a latent objective, the slot's opening and closing rules the
-        rollouts used (``force_latent_start``, ``latent_early_end``)."""
+        rollouts used (``force_latent_start``, ``latent_early_end``) and its ``decode_step``."""
         settings: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
-        if self.latent is not None:
-            settings.update(force_start=self.force_latent_start, early_end=self.latent_early_end)
+        if self.latent is not None:  # latent decoding takes these; the backbone's own generate does not
+            settings.update(force_start=self.force_latent_start, early_end=self.latent_early_end,
+                            decode_step=self.decode_step)
         return settings
 
     # -- set-up: stage-1 weights, then the reference ------------------------------------
@@ -382,7 +391,7 @@ class SpatialGRPO(SpatialModule):
     def _decode(self, batch: Batch, **sampling: Any) -> Any:
         """The policy's decode loop: the latent objective's slot and steps, or plain tokens without one."""
         settings = dict(max_new_tokens=self.max_new_tokens, force_start=self.force_latent_start,
-                        early_end=self.latent_early_end, **sampling)
+                        early_end=self.latent_early_end, decode_step=self.decode_step, **sampling)
         if self.latent is not None:
             return self.latent.decode(self.backbone, batch, **settings)
         return generate_with_latents(self.backbone, batch, None, mode="tokens", **settings)
