@@ -52,7 +52,7 @@ class Gemma3(HFBackbone):
         super().__init__()
         self._load(path, dtype, attn_implementation, lora, adapter_path)
         if getattr(self.processor.image_processor, "do_pan_and_scan", None):
-            raise ValueError(f"{self.path}: do_pan_and_scan is true in preprocessor_config.json; Gemma3 expects it "
+            raise ValueError(f"{self.path}: the image processor config sets do_pan_and_scan true; Gemma3 expects it "
                              "false or null (each image one grid of visual tokens, no extra crops)")
 
     def layout(self) -> Gemma3Layout:

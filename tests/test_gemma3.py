@@ -1,0 +1,178 @@
+"""The Gemma 3 family: tiny offline build, token layout against the real processor, model inputs,
+and the hidden-state objectives (text, layout, situation, latent) training on it."""
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from thinkspace.backbones.gemma3 import Gemma3
+from thinkspace.data.datasets.squares import ColouredSquares
+from thinkspace.data.datasets.synthetic import SyntheticSpatial
+from thinkspace.objectives import TextCrossEntropy
+
+SIZES = [(50, 80), (120, 60), (112, 112)]  # (height, width) px: wide, tall, the model's own square
+
+
+@pytest.fixture(scope="module")
+def gemma3(tiny_cache):
+    """The tiny Gemma 3 (weights shared: tests must not train it in place)."""
+    from thinkspace.backbones.gemma3.tiny import build_tiny_gemma3  # TEMP until the registry lands
+    out = Path(tiny_cache) / "gemma3"
+    if not out.exists():
+        build_tiny_gemma3(out, hidden_size=128, num_layers=3, num_heads=4, num_kv_heads=2, intermediate_size=512,
+                          vision_hidden_size=64, vision_depth=2, max_pixels=112 * 112, seed=0)
+    return Gemma3(str(out))
+
+
+def _images(n, first=0):
+    """``n`` random RGB images cycling through SIZES."""
+    rng = np.random.default_rng(first)
+    return [Image.fromarray(rng.integers(0, 255, (*SIZES[(first + i) % 3], 3), dtype=np.uint8)) for i in range(n)]
+
+
+def _samples():
+    """One, two and three images of mixed sizes, each with a response."""
+    base = ColouredSquares(1, num_views=1, seed=0)[0]
+    return [replace(base, id=f"s{n}", frames=_images(n, first=n)) for n in (1, 2, 3)]
+
+
+def test_tiny_directory_loads_offline_with_the_real_gemma3_classes(gemma3):
+    processor = AutoProcessor.from_pretrained(gemma3.path)
+    model = AutoModelForImageTextToText.from_pretrained(gemma3.path)
+    assert type(processor).__name__ == "Gemma3Processor"
+    assert type(processor.image_processor).__name__ == "Gemma3ImageProcessor"
+    assert type(processor.tokenizer).__name__ == "GemmaTokenizer"
+    assert type(model).__name__ == "Gemma3ForConditionalGeneration"
+    config = json.loads((Path(gemma3.path) / "config.json").read_text())
+    assert config["model_type"] == "gemma3" and config["mm_tokens_per_image"] == 16  # 4 x 4 pooled tokens
+    assert (config["vision_config"]["image_size"], config["vision_config"]["patch_size"]) == (112, 14)
+    tokenizer = processor.tokenizer
+    assert config["image_token_index"] == tokenizer.convert_tokens_to_ids("<image_soft_token>")
+    ids = tokenizer("Wörld ☃ cube")["input_ids"]  # bos added; unknown characters as byte tokens
+    assert ids[0] == tokenizer.bos_token_id and tokenizer.decode(ids, skip_special_tokens=True) == "Wörld ☃ cube"
+    assert gemma3.hidden_size == 128 and gemma3.family_label == "Gemma 3"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_tokens_per_frame_is_the_grid_the_processor_writes(gemma3, size):
+    """Any image size becomes the same 4 x 4 block of soft tokens (resized whole to 112 px)."""
+    image = Image.new("RGB", size[::-1])
+    prompt = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "Where?"}]}]
+    out = gemma3.processor.apply_chat_template(prompt, tokenize=True, return_dict=True, add_generation_prompt=True)
+    count = sum(i == gemma3.layout().image_token_id for i in out["input_ids"][0])
+    rows, cols = gemma3.tokens_per_frame(*size)
+    assert (rows, cols) == (4, 4) and count == rows * cols
+
+
+def test_visual_index_is_every_image_block_as_the_processor_writes_it(gemma3):
+    """1, 2 and 3 images of mixed sizes per sample: the collator's prompt ids are what the processor's
+    own chat-template path writes (one <bos>), and each frame's index is its block of soft tokens,
+    right after its <start_of_image>, row-major."""
+    samples = _samples()
+    batch = gemma3.collator({"text": TextCrossEntropy()})(samples)
+    ids, vis, tok = batch.inputs["input_ids"], batch.visual, gemma3.tokenizer
+    boi, eoi, image_id = (tok.convert_tokens_to_ids(t) for t in ("<start_of_image>", "<end_of_image>",
+                                                                 "<image_soft_token>"))
+    assert vis.grid.tolist() == [[b, f, 4, 4] for b in range(3) for f in range(b + 1)]
+    assert vis.frames_per_group.tolist() == [1, 1, 1]
+    assert batch.inputs["pixel_values"].shape == (6, 3, 112, 112)
+    for b, sample in enumerate(samples):
+        content = [{"type": "image", "image": f} for f in sample.frames] + [{"type": "text", "text": sample.prompt}]
+        own = gemma3.processor.apply_chat_template([{"role": "user", "content": content}], tokenize=True,
+                                                   return_dict=True, add_generation_prompt=True)["input_ids"][0]
+        n = int(batch.prompt_lengths[b])
+        assert ids[b, :n].tolist() == list(own) and (ids[b] == tok.bos_token_id).sum() == 1
+        placeholders = (ids[b] == image_id).nonzero().flatten()
+        assert vis.positions(b).tolist() == placeholders.tolist()
+        for f in range(sample.num_frames):
+            block = vis.positions(b, f)
+            assert block.tolist() == list(range(int(block[0]), int(block[0]) + 16))
+            assert ids[b, block[0] - 1] == boi and ids[b, block[-1] + 1] == eoi
+            keep = (vis.sample == b) & (vis.frame == f)
+            assert vis.row[keep].tolist() == [k // 4 for k in range(16)]
+            assert vis.col[keep].tolist() == [k % 4 for k in range(16)]
+
+
+def test_visual_tokens_hold_their_frame_pooled_patch_features(gemma3):
+    """The token at (frame, row, col) holds the average of that frame's 2 x 2 SigLIP patches at
+    (row, col), normed and projected: the index names the image region the model put there."""
+    batch = gemma3.collator()(_samples())
+    model = gemma3.hf.model
+    with torch.no_grad():
+        embeds = gemma3(batch).inputs_embeds
+        patches = model.vision_tower(pixel_values=batch.inputs["pixel_values"]).last_hidden_state  # [F, 64, C]
+        grid = patches.reshape(6, 8, 8, -1)
+        projector = model.multi_modal_projector
+        pooled = grid.reshape(6, 4, 2, 4, 2, -1).mean((2, 4))  # [F, 4, 4, C]
+        expected = projector.mm_soft_emb_norm(pooled) @ projector.mm_input_projection_weight
+    vis = batch.visual
+    first = torch.tensor([0, 1, 3])  # each sample's first frame among the batch's six images
+    torch.testing.assert_close(embeds[vis.sample, vis.position],
+                               expected[first[vis.sample] + vis.frame, vis.row, vis.col], rtol=1e-4, atol=1e-5)
+
+
+def test_labels_are_the_response_and_the_end_of_turn(gemma3):
+    batch = gemma3.collator({"text": TextCrossEntropy()})(_samples()[:1])
+    labels = batch.labels[0][batch.labels[0] != -100]
+    assert gemma3.tokenizer.decode(labels) == _samples()[0].response + "<end_of_turn>"
+    assert int((batch.labels[0] != -100).nonzero()[0]) == int(batch.prompt_lengths[0])
+
+
+class _Spy:
+    """Records the ``token_type_ids`` every call of a module receives."""
+
+    def __init__(self, module):
+        self.seen = []
+        self.handle = module.register_forward_pre_hook(self, with_kwargs=True)
+
+    def __call__(self, module, args, kwargs):
+        self.seen.append(kwargs.get("token_type_ids"))
+
+
+def test_token_type_ids_reach_the_model_in_forward_and_generate(gemma3):
+    """Gemma 3 attends bidirectionally inside an image block only when told by token_type_ids."""
+    batch = gemma3.collator()(_samples()[:2])
+    image = (batch.inputs["input_ids"] == gemma3.layout().image_token_id).long()
+    spy = _Spy(gemma3.hf.model)
+    try:
+        with torch.no_grad():
+            hidden = gemma3(batch).hidden
+            causal = gemma3.hf.model(**{k: v for k, v in gemma3.model_inputs(batch).items() if k != "token_type_ids"},
+                                     use_cache=False).last_hidden_state
+        assert torch.equal(spy.seen[0], image)
+        vis = batch.visual
+        first = vis.position[(vis.row == 0) & (vis.col == 0)]  # a block's first token sees its later tokens
+        assert not torch.allclose(hidden[vis.sample[:1], first[:1]], causal[vis.sample[:1], first[:1]])
+        spy.seen.clear()
+        gemma3.generate(batch, max_new_tokens=3, do_sample=False)
+    finally:
+        spy.handle.remove()
+    types = spy.seen[0]  # the prefill: the left-padded prompts' image tokens
+    lengths = batch.prompt_lengths
+    width = int(lengths.max())
+    for b, n in enumerate(lengths.tolist()):
+        assert types[b, width - n:].tolist() == image[b, :n].tolist() and types[b, :width - n].sum() == 0
+    assert all(t is None for t in spy.seen[1:])  # later steps: one new text token each
+
+
+def test_a_video_sample_is_refused_naming_the_family(gemma3):
+    video = ColouredSquares(1, num_views=3, video=True, seed=0)[0]
+    with pytest.raises(ValueError, match=r"Gemma 3"):
+        gemma3.collator()([video])
+
+
+def test_a_pan_and_scan_checkpoint_is_refused(gemma3, tmp_path):
+    copy = tmp_path / "pan"
+    shutil.copytree(gemma3.path, copy)
+    config = json.loads((copy / "processor_config.json").read_text())
+    config["image_processor"]["do_pan_and_scan"] = True
+    (copy / "processor_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"sets do_pan_and_scan true; Gemma3 expects it false or null"):
+        Gemma3(str(copy))
