@@ -176,3 +176,43 @@ def test_a_pan_and_scan_checkpoint_is_refused(gemma3, tmp_path):
     (copy / "processor_config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"sets do_pan_and_scan true; Gemma3 expects it false or null"):
         Gemma3(str(copy))
+
+
+def test_hidden_state_objectives_train_on_gemma3(gemma3, tiny_cache):
+    """Text, latent alignment (size-free projector, oracle teacher), layout and situation on synthetic
+    view sets and a walk's frames as an image set: every term finite, gradients reach every head and
+    the vision tower, and every term falls in 12 steps."""
+    from thinkspace.modules.spatial_vlm import SpatialVLM
+    from thinkspace.objectives import LatentAlignment, LayoutReconstruction, Situation
+    from thinkspace.teachers.oracle import OracleGeometryTeacher
+
+    torch.manual_seed(0)
+    objectives = {"text": TextCrossEntropy(), "latent": LatentAlignment(k=2, projector_width=16,
+                                                                         teacher=OracleGeometryTeacher()),
+                  "layout": LayoutReconstruction(), "situation": Situation()}
+    module = SpatialVLM(Gemma3(gemma3.path), objectives=objectives, optimizer=lambda p: torch.optim.AdamW(p, lr=2e-3))
+    assert type(objectives["latent"].projector).__name__ == "LatentProjector"
+    views = SyntheticSpatial(2, image_size=56, num_views=(1, 2), settings=["leftmost"], seed=0)
+    walk = SyntheticSpatial(1, kind="video", settings=["situation"], image_size=56, num_frames=3, seed=0)[0]
+    batch = module.collator()([views[0], views[1], replace(walk, timestamps=None)])  # frames as an image set
+    assert batch.visual.grid[:, 1:].tolist() == [[0, 4, 4], [0, 4, 4], [1, 4, 4], [0, 4, 4], [1, 4, 4], [2, 4, 4]]
+    optimizer = module.configure_optimizers()
+    history = []
+    for step in range(12):
+        total, terms = module.losses(batch)
+        history.append({k: v.item() for k, v in terms.items() if not k.startswith("weight/")})
+        optimizer.zero_grad()
+        total.backward()
+        if step == 0:
+            for name in ("latent", "layout", "situation"):
+                grads = [p.grad for p in objectives[name].parameters() if p.grad is not None]
+                assert grads and any(g.abs().sum() > 0 for g in grads), name
+            hf = module.backbone.hf
+            for part in (hf.model.vision_tower, hf.model.multi_modal_projector, hf.model.language_model):
+                assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+        optimizer.step()
+    assert set(history[0]) == {"text.ce", "latent.align", "layout.nll", "situation.position",
+                               "situation.orientation"}
+    for term in history[0]:  # measured: text 7.1 -> 2.5, latent 0.55 -> 0.41, layout 7.8 -> 2.3,
+        first, last = history[0][term], history[-1][term]  # position 2.1 -> -1.7, orientation 1.5 -> 0.06
+        assert all(np.isfinite(h[term]) for h in history) and (last < 0.8 * first or last < first - 1.0), term
