@@ -216,3 +216,60 @@ def test_hidden_state_objectives_train_on_gemma3(gemma3, tiny_cache):
     for term in history[0]:  # measured: text 7.1 -> 2.5, latent 0.55 -> 0.41, layout 7.8 -> 2.3,
         first, last = history[0][term], history[-1][term]  # position 2.1 -> -1.7, orientation 1.5 -> 0.06
         assert all(np.isfinite(h[term]) for h in history) and (last < 0.8 * first or last < first - 1.0), term
+
+
+def test_lora_adapts_the_language_model_and_export_round_trips(gemma3, tmp_path):
+    """LoRA adapters only on the text model; an export with added tokens past the padded vocabulary
+    (the scaled Gemma embedding resized, still tied) rebuilds with the same logits."""
+    from thinkspace.backbones import LoraSettings
+
+    backbone = Gemma3(gemma3.path, lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    trainable = [n for n, p in backbone.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n and "language_model" in n for n in trainable)
+    backbone.add_tokens(["<|latent_pad|>", *[f"<extra_{i}>" for i in range(40)]])
+    embeddings = backbone.hf.get_input_embeddings()
+    assert type(embeddings).__name__ == "Gemma3TextScaledWordEmbedding"
+    assert embeddings.weight.shape[0] == len(backbone.tokenizer) > 1280
+    assert backbone.hf.lm_head.weight is embeddings.weight
+    with torch.no_grad():
+        for n, p in backbone.named_parameters():
+            if "lora_B" in n:
+                p.add_(0.05)
+    batch = backbone.collator()(_samples()[:2])
+    init_args = backbone.save_pretrained(tmp_path / "export")
+    rebuilt = Gemma3(**{k: (str(tmp_path / "export" / v) if k.endswith("path") else v) for k, v in init_args.items()})
+    assert rebuilt.tokenizer.convert_tokens_to_ids("<|latent_pad|>") == \
+        backbone.tokenizer.convert_tokens_to_ids("<|latent_pad|>")
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(batch).logits, backbone(batch).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_input_cues_edit_the_visual_tokens_and_the_prompt(gemma3):
+    """The camera prior puts one <|camera|> before each image's block; the point map edits exactly
+    the visual tokens with depth; camera text writes the cameras into the prompt."""
+    from thinkspace.cues import CameraPrior, CameraText, PointMapCue
+    from thinkspace.modules.spatial_vlm import SpatialVLM
+    from thinkspace.teachers.oracle import OracleGeometryTeacher
+
+    torch.manual_seed(0)
+    module = SpatialVLM(Gemma3(gemma3.path), objectives={"text": TextCrossEntropy()},
+                        cues={"camera": CameraPrior(OracleGeometryTeacher()), "points": PointMapCue(),
+                              "cameras": CameraText()})
+    data = SyntheticSpatial(2, image_size=56, num_views=(2, 3), settings=["leftmost"], seed=0)
+    batch = module.collator()([data[0], data[1]])
+    ids, vis, tok = batch.inputs["input_ids"], batch.visual, module.backbone.tokenizer
+    assert "Cameras (x, y, z" in tok.decode(ids[0])
+    camera = tok.convert_tokens_to_ids("<|camera|>")
+    for b in range(2):
+        starts = [int(vis.positions(b, f)[0]) for f in range(int(vis.frame[vis.sample == b].max()) + 1)]
+        cameras = (ids[b] == camera).nonzero().flatten().tolist()
+        assert len(cameras) == len(starts) and all(c < s for c, s in zip(cameras, starts))
+    with torch.no_grad():
+        before = module.backbone(batch).inputs_embeds
+        after = module.backbone(batch, module.embeds_hook()).inputs_embeds
+    valid = batch.targets["points"]["valid"]
+    changed = (after != before).any(-1)
+    expected = torch.zeros_like(changed)
+    expected[vis.sample[valid], vis.position[valid]] = True
+    expected[ids == camera] = True
+    assert valid.any() and torch.equal(changed, expected)
