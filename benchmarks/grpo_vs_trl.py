@@ -238,7 +238,7 @@ def measure_memory(side: str, path: str, data: ColouredSquares, samples: list, a
 
 def latent_vs_plain(path: str, data: ColouredSquares, args: argparse.Namespace) -> float:
     """Decode time with the latent slot over plain decoding of the same number of tokens."""
-    from thinkspace.backbones.latent_decoding import generate_with_latents
+    from thinkspace.generation.latent_decoding import generate_with_latents
     from thinkspace.modules.spatial_vlm import SpatialVLM
     from thinkspace.objectives import LatentAlignment
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from thinkspace.backbones.outputs import IGNORE_INDEX
+from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.objectives import TextCrossEntropy
 

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinkspace.backbones import ComposedVLM, LoraSettings
-from thinkspace.backbones.latent_decoding import generate_with_latents
+from thinkspace.generation.latent_decoding import generate_with_latents
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.modules.spatial_vlm import SpatialVLM
@@ -318,7 +318,7 @@ def test_an_untied_llama_without_a_chat_template_composes_resizes_and_exports(tm
     """Any causal LM: a Llama with its own lm_head and a tokenizer without a chat template (ChatML is used)."""
     from transformers import LlamaConfig
 
-    from thinkspace.backbones.tiny_tokenizer import build_tokenizer
+    from thinkspace.backbones.tiny.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer("llava_onevision")
     tokenizer.chat_template = None

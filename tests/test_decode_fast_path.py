@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from latent_helpers import latent_module, prompts
-from thinkspace.backbones.decode_state import DecodeMask, draw_uniforms
-from thinkspace.backbones.latent_decoding import generate_with_latents, sample_token
+from thinkspace.generation.decode_state import DecodeMask, draw_uniforms
+from thinkspace.generation.latent_decoding import generate_with_latents, sample_token
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

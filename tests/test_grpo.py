@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from thinkspace.backbones import QwenVL
-from thinkspace.backbones.latent_decoding import generate_with_latents, sample_token
+from thinkspace.generation.latent_decoding import generate_with_latents, sample_token
 from thinkspace.backbones.lora import LoraSettings
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.data.datasets.squares import ColouredSquares

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from thinkspace.backbones import QwenVL
-from thinkspace.backbones.latent_decoding import generate_with_latents
+from thinkspace.generation.latent_decoding import generate_with_latents
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.modules.spatial_vlm import SpatialVLM

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from thinkspace.backbones import QwenVL
-from thinkspace.backbones.latent_decoding import generate_with_latents
-from thinkspace.backbones.outputs import IGNORE_INDEX
+from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.data.schema import SpatialSample
 from thinkspace.heads.projector import LatentProjector, PaperProjector, View

@@ -7,7 +7,7 @@ from torch import nn
 
 from latent_helpers import latent_module, prompts
 from thinkspace.backbones import QwenVL
-from thinkspace.backbones.latent_decoding import generate_with_latents
+from thinkspace.generation.latent_decoding import generate_with_latents
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment
 

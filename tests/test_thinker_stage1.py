@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from thinkspace.backbones import QwenVL
-from thinkspace.backbones.outputs import IGNORE_INDEX
+from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.data.datasets.thinker_prompt import THINKER_INSTRUCTION
 from thinkspace.modules.spatial_vlm import SpatialVLM

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-import thinkspace.backbones.tiny as tiny
+import thinkspace.backbones.tiny.build as tiny
 from thinkspace.backbones.tiny import TINY_FAMILIES, build_tiny, tiny_model_dir
 
 PROCESSOR_CLASS = {

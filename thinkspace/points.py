@@ -32,7 +32,7 @@ def latent_objective(module: Any, name: str | None = None) -> tuple[str, Any]:
 @torch.no_grad()
 def imagine(module: Any, sample: SpatialSample, objective: str | None = None) -> tuple[Tensor, Tensor]:
     """World points ``[M, 3]`` and colours ``[M, 3]`` decoded from the model's latents for ``sample``."""
-    from thinkspace.backbones.latent_decoding import generate_with_latents
+    from thinkspace.generation.latent_decoding import generate_with_latents
 
     _, latent = latent_objective(module, objective)
     collate = module.backbone.collator(dict(module.objectives), None, with_response=False)

@@ -26,7 +26,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ThroughputMonitor
 from torch import Tensor, nn
 
-from thinkspace.backbones.outputs import Batch
+from thinkspace.data.batch import Batch
 
 
 def batch_samples(batch: Batch) -> int:

@@ -1,4 +1,9 @@
-"""The backbone contract every VLM family implements."""
+"""The backbone contract: what objectives, cues, modules, generation and GRPO call, and nothing else.
+
+Callers outside ``thinkspace/backbones/`` use only the names declared here. A family (one
+folder under ``thinkspace/backbones/``) implements them; transformers-backed families get most
+of them from :class:`~thinkspace.backbones.hf_backbone.HFBackbone`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.capabilities import Support
+from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.data.batch import Batch
 
 if TYPE_CHECKING:
     from thinkspace.data.collate import Collator
@@ -24,41 +31,101 @@ class VLMBackbone(nn.Module):
     """A vision-language model seen the way objectives need it.
 
     Attributes:
-        model: the Hugging Face model (``...ForConditionalGeneration``).
+        model: the model as trained (``...ForConditionalGeneration``, peft-wrapped with LoRA).
         processor: its processor (tokenizer + image and video processors).
-        tokenizer: the processor's tokenizer.
-        hidden_size: width ``D`` of the language model's hidden states.
+        path: the resolved model directory or Hub id (error messages name it).
+        family_label: the family's name in error messages (``"Qwen-VL"``).
+        capabilities: the optional features it has (names from
+            :mod:`thinkspace.backbones.capabilities`); :meth:`require` checks one.
     """
 
     model: nn.Module
     processor: Any
+    path: str = ""
+    family_label: str = ""
+    capabilities: frozenset[str] = frozenset()
 
     @property
     def tokenizer(self) -> Any:
+        """The processor's tokenizer."""
         return self.processor.tokenizer
 
     @property
-    def hidden_size(self) -> int:
+    def hf(self) -> nn.Module:
+        """The transformers model, LoRA layers included, without the peft wrapper: ``hf.model.language_model``
+        (the decoder), ``hf.get_input_embeddings()``, ``hf.lm_head``, ``hf.config``, ``hf.state_dict()``."""
         raise NotImplementedError
+
+    @property
+    def hidden_size(self) -> int:
+        """Width ``D`` of the language model's hidden states."""
+        raise NotImplementedError
+
+    @property
+    def multimodal_rope(self) -> bool:
+        """Whether text positions are 3D (Qwen-VL's multimodal RoPE: ``[3, B, L]`` position ids and
+        per-sample ``hf.model.rope_deltas`` set by a prefill) rather than 1D ``[B, L]``."""
+        return False
+
+    # -- capabilities -----------------------------------------------------------------
+
+    def support(self) -> Support:
+        """What this backbone supports, as a small picklable object (collators carry it)."""
+        return Support(self.family_label or type(self).__name__, str(self.path), frozenset(self.capabilities))
+
+    def require(self, feature: str, by: str) -> None:
+        """Raise ``ValueError`` naming the family, the path, ``feature`` and ``by`` (who needs it)
+        unless the backbone has ``feature``. Call it in ``setup``."""
+        self.support().require(feature, by)
+
+    # -- token layout -----------------------------------------------------------------
+
+    def layout(self) -> Any:
+        """The family's token layout (placeholder ids, grid rules) its collator reads."""
+        raise NotImplementedError
+
+    def tokens_per_frame(self, height: int, width: int) -> tuple[int, int]:
+        """``(rows, cols)`` of the visual-token grid one ``height x width`` px image becomes, by the
+        family's processor rules (no image is processed)."""
+        raise NotImplementedError
+
+    def collator(self, objectives: dict[str, Any] | None = None, max_length: int | None = None,
+                 with_response: bool = True) -> Collator:
+        """A picklable callable turning ``list[SpatialSample]`` into a :class:`Batch` (prompts only
+        when not ``with_response``; samples over ``max_length`` tokens are an error)."""
+        raise NotImplementedError
+
+    def model_inputs(self, batch: Batch) -> dict[str, Tensor]:
+        """The batch's inputs the transformers model takes, as keyword arguments."""
+        return batch.inputs
+
+    # -- running ----------------------------------------------------------------------
 
     def add_tokens(self, tokens: list[str]) -> list[int]:
         """Add special tokens (idempotent), resize the embeddings; return their ids."""
-        raise NotImplementedError
-
-    def collator(self, objectives: dict[str, Any], max_length: int | None = None) -> Collator:
-        """A picklable callable turning ``list[SpatialSample]`` into a :class:`Batch`."""
         raise NotImplementedError
 
     def language_model(self) -> nn.Module:
         """The decoder stack whose ``inputs_embeds`` the hook edits."""
         raise NotImplementedError
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute activations in the backward pass (memory for time)."""
+        raise NotImplementedError
+
     def forward(self, batch: Batch, inputs_embeds_hook: EmbedsHook | None = None) -> BackboneOutput:
+        """Hidden states ``[B, L, D]`` of the batch (``inputs_embeds_hook`` edits the decoder's input)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def generate(self, batch: Batch, inputs_embeds_hook: EmbedsHook | None = None, **generation: Any) -> list[str]:
+        """Greedy or sampled continuations of each sample's prompt, decoded to text."""
         raise NotImplementedError
 
     @contextmanager
-    def _embeds_hook(self, hook: EmbedsHook | None, batch: Batch) -> Iterator[None]:
-        """Apply ``hook`` to the decoder's ``inputs_embeds`` for the duration of a call."""
+    def inputs_embeds_hook(self, hook: EmbedsHook | None, batch: Batch) -> Iterator[None]:
+        """Apply ``hook`` to the decoder's ``inputs_embeds`` ``[B, L, D]`` of the first (full-sequence)
+        call made inside this context: a training forward or a generation prefill."""
         if hook is None:
             yield
             return
@@ -89,8 +156,3 @@ class VLMBackbone(nn.Module):
         keep them as a peft adapter beside the base weights).
         """
         raise NotImplementedError(f"{type(self).__name__} cannot be exported (no save_pretrained)")
-
-    @torch.no_grad()
-    def generate(self, batch: Batch, **generation: Any) -> list[str]:
-        """Greedy or sampled continuations of each sample's prompt, decoded to text."""
-        raise NotImplementedError

@@ -2,7 +2,8 @@
 
 A family (:class:`~thinkspace.backbones.qwen_vl.QwenVL`,
 :class:`~thinkspace.backbones.llava_onevision.LlavaOneVision`) adds its supported
-``model_type`` values, its visual-token layout and its collator.
+``model_type`` values, its capabilities, its visual-token layout, its collator class and
+``tokens_per_frame``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from torch import nn
 
 from thinkspace.backbones.base import EmbedsHook, VLMBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora, unwrap
-from thinkspace.backbones.outputs import BackboneOutput, Batch
-from thinkspace.backbones.paths import read_model_type, resolve_model_path
-from thinkspace.backbones.prompts import prompt_batch
+from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.backbones.paths import read_model_type
+from thinkspace.backbones.registry import resolve
+from thinkspace.data.batch import Batch
+from thinkspace.data.collate import Collator
+from thinkspace.generation.prompts import prompt_batch
 
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -28,13 +32,12 @@ class HFBackbone(VLMBackbone):
 
     Attributes:
         families: the ``model_type`` values the subclass supports.
-        family_label: the family's name in error messages (``"Qwen-VL"``).
-        path: the resolved model directory or Hub id.
+        collator_class: the family's :class:`~thinkspace.data.collate.Collator` subclass.
         family: the loaded model's ``model_type``.
     """
 
     families: tuple[str, ...] = ()
-    family_label: str = ""
+    collator_class: type[Collator] = Collator
 
     def _load(self, path: str, dtype: Dtype, attn_implementation: str, lora: LoraSettings | None,
               adapter_path: str | None = None, **processor_kwargs: Any) -> None:
@@ -42,7 +45,7 @@ class HFBackbone(VLMBackbone):
         add LoRA adapters: new ones (``lora``) or saved ones (``adapter_path``, a peft directory)."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        self.path = resolve_model_path(path)
+        self.path = resolve(path)
         model_type = read_model_type(self.path)
         if model_type not in self.families:
             raise ValueError(
@@ -125,9 +128,10 @@ class HFBackbone(VLMBackbone):
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
-    def model_inputs(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The batch's inputs the transformers model takes (all of them by default)."""
-        return batch.inputs
+    def collator(self, objectives: dict[str, Any] | None = None, max_length: int | None = None,
+                 with_response: bool = True) -> Collator:
+        return self.collator_class(self.processor, self.layout(), objectives, max_length, with_response,
+                                   support=self.support())
 
     def forward(self, batch: Batch, inputs_embeds_hook: EmbedsHook | None = None) -> BackboneOutput:
         """Run the model on a collated batch.
@@ -141,7 +145,7 @@ class HFBackbone(VLMBackbone):
             seen["embeds"] = inputs_embeds_hook(embeds, b) if inputs_embeds_hook is not None else embeds
             return seen["embeds"]
 
-        with self._embeds_hook(hook, batch):
+        with self.inputs_embeds_hook(hook, batch):
             out = self.hf.model(**self.model_inputs(batch), use_cache=False, return_dict=True)
         return BackboneOutput(hidden=out.last_hidden_state, visual=batch.visual, lm_head=self.hf.lm_head,
                               inputs_embeds=seen.get("embeds"))
@@ -157,7 +161,7 @@ class HFBackbone(VLMBackbone):
         """
         prompts = prompt_batch(batch, self.tokenizer.pad_token_id)
         generation.setdefault("pad_token_id", self.tokenizer.pad_token_id)
-        with self._embeds_hook(inputs_embeds_hook, prompts):
+        with self.inputs_embeds_hook(inputs_embeds_hook, prompts):
             out = self.hf.generate(**self.model_inputs(prompts), **generation)
         new_tokens = out[:, prompts.inputs["input_ids"].shape[1]:]
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

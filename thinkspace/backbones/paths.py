@@ -1,28 +1,22 @@
-"""Where a backbone's files come from: a directory, a Hub id, or a tiny offline build."""
+"""Where a backbone's files come from: a directory or a Hub id (``tiny:`` names: :mod:`.registry`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-TINY_PREFIX = "tiny:"
-
 
 def resolve_model_path(path: str) -> str:
-    """Turn a model reference into something ``from_pretrained`` loads.
+    """Turn a model directory or Hub id into something ``from_pretrained`` loads.
 
-    ``tiny:<family>`` builds (once, cached) a tiny random model of that family and
-    returns its directory. An existing directory must hold a ``config.json``. Anything
-    else (``owner/name``) is passed through as a Hub id (which needs the Hub or its local cache).
+    An existing directory must hold a ``config.json``. Anything else (``owner/name``) is
+    passed through as a Hub id (which needs the Hub or its local cache). ``tiny:<name>``
+    references are resolved by :func:`thinkspace.backbones.registry.resolve`, which calls this.
 
     Raises:
         FileNotFoundError: a directory without ``config.json``, or a path-like
             reference (``./``, ``/``, ``~``) that does not exist.
     """
-    if path.startswith(TINY_PREFIX):
-        from thinkspace.backbones.tiny import tiny_model_dir
-
-        return str(tiny_model_dir(path[len(TINY_PREFIX):]))
     local = Path(path).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from thinkspace.backbones.outputs import Batch
+from thinkspace.data.batch import Batch
 from thinkspace.component import Component
 from thinkspace.data.schema import FRAME_PREFIX
 

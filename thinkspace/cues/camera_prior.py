@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from thinkspace.backbones.outputs import Batch
+from thinkspace.data.batch import Batch
 from thinkspace.cues.base import FRAME_PREFIX, Cue
 from thinkspace.data.schema import SpatialSample
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures

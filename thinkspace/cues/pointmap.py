@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from thinkspace.backbones.outputs import Batch
+from thinkspace.data.batch import Batch
 from thinkspace.cues.base import Cue
 from thinkspace.data.schema import SpatialSample
 from thinkspace.geometry import backproject

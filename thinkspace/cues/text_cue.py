@@ -8,7 +8,7 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.outputs import Batch
+from thinkspace.data.batch import Batch
 from thinkspace.cues.base import Cue
 from thinkspace.data.schema import SpatialSample
 

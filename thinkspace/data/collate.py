@@ -1,70 +1,63 @@
-"""Turn a list of ``SpatialSample`` into one padded :class:`~thinkspace.backbones.outputs.Batch`.
+"""Turn a list of ``SpatialSample`` into one padded :class:`~thinkspace.data.batch.Batch`.
 
 Each sample's prompt goes through the backbone's chat template and processor (which
 expands the image / video placeholders into as many visual tokens as the image size
 calls for); the response is tokenized on its own and appended, so the boundary between
 prompt and response is exact and the labels mask exactly the prompt. Batches of any
 size and any mix of image sets and videos are right-padded to their longest sequence.
+
+This is the family-independent part; each backbone family's collator (in its folder under
+``thinkspace/backbones/``) subclasses :class:`Collator` and says where its visual tokens
+sit (:meth:`Collator.visual_tokens`) and which extra inputs its model takes
+(:meth:`Collator.extra_inputs`). Helpers families share are public here: :func:`rgb`,
+:func:`video_frames`, :func:`video_kwargs`, :func:`turn_end`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.outputs import IGNORE_INDEX, Batch, VisualTokens
+from thinkspace.data.batch import IGNORE_INDEX, Batch, VisualTokens
 from thinkspace.data.schema import FRAME_PREFIX, SpatialSample
 
 
-@dataclass(frozen=True)
-class VisionLayout:
-    """How a backbone family lays visual tokens into the sequence.
-
-    Attributes:
-        image_token_id: id of the placeholder repeated once per image token.
-        video_token_id: id of the placeholder repeated once per video token.
-        spatial_merge: patches merged along each image axis into one token.
-        temporal_patch: video frames merged into one temporal group.
-    """
-
-    image_token_id: int
-    video_token_id: int
-    spatial_merge: int
-    temporal_patch: int
-
-
 class Collator:
-    """Encode samples for a Qwen-VL-style processor.
+    """Encode samples with a backbone's processor; subclasses add the family's token layout.
 
     Args:
         processor: the backbone's processor (chat template, tokenizer, image and video
             processors).
-        layout: the family's visual-token layout.
+        layout: the family's visual-token layout (its collator reads it).
         objectives: objectives by name; their ``prepare``/``targets``/``collate`` run here.
         max_length: fail on samples longer than this many tokens (None: no limit).
         with_response: append and supervise the response (False: prompts only).
+        support: what the backbone supports (``thinkspace.backbones.capabilities.Support``):
+            its ``check_sample`` refuses, naming the sample, what the family cannot encode, such
+            as a video on a family without video (None: no checks).
     """
 
     def __init__(
         self,
         processor: Any,
-        layout: VisionLayout,
+        layout: Any,
         objectives: dict[str, Any] | None = None,
         max_length: int | None = None,
         with_response: bool = True,
+        support: Any = None,
     ) -> None:
         self.processor = processor
         self.layout = layout
         self.objectives = {k: v for k, v in (objectives or {}).items() if v is not None}
         self.max_length = max_length
         self.with_response = with_response
+        self.support = support
         # the end-of-turn token is supervised; the newline after it is formatting
-        self.turn_end = _turn_end(processor).rstrip("\n")
+        self.turn_end = turn_end(processor).rstrip("\n")
 
     def __call__(self, samples: list[SpatialSample]) -> Batch:
         if not samples:
@@ -77,10 +70,7 @@ class Collator:
         ids = batch["inputs"]["input_ids"]
         for objective in self.objectives.values():  # e.g. latent pads are not supervised
             batch["labels"] = objective.mask_labels(ids, batch["labels"])
-        # text 0, image 1, video 2: what the model's 3D RoPE indexing reads
-        batch["inputs"]["mm_token_type_ids"] = (ids == self.layout.image_token_id).int() + 2 * (
-            ids == self.layout.video_token_id
-        ).int()
+        batch["inputs"].update(self.extra_inputs(ids))
         visual = self.visual_tokens(ids, encoded)
         grids = [visual.grid[visual.grid[:, 0] == b][:, 2:].tolist() for b in range(len(samples))]
         targets = {
@@ -102,17 +92,27 @@ class Collator:
     def prompt_text(self, sample: SpatialSample) -> str:
         """The chat-templated prompt, ending where the assistant's response begins."""
         prefix = sample.meta.get(FRAME_PREFIX)
-        if sample.is_video:
-            groups = -(-sample.num_frames // self.layout.temporal_patch)
-            content = ([{"type": "text", "text": prefix * groups}] if prefix else []) + [{"type": "video"}]
+        if sample.is_video:  # the prefixes of all frame groups stand together before the video
+            before = prefix * self.frame_groups(sample) if prefix else ""
+            content = ([{"type": "text", "text": before}] if before else []) + [{"type": "video"}]
         else:
             content = [part for _ in range(sample.num_frames)
                        for part in ([{"type": "text", "text": prefix}] if prefix else []) + [{"type": "image"}]]
         messages = [{"role": "user", "content": [*content, {"type": "text", "text": sample.prompt}]}]
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    def frame_groups(self, sample: SpatialSample) -> int:
+        """Frames (or temporal groups) a video sample becomes: one per sampled frame by default."""
+        return sample.num_frames
+
+    def extra_inputs(self, input_ids: Tensor) -> dict[str, Tensor]:
+        """Family-specific model inputs computed from the padded ``input_ids`` ``[B, L]`` (none by default)."""
+        return {}
+
     def encode(self, sample: SpatialSample) -> dict[str, Any]:
         """Processor outputs of one sample plus its response ids and label mask."""
+        if self.support is not None:
+            self.support.check_sample(sample)
         out = self.process(self.prompt_text(sample), sample)
         prompt_ids = out["input_ids"][0]
         response_ids = torch.empty(0, dtype=torch.long)
@@ -137,48 +137,21 @@ class Collator:
     def process(self, text: str, sample: SpatialSample) -> Any:
         """The processor's outputs (``input_ids`` ``[1, L]`` and vision tensors) for one prompt."""
         if sample.is_video:
-            return self.processor(text=[text], videos=[_video_frames(sample)], return_tensors="pt",
-                                  **_video_kwargs(sample))
-        return self.processor(text=[text], images=[_rgb(f) for f in sample.frames], return_tensors="pt")
+            return self.processor(text=[text], videos=[video_frames(sample)], return_tensors="pt",
+                                  **video_kwargs(sample))
+        return self.processor(text=[text], images=[rgb(f) for f in sample.frames], return_tensors="pt")
 
     def concat_vision(self, key: str, parts: list[Tensor]) -> Tensor:
         """Join one vision input (e.g. ``pixel_values``) of the batch's samples, in sample order."""
         return torch.cat(parts)
 
     def visual_tokens(self, input_ids: Tensor, encoded: list[dict[str, Any]]) -> VisualTokens:
-        """Locate every visual token: sample, sequence position, frame (group), row, col."""
-        lay = self.layout
-        cols: dict[str, list[Tensor]] = {k: [] for k in ("sample", "position", "frame", "row", "col")}
-        grids, per_group = [], []
-        for b, enc in enumerate(encoded):
-            key, token_id = ("video_grid_thw", lay.video_token_id) if enc["is_video"] else (
-                "image_grid_thw", lay.image_token_id)
-            positions = (input_ids[b] == token_id).nonzero().flatten()
-            frame_offset, cursor = 0, 0
-            for t, h, w in enc["vision"][key].tolist():
-                rows, cols_ = h // lay.spatial_merge, w // lay.spatial_merge
-                n = t * rows * cols_
-                k = torch.arange(n)
-                cols["sample"].append(torch.full((n,), b))
-                cols["position"].append(positions[cursor:cursor + n])
-                cols["frame"].append(frame_offset + k // (rows * cols_))
-                cols["row"].append((k % (rows * cols_)) // cols_)
-                cols["col"].append(k % cols_)
-                grids += [[b, frame_offset + g, rows, cols_] for g in range(t)]
-                frame_offset, cursor = frame_offset + t, cursor + n
-            if cursor != positions.numel():
-                raise RuntimeError(
-                    f"sample {b}: processor wrote {positions.numel()} visual tokens but the grids account for {cursor}"
-                )
-            per_group.append(lay.temporal_patch if enc["is_video"] else 1)
-        return VisualTokens(
-            **{k: torch.cat(v).long() for k, v in cols.items()},
-            grid=torch.tensor(grids, dtype=torch.long).reshape(-1, 4),
-            frames_per_group=torch.tensor(per_group, dtype=torch.long),
-        )
+        """Locate every visual token (sample, sequence position, frame, row, col) in the padded
+        ``input_ids`` ``[B, L]``; ``encoded`` holds each sample's :meth:`encode` output. The family's rule."""
+        raise NotImplementedError(f"{type(self).__name__} does not say where its visual tokens are")
 
 
-def _turn_end(processor: Any) -> str:
+def turn_end(processor: Any) -> str:
     """The text the chat template puts after an assistant message (e.g. ``<|im_end|>\\n``)."""
     marker = "\x00RESPONSE\x00"
     messages = [
@@ -189,16 +162,17 @@ def _turn_end(processor: Any) -> str:
     return rendered.split(marker, 1)[1]
 
 
-def _rgb(frame: Any) -> Any:
+def rgb(frame: Any) -> Any:
+    """A PIL image as RGB, anything else as a numpy array (``[H, W, 3]``)."""
     return frame.convert("RGB") if hasattr(frame, "convert") else np.asarray(frame)
 
 
-def _video_frames(sample: SpatialSample) -> np.ndarray:
+def video_frames(sample: SpatialSample) -> np.ndarray:
     """``[S, H, W, 3]`` uint8 frames of a video sample."""
-    return np.stack([np.asarray(_rgb(f)) for f in sample.frames])
+    return np.stack([np.asarray(rgb(f)) for f in sample.frames])
 
 
-def _video_kwargs(sample: SpatialSample) -> dict[str, Any]:
+def video_kwargs(sample: SpatialSample) -> dict[str, Any]:
     """Processor arguments for frames that are already sampled, at their real timing.
 
     Timestamps become frame indices of a 1 kHz clock, so the processor derives the

@@ -11,14 +11,11 @@ from typing import Any
 import yaml
 from safetensors.torch import load_file
 
+from thinkspace.backbones.registry import family_of_model_type, model_types
 from thinkspace.inference.build import load_checkpoint, module_from_config
 from thinkspace.inference.export import MANIFEST
 from thinkspace.inference.model import SpatialModel
 
-#: plain model directories without thinkspace.json: their backbone family by model_type
-FAMILIES = {"qwen2_vl": "thinkspace.backbones.QwenVL", "qwen2_5_vl": "thinkspace.backbones.QwenVL",
-            "qwen3_vl": "thinkspace.backbones.QwenVL", "llava_onevision": "thinkspace.backbones.LlavaOneVision",
-            "thinkspace_composed": "thinkspace.backbones.ComposedVLM"}
 
 
 def load(path: str | Path, config: str | Path | None = None) -> SpatialModel:
@@ -44,13 +41,14 @@ def load(path: str | Path, config: str | Path | None = None) -> SpatialModel:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: neither {MANIFEST} (thinkspace export) nor config.json (a model directory)")
     model_type = json.loads((path / "config.json").read_text()).get("model_type")
-    if model_type not in FAMILIES:
+    family = family_of_model_type(model_type)  # plain model directories: the family by model_type
+    if family is None:
         raise ValueError(f"{path}: model_type {model_type!r} has no thinkspace backbone; expected one of "
-                         f"{sorted(FAMILIES)} or a thinkspace export")
+                         f"{model_types()} or a thinkspace export")
     warnings.warn(f"{path} has no {MANIFEST}: loaded as a plain VLM, without latent, layout or situation heads",
                   stacklevel=2)
     spec = {"class_path": "thinkspace.modules.spatial_vlm.SpatialVLM",
-            "init_args": {"backbone": {"class_path": FAMILIES[model_type], "init_args": {"path": str(path)}}}}
+            "init_args": {"backbone": {"class_path": family.class_path, "init_args": {"path": str(path)}}}}
     return SpatialModel(_build(spec), source=str(path))
 
 

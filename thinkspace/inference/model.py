@@ -150,7 +150,7 @@ class SpatialModel:
         settings = self.generation(**generation)
         latent = self.objective("latent")
         if latent is not None:
-            from thinkspace.backbones.latent_decoding import generate_with_latents
+            from thinkspace.generation.latent_decoding import generate_with_latents
             from thinkspace.points import decode_latents
 
             gen = generate_with_latents(self.backbone, batch, latent.slot, mode=latent.decoding,

@@ -12,7 +12,8 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from thinkspace.backbones.base import VLMBackbone
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.data.batch import Batch
 from thinkspace.cues.base import Cue
 from thinkspace.metrics import ChoiceAccuracy
 from thinkspace.mixers import LossMixer, WeightedSum

@@ -9,7 +9,8 @@ from torch import Tensor
 from thinkspace.component import Component
 
 if TYPE_CHECKING:
-    from thinkspace.backbones.outputs import BackboneOutput, Batch
+    from thinkspace.backbones.outputs import BackboneOutput
+    from thinkspace.data.batch import Batch
 
 
 class Objective(Component):

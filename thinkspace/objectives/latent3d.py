@@ -12,14 +12,16 @@ from the teacher on the model's device in the training step (VGGT without a cach
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID
+from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
 from thinkspace.distributed import mean_over_ranks
 from thinkspace.heads.projector import LatentProjector, PaperProjector, View
@@ -108,7 +110,9 @@ class LatentAlignment(Objective):
         if self.projector_kind == "paper":
             w, h = self.paper_view_size
             rows, cols = self.teacher.grid(h, w)
-            self.projector = PaperProjector(d, c, self.slot.k, visual_tokens=visual_tokens(backbone, h, w),
+            backbone.require(FIXED_TOKEN_GRID, "LatentAlignment(projector='paper')")
+            visual = math.prod(backbone.tokens_per_frame(h, w))  # rows * cols tokens of one view
+            self.projector = PaperProjector(d, c, self.slot.k, visual_tokens=visual,
                                             teacher_tokens=special + rows * cols, view_size=(w, h))
         else:
             self.projector = LatentProjector(d, c, self.slot.k, num_special=special, width=self.projector_width)
@@ -230,7 +234,7 @@ class LatentAlignment(Objective):
     def generate(self, backbone: Any, batch: Batch, **generation: Any) -> list[str]:
         """Decode with latent steps (``decoding`` chooses feedback or tokens; ``generation`` may set
         ``force_start``, ``latent_steps`` and ``early_end``, see :func:`generate_with_latents`)."""
-        from thinkspace.backbones.latent_decoding import generate_with_latents
+        from thinkspace.generation.latent_decoding import generate_with_latents
 
         return generate_with_latents(backbone, batch, self.slot, mode=self.decoding, **generation).texts
 
@@ -249,11 +253,3 @@ def alignment_loss(pred: Tensor, target: Tensor, kind: str, reduction: str = "me
     if reduction == "sum":
         return err.sum()
     return err.sum(-1).mean() if reduction == "token_mean" else err.mean()
-
-
-def visual_tokens(backbone: Any, height: int, width: int) -> int:
-    """Visual tokens the backbone's processor makes of one ``height x width`` image."""
-    image = np.zeros((height, width, 3), dtype=np.uint8)
-    grid = backbone.processor.image_processor(images=[image], return_tensors="pt")["image_grid_thw"][0]
-    merge = backbone.layout().spatial_merge
-    return int(grid.prod()) // (merge * merge)

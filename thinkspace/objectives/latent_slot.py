@@ -11,7 +11,7 @@ Convention (the same in training, rewards and decoding):
   the pads' input embeddings are the pad token's (teacher forcing); in feedback
   decoding the hidden state at each of these positions is fed back as the next input
   embedding, and end is forced after k such steps (see
-  :mod:`thinkspace.backbones.latent_decoding`).
+  :mod:`thinkspace.generation.latent_decoding`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.outputs import IGNORE_INDEX
+from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.schema import SpatialSample
 
 START, PAD, END = "<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"

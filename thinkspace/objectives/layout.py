@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.outputs import BackboneOutput
+
+from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
 from thinkspace.distributed import mean_over_ranks
 from thinkspace.geometry import backproject, gaussian_nll

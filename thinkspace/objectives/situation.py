@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.backbones.outputs import BackboneOutput
+
+from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
 from thinkspace.distributed import mean_over_ranks
 from thinkspace.geometry import circular_soft_argmax, gaussian_nll, wrapped_gaussian

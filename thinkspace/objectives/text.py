@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from thinkspace.backbones.outputs import IGNORE_INDEX, BackboneOutput, Batch
+from thinkspace.backbones.outputs import BackboneOutput
+
+from thinkspace.data.batch import IGNORE_INDEX, Batch
 from thinkspace.distributed import mean_over_ranks
 from thinkspace.objectives.base import Objective
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from thinkspace.backbones.outputs import Batch
+from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
 
 #: ``Batch.targets`` key holding the prompts' texts and metadata for reward functions.

@@ -24,8 +24,10 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 
 from thinkspace.backbones.base import VLMBackbone
-from thinkspace.backbones.latent_decoding import _stop_ids, generate_with_latents
-from thinkspace.backbones.outputs import BackboneOutput, Batch
+from thinkspace.generation.latent_decoding import _stop_ids, generate_with_latents
+from thinkspace.backbones.capabilities import LATENT_DECODING
+from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.data.batch import Batch
 from thinkspace.modules.spatial_vlm import freeze_parameters
 from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.optim import WarmupSchedule
@@ -144,6 +146,7 @@ class SpatialGRPO(L.LightningModule):
         if reference not in ("auto", "adapter", "copy"):
             raise ValueError(f"model.reference must be 'auto', 'adapter' or 'copy', got {reference!r}")
         self.backbone = backbone
+        backbone.require(LATENT_DECODING, "SpatialGRPO (its rollouts decode with latent steps)")
         self.latent = latent
         if latent is not None:
             latent.name = "latent"

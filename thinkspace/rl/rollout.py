@@ -2,7 +2,7 @@
 
 A rollout of ``B`` prompts with group size ``G`` gives ``N = B x G`` completions (rows
 ``b * G ... b * G + G - 1`` belong to prompt ``b``). Both the sampling
-(:func:`~thinkspace.backbones.latent_decoding.generate_with_latents`) and the scoring
+(:func:`~thinkspace.generation.latent_decoding.generate_with_latents`) and the scoring
 (:func:`sequence_logprobs`, with or without gradients) run the prompt and its images
 once, repeat its KV cache G times and process the G completions as one batch.
 """
@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.latent_decoding import LatentGeneration, prefill
-from thinkspace.backbones.outputs import Batch, VisualTokens
+from thinkspace.generation.latent_decoding import LatentGeneration, prefill
+from thinkspace.data.batch import Batch, VisualTokens
 from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
 from thinkspace.rl.rewards import RewardScores
 

@@ -8,18 +8,16 @@ from typing import Any, Literal
 
 import torch
 
+from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID, LATENT_DECODING, VIDEO
+from thinkspace.backbones.composed.collator import ComposedCollator, ComposedLayout
 from thinkspace.backbones.composed.encoder import EncoderGeometry
 from thinkspace.backbones.composed.io import compose, is_composed_dir, load_causal_lm, load_composed, save_composed
 from thinkspace.backbones.composed.processor import ComposedProcessor
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora
-from thinkspace.backbones.outputs import Batch
-from thinkspace.backbones.paths import resolve_model_path
-from thinkspace.data.collate_composed import ComposedCollator, ComposedLayout
+from thinkspace.backbones.registry import FAMILIES, resolve
 
 Stage = Literal["joint", "projector"]
-#: the Qwen-VL collator's multimodal RoPE input; this model takes no such argument.
-QWEN_ONLY_INPUTS = ("mm_token_type_ids",)
 
 
 class ComposedVLM(HFBackbone):
@@ -51,8 +49,10 @@ class ComposedVLM(HFBackbone):
             arguments with ``path`` (a composed directory records its own); a bad ``stage``.
     """
 
-    families = ("thinkspace_composed",)
+    families = FAMILIES["composed"].model_types
     family_label = "composed"
+    capabilities = frozenset({VIDEO, LATENT_DECODING, FIXED_TOKEN_GRID})
+    collator_class = ComposedCollator
 
     def __init__(
         self,
@@ -86,7 +86,7 @@ class ComposedVLM(HFBackbone):
                              f"the composed directory {path!r} records its own")
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         if path is not None:
-            self.path = resolve_model_path(path)
+            self.path = resolve(path)
             if not is_composed_dir(self.path):
                 raise ValueError(f"{self.path}: config.json is not a composed model (model_type "
                                  f"'thinkspace_composed'); for a causal LM directory use lm_path")
@@ -125,12 +125,10 @@ class ComposedVLM(HFBackbone):
         rows, cols = self.hf.config.token_grid
         return ComposedLayout(image_token_id=int(self.hf.config.image_token_id), rows=rows, cols=cols)
 
-    def collator(self, objectives: dict[str, Any] | None = None, max_length: int | None = None,
-                 with_response: bool = True) -> ComposedCollator:
-        return ComposedCollator(self.processor, self.layout(), objectives, max_length, with_response)
-
-    def model_inputs(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in batch.inputs.items() if k not in QWEN_ONLY_INPUTS}
+    def tokens_per_frame(self, height: int, width: int) -> tuple[int, int]:
+        """The fixed ``token_grid``: every frame is resized to the encoder's input size."""
+        rows, cols = self.hf.config.token_grid
+        return int(rows), int(cols)
 
     def save_pretrained(self, out_dir: str | Path, merge_lora: bool = True) -> dict[str, Any]:
         """Write a composed directory to ``out_dir``; return the ``init_args`` that rebuild it.

@@ -33,9 +33,9 @@ def load_causal_lm(lm_path: str, dtype: Any, attn_implementation: str) -> tuple[
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from thinkspace.backbones.paths import resolve_model_path
+    from thinkspace.backbones.registry import resolve
 
-    path = resolve_model_path(lm_path)
+    path = resolve(lm_path)
     lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation)
     return lm, AutoTokenizer.from_pretrained(path)
 
@@ -108,8 +108,8 @@ def save_composed(model: ComposedForConditionalGeneration, tokenizer: Any, out_d
     shell = causal_lm_shell(model)
     shell.config = model.config.text_config
     shell.generation_config = model.generation_config
-    from thinkspace.backbones.tiny import _save_quietly
+    from thinkspace.backbones.tiny.build import save_quietly
 
-    _save_quietly(shell, out / LM_DIR)
+    save_quietly(shell, out / LM_DIR)
     tokenizer.save_pretrained(out / LM_DIR)
     return out

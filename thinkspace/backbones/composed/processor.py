@@ -55,12 +55,6 @@ class ComposedProcessor:
     def tokens_per_frame(self) -> int:
         return self.token_grid[0] * self.token_grid[1]
 
-    @property
-    def image_processor(self) -> FrameGrid:
-        """The Qwen-style ``image_processor(images=...)["image_grid_thw"]`` query some code
-        (``LatentAlignment(projector="paper")``) asks of a backbone's processor."""
-        return FrameGrid(self.token_grid)
-
     def apply_chat_template(self, messages: list[dict[str, Any]], tokenize: bool = False,
                             add_generation_prompt: bool = False, **kwargs: Any) -> str:
         """Render multimodal messages (content parts ``text``/``image``/``video``) with the
@@ -123,17 +117,6 @@ class ComposedProcessor:
 
     def batch_decode(self, *args: Any, **kwargs: Any) -> list[str]:
         return self.tokenizer.batch_decode(*args, **kwargs)
-
-
-class FrameGrid:
-    """Answers ``(images=[...]) -> {"image_grid_thw": [[1, rows, cols], ...]}``: every frame,
-    whatever its size, is resized to the encoder's input, so its token grid is fixed."""
-
-    def __init__(self, token_grid: tuple[int, int]) -> None:
-        self.token_grid = token_grid
-
-    def __call__(self, images: list[Any], **unused: Any) -> dict[str, Tensor]:
-        return {"image_grid_thw": torch.tensor([[1, *self.token_grid]] * len(images))}
 
 
 def _flatten(content: Any) -> str:

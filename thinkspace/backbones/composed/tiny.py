@@ -15,12 +15,17 @@ import torch
 from transformers import AutoModelForCausalLM, GenerationConfig, Qwen2Config
 
 from thinkspace.backbones.composed.io import compose, save_composed
-from thinkspace.backbones.tiny_tokenizer import build_tokenizer
+from thinkspace.backbones.tiny.tokenizer import build_tokenizer
 
 ENCODER = "vit_tiny_patch16_224"
 PATCH = 14
 POOL = 2
 VISION_HEAD_DIM = 16
+
+
+def build(name: str, out: Path, **sizes: int) -> Path:
+    """Write ``tiny:composed`` to ``out``; ``sizes`` as :func:`thinkspace.backbones.tiny.build_tiny`."""
+    return build_tiny_composed(out, **sizes)
 
 
 def build_tiny_composed(out: Path, *, hidden_size: int, num_layers: int, num_heads: int, num_kv_heads: int,

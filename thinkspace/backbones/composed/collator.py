@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.outputs import VisualTokens
-from thinkspace.data.collate import Collator, _rgb, _video_frames
+from thinkspace.data.batch import VisualTokens
+from thinkspace.data.collate import Collator, rgb, video_frames
 from thinkspace.data.schema import SpatialSample
 
 
@@ -51,8 +51,8 @@ class ComposedCollator(Collator):
 
     def process(self, text: str, sample: SpatialSample) -> Any:
         if sample.is_video:
-            return self.processor(text=[text], videos=[_video_frames(sample)])
-        return self.processor(text=[text], images=[_rgb(f) for f in sample.frames])
+            return self.processor(text=[text], videos=[video_frames(sample)])
+        return self.processor(text=[text], images=[rgb(f) for f in sample.frames])
 
     def visual_tokens(self, input_ids: Tensor, encoded: list[dict[str, Any]]) -> VisualTokens:
         """Every frame's ``rows x cols`` tokens in order: sample, position, frame, row, col."""

@@ -1,22 +1,16 @@
 """The LLaVA-OneVision family (SigLIP + Qwen2; LLaVA-OneVision, LLaVA-Video) through transformers.
 
 Which placeholder tokens make up a frame's grid (anyres images, multi-image sets, pooled
-video frames) is described in :mod:`thinkspace.data.collate_onevision`.
+video frames) is described in :mod:`thinkspace.backbones.llava_onevision.collator`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-
+from thinkspace.backbones.capabilities import FRAME_PREFIX_IN_VIDEO, LATENT_DECODING, VIDEO
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
+from thinkspace.backbones.llava_onevision.collator import OneVisionCollator, OneVisionLayout
 from thinkspace.backbones.lora import LoraSettings
-from thinkspace.backbones.outputs import Batch
-from thinkspace.data.collate_onevision import OneVisionCollator, OneVisionLayout
-
-#: Qwen-VL's multimodal RoPE input; the collator writes it, LLaVA-OneVision takes no such argument.
-QWEN_ONLY_INPUTS = ("mm_token_type_ids",)
+from thinkspace.backbones.registry import FAMILIES
 
 
 class LlavaOneVision(HFBackbone):
@@ -40,8 +34,12 @@ class LlavaOneVision(HFBackbone):
             token; ``"default"`` would drop a patch token and break the token grids).
     """
 
-    families = ("llava_onevision",)
+    families = FAMILIES["llava_onevision"].model_types
     family_label = "LLaVA-OneVision"
+    # no FIXED_TOKEN_GRID: a frame's grid depends on the sample (one image: P x P; several: the
+    # part of P x P its aspect ratio covers; video: pooled Q x Q)
+    capabilities = frozenset({VIDEO, LATENT_DECODING, FRAME_PREFIX_IN_VIDEO})
+    collator_class = OneVisionCollator
 
     def __init__(
         self,
@@ -68,9 +66,9 @@ class LlavaOneVision(HFBackbone):
             patches_per_side=int(config.vision_config.image_size) // int(config.vision_config.patch_size),
         )
 
-    def collator(self, objectives: dict[str, Any] | None = None, max_length: int | None = None,
-                 with_response: bool = True) -> OneVisionCollator:
-        return OneVisionCollator(self.processor, self.layout(), objectives, max_length, with_response)
-
-    def model_inputs(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in batch.inputs.items() if k not in QWEN_ONLY_INPUTS}
+    def tokens_per_frame(self, height: int, width: int) -> tuple[int, int]:
+        """``(P, P)``: the base grid of a single image, whatever its size (the processor resizes the
+        whole image onto one ``image_size`` crop). Several images per sample or video frames give
+        other grids (see :mod:`.collator`), so the family has no fixed grid per frame size."""
+        side = self.layout().patches_per_side
+        return side, side

@@ -1,11 +1,15 @@
-"""Tiny random-initialised vision-language models, built offline as ordinary Hugging Face dirs.
+"""Tiny random-initialised vision-language models, built offline as ordinary model directories.
 
 `build_tiny("qwen2_5_vl", out_dir)` writes `config.json`, `generation_config.json`,
 `model.safetensors` (float32), the tokenizer files and the processor files of a model of
 about a million parameters, using the family's real model, image-processor, video-processor
 and processor classes. So `AutoProcessor.from_pretrained(out_dir)` and
 `AutoModelForImageTextToText.from_pretrained(out_dir)` load it offline exactly as they load a
-real checkpoint, and every code path that handles a real Qwen-VL model runs on it in seconds.
+real checkpoint, and every code path that handles a real model runs on it in seconds.
+
+This module is family-independent: which family builds a tiny name is read from
+:mod:`thinkspace.backbones.registry`, and the family's `tiny.py` (`build(name, out, **sizes)`)
+writes the files, with :func:`save_hf_tiny` for transformers-backed families.
 
 `tiny_model_dir(family, **overrides)` builds such a directory once per set of arguments under a
 cache root and returns it on later calls.
@@ -19,18 +23,16 @@ import json
 import os
 import shutil
 import tempfile
-from functools import partial
+import importlib
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import AutoModelForImageTextToText, GenerationConfig
-from transformers.utils import logging as hf_logging
 
-from thinkspace.backbones import tiny_llava_onevision
-from thinkspace.backbones.tiny_configs import model_config, processor
-from thinkspace.backbones.tiny_tokenizer import build_tokenizer
+from thinkspace.backbones.registry import family_of_tiny, tiny_names
 
-TINY_FAMILIES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision", "composed")
+#: every `tiny:<name>` the registered families build
+TINY_FAMILIES: tuple[str, ...] = tiny_names()
 
 # Bump when the builder changes what it writes, so cached directories are rebuilt.
 BUILD_VERSION = 1
@@ -38,10 +40,7 @@ BUILD_VERSION = 1
 
 def check_family(family: str) -> None:
     """Raise ValueError naming `family` and the supported ones unless it is one of TINY_FAMILIES."""
-    if family not in TINY_FAMILIES:
-        raise ValueError(
-            f"unknown tiny model family {family!r}; supported families: {', '.join(TINY_FAMILIES)}"
-        )
+    family_of_tiny(family)
 
 
 def build_tiny(
@@ -65,11 +64,11 @@ def build_tiny(
     `num_kv_heads` are the text attention heads (head_dim = hidden_size / num_heads);
     `intermediate_size` is the text MLP width (default 4 * hidden_size); `vision_hidden_size`
     and `vision_depth` size the vision tower (heads of 16 channels). `min_pixels` and
-    `max_pixels` bound the resized area of one image or video frame (pixels, i.e. H * W), so
+    `max_pixels` bound the resized area of one image or video frame (pixels, i.e. H * W); for Qwen-VL
     the number of visual tokens per image is between about min_pixels / (patch * 2)**2 and
     max_pixels / (patch * 2)**2 (patch 14 for Qwen2/2.5-VL, 16 for Qwen3-VL). For
     `llava_onevision`, `min_pixels` is the area of one square crop (56 px crops of 4 x 4
-    tokens by default) and `max_pixels` bounds the anyres crop grids (see `tiny_llava_onevision.py`).
+    tokens by default) and `max_pixels` bounds the anyres crop grids (see `llava_onevision/tiny.py`).
     For `composed` (timm ViT + Qwen2 causal LM), frames are sqrt(max_pixels) px squares (see
     `composed/tiny.py`) and the directory is a composed one (`composed/io.py`).
     The same arguments give byte-identical `model.safetensors` (seeded init on the CPU).
@@ -77,29 +76,18 @@ def build_tiny(
     check_family(family)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if family == "composed":  # timm ViT + Qwen2 causal LM; its own directory format
-        from thinkspace.backbones.composed.tiny import build_tiny_composed
+    builder = importlib.import_module(f"{family_of_tiny(family).package}.tiny")
+    return builder.build(family, out, hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
+                         num_kv_heads=num_kv_heads, intermediate_size=intermediate_size or 4 * hidden_size,
+                         vision_hidden_size=vision_hidden_size, vision_depth=vision_depth, min_pixels=min_pixels,
+                         max_pixels=max_pixels, seed=seed)
 
-        return build_tiny_composed(out, hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
-                                   num_kv_heads=num_kv_heads, intermediate_size=intermediate_size or 4 * hidden_size,
-                                   vision_hidden_size=vision_hidden_size, vision_depth=vision_depth,
-                                   max_pixels=max_pixels, seed=seed)
 
-    tokenizer = build_tokenizer(family)
-    llava = family == "llava_onevision"
-    config = (tiny_llava_onevision.model_config if llava else partial(model_config, family))(
-        tokenizer,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        num_kv_heads=num_kv_heads,
-        intermediate_size=intermediate_size or 4 * hidden_size,
-        vision_hidden_size=vision_hidden_size,
-        vision_depth=vision_depth,
-        **({"min_pixels": min_pixels} if llava else {}),
-        max_pixels=max_pixels,
-    )
-    # Fork the RNG so building a model does not change the caller's random stream.
+def save_hf_tiny(config: Any, processor: Any, tokenizer: Any, out: Path, seed: int) -> Path:
+    """Initialise ``AutoModelForImageTextToText`` from ``config`` with ``seed`` (float32, on the CPU,
+    without moving the caller's random stream) and write it, its generation config and ``processor``."""
+    from transformers import AutoModelForImageTextToText, GenerationConfig
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
@@ -109,16 +97,15 @@ def build_tiny(
         eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
         pad_token_id=tokenizer.pad_token_id,
     )
-    _save_quietly(model, out)
-    if llava:
-        tiny_llava_onevision.processor(tokenizer, min_pixels=min_pixels, max_pixels=max_pixels).save_pretrained(out)
-    else:
-        processor(family, tokenizer, min_pixels=min_pixels, max_pixels=max_pixels).save_pretrained(out)
+    save_quietly(model, out)
+    processor.save_pretrained(out)
     return out
 
 
-def _save_quietly(model: torch.nn.Module, out: Path) -> None:
+def save_quietly(model: torch.nn.Module, out: Path) -> None:
     """save_pretrained without its progress bar (a one-shard file is not worth one per build)."""
+    from transformers.utils import logging as hf_logging
+
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:

@@ -39,8 +39,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.outputs import VisualTokens
-from thinkspace.data.collate import Collator, _rgb
+from thinkspace.data.batch import VisualTokens
+from thinkspace.data.collate import Collator, rgb
 from thinkspace.data.schema import FRAME_PREFIX, SpatialSample
 
 
@@ -97,7 +97,7 @@ class OneVisionCollator(Collator):
             prefix = sample.meta.get(FRAME_PREFIX)
             return self._interleave(out, prefix, sample.num_frames) if prefix else out
         # one list per sample: the processor treats 2+ images as a multi-image sample
-        return self.processor(text=[text], images=[[_rgb(f) for f in sample.frames]], return_tensors="pt")
+        return self.processor(text=[text], images=[[rgb(f) for f in sample.frames]], return_tensors="pt")
 
     def _interleave(self, out: Any, prefix: str, num_frames: int) -> Any:
         """``out`` with the ids of ``prefix`` inserted before each video frame's ``Q x Q`` tokens."""

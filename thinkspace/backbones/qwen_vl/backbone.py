@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID, LATENT_DECODING, VIDEO
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings
-from thinkspace.data.collate import Collator, VisionLayout
+from thinkspace.backbones.qwen_vl.collator import QwenVLCollator, QwenVLLayout
+from thinkspace.backbones.registry import FAMILIES
 
 
 class QwenVL(HFBackbone):
@@ -14,7 +14,7 @@ class QwenVL(HFBackbone):
 
     ``tiny:qwen2_5_vl`` (or ``tiny:qwen2_vl``, ``tiny:qwen3_vl``) builds a tiny
     random-initialised model once into the local cache (see
-    :mod:`thinkspace.backbones.tiny`) and then loads it through the same
+    :mod:`thinkspace.backbones.tiny`, builders in :mod:`.tiny`) and then loads it through the same
     ``from_pretrained`` calls a real checkpoint takes.
 
     Args:
@@ -30,8 +30,11 @@ class QwenVL(HFBackbone):
             --keep-adapter``'s ``adapter/``).
     """
 
-    families = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+    families = FAMILIES["qwen_vl"].model_types
     family_label = "Qwen-VL"
+    # per-frame prefixes of a video stand before its block (the 3D RoPE needs it contiguous), not inside
+    capabilities = frozenset({VIDEO, LATENT_DECODING, FIXED_TOKEN_GRID})
+    collator_class = QwenVLCollator
 
     def __init__(
         self,
@@ -47,15 +50,27 @@ class QwenVL(HFBackbone):
         pixel_kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v}
         self._load(path, dtype, attn_implementation, lora, adapter_path, **pixel_kwargs)
 
-    def layout(self) -> VisionLayout:
+    @property
+    def multimodal_rope(self) -> bool:
+        return True
+
+    def layout(self) -> QwenVLLayout:
         config = self.hf.config
-        return VisionLayout(
+        return QwenVLLayout(
             image_token_id=int(config.image_token_id),
             video_token_id=int(config.video_token_id),
             spatial_merge=int(config.vision_config.spatial_merge_size),
             temporal_patch=int(config.vision_config.temporal_patch_size),
         )
 
-    def collator(self, objectives: dict[str, Any] | None = None, max_length: int | None = None,
-                 with_response: bool = True) -> Collator:
-        return Collator(self.processor, self.layout(), objectives, max_length, with_response)
+    def tokens_per_frame(self, height: int, width: int) -> tuple[int, int]:
+        """The image processor's rule: smart-resize to multiples of ``patch * merge`` px with the area
+        within its ``[min_pixels, max_pixels]``, then ``merge x merge`` patches per token."""
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        images = self.processor.image_processor
+        patch, merge = int(images.patch_size), int(images.merge_size)
+        size = images.size
+        h, w = smart_resize(height, width, factor=patch * merge, min_pixels=size["shortest_edge"],
+                            max_pixels=size["longest_edge"])
+        return h // (patch * merge), w // (patch * merge)

@@ -1,4 +1,6 @@
-"""Model configs and processors of the tiny Qwen-VL families (see `tiny.py`).
+"""The tiny Qwen-VL models (`tiny:qwen2_vl`, `tiny:qwen2_5_vl`, `tiny:qwen3_vl`): configs, processors, builder.
+
+Built once and cached by :mod:`thinkspace.backbones.tiny` (which calls :func:`build`).
 
 The shapes follow the real checkpoints scaled down: patch 14 (Qwen2/2.5-VL) or 16 (Qwen3-VL),
 2x2 spatial merge, 2-frame temporal patches, multimodal RoPE sections in the real ratios, and
@@ -6,6 +8,8 @@ the image normalisation of each family. Token ids come from the tokenizer, never
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from transformers import (
     AutoConfig,
@@ -20,6 +24,9 @@ from transformers import (
     Qwen3VLVideoProcessor,
 )
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+from thinkspace.backbones.tiny.build import save_hf_tiny
+from thinkspace.backbones.tiny.tokenizer import build_tokenizer
 
 PATCH_SIZE = {"qwen2_vl": 14, "qwen2_5_vl": 14, "qwen3_vl": 16}
 MERGE_SIZE = 2  # 2x2 patches become one LLM token
@@ -215,3 +222,12 @@ def processor(
         video_processor=videos,
         chat_template=tokenizer.chat_template,
     )
+
+
+def build(name: str, out: Path, *, min_pixels: int, max_pixels: int, seed: int, **sizes: int) -> Path:
+    """Write the tiny ``name`` model (``qwen2_vl``, ``qwen2_5_vl``, ``qwen3_vl``) to ``out``; ``sizes``
+    as :func:`thinkspace.backbones.tiny.build_tiny`."""
+    tokenizer = build_tokenizer(name)
+    config = model_config(name, tokenizer, max_pixels=max_pixels, **sizes)
+    return save_hf_tiny(config, processor(name, tokenizer, min_pixels=min_pixels, max_pixels=max_pixels),
+                        tokenizer, out, seed)

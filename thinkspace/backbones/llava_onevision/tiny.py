@@ -1,4 +1,4 @@
-"""Model config and processor of the tiny LLaVA-OneVision family (see `tiny.py`).
+"""The tiny LLaVA-OneVision model (`tiny:llava_onevision`): config, processor, builder.
 
 LLaVA-OneVision is a SigLIP vision tower, a 2-layer MLP projector and a Qwen2 language model.
 The tiny one keeps the real layout scaled down: 14 px patches, square crops (the real 384 px
@@ -10,6 +10,8 @@ checkpoints (SigLIP has no CLS token). Token ids come from the tokenizer, never 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from transformers import (
     AutoConfig,
     LlavaOnevisionImageProcessor,
@@ -18,6 +20,9 @@ from transformers import (
     PretrainedConfig,
     PreTrainedTokenizerBase,
 )
+
+from thinkspace.backbones.tiny.build import save_hf_tiny
+from thinkspace.backbones.tiny.tokenizer import build_tokenizer
 
 PATCH_SIZE = 14
 VISION_HEAD_DIM = 16
@@ -126,3 +131,11 @@ def processor(tokenizer: PreTrainedTokenizerBase, *, min_pixels: int, max_pixels
         vision_aspect_ratio=VISION_ASPECT_RATIO,
         chat_template=tokenizer.chat_template,
     )
+
+
+def build(name: str, out: Path, *, min_pixels: int, max_pixels: int, seed: int, **sizes: int) -> Path:
+    """Write the tiny LLaVA-OneVision model to ``out``; ``sizes`` as :func:`thinkspace.backbones.tiny.build_tiny`."""
+    tokenizer = build_tokenizer(name)
+    config = model_config(tokenizer, min_pixels=min_pixels, max_pixels=max_pixels, **sizes)
+    return save_hf_tiny(config, processor(tokenizer, min_pixels=min_pixels, max_pixels=max_pixels),
+                        tokenizer, out, seed)

@@ -35,9 +35,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.decode_state import DecodeMask, draw_uniforms
-from thinkspace.backbones.outputs import BackboneOutput, Batch
-from thinkspace.backbones.prompts import prompt_batch
+from thinkspace.backbones.capabilities import LATENT_DECODING
+from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.data.batch import Batch
+from thinkspace.generation.decode_state import DecodeMask, draw_uniforms
+from thinkspace.generation.prompts import prompt_batch
 
 
 @dataclass
@@ -125,13 +127,13 @@ def prefill(backbone: Any, prompts: Batch, inputs_embeds_hook: Any = None) -> Pr
         seen["embeds"] = inputs_embeds_hook(embeds, b) if inputs_embeds_hook is not None else embeds
         return seen["embeds"]
 
-    mrope = hasattr(hf.model, "rope_deltas")  # Qwen-VL: 3D RoPE; others: 1D positions
+    mrope = backbone.multimodal_rope  # Qwen-VL: 3D RoPE; others: 1D positions
     if mrope:
         hf.model.rope_deltas = None  # recomputed by this prefill, never left over from another batch
     extra = {}
     if not mrope:  # left padding: positions count valid tokens only, as in (right-padded) training
         extra["position_ids"] = (prompts.inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-    with backbone._embeds_hook(keep, prompts):
+    with backbone.inputs_embeds_hook(keep, prompts):
         out = hf.model(**backbone.model_inputs(prompts), past_key_values=cache, use_cache=True, return_dict=True,
                        **extra)
     hidden = out.last_hidden_state
@@ -187,7 +189,7 @@ def generate_with_latents(
             they do not depend on which other prompts share the batch (or the rank).
         inputs_embeds_hook: applied to the prefill's input embeddings (input cues).
         fast: hand the decoder the attention mask prepared for all steps at once
-            (:class:`~thinkspace.backbones.decode_state.DecodeMask`); ``False`` lets it build the
+            (:class:`~thinkspace.generation.decode_state.DecodeMask`); ``False`` lets it build the
             mask at every token, as a plain forward does. The tokens are the same.
         return_logprobs: also return each emitted token's log-probability at ``temperature``
             (``LatentGeneration.logprobs``), from the logits the loop computes anyway.
@@ -201,6 +203,7 @@ def generate_with_latents(
         raise ValueError(f"latent decoding mode must be 'feedback' or 'tokens', got {mode!r}")
     if group < 1:
         raise ValueError(f"latent decoding: group must be at least 1, got {group}")
+    backbone.require(LATENT_DECODING, "generate_with_latents (latent decoding: LatentAlignment.generate, GRPO)")
     hf, tokenizer = backbone.hf, backbone.tokenizer
     pad_id = tokenizer.pad_token_id
     stops = _stop_ids(tokenizer, eos_token_id)
@@ -309,7 +312,7 @@ def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, t
     ``[N]`` in (0, 1): one random number per row, where a Gumbel or exponential race needs V
     (drawing those was a tenth of a tiny model's GRPO step), and no ``torch.multinomial``
     (several times slower on the CPU). Without ``uniform`` it is drawn from ``generator``
-    (see :func:`~thinkspace.backbones.decode_state.draw_uniforms`; a list of ``M`` generators
+    (see :func:`~thinkspace.generation.decode_state.draw_uniforms`; a list of ``M`` generators
     gives consecutive blocks of ``N / M`` rows their own).
     """
     logits = logits / max(temperature, 1e-5)
