@@ -23,12 +23,7 @@ SIZES = [(50, 80), (120, 60), (112, 112)]  # (height, width) px: wide, tall, the
 @pytest.fixture(scope="module")
 def gemma3(tiny_cache):
     """The tiny Gemma 3 (weights shared: tests must not train it in place)."""
-    from thinkspace.backbones.gemma3.tiny import build_tiny_gemma3  # TEMP until the registry lands
-    out = Path(tiny_cache) / "gemma3"
-    if not out.exists():
-        build_tiny_gemma3(out, hidden_size=128, num_layers=3, num_heads=4, num_kv_heads=2, intermediate_size=512,
-                          vision_hidden_size=64, vision_depth=2, max_pixels=112 * 112, seed=0)
-    return Gemma3(str(out))
+    return Gemma3("tiny:gemma3")
 
 
 def _images(n, first=0):
@@ -41,6 +36,14 @@ def _samples():
     """One, two and three images of mixed sizes, each with a response."""
     base = ColouredSquares(1, num_views=1, seed=0)[0]
     return [replace(base, id=f"s{n}", frames=_images(n, first=n)) for n in (1, 2, 3)]
+
+
+def test_tiny_gemma3_is_built_once_through_the_registry(gemma3, tiny_cache):
+    from thinkspace.backbones.registry import family_of_model_type, family_of_tiny
+    from thinkspace.backbones.tiny import tiny_model_dir
+
+    assert family_of_tiny("gemma3").backbone == "Gemma3" and family_of_model_type("gemma3").name == "gemma3"
+    assert Path(gemma3.path) == tiny_model_dir("gemma3") and Path(gemma3.path).parent == Path(tiny_cache) / "tiny"
 
 
 def test_tiny_directory_loads_offline_with_the_real_gemma3_classes(gemma3):
@@ -83,6 +86,7 @@ def test_visual_index_is_every_image_block_as_the_processor_writes_it(gemma3):
     assert vis.grid.tolist() == [[b, f, 4, 4] for b in range(3) for f in range(b + 1)]
     assert vis.frames_per_group.tolist() == [1, 1, 1]
     assert batch.inputs["pixel_values"].shape == (6, 3, 112, 112)
+    assert torch.equal(batch.inputs["token_type_ids"], (ids == image_id).long())  # padded with the ids
     for b, sample in enumerate(samples):
         content = [{"type": "image", "image": f} for f in sample.frames] + [{"type": "text", "text": sample.prompt}]
         own = gemma3.processor.apply_chat_template([{"role": "user", "content": content}], tokenize=True,
@@ -162,10 +166,31 @@ def test_token_type_ids_reach_the_model_in_forward_and_generate(gemma3):
     assert all(t is None for t in spy.seen[1:])  # later steps: one new text token each
 
 
-def test_a_video_sample_is_refused_naming_the_family(gemma3):
+def test_what_gemma3_cannot_do_is_refused_naming_the_family(gemma3):
+    """No video input; no latent decoding (the decode loop's prepared mask ignores its sliding window)."""
+    from thinkspace.generation.latent_decoding import generate_with_latents
+
+    assert gemma3.capabilities == {"fixed token grid"}
     video = ColouredSquares(1, num_views=3, video=True, seed=0)[0]
-    with pytest.raises(ValueError, match=r"Gemma 3"):
+    with pytest.raises(ValueError, match=r"is a video and needs 'video', which the Gemma 3 backbone .*gemma3-\w+ "
+                                         r"does not support \(it supports: fixed token grid\)"):
         gemma3.collator()([video])
+    batch = gemma3.collator()(_samples()[:1])
+    with pytest.raises(ValueError, match=r"generate_with_latents .* needs 'latent decoding', which the Gemma 3"):
+        generate_with_latents(gemma3, batch, None, max_new_tokens=2)
+
+
+def test_the_paper_projector_sizes_itself_from_the_fixed_token_grid(gemma3):
+    """3DThinker's fixed-size projector: 16 visual tokens per frame (any image size maps to them)."""
+    from thinkspace.modules.spatial_vlm import SpatialVLM
+    from thinkspace.objectives import LatentAlignment
+
+    latent = LatentAlignment(k=2, projector="paper", paper_view_size=(56, 56))  # the data's size
+    module = SpatialVLM(Gemma3(gemma3.path), objectives={"latent": latent})
+    assert latent.projector.visual_tokens == 16
+    data = SyntheticSpatial(2, image_size=56, num_views=(1, 2), settings=["leftmost"], seed=0)
+    total, terms = module.losses(module.collator()([data[0], data[1]]))
+    assert torch.isfinite(terms["latent.align"]) and terms["latent.align"] > 0
 
 
 def test_a_pan_and_scan_checkpoint_is_refused(gemma3, tmp_path):

@@ -6,14 +6,11 @@ Which placeholder tokens make up a frame's grid is described in
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-
+from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID
 from thinkspace.backbones.gemma3.collator import Gemma3Collator, Gemma3Layout
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings
-from thinkspace.backbones.outputs import Batch
+from thinkspace.backbones.registry import FAMILIES
 
 
 class Gemma3(HFBackbone):
@@ -22,8 +19,9 @@ class Gemma3(HFBackbone):
 
     Every image becomes one fixed ``rows x cols`` grid of visual tokens (16 x 16 in the real
     checkpoints, whatever the image size); the model attends bidirectionally inside each image's
-    block, told by ``token_type_ids``, which :meth:`model_inputs` passes in training and generation.
-    Images only: a video sample is refused.
+    block, told by ``token_type_ids``, which the collator writes into the batch (so training and
+    ``generate`` pass it). Images only: no ``VIDEO``. No ``LATENT_DECODING``:
+    the decode loop's prepared mask ignores Gemma 3's sliding-window layers (docs/backbones.md).
 
     Args:
         path: model directory, Hub id, or ``tiny:gemma3``.
@@ -38,8 +36,10 @@ class Gemma3(HFBackbone):
             switched on (extra crops per image that are no frame of the sample).
     """
 
-    families = ("gemma3",)
+    families = FAMILIES["gemma3"].model_types
     family_label = "Gemma 3"
+    capabilities = frozenset({FIXED_TOKEN_GRID})
+    collator_class = Gemma3Collator
 
     def __init__(
         self,
@@ -61,17 +61,7 @@ class Gemma3(HFBackbone):
         return Gemma3Layout(image_token_id=int(config.image_token_id), rows=side, cols=side)
 
     def tokens_per_frame(self, height: int, width: int) -> tuple[int, int]:
-        """``(rows, cols)`` of one image's visual tokens: the same for every ``height x width`` (px)."""
+        """``(rows, cols)`` of one image's visual tokens: the same for every ``height x width`` (px),
+        as the processor resizes every image whole to the vision tower's square."""
         lay = self.layout()
         return lay.rows, lay.cols
-
-    def collator(self, objectives: dict[str, Any] | None = None, max_length: int | None = None,
-                 with_response: bool = True) -> Gemma3Collator:
-        return Gemma3Collator(self.processor, self.layout(), objectives, max_length, with_response)
-
-    def model_inputs(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The batch's inputs with ``token_type_ids`` (1 on image tokens) in place of Qwen's
-        ``mm_token_type_ids``: Gemma 3's bidirectional attention inside each image reads it."""
-        inputs = {k: v for k, v in batch.inputs.items() if k != "mm_token_type_ids"}
-        inputs["token_type_ids"] = (batch.inputs["input_ids"] == self.layout().image_token_id).long()
-        return inputs

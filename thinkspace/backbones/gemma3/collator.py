@@ -9,10 +9,12 @@ grid is fixed, whatever the image size: ``rows = cols = sqrt(mm_tokens_per_image
 tokens are exactly its block of soft tokens (``frames_per_group`` 1).
 
 Pan-and-scan (extra crops of large images, each its own block) is refused when the backbone loads:
-the crops would be extra blocks that are no frame. Gemma 3 takes no video.
+the crops would be extra blocks that are no frame. Gemma 3 takes no video (the backbone has no
+``VIDEO`` capability, so the base collator refuses a video sample naming the family).
 
 The model attends bidirectionally inside each image block; it reads which tokens are image tokens
-from ``token_type_ids`` (1 on soft tokens), which the backbone derives from the ids the collator pads.
+from ``token_type_ids`` ``[B, L]`` (1 on soft tokens), which :meth:`Gemma3Collator.extra_inputs`
+writes from the padded ids (generation's prompt batches left-pad it with the ids).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.outputs import VisualTokens
-from thinkspace.data.collate import Collator, _rgb
+from thinkspace.data.batch import VisualTokens
+from thinkspace.data.collate import Collator, rgb
 from thinkspace.data.schema import SpatialSample
 
 
@@ -56,14 +58,16 @@ class Gemma3Collator(Collator):
     layout: Gemma3Layout
 
     def process(self, text: str, sample: SpatialSample) -> Any:
-        if sample.is_video:
-            raise ValueError(f"sample {sample.id!r} ({sample.source}) is a video; Gemma 3 takes images only "
-                             "(no video input)")
         # The chat template already writes <bos>; the tokenizer would add a second one.
-        out = self.processor(text=[text], images=[[_rgb(f) for f in sample.frames]], return_tensors="pt",
+        out = self.processor(text=[text], images=[[rgb(f) for f in sample.frames]], return_tensors="pt",
                              add_special_tokens=False)
-        # Per-sequence; the backbone derives it from the padded ids (see Gemma3.model_inputs).
+        # One unpadded row per sample; extra_inputs writes it again from the padded batch.
         return {k: v for k, v in out.items() if k != "token_type_ids"}
+
+    def extra_inputs(self, input_ids: Tensor) -> dict[str, Tensor]:
+        """``token_type_ids`` ``[B, L]``: 1 on image soft tokens, 0 elsewhere (Gemma 3's bidirectional
+        attention inside each image block reads it, in training and generation)."""
+        return {"token_type_ids": (input_ids == self.layout.image_token_id).long()}
 
     def visual_tokens(self, input_ids: Tensor, encoded: list[dict[str, Any]]) -> VisualTokens:
         """Every image's ``rows x cols`` soft tokens in order: sample, position, frame, row, col."""

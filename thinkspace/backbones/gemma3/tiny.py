@@ -26,9 +26,9 @@ from transformers import (
     GemmaTokenizer,
     GenerationConfig,
 )
-from transformers.utils import logging as hf_logging
 
-from thinkspace.backbones.tiny_tokenizer import BPE_VOCAB_SIZE, training_corpus
+from thinkspace.backbones.tiny.build import save_quietly
+from thinkspace.backbones.tiny.tokenizer import BPE_VOCAB_SIZE, training_corpus
 
 PATCH_SIZE = 14
 TOKENS_PER_SIDE = 4  # visual tokens along each side of one image after pooling
@@ -169,6 +169,11 @@ def processor(tokenizer: GemmaTokenizer, *, max_pixels: int) -> Gemma3Processor:
                            image_seq_length=TOKENS_PER_SIDE**2)
 
 
+def build(name: str, out: Path, **sizes: int) -> Path:
+    """Write ``tiny:gemma3`` to ``out``; ``sizes`` as :func:`thinkspace.backbones.tiny.build_tiny`."""
+    return build_tiny_gemma3(out, **sizes)
+
+
 def build_tiny_gemma3(out: Path, *, hidden_size: int, num_layers: int, num_heads: int, num_kv_heads: int,
                       intermediate_size: int, vision_hidden_size: int, vision_depth: int, max_pixels: int,
                       seed: int, **unused: int) -> Path:
@@ -194,12 +199,6 @@ def build_tiny_gemma3(out: Path, *, hidden_size: int, num_layers: int, num_heads
         eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")],
         pad_token_id=tokenizer.pad_token_id,
     )
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        model.save_pretrained(out)
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
+    save_quietly(model, out)
     processor(tokenizer, max_pixels=max_pixels).save_pretrained(out)
     return out
