@@ -17,6 +17,8 @@ from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.objectives import TextCrossEntropy
 
+from cli_helpers import REPO
+
 SIZES = [(50, 80), (120, 60), (112, 112)]  # (height, width) px: wide, tall, the model's own square
 
 
@@ -298,3 +300,18 @@ def test_input_cues_edit_the_visual_tokens_and_the_prompt(gemma3):
     expected[vis.sample[valid], vis.position[valid]] = True
     expected[ids == camera] = True
     assert valid.any() and torch.equal(changed, expected)
+
+
+def test_a_config_selects_gemma3_by_class_path(tmp_path):
+    """The quickstart config with the backbone swapped by class_path trains 2 steps through the CLI."""
+    from thinkspace.cli import main
+
+    run = tmp_path / "run"
+    backbone = {"class_path": "thinkspace.backbones.gemma3.Gemma3", "init_args": {"path": "tiny:gemma3"}}
+    main(["fit", "--config", str(REPO / "configs" / "quickstart.yaml"), "--run_dir", str(run),
+          "--model.backbone", json.dumps(backbone),
+          "--trainer.max_steps", "2", "--data.batch_size", "2", "--data.num_workers", "0", "--data.val", "null",
+          "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert state["global_step"] == 2
+    assert "backbone.model.model.multi_modal_projector.mm_input_projection_weight" in state["state_dict"]
