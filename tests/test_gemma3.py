@@ -131,6 +131,17 @@ def test_labels_are_the_response_and_the_end_of_turn(gemma3):
     assert int((batch.labels[0] != -100).nonzero()[0]) == int(batch.prompt_lengths[0])
 
 
+def test_logits_and_text_loss_match_the_transformers_model(gemma3):
+    batch = gemma3.collator({"text": TextCrossEntropy()})(_samples())
+    with torch.no_grad():
+        out = gemma3(batch)
+        ref = gemma3.hf(**gemma3.model_inputs(batch), labels=batch.labels)
+        terms = TextCrossEntropy().loss(out, batch)
+    mask = batch.inputs["attention_mask"].bool()
+    torch.testing.assert_close(out.logits[mask], ref.logits[mask], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(terms["ce"], ref.loss, rtol=1e-5, atol=1e-6)
+
+
 class _Spy:
     """Records the ``token_type_ids`` every call of a module receives."""
 
