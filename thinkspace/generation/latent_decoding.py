@@ -212,7 +212,7 @@ def generate_with_latents(
     prompt_out = pre.out
     pre = pre.repeat(group)
     cache, hidden, mask = pre.cache, pre.hidden, pre.mask
-    embed = hf.get_input_embeddings()
+    embed, decoder = hf.get_input_embeddings(), backbone.language_model()
     bsz = hidden.shape[0]
     k = (slot.k if latent_steps is None else int(latent_steps)) if slot is not None else 0
     if slot is not None and k < 1:
@@ -283,7 +283,7 @@ def generate_with_latents(
         step_mask = attention.step(step, ~done)
         if can_stop:
             done = done | (sampled & torch.isin(token, stops))
-        step_out = hf.model.language_model(inputs_embeds=step_embeds, attention_mask=step_mask, position_ids=position,
+        step_out = decoder(inputs_embeds=step_embeds, attention_mask=step_mask, position_ids=position,
                                            past_key_values=cache, use_cache=True, return_dict=True)
         last = step_out.last_hidden_state[:, -1]
         # the only device sync of the loop, and only when a row can stop: every 8 steps

@@ -117,7 +117,7 @@ def sequence_logprobs(
     if feedback and generation.latents.shape[1] > 0:
         embeds = _feed_latents(embeds, generation)
     mask = torch.cat([pre.mask, keep.long()], 1)
-    out = backbone.hf.model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=pre.positions(
+    out = backbone.language_model()(inputs_embeds=embeds, attention_mask=mask, position_ids=pre.positions(
         tokens.shape[1]), past_key_values=read_only(pre.cache), use_cache=True, return_dict=True)
     # token t is predicted by the hidden state before it: the prompt's last for t = 0
     hidden = torch.cat([pre.hidden[:, -1:], out.last_hidden_state[:, :-1]], 1)
