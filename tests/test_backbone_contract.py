@@ -40,7 +40,7 @@ def frame_grid(backbone, height, width, views=1):
 # -- registry ---------------------------------------------------------------------------
 
 def test_registry_lists_every_tiny_name_and_model_type():
-    assert registry.tiny_names() == ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision", "composed")
+    assert registry.tiny_names() == ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision", "composed", "gemma3")
     assert registry.family_of_model_type("qwen3_vl").class_path == "thinkspace.backbones.QwenVL"
     assert registry.family_of_model_type("thinkspace_composed").backbone == "ComposedVLM"
     assert registry.family_of_model_type("gpt2") is None
@@ -51,7 +51,7 @@ def test_registry_lists_every_tiny_name_and_model_type():
 
 def test_an_unknown_tiny_name_is_an_error_naming_the_known_ones():
     message = ("unknown tiny model family 'llava'; supported families: qwen2_vl, qwen2_5_vl, qwen3_vl, "
-               "llava_onevision, composed")
+               "llava_onevision, composed, gemma3")
     with pytest.raises(ValueError, match=re.escape(message)):
         registry.resolve("tiny:llava")
     from thinkspace.backbones import QwenVL
