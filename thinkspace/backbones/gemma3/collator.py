@@ -38,15 +38,11 @@ class Gemma3Layout:
         image_token_id: id of ``<image_soft_token>``, one per visual token.
         rows: visual-token rows of one image (``sqrt(mm_tokens_per_image)``).
         cols: visual-token columns of one image.
-        video_token_id: never in a sequence (-1): Gemma 3 has no video input.
-        temporal_patch: frames per frame group (1).
     """
 
     image_token_id: int
     rows: int
     cols: int
-    video_token_id: int = -1
-    temporal_patch: int = 1
 
 
 class Gemma3Collator(Collator):
