@@ -147,7 +147,8 @@ def test_latent_decoding_needs_the_capability(qwen25, monkeypatch):
 
     monkeypatch.setattr(qwen25, "capabilities", frozenset({VIDEO}))
     batch = qwen25.collator(with_response=False)([ColouredSquares(1, seed=1)[0]])
-    expected = f"needs 'latent decoding', which the Qwen-VL backbone {qwen25.path} does not support (it supports: video)"
+    expected = (f"needs 'latent decoding', which the Qwen-VL backbone {qwen25.path} does not support "
+                "(it supports: video)")
     with pytest.raises(ValueError, match=re.escape("generate_with_latents (latent decoding: LatentAlignment."
                                                    "generate, GRPO) " + expected)):
         generate_with_latents(qwen25, batch, None, max_new_tokens=2)
@@ -190,3 +191,14 @@ def test_only_qwen_batches_carry_its_token_types(qwen25, llava, composed):
     keys = {b.family_label: set(b.collator()([sample]).inputs) for b in (qwen25, llava, composed)}
     assert "mm_token_type_ids" in keys["Qwen-VL"]
     assert "mm_token_type_ids" not in keys["LLaVA-OneVision"] | keys["composed"]
+
+
+@pytest.mark.parametrize("old,new", [
+    ("thinkspace.backbones.latent_decoding", "thinkspace.generation.latent_decoding"),
+    ("thinkspace.data.collate_onevision", "thinkspace.backbones.llava_onevision.collator"),
+    ("thinkspace.backbones.tiny_configs", "thinkspace.backbones.qwen_vl.tiny"),
+])
+def test_an_old_module_path_names_the_new_one(old, new):
+    with pytest.raises(ModuleNotFoundError, match=re.escape(f"{old} moved to {new}; import that instead")):
+        importlib.import_module(old)
+    assert importlib.import_module(new).__name__ == new

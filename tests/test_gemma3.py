@@ -74,6 +74,8 @@ def test_tokens_per_frame_is_the_grid_the_processor_writes(gemma3, size):
     count = sum(i == gemma3.layout().image_token_id for i in out["input_ids"][0])
     rows, cols = gemma3.tokens_per_frame(*size)
     assert (rows, cols) == (4, 4) and count == rows * cols
+    sample = replace(_samples()[1], frames=[image, image])
+    assert gemma3.collator()([sample]).visual.grid[:, 2:].tolist() == [[rows, cols]] * 2
 
 
 def test_visual_index_is_every_image_block_as_the_processor_writes_it(gemma3):
@@ -318,7 +320,10 @@ def test_a_config_selects_gemma3_by_class_path(tmp_path):
     from thinkspace.cli import main
 
     run = tmp_path / "run"
-    backbone = {"class_path": "thinkspace.backbones.gemma3.Gemma3", "init_args": {"path": "tiny:gemma3"}}
+    import thinkspace.backbones
+
+    assert thinkspace.backbones.Gemma3 is Gemma3  # the registry line exports it
+    backbone = {"class_path": "thinkspace.backbones.Gemma3", "init_args": {"path": "tiny:gemma3"}}
     main(["fit", "--config", str(REPO / "configs" / "quickstart.yaml"), "--run_dir", str(run),
           "--model.backbone", json.dumps(backbone),
           "--trainer.max_steps", "2", "--data.batch_size", "2", "--data.num_workers", "0", "--data.val", "null",

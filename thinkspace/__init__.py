@@ -6,7 +6,10 @@ first use, so ``import thinkspace`` stays light).
 
 from typing import Any
 
+from thinkspace.moved import install as _install_moved_modules
+
 __version__ = "0.1.0"
+_install_moved_modules()  # old module paths raise an error naming the new one
 
 
 def load(path: Any, config: Any = None) -> Any:
