@@ -331,3 +331,17 @@ def test_a_config_selects_gemma3_by_class_path(tmp_path):
     state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert state["global_step"] == 2
     assert "backbone.model.model.multi_modal_projector.mm_input_projection_weight" in state["state_dict"]
+
+
+def test_thinkspace_load_picks_gemma3_for_a_plain_gemma3_directory(gemma3):
+    """The registry maps model_type gemma3 to Gemma3: a plain directory loads and answers (greedy,
+    the same text as the backbone's own generate)."""
+    import thinkspace
+
+    with pytest.warns(UserWarning, match="loaded as a plain VLM"):
+        model = thinkspace.load(gemma3.path)
+    assert type(model.module.backbone) is Gemma3
+    sample = _samples()[1]
+    answer = model.ask(sample.frames, sample.prompt, max_new_tokens=3)
+    batch = gemma3.collator(with_response=False)([replace(sample, response=None)])
+    assert answer.text == gemma3.generate(batch, max_new_tokens=3, do_sample=False)[0]
