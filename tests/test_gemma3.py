@@ -345,3 +345,22 @@ def test_thinkspace_load_picks_gemma3_for_a_plain_gemma3_directory(gemma3):
     answer = model.ask(sample.frames, sample.prompt, max_new_tokens=3)
     batch = gemma3.collator(with_response=False)([replace(sample, response=None)])
     assert answer.text == gemma3.generate(batch, max_new_tokens=3, do_sample=False)[0]
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(gemma3):
+    batch = gemma3.collator({"text": TextCrossEntropy()})(_samples())
+
+    def loss_and_grads(checkpointing):
+        backbone = Gemma3(gemma3.path)
+        hf = backbone.hf
+        if checkpointing:
+            backbone.enable_gradient_checkpointing()
+            assert hf.model.language_model.gradient_checkpointing and hf.model.vision_tower.encoder.gradient_checkpointing
+        loss = TextCrossEntropy().loss(backbone(batch), batch)["ce"]
+        loss.backward()
+        return loss.detach(), hf.lm_head.weight.grad.clone(), next(hf.model.vision_tower.parameters()).grad.clone()
+
+    plain = loss_and_grads(False)
+    checkpointed = loss_and_grads(True)
+    for a, b in zip(checkpointed, plain):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
