@@ -355,7 +355,8 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(gemma3):
         hf = backbone.hf
         if checkpointing:
             backbone.enable_gradient_checkpointing()
-            assert hf.model.language_model.gradient_checkpointing and hf.model.vision_tower.encoder.gradient_checkpointing
+            assert hf.model.language_model.gradient_checkpointing
+            assert hf.model.vision_tower.encoder.gradient_checkpointing
         loss = TextCrossEntropy().loss(backbone(batch), batch)["ce"]
         loss.backward()
         return loss.detach(), hf.lm_head.weight.grad.clone(), next(hf.model.vision_tower.parameters()).grad.clone()
