@@ -29,16 +29,12 @@ class ComposedLayout:
         rows: visual-token rows of one frame (after pooling).
         cols: visual-token columns of one frame.
         video_token_id: never in a sequence (-1): video frames use ``<image>`` too.
-        temporal_patch: video frames per frame group (1).
-        spatial_merge: patches merged per token axis inside the model's grid (1: the grid is the token grid).
     """
 
     image_token_id: int
     rows: int
     cols: int
     video_token_id: int = -1
-    temporal_patch: int = 1
-    spatial_merge: int = 1
 
 
 class ComposedCollator(Collator):
