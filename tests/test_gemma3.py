@@ -2,6 +2,7 @@
 and the hidden-state objectives (text, layout, situation, latent) training on it."""
 
 import json
+import pickle
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -84,6 +85,8 @@ def test_visual_index_is_every_image_block_as_the_processor_writes_it(gemma3):
     right after its <start_of_image>, row-major."""
     samples = _samples()
     batch = gemma3.collator({"text": TextCrossEntropy()})(samples)
+    in_worker = pickle.loads(pickle.dumps(gemma3.collator({"text": TextCrossEntropy()})))  # data workers' copy
+    assert torch.equal(in_worker(samples).inputs["input_ids"], batch.inputs["input_ids"])
     ids, vis, tok = batch.inputs["input_ids"], batch.visual, gemma3.tokenizer
     boi, eoi, image_id = (tok.convert_tokens_to_ids(t) for t in ("<start_of_image>", "<end_of_image>",
                                                                  "<image_soft_token>"))
