@@ -43,6 +43,7 @@ _FAMILIES = (
     Family("qwen_vl", "QwenVL", model_types=_QWEN, tiny=_QWEN),
     Family("llava_onevision", "LlavaOneVision", model_types=("llava_onevision",), tiny=("llava_onevision",)),
     Family("composed", "ComposedVLM", model_types=("thinkspace_composed",), tiny=("composed",)),
+    Family("gemma3", "Gemma3", model_types=("gemma3",), tiny=("gemma3",)),
 )
 #: family folder name -> :class:`Family`
 FAMILIES: dict[str, Family] = {f.name: f for f in _FAMILIES}
