@@ -185,18 +185,45 @@ def test_token_type_ids_reach_the_model_in_forward_and_generate(gemma3):
 
 
 def test_what_gemma3_cannot_do_is_refused_naming_the_family(gemma3):
-    """No video input; no latent decoding (the decode loop's prepared mask ignores its sliding window)."""
-    from thinkspace.generation.latent_decoding import generate_with_latents
-
-    assert gemma3.capabilities == {"fixed token grid"}
+    """No video input."""
+    assert gemma3.capabilities == {"fixed token grid", "latent decoding"}
     video = ColouredSquares(1, num_views=3, video=True, seed=0)[0]
     with pytest.raises(ValueError, match=r"is a video and needs 'video', which the Gemma 3 backbone .*gemma3-\w+ "
-                                         r"does not support \(it supports: fixed token grid\)"):
+                                         r"does not support \(it supports: fixed token grid, latent decoding\)"):
         gemma3.collator()([video])
-    batch = gemma3.collator()(_samples()[:1])
-    with pytest.raises(ValueError, match=r"generate_with_latents .* needs 'latent decoding', which the Gemma 3"):
-        generate_with_latents(gemma3, batch, None, max_new_tokens=2)
 
+
+def test_latent_decoding_follows_the_sliding_window_layers(gemma3):
+    """Prompts longer than the sliding window decode to transformers' own greedy tokens: the decode
+    loop lets each layer build its own mask (one prepared full mask would let the sliding layers see
+    past their window)."""
+    from thinkspace.generation.latent_decoding import generate_with_latents
+    from thinkspace.generation.prompts import prompt_batch
+
+    batch = gemma3.collator(with_response=False)(_samples()[1:])
+    assert int(batch.prompt_lengths.min()) > gemma3.hf.config.text_config.sliding_window
+    ours = generate_with_latents(gemma3, batch, None, max_new_tokens=8, eos_token_id=[])
+    assert ours.decoder_step.startswith("hugging face")  # the lean step refuses sliding windows, by name
+    prompts = prompt_batch(batch, gemma3.tokenizer.pad_token_id)
+    with torch.no_grad():
+        theirs = gemma3.hf.generate(**gemma3.model_inputs(prompts), max_new_tokens=8, min_new_tokens=8,
+                                    do_sample=False, pad_token_id=gemma3.tokenizer.pad_token_id)
+    assert ours.tokens.tolist() == theirs[:, prompts.inputs["input_ids"].shape[1]:].tolist()
+
+
+def test_grpo_rolls_out_latents_on_gemma3(tiny_cache):
+    from thinkspace.objectives import LatentAlignment
+    from thinkspace.rl import SpatialGRPO
+
+    torch.manual_seed(0)
+    module = SpatialGRPO(Gemma3("tiny:gemma3"), latent=LatentAlignment(k=2, projector_width=16), group_size=2,
+                         max_new_tokens=6, beta=0.0)
+    data = SyntheticSpatial(1, image_size=56, num_views=2, settings=["leftmost"], num_objects=(3, 3), seed=0)
+    rollout = module.roll_out(module.collator()([data[0]]))
+    slot = module.latent.slot
+    assert rollout.generation.tokens[:, :4].tolist() == [[slot.start_id, slot.pad_id, slot.pad_id, slot.end_id]] * 2
+    assert rollout.generation.has_latents.all()
+    assert rollout.rewards.names == ["format", "answer", "latent3d"]
 
 def test_the_paper_projector_sizes_itself_from_the_fixed_token_grid(gemma3):
     """3DThinker's fixed-size projector: 16 visual tokens per frame (any image size maps to them)."""

@@ -33,6 +33,16 @@ def draw_uniforms(rows: int, steps: int, generator: torch.Generator | list[torch
     return u.clamp_(min=torch.finfo(u.dtype).tiny)  # 0 would pick a leading zero-probability token
 
 
+def sliding_window_layers(config: object) -> list[str]:
+    """The decoder's attention kinds other than full attention (``config.layer_types``, e.g.
+    Gemma 3's ``"sliding_attention"``; ``use_sliding_window`` counts as one): empty when every
+    layer attends to every earlier position, so one prepared mask serves every layer."""
+    kinds = sorted({t for t in (getattr(config, "layer_types", None) or []) if t != "full_attention"})
+    if not kinds and getattr(config, "use_sliding_window", False):
+        kinds = ["sliding_attention"]
+    return kinds
+
+
 class DecodeMask:
     """The padding mask of a decode: the left-padded prompt's ``[N, Lp]`` then one column per step.
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from thinkspace.generation.decode_state import sliding_window_layers
+
 #: decoder class name -> whether its attention normalises q and k per head (Qwen3).
 SUPPORTED_DECODERS = {"Qwen2Model": False, "Qwen2VLTextModel": False, "Qwen2_5_VLTextModel": False,
                       "Qwen3VLTextModel": True}
@@ -123,10 +125,9 @@ def decoder_weights(language_model: nn.Module, fuse: bool | None = None) -> Deco
 
 
 def _check_config(name: str, config: object) -> None:
-    layer_types = getattr(config, "layer_types", None) or []
-    other = sorted({t for t in layer_types if t != "full_attention"})
-    if other or getattr(config, "use_sliding_window", False):
-        raise LeanStepUnsupported(f"decoder {name}: sliding-window attention (layer_types {other or layer_types}, "
+    other = sliding_window_layers(config)
+    if other:
+        raise LeanStepUnsupported(f"decoder {name}: sliding-window attention (layer kinds {other}, "
                                   f"use_sliding_window {getattr(config, 'use_sliding_window', None)}); the lean "
                                   "step attends to every position")
     rope = (getattr(config, "rope_parameters", None) or {}).get("rope_type", "default")

@@ -38,7 +38,7 @@ from torch import Tensor
 from thinkspace.backbones.capabilities import LATENT_DECODING
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.data.batch import Batch
-from thinkspace.generation.decode_state import DecodeMask, draw_uniforms
+from thinkspace.generation.decode_state import DecodeMask, draw_uniforms, sliding_window_layers
 from thinkspace.generation.decoder_step import lean_decoder_or_reason
 from thinkspace.generation.prompts import prompt_batch
 
@@ -195,7 +195,8 @@ def generate_with_latents(
         inputs_embeds_hook: applied to the prefill's input embeddings (input cues).
         fast: (the Hugging Face step) hand the decoder the attention mask prepared for all steps at once
             (:class:`~thinkspace.generation.decode_state.DecodeMask`); ``False`` lets it build the
-            mask at every token, as a plain forward does. The tokens are the same.
+            mask at every token, as a plain forward does. The tokens are the same. A decoder with
+            sliding-window layers always builds its own (one prepared mask cannot serve both kinds).
         return_logprobs: also return each emitted token's log-probability at ``temperature``
             (``LatentGeneration.logprobs``), from the logits the loop computes anyway.
         decode_step: the per-token step: ``lean``
@@ -246,7 +247,9 @@ def generate_with_latents(
     can_stop = stops.numel() > 0
     rows = torch.arange(bsz, device=device)
     uniforms = draw_uniforms(bsz, max_new_tokens, generator, device) if do_sample else None
-    attention = DecodeMask(mask, max_new_tokens, prepared=fast)
+    # one prepared mask is every layer's only when every layer attends fully (not Gemma 3's sliding
+    # windows: the decoder then builds each layer's own mask, as a plain forward does)
+    attention = DecodeMask(mask, max_new_tokens, prepared=fast and not sliding_window_layers(decoder.config))
     lean, decoder_step = None, "hugging face: decode_step hugging_face"
     if decode_step != "hugging_face":  # built once per rollout: the weights do not change while it decodes
         lean, decoder_step = lean_decoder_or_reason(decoder, cache, mask, pre.positions(max_new_tokens),

@@ -6,7 +6,7 @@ Which placeholder tokens make up a frame's grid is described in
 
 from __future__ import annotations
 
-from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID
+from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID, LATENT_DECODING
 from thinkspace.backbones.gemma3.collator import Gemma3Collator, Gemma3Layout
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings
@@ -20,8 +20,8 @@ class Gemma3(HFBackbone):
     Every image becomes one fixed ``rows x cols`` grid of visual tokens (16 x 16 in the real
     checkpoints, whatever the image size); the model attends bidirectionally inside each image's
     block, told by ``token_type_ids``, which the collator writes into the batch (so training and
-    ``generate`` pass it). Images only: no ``VIDEO``. No ``LATENT_DECODING``:
-    the decode loop's prepared mask ignores Gemma 3's sliding-window layers (docs/backbones.md).
+    ``generate`` pass it). Images only: no ``VIDEO``. Latent decoding runs the Hugging Face step with
+    each layer's own mask (sliding-window layers; docs/backbones.md).
 
     Args:
         path: model directory, Hub id, or ``tiny:gemma3``.
@@ -38,7 +38,7 @@ class Gemma3(HFBackbone):
 
     families = FAMILIES["gemma3"].model_types
     family_label = "Gemma 3"
-    capabilities = frozenset({FIXED_TOKEN_GRID})
+    capabilities = frozenset({FIXED_TOKEN_GRID, LATENT_DECODING})
     collator_class = Gemma3Collator
 
     def __init__(
