@@ -78,3 +78,17 @@ def test_bad_settings_are_named():
     sample.geometry = None
     with pytest.raises(ValueError, match="sample 's0' \\(test\\): NoisyGeometryTeacher needs geometry"):
         NoisyGeometryTeacher(OracleGeometryTeacher()).encode(sample)
+
+
+def test_cues_take_the_noisy_teacher():
+    from thinkspace.cues import CameraPrior, PointMapCue
+
+    sample = _sample(1)
+    oracle = OracleGeometryTeacher(patch_size=14)
+    noisy = NoisyGeometryTeacher(oracle)
+    grids = [(1, 1)] * 3  # one token per view
+    gt, valid = PointMapCue(teacher=oracle).grid_targets(sample, grids)
+    est, valid_est = PointMapCue(teacher=noisy).grid_targets(sample, grids)
+    assert gt.shape == est.shape == (3, oracle.channels) and valid.all() and valid_est.all()
+    assert not torch.allclose(gt[1:], est[1:])
+    assert CameraPrior(teacher=noisy).teacher.channels == oracle.channels
