@@ -40,6 +40,14 @@ def situated_direction(stand: np.ndarray, face: np.ndarray, target: np.ndarray) 
     return None
 
 
+def situated_possible(scene: Scene, want: str) -> bool:
+    """Can any three objects of ``scene`` give the answer ``want`` (visibility aside)? A cheap
+    check before rendering: rooms that cannot are skipped unrendered."""
+    objects = scene.objects
+    return any(len({s.id, f.id, t.id}) == 3 and situated_direction(s.xy, f.xy, t.xy) == want
+               for s in objects for f in objects for t in objects)
+
+
 def ask_situated(scene: Scene, view, seen: dict[str, list[int]], rng: np.random.Generator, k: int,
                  want: str) -> Question | None:
     """A situated question whose answer is ``want`` (``None`` if no three visible objects give it).

@@ -39,7 +39,7 @@ from thinkspace.synth.question import Question, absent_names, make_choice
 from thinkspace.synth.relations import bearing, behind_of, facing, in_direction, side_of
 from thinkspace.synth.render import Frame, Renderer
 from thinkspace.synth.scene import Scene
-from thinkspace.synth.situated import DIRECTIONS, ask_situated
+from thinkspace.synth.situated import DIRECTIONS, ask_situated, situated_possible
 
 SETTINGS = ("around", "among", "rotation", "leftmost")
 #: families with a wanted answer: name -> (the cameras they use, the answers drawn from).
@@ -292,7 +292,12 @@ def make_view_set(
     if (setting in BALANCED) != (want is not None):
         raise ValueError(f"make_view_set: {setting!r} needs a wanted answer exactly when it is one of "
                          f"{list(BALANCED)}; got want={want!r}")
+    if want is not None and want not in BALANCED[setting][1]:
+        raise ValueError(f"make_view_set: {setting!r}: the wanted answer must be one of {BALANCED[setting][1]}, "
+                         f"got {want!r}")
     extra = {} if want is None else {"want": want}
+    if setting == "situated" and not situated_possible(scene, want):
+        return None  # no three objects give this answer: skip the room before rendering it
     for _ in range(tries):
         view = sample_cameras(scene, setting, rng, num_views, size, viewpoint)
         if view is None:

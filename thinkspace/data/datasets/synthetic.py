@@ -175,7 +175,8 @@ class SyntheticSpatial(Dataset):
         if task in BALANCED:  # the answer too, before any scene: letters stay balanced
             answers = BALANCED[task][1]
             want = answers[int(rng.integers(len(answers)))]
-        for attempt in range(50):
+        attempts = 200 if want is not None else 50  # a wanted answer rejects more rooms (most unrendered)
+        for attempt in range(attempts):
             palette = None if self.shuffle_options else FIXED_PALETTE
             name = f"{self.split}{index:06d}"
             scene = generate_scene(rng, name, self.num_objects, [self.seed, index, attempt], palette=palette)
@@ -192,7 +193,7 @@ class SyntheticSpatial(Dataset):
                     _fixed_options(question, scene, rng)
                 question.id = f"synthetic-{self.split}-{self.seed}-{index}"
                 return to_sample(episode, question)
-        raise RuntimeError(f"SyntheticSpatial: no answerable {task!r} question for index {index} in 50 scenes")
+        raise RuntimeError(f"SyntheticSpatial: no answerable {task!r} question for index {index} in {attempts} scenes")
 
 
 def _fixed_options(question, scene, rng: np.random.Generator) -> None:
