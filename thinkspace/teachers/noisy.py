@@ -50,8 +50,8 @@ class NoisyGeometryTeacher(GeometryTeacher):
         seed: with the sample id, the only source of the noise.
     """
 
-    def __init__(self, teacher: GeometryTeacher, depth_rel_error: float = 0.05, rotation_deg: float = 4.5,
-                 translation_rel: float = 0.08, seed: int = 0) -> None:
+    def __init__(self, teacher: GeometryTeacher, depth_rel_error: float = 0.05, rotation_deg: float = 3.5,
+                 translation_rel: float = 0.06, seed: int = 0) -> None:
         for key, value in (("depth_rel_error", depth_rel_error), ("rotation_deg", rotation_deg),
                            ("translation_rel", translation_rel)):
             if not (math.isfinite(value) and value >= 0):
