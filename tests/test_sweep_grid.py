@@ -102,11 +102,20 @@ def test_keys_must_exist_or_add_a_whole_component():
 def test_the_study_expands_against_its_base():
     sweep = load_sweep(REPO / "configs" / "ablations" / "cues_vs_supervision.yaml")
     groups = list(dict.fromkeys(r.labels["setting"] for r in sweep.runs))
-    assert groups == ["text_only", "camera_prior", "point_map", "camera_text", "latent", "layout_situation",
-                      "all_supervision", "supervision_and_cues"]
-    assert len(sweep.runs) == len(groups) * 3 and sweep.metric == "heldout:test/accuracy"
-    assert sweep.baseline == "text_only" and sweep.evaluate == {"heldout": {}}  # paired statistics on a test stage
+    assert groups == ["text_only", "camera_prior_gt", "camera_prior_est", "point_map_gt", "point_map_est", "latent",
+                      "layout_situation", "all_supervision"]
+    assert len(sweep.runs) == len(groups) * 5 and sweep.metric == "scenes:test/accuracy"
+    assert sweep.baseline == "text_only"  # paired statistics on a test stage
+    assert sweep.evaluate == {"scenes": {}, "viewpoints": {"data.test.init_args.viewpoint": "held_out"}}
     text = (REPO / "configs" / "ablations" / "cues_vs_supervision.yaml").read_text()
-    assert "# base: configs/ablations/base.yaml" in text
-    assert yaml.safe_load((REPO / "configs" / "ablations" / "base.yaml").read_text())["model"]["objectives"].keys() \
-        == {"text"}
+    assert "# base: configs/ablations/study_base.yaml" in text
+    base = yaml.safe_load((REPO / "configs" / "ablations" / "study_base.yaml").read_text())
+    assert base["model"]["objectives"].keys() == {"text"}
+    test = base["data"]["test"]["init_args"]
+    assert test["num_samples"] >= 512 and test["split"] == "test" and test["settings"] == ["perspective", "situated"]
+    estimated = sweep.runs[[r.labels["setting"] for r in sweep.runs].index("point_map_est")].overrides
+    teacher = estimated["model.cues.points"]["init_args"]["teacher"]
+    assert teacher["class_path"] == "thinkspace.teachers.NoisyGeometryTeacher"
+    first = load_sweep(REPO / "configs" / "ablations" / "leftmost_study.yaml")  # the first study, kept
+    assert len(first.runs) == 24 and "# base: configs/ablations/base.yaml" in \
+        (REPO / "configs" / "ablations" / "leftmost_study.yaml").read_text()

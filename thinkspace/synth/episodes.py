@@ -64,9 +64,11 @@ def view_episode(
     num_questions: int = 1,
     viewpoint: Viewpoint = "standard",
     tries: int = 30,
+    want: str | None = None,
 ) -> Episode | None:
-    """An image set of ``setting`` with up to ``num_questions`` questions (``None`` if none fits)."""
-    made = make_view_set(scene, renderer, setting, rng, num_views, size, num_questions, viewpoint, tries)
+    """An image set of ``setting`` with up to ``num_questions`` questions (``None`` if none fits);
+    ``want``: the answer of a balanced family (see :func:`~thinkspace.synth.views.make_view_set`)."""
+    made = make_view_set(scene, renderer, setting, rng, num_views, size, num_questions, viewpoint, tries, want)
     if made is None:
         return None
     view, questions = made

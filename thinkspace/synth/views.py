@@ -12,6 +12,13 @@ Settings (``S`` = 2 to 4 views, all ``size x size`` pixels, 60 degree field of v
 * ``leftmost``: views around the group of objects; asks which object is furthest to
   the left in view k. The simplest family, learnable by tiny models.
 
+Two families that need 3D, each with fixed options and an answer drawn before the scene
+(``want``) so the letters are balanced: ``perspective`` (cross-view, on the ``around``
+cameras: :mod:`thinkspace.synth.perspective`) and ``situated`` (relative direction from a
+described position and heading, on the ``leftmost`` cameras:
+:mod:`thinkspace.synth.situated`). They are not in :data:`SETTINGS`, which the
+``thinkspace synth`` writer iterates.
+
 Answers come from the room-frame geometry (:mod:`thinkspace.synth.relations`), and an
 answer object must be visible (enough pixels in its instance mask) in at least one view.
 ``viewpoint="held_out"`` raises the cameras to 1.9-2.2 m (standard: 1.2-1.6 m) for
@@ -27,12 +34,16 @@ from typing import Any, Literal
 import numpy as np
 
 from thinkspace.synth.cameras import centre_of, heading_of, intrinsics, look_along, look_at
+from thinkspace.synth.perspective import SIDES, ask_perspective
 from thinkspace.synth.question import Question, absent_names, make_choice
 from thinkspace.synth.relations import bearing, behind_of, facing, in_direction, side_of
 from thinkspace.synth.render import Frame, Renderer
 from thinkspace.synth.scene import Scene
+from thinkspace.synth.situated import DIRECTIONS, ask_situated, situated_possible
 
 SETTINGS = ("around", "among", "rotation", "leftmost")
+#: families with a wanted answer: name -> (the cameras they use, the answers drawn from).
+BALANCED = {"perspective": ("around", SIDES), "situated": ("leftmost", DIRECTIONS)}
 FOV_DEG = 60.0
 EYE_HEIGHT = {"standard": (1.2, 1.6), "held_out": (1.9, 2.2)}
 Viewpoint = Literal["standard", "held_out"]
@@ -117,13 +128,18 @@ def sample_cameras(
     scene: Scene, setting: str, rng: np.random.Generator, num_views: int, size: int, viewpoint: Viewpoint = "standard"
 ) -> ViewSet | None:
     """One random camera arrangement for ``setting`` (``None`` if this draw does not fit the room)."""
+    if setting in BALANCED:
+        view = sample_cameras(scene, BALANCED[setting][0], rng, num_views, size, viewpoint)
+        if view is not None:
+            view.setting = setting
+        return view
     if setting == "around":
         return _around(scene, rng, num_views, size, viewpoint)
     if setting == "leftmost":
         return _leftmost(scene, rng, num_views, size, viewpoint)
     if setting in ("among", "rotation"):
         return _spot(scene, rng, setting, num_views, size, viewpoint)
-    raise ValueError(f"unknown view setting {setting!r}; expected one of {SETTINGS}")
+    raise ValueError(f"unknown view setting {setting!r}; expected one of {SETTINGS + tuple(BALANCED)}")
 
 
 def visibility(frames: list[Frame], scene: Scene) -> dict[str, list[int]]:
@@ -247,6 +263,8 @@ ASK: dict[str, Callable[..., Question | None]] = {
     "among": _q_among,
     "rotation": _q_rotation,
     "leftmost": _q_leftmost,
+    "perspective": ask_perspective,
+    "situated": ask_situated,
 }
 
 
@@ -260,14 +278,26 @@ def make_view_set(
     num_questions: int = 1,
     viewpoint: Viewpoint = "standard",
     tries: int = 30,
+    want: str | None = None,
 ) -> tuple[ViewSet, list[Question]] | None:
     """Sample cameras, render them and ask up to ``num_questions`` distinct questions.
 
     Returns ``None`` if no arrangement with an answerable question was found in
-    ``tries`` draws. Question ids are left empty for the caller to fill in.
+    ``tries`` draws. Question ids are left empty for the caller to fill in. ``want`` is
+    the answer of a :data:`BALANCED` family's questions, drawn by the caller once per
+    sample (drawing it per try would favour the answers that fit more often).
     """
     if not 1 <= num_views <= 4:
         raise ValueError(f"num_views must be in [1, 4] for view sets, got {num_views}")
+    if (setting in BALANCED) != (want is not None):
+        raise ValueError(f"make_view_set: {setting!r} needs a wanted answer exactly when it is one of "
+                         f"{list(BALANCED)}; got want={want!r}")
+    if want is not None and want not in BALANCED[setting][1]:
+        raise ValueError(f"make_view_set: {setting!r}: the wanted answer must be one of {BALANCED[setting][1]}, "
+                         f"got {want!r}")
+    extra = {} if want is None else {"want": want}
+    if setting == "situated" and not situated_possible(scene, want):
+        return None  # no three objects give this answer: skip the room before rendering it
     for _ in range(tries):
         view = sample_cameras(scene, setting, rng, num_views, size, viewpoint)
         if view is None:
@@ -276,7 +306,7 @@ def make_view_set(
         seen = visibility(view.frames, scene)
         questions: list[Question] = []
         for _ in range(4 * num_questions):
-            q = ASK[setting](scene, view, seen, rng, int(rng.integers(num_views)))
+            q = ASK[setting](scene, view, seen, rng, int(rng.integers(num_views)), **extra)
             if q is not None and all(q.question != p.question for p in questions):
                 questions.append(q)
             if len(questions) == num_questions:

@@ -15,7 +15,10 @@ Tasks (``settings``):
 
 * image sets (``kind="views"``): ``leftmost`` (which object is furthest left in view k;
   learnable by tiny models from scratch, best with ``num_objects=(3, 4)``),
-  ``around``, ``among``, ``rotation`` (MindCube's settings);
+  ``around``, ``among``, ``rotation`` (MindCube's settings); two families that need 3D,
+  with fixed options and balanced answers: ``perspective`` (cross-view: left or right
+  in the frame of a view that does not show both objects) and ``situated`` (left, right,
+  front or back of someone standing at one object facing another; carries a situation);
 * videos (``kind="video"``): VSI-Bench's ``object_counting``, ``object_abs_distance``,
   ``object_size_estimation``, ``room_size_estimation``, ``object_rel_distance``,
   ``object_rel_direction_medium``, and the SQA3D-style ``situation``.
@@ -32,7 +35,7 @@ from torch.utils.data import Dataset
 from thinkspace.data.schema import SpatialSample
 from thinkspace.synth.views import EYE_HEIGHT
 
-VIEW_TASKS = ("leftmost", "around", "among", "rotation")
+VIEW_TASKS = ("leftmost", "around", "among", "rotation", "perspective", "situated")
 VIDEO_TASKS = (
     "object_counting",
     "object_abs_distance",
@@ -45,6 +48,8 @@ VIDEO_TASKS = (
 SPLITS = ("train", "val", "test")
 #: colours of ``shuffle_options=False`` scenes, in option order (A is always the red object).
 FIXED_PALETTE = ("red", "green", "blue", "yellow")
+#: tasks that take ``shuffle_options=False``.
+FIXED_TASKS = {"leftmost", "perspective", "situated"}
 
 
 class SyntheticSpatial(Dataset):
@@ -65,9 +70,11 @@ class SyntheticSpatial(Dataset):
         split: which seed stream; splits never share scenes.
         cache_size: samples kept in memory (least recently used first out); 0 = none.
         shuffle_options: shuffle the options per sample (the model must read them).
-            ``False`` (``leftmost`` only, at most 4 objects) draws rooms from four colours
-            and always lists one object per colour in the order red, green, blue,
-            yellow, so a letter always means a colour: the easiest setting.
+            ``False`` (at most 4 objects; ``leftmost``, ``perspective``, ``situated``) draws
+            rooms from four colours; ``leftmost`` then always lists one object per colour
+            in the order red, green, blue, yellow, so a letter always means a colour: the
+            easiest setting. ``perspective`` and ``situated`` list their fixed direction
+            options either way.
         viewpoint: camera placement of image sets: ``"standard"`` (eye height 1.2-1.6 m)
             or ``"held_out"`` (1.9-2.2 m, spot views tilted 10 degrees further down),
             for evaluation on viewpoints never trained on. Image sets only.
@@ -113,9 +120,10 @@ class SyntheticSpatial(Dataset):
         lo, hi = num_objects
         if not 1 <= lo <= hi <= 8:
             raise ValueError(f"SyntheticSpatial.num_objects must satisfy 1 <= lo <= hi <= 8, got {num_objects}")
-        if not shuffle_options and (set(settings) != {"leftmost"} or hi > len(FIXED_PALETTE)):
+        if not shuffle_options and (not set(settings) <= FIXED_TASKS or hi > len(FIXED_PALETTE)):
             raise ValueError(
-                "SyntheticSpatial.shuffle_options=False needs settings=['leftmost'] and num_objects at most "
+                f"SyntheticSpatial.shuffle_options=False needs settings within {sorted(FIXED_TASKS)} and num_objects "
+                "at most "
                 f"{len(FIXED_PALETTE)}; got settings={settings}, num_objects={num_objects}"
             )
         if viewpoint not in EYE_HEIGHT:
@@ -158,11 +166,17 @@ class SyntheticSpatial(Dataset):
         from thinkspace.synth.episodes import to_sample, video_episode, view_episode
         from thinkspace.synth.render import Renderer
         from thinkspace.synth.scene import generate_scene
+        from thinkspace.synth.views import BALANCED
 
         stream = np.random.SeedSequence([self.seed, SPLITS.index(self.split), index])
         rng = np.random.default_rng(stream)
         task = self.settings[int(rng.integers(len(self.settings)))]  # drawn once: tasks stay balanced
-        for attempt in range(50):
+        want = None
+        if task in BALANCED:  # the answer too, before any scene: letters stay balanced
+            answers = BALANCED[task][1]
+            want = answers[int(rng.integers(len(answers)))]
+        attempts = 200 if want is not None else 50  # a wanted answer rejects more rooms (most unrendered)
+        for attempt in range(attempts):
             palette = None if self.shuffle_options else FIXED_PALETTE
             name = f"{self.split}{index:06d}"
             scene = generate_scene(rng, name, self.num_objects, [self.seed, index, attempt], palette=palette)
@@ -170,16 +184,16 @@ class SyntheticSpatial(Dataset):
             if self.kind == "views":
                 n = int(rng.integers(self.num_views[0], self.num_views[1] + 1))
                 episode = view_episode(scene, renderer, task, rng, n, self.image_size, viewpoint=self.viewpoint,
-                                       tries=8)
+                                       tries=8, want=want)
             else:
                 episode = video_episode(scene, renderer, rng, self.num_frames, self.image_size, (task,), self.fps)
             if episode is not None and episode.questions:
                 question = episode.questions[0]
-                if not self.shuffle_options:
+                if not self.shuffle_options and task == "leftmost":
                     _fixed_options(question, scene, rng)
                 question.id = f"synthetic-{self.split}-{self.seed}-{index}"
                 return to_sample(episode, question)
-        raise RuntimeError(f"SyntheticSpatial: no answerable {task!r} question for index {index} in 50 scenes")
+        raise RuntimeError(f"SyntheticSpatial: no answerable {task!r} question for index {index} in {attempts} scenes")
 
 
 def _fixed_options(question, scene, rng: np.random.Generator) -> None:
