@@ -151,6 +151,38 @@ class Collator:
         raise NotImplementedError(f"{type(self).__name__} does not say where its visual tokens are")
 
 
+def fixed_grid_tokens(input_ids: Tensor, frames: list[int], token_id: int, rows: int, cols: int,
+                      mismatch: Callable[[int, int, int], str]) -> VisualTokens:
+    """The visual index of a layout where every frame is one ``rows x cols`` block of ``token_id``
+    placeholders, row-major, frames in order (the composed VLM, Gemma 3).
+
+    Args:
+        input_ids: ``[B, L]`` padded ids.
+        frames: frames per sample (``B`` entries).
+        mismatch: ``(sample, found, frames) -> message`` for a sample whose placeholder count is not
+            ``frames * rows * cols`` (raised as ``RuntimeError``).
+    """
+    per_frame = rows * cols
+    parts: dict[str, list[Tensor]] = {k: [] for k in ("sample", "position", "frame", "row", "col")}
+    grids = []
+    for b, count in enumerate(frames):
+        positions = (input_ids[b] == token_id).nonzero().flatten()
+        if positions.numel() != count * per_frame:
+            raise RuntimeError(mismatch(b, positions.numel(), count))
+        k = torch.arange(positions.numel())
+        parts["sample"].append(torch.full_like(k, b))
+        parts["position"].append(positions)
+        parts["frame"].append(k // per_frame)
+        parts["row"].append((k % per_frame) // cols)
+        parts["col"].append(k % cols)
+        grids += [[b, f, rows, cols] for f in range(count)]
+    return VisualTokens(
+        **{k: torch.cat(v).long() for k, v in parts.items()},
+        grid=torch.tensor(grids, dtype=torch.long).reshape(-1, 4),
+        frames_per_group=torch.ones(len(frames), dtype=torch.long),
+    )
+
+
 def turn_end(processor: Any) -> str:
     """The text the chat template puts after an assistant message (e.g. ``<|im_end|>\\n``)."""
     marker = "\x00RESPONSE\x00"

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from thinkspace.data.batch import VisualTokens
-from thinkspace.data.collate import Collator, rgb, video_frames
+from thinkspace.data.collate import Collator, fixed_grid_tokens, rgb, video_frames
 from thinkspace.data.schema import SpatialSample
 
 
@@ -53,24 +52,7 @@ class ComposedCollator(Collator):
     def visual_tokens(self, input_ids: Tensor, encoded: list[dict[str, Any]]) -> VisualTokens:
         """Every frame's ``rows x cols`` tokens in order: sample, position, frame, row, col."""
         lay = self.layout
-        per_frame = lay.rows * lay.cols
-        cols: dict[str, list[Tensor]] = {k: [] for k in ("sample", "position", "frame", "row", "col")}
-        grids = []
-        for b, enc in enumerate(encoded):
-            positions = (input_ids[b] == lay.image_token_id).nonzero().flatten()
-            frames = enc["num_frames"]
-            if positions.numel() != frames * per_frame:
-                raise RuntimeError(f"sample {b}: {positions.numel()} <image> tokens but {frames} frame(s) of "
-                                   f"{lay.rows} x {lay.cols} visual tokens")
-            k = torch.arange(positions.numel())
-            cols["sample"].append(torch.full_like(k, b))
-            cols["position"].append(positions)
-            cols["frame"].append(k // per_frame)
-            cols["row"].append((k % per_frame) // lay.cols)
-            cols["col"].append(k % lay.cols)
-            grids += [[b, f, lay.rows, lay.cols] for f in range(frames)]
-        return VisualTokens(
-            **{k: torch.cat(v).long() for k, v in cols.items()},
-            grid=torch.tensor(grids, dtype=torch.long).reshape(-1, 4),
-            frames_per_group=torch.ones(len(encoded), dtype=torch.long),
-        )
+        return fixed_grid_tokens(
+            input_ids, [e["num_frames"] for e in encoded], lay.image_token_id, lay.rows, lay.cols,
+            lambda b, found, frames: f"sample {b}: {found} <image> tokens but {frames} frame(s) of "
+                                     f"{lay.rows} x {lay.cols} visual tokens")
