@@ -95,3 +95,16 @@ def test_missing_response_fails_with_its_id(collator):
     sample.response = None
     with pytest.raises(ValueError, match="sample 'squares-0-1' .* has no response"):
         collator([sample])
+
+
+def test_fixed_grid_tokens_indexes_each_frame_block_and_names_a_miscount():
+    from thinkspace.data.collate import fixed_grid_tokens
+
+    ids = torch.tensor([[5, 9, 9, 9, 9, 7, 9, 9, 9, 9], [5, 9, 9, 9, 9, 0, 0, 0, 0, 0]])  # 9: placeholder
+    vis = fixed_grid_tokens(ids, [2, 1], 9, rows=2, cols=2, mismatch=lambda b, n, f: f"{b}:{n}:{f}")
+    assert vis.position.tolist() == [1, 2, 3, 4, 6, 7, 8, 9, 1, 2, 3, 4]
+    assert vis.frame.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0]
+    assert vis.row.tolist() == [0, 0, 1, 1] * 3 and vis.col.tolist() == [0, 1, 0, 1] * 3
+    assert vis.grid.tolist() == [[0, 0, 2, 2], [0, 1, 2, 2], [1, 0, 2, 2]]
+    with pytest.raises(RuntimeError, match="^1:4:2$"):
+        fixed_grid_tokens(ids, [2, 2], 9, rows=2, cols=2, mismatch=lambda b, n, f: f"{b}:{n}:{f}")
