@@ -27,7 +27,7 @@ from transformers import (
     GenerationConfig,
 )
 
-from thinkspace.backbones.tiny.build import save_quietly
+from thinkspace.backbones.tiny.build import decoder_sizes, save_quietly
 from thinkspace.backbones.tiny.tokenizer import BPE_VOCAB_SIZE, training_corpus
 
 PATCH_SIZE = 14
@@ -121,15 +121,10 @@ def model_config(tokenizer: GemmaTokenizer, *, hidden_size: int, num_layers: int
     ids = tokenizer.convert_tokens_to_ids
     head_dim = hidden_size // num_heads
     text = {
-        "vocab_size": -(-len(tokenizer) // 64) * 64,
-        "hidden_size": hidden_size,
-        "intermediate_size": intermediate_size,
-        "num_hidden_layers": num_layers,
-        "num_attention_heads": num_heads,
-        "num_key_value_heads": num_kv_heads,
+        **decoder_sizes(tokenizer, hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
+                        num_kv_heads=num_kv_heads, intermediate_size=intermediate_size),
         "head_dim": head_dim,
         "query_pre_attn_scalar": head_dim,
-        "max_position_embeddings": 32768,
         "sliding_window": SLIDING_WINDOW,
         # Gemma 3 interleaves five sliding-window layers per global one; here the last layer is global.
         "layer_types": ["sliding_attention"] * (num_layers - 1) + ["full_attention"],

@@ -21,7 +21,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from thinkspace.backbones.tiny.build import save_hf_tiny
+from thinkspace.backbones.tiny.build import decoder_sizes, save_hf_tiny
 from thinkspace.backbones.tiny.tokenizer import build_tokenizer
 
 PATCH_SIZE = 14
@@ -72,13 +72,8 @@ def model_config(
     side = image_size(min_pixels)
     text = {
         "model_type": "qwen2",
-        "vocab_size": -(-len(tokenizer) // 64) * 64,
-        "hidden_size": hidden_size,
-        "intermediate_size": intermediate_size,
-        "num_hidden_layers": num_layers,
-        "num_attention_heads": num_heads,
-        "num_key_value_heads": num_kv_heads,
-        "max_position_embeddings": 32768,
+        **decoder_sizes(tokenizer, hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
+                        num_kv_heads=num_kv_heads, intermediate_size=intermediate_size),
         "rms_norm_eps": 1e-6,
         "attention_dropout": 0.0,
         "rope_parameters": {"rope_type": "default", "rope_theta": ROPE_THETA},

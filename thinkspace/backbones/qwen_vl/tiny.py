@@ -25,7 +25,7 @@ from transformers import (
 )
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from thinkspace.backbones.tiny.build import save_hf_tiny
+from thinkspace.backbones.tiny.build import decoder_sizes, save_hf_tiny
 from thinkspace.backbones.tiny.tokenizer import build_tokenizer
 
 PATCH_SIZE = {"qwen2_vl": 14, "qwen2_5_vl": 14, "qwen3_vl": 16}
@@ -146,13 +146,8 @@ def model_config(
     if family == "qwen3_vl":
         rope["mrope_interleaved"] = True
     text = {
-        "vocab_size": -(-len(tokenizer) // 64) * 64,
-        "hidden_size": hidden_size,
-        "intermediate_size": intermediate_size,
-        "num_hidden_layers": num_layers,
-        "num_attention_heads": num_heads,
-        "num_key_value_heads": num_kv_heads,
-        "max_position_embeddings": 32768,
+        **decoder_sizes(tokenizer, hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
+                        num_kv_heads=num_kv_heads, intermediate_size=intermediate_size),
         "rms_norm_eps": 1e-6,
         "attention_dropout": 0.0,
         "rope_parameters": rope,

@@ -18,12 +18,12 @@ cache root and returns it on later calls.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import json
 import os
 import shutil
 import tempfile
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,21 @@ def build_tiny(
                          num_kv_heads=num_kv_heads, intermediate_size=intermediate_size or 4 * hidden_size,
                          vision_hidden_size=vision_hidden_size, vision_depth=vision_depth, min_pixels=min_pixels,
                          max_pixels=max_pixels, seed=seed)
+
+
+def decoder_sizes(tokenizer: Any, *, hidden_size: int, num_layers: int, num_heads: int, num_kv_heads: int,
+                  intermediate_size: int) -> dict[str, int]:
+    """The text-config entries every tiny decoder shares: its sizes and a vocabulary padded to a
+    multiple of 64 rows (as the real checkpoints pad theirs, so added tokens often fit)."""
+    return {
+        "vocab_size": -(-len(tokenizer) // 64) * 64,
+        "hidden_size": hidden_size,
+        "intermediate_size": intermediate_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": num_heads,
+        "num_key_value_heads": num_kv_heads,
+        "max_position_embeddings": 32768,
+    }
 
 
 def save_hf_tiny(config: Any, processor: Any, tokenizer: Any, out: Path, seed: int) -> Path:
