@@ -14,7 +14,7 @@ import yaml
 
 from sweep_helpers import FAKE, QUICKSTART
 from thinkspace.sweep.command import main
-from thinkspace.sweep.files import read_questions, write_questions
+from thinkspace.sweep.files import read_questions, read_tasks, write_questions
 from thinkspace.sweep.grid import load_sweep
 from thinkspace.sweep.paired import compare
 from thinkspace.sweep.report import write_report
@@ -57,7 +57,7 @@ def test_a_sweep_with_a_baseline_reports_paired_statistics(tmp_path):
     assert png_width(out / "results.png") < with_panel  # the differences panel is gone
 
 
-def answers_dir(tmp_path, name, setting, seed, answers, state="done", stage="heldout", **labels):
+def answers_dir(tmp_path, name, setting, seed, answers, state="done", stage="heldout", tasks=None, **labels):
     d = tmp_path / name
     d.mkdir()
     (d / "run.json").write_text(json.dumps({"name": name, "labels": {"setting": setting, **labels, "seed": seed}}))
@@ -65,8 +65,29 @@ def answers_dir(tmp_path, name, setting, seed, answers, state="done", stage="hel
     (d / "metrics_fit.json").write_text(json.dumps({"metrics": {"val/accuracy": 0.5}}))
     if answers is not None:
         write_questions(d / f"questions_test_{stage}.csv",
-                        [{"id": k, "correct": v, "answer": "A", "prediction": "A" if v else "B"}
-                         for k, v in answers.items()])
+                        [{"id": k, "correct": v, "answer": "A", "prediction": "A" if v else "B",
+                          "task": (tasks or {}).get(k, "")} for k, v in answers.items()])
+
+
+def test_questions_of_several_tasks_are_compared_per_task_too(tmp_path):
+    tasks = {f"q{i}": "perspective" if i < 5 else "situated" for i in range(10)}
+    base = {f"q{i}": int(i >= 8) for i in range(10)}  # perspective all wrong, situated 2 of 5 right
+    better = {k: 1 if tasks[k] == "perspective" else v for k, v in base.items()}  # perspective all right
+    for seed in (0, 1):
+        answers_dir(tmp_path, f"a{seed}", "a", seed, base, tasks=tasks)
+        answers_dir(tmp_path, f"b{seed}", "b", seed, better, tasks=tasks)
+    write_report(tmp_path, "heldout:test/accuracy", chart=False, baseline="a")
+    lines = (tmp_path / "results.md").read_text().splitlines()
+    start = lines.index("#### By task (the questions files' `task` column)")
+    assert lines[start + 2].startswith("| setting | task | baseline accuracy | seeds x questions | accuracy |")
+    # perspective: 10 pairs (2 seeds x 5) all turned right, p = 2 / 2^10; situated: nothing changes
+    assert lines[start + 4] == ("| setting=b | perspective | 0.000 | 2 x 5 | 1.000 | +1.000 | [+1.000, +1.000] | "
+                                "0 / 10 | 0.00195 |")
+    assert lines[start + 5] == ("| setting=b | situated | 0.400 | 2 x 5 | 0.400 | +0.000 | [+0.000, +0.000] | "
+                                "0 / 0 | 1 |")
+    answers_dir(tmp_path, "c0", "c", 0, base)  # files without tasks: no per-task rows for that setting
+    write_report(tmp_path, "heldout:test/accuracy", chart=False, baseline="c")
+    assert "By task" not in (tmp_path / "results.md").read_text()
 
 
 def test_missing_files_and_different_questions_are_reported_not_raised(tmp_path):
@@ -134,15 +155,17 @@ def test_questions_file_writes_choice_answers_of_every_batch(tmp_path):
     callback = QuestionsFile(str(path))
     trainer = SimpleNamespace(world_size=1, is_global_zero=True)
     callback.on_test_epoch_start(trainer, None)
-    for ids, predictions, answers, kinds in [
-        (["v1", "v2"], ["B. red, then\nblue", "C"], ["B", "A"], ["choice", "choice"]),
-        (["v3", "n1"], ["D", "2.5"], ["D", 2.5], ["choice", "number"]),
+    for ids, predictions, answers, kinds, tasks in [
+        (["v1", "v2"], ["B. red, then\nblue", "C"], ["B", "A"], ["choice", "choice"], ["perspective", "situated"]),
+        (["v3", "n1"], ["D", "2.5"], ["D", 2.5], ["choice", "number"], []),  # a batch without tasks
     ]:
         callback.on_test_batch_end(trainer, None, {"ids": ids, "predictions": predictions},
-                                   SimpleNamespace(answers=answers, answer_types=kinds), 0)
+                                   SimpleNamespace(answers=answers, answer_types=kinds, tasks=tasks), 0)
     callback.on_test_epoch_end(trainer, None)
     assert read_questions(path) == {"v1": 1, "v2": 0, "v3": 1}  # the number question is not a choice
-    assert path.read_text() == 'id,correct,answer,prediction\nv1,1,B,"B. red, then\nblue"\nv2,0,A,C\nv3,1,D,D\n'
+    assert read_tasks(path) == {"v1": "perspective", "v2": "situated"}
+    assert path.read_text() == ('id,correct,answer,prediction,task\nv1,1,B,"B. red, then\nblue",perspective\n'
+                                'v2,0,A,C,situated\nv3,1,D,D,\n')
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # written atomically: no temporary left
 
 
@@ -171,7 +194,7 @@ def _two_ranks(rank, path, port):
     # a distributed sampler: rank 0 gets q0, q2, q4; rank 1 gets q1, q3 and q0 again as padding
     ids = ["q0", "q2", "q4"] if rank == 0 else ["q1", "q3", "q0"]
     callback.on_test_batch_end(trainer, None, {"ids": ids, "predictions": ["A", "B", "A"]},
-                               SimpleNamespace(answers=["A"] * 3, answer_types=["choice"] * 3), 0)
+                               SimpleNamespace(answers=["A"] * 3, answer_types=["choice"] * 3, tasks=[]), 0)
     callback.on_test_epoch_end(trainer, None)
     dist.destroy_process_group()
 

@@ -146,3 +146,13 @@ def test_a_rare_wanted_answer_is_still_found():
                             num_objects=(3, 3), shuffle_options=False)
     sample = data[2929]
     assert sample.task == "situated" and sample.answer in "ABCD" and len(sample.frames) in (2, 3)
+
+
+def test_a_samples_task_is_known_without_rendering_it():
+    from thinkspace.data.datasets.synthetic import SyntheticSpatial
+
+    data = SyntheticSpatial(12, image_size=32, num_views=(2, 2), settings=["perspective", "situated"],
+                            num_objects=(3, 3), shuffle_options=False, split="test", seed=0)
+    tasks = [data.task(i) for i in range(12)]
+    assert set(tasks) == {"perspective", "situated"}
+    assert [data[i].task for i in range(4)] == tasks[:4]  # rendering draws the same task first

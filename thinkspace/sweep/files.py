@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 #: the columns of a questions file, in order
-QUESTION_COLUMNS = ("id", "correct", "answer", "prediction")
+QUESTION_COLUMNS = ("id", "correct", "answer", "prediction", "task")
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -40,7 +40,7 @@ def questions_path(run_dir: str | Path, stage: str) -> Path:
 
 
 def write_questions(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Write one row per question (``id``, ``correct`` 0/1, ``answer``, ``prediction``) atomically."""
+    """Write one row per question (``id``, ``correct`` 0/1, ``answer``, ``prediction``, ``task``) atomically."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=QUESTION_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -71,3 +71,13 @@ def read_questions(path: str | Path) -> dict[str, int]:
                 raise ValueError(f"{where}: question id {row['id']!r} repeats; each question must appear once")
             answers[row["id"]] = int(row["correct"])
     return answers
+
+
+def read_tasks(path: str | Path) -> dict[str, str]:
+    """Question id -> task (question family) of a questions file; empty for a file without the
+    ``task`` column (written before it existed) or without tasks."""
+    with Path(path).open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if "task" not in (reader.fieldnames or []):
+            return {}
+        return {row["id"]: row["task"] for row in reader if row["task"]}

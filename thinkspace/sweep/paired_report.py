@@ -3,7 +3,8 @@
 Reads the ``questions_test_<stage>.csv`` files of the headline metric's evaluate stage
 (``<stage>:test/...``), pairs each setting's answers with the baseline's by seed and
 question id (within the same values of any other axis), and computes the statistics of
-``thinkspace.sweep.paired``. Anything that stops a comparison (no baseline, a validation
+``thinkspace.sweep.paired``; when the files name each question's task (``task`` column) and
+there are several, the same statistics per task follow. Anything that stops a comparison (no baseline, a validation
 headline, a missing file, question sets that differ) becomes a line of the report, not an
 error: the rest of the report is still written.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from thinkspace.sweep.files import questions_path, read_questions
+from thinkspace.sweep.files import questions_path, read_questions, read_tasks
 from thinkspace.sweep.paired import BOOTSTRAP_SEED, REPLICATES, PairedComparison, compare
 
 
@@ -53,8 +54,24 @@ def load_answers(members: list[dict[str, Any]], stage: str, notes: list[str]) ->
     return answers
 
 
-def align(base: dict[Any, dict[str, int]], other: dict[Any, dict[str, int]]) -> tuple[np.ndarray, np.ndarray] | str:
-    """Both groups' answers as aligned ``[S, Q]`` arrays over their common seeds, or why they cannot be.
+def load_tasks(members: list[dict[str, Any]], stage: str) -> dict[str, str]:
+    """Question id -> task from the first finished run of a group whose file names tasks (else empty)."""
+    for row in members:
+        path = questions_path(row["dir"], f"test_{stage}")
+        if row["state"] == "done" and path.exists():
+            try:
+                tasks = read_tasks(path)
+            except (OSError, ValueError):
+                continue
+            if tasks:
+                return tasks
+    return {}
+
+
+def align(base: dict[Any, dict[str, int]], other: dict[Any, dict[str, int]]
+          ) -> tuple[list[str], np.ndarray, np.ndarray] | str:
+    """The question ids and both groups' answers as aligned ``[S, Q]`` arrays over their common seeds,
+    or why they cannot be.
 
     Every seed of both groups must hold the same question ids (the two-way bootstrap
     resamples questions across seeds); the message names a seed and an id that differs.
@@ -69,7 +86,8 @@ def align(base: dict[Any, dict[str, int]], other: dict[Any, dict[str, int]]) -> 
                 odd = sorted(set(answers) ^ set(ids))[0]
                 return (f"question sets differ: seed {seed} of the {name} has {len(answers)} questions, seed "
                         f"{seeds[0]} of the baseline {len(ids)} (e.g. id {odd!r} is in one only)")
-    return (np.array([[base[s][i] for i in ids] for s in seeds]), np.array([[other[s][i] for i in ids] for s in seeds]))
+    return (ids, np.array([[base[s][i] for i in ids] for s in seeds]),
+            np.array([[other[s][i] for i in ids] for s in seeds]))
 
 
 def _baseline_cells(answers: dict[Any, dict[str, int]]) -> str:
@@ -84,6 +102,21 @@ def _baseline_cells(answers: dict[Any, dict[str, int]]) -> str:
 
 def _p(value: float) -> str:
     return f"{value:.3g}" if value >= 1e-3 else f"{value:.1e}"
+
+
+def _row(name: str, result: PairedComparison) -> str:
+    return (f"| {name} | {result.seeds} x {result.questions} | {result.accuracy:.3f} | {result.difference:+.3f} | "
+            f"[{result.low:+.3f}, {result.high:+.3f}] | {result.b} / {result.c} | {_p(result.p)} |")
+
+
+def by_task(group: str, ids: list[str], base: np.ndarray, other: np.ndarray, tasks: dict[str, str]) -> list[str]:
+    """Table rows of one setting's comparison restricted to each task's questions (tasks in sorted order)."""
+    rows = []
+    for task in sorted({tasks[i] for i in ids if i in tasks}):
+        columns = [j for j, i in enumerate(ids) if tasks.get(i) == task]
+        result = compare(base[:, columns], other[:, columns])
+        rows.append(_row(f"{group} | {task} | {result.baseline_accuracy:.3f}", result))
+    return rows
 
 
 def paired_section(rows: list[dict[str, Any]], headline: str, baseline: str | None) -> PairedSection:
@@ -110,7 +143,7 @@ def paired_section(rows: list[dict[str, Any]], headline: str, baseline: str | No
     head = ["setting", "seeds x questions", "accuracy", "difference vs baseline", "95% CI", "b / c", "p (McNemar)"]
     lines = [f"\n### Paired against `{baseline}`: answers of the `{stage}` stage\n",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    comparisons = []
+    comparisons, task_rows = [], []
     for key, members in groups.items():
         group, labels = members[0]["group"], members[0]["labels"]
         if labels.get("setting") == baseline:
@@ -122,11 +155,12 @@ def paired_section(rows: list[dict[str, Any]], headline: str, baseline: str | No
             notes.append(f"{group}: no paired statistics: {aligned}")
             lines.append(f"| {group} | - | - | - | - | - | - |")
             continue
-        result = compare(*aligned)
+        result = compare(*aligned[1:])
         comparisons.append((group, result))
-        lines.append(f"| {group} | {result.seeds} x {result.questions} | {result.accuracy:.3f} | "
-                     f"{result.difference:+.3f} | [{result.low:+.3f}, {result.high:+.3f}] | {result.b} / {result.c} "
-                     f"| {_p(result.p)} |")
+        lines.append(_row(group, result))
+        tasks = load_tasks(groups[partner], stage)
+        if len(set(tasks.values())) > 1:
+            task_rows += by_task(group, *aligned, tasks)
     other = "" if metric == "test/accuracy" else f" (the headline `{headline}` is not it: these are of accuracy)"
     lines.append(f"\naccuracy: share of the `{stage}` stage's multiple-choice questions answered right{other}, "
                  "over the seeds both settings finished; difference: setting "
@@ -134,6 +168,12 @@ def paired_section(rows: list[dict[str, Any]], headline: str, baseline: str | No
                  f"questions ({REPLICATES} replicates, generator seed {BOOTSTRAP_SEED}); b: pairs (seed, question) "
                  "the baseline answered right and the setting wrong, c: the reverse; p: exact two-sided McNemar "
                  "test on b and c (docs/ablations.md says how to read them).")
+    if task_rows:
+        head = ["setting", "task", "baseline accuracy", "seeds x questions", "accuracy", "difference vs baseline",
+                "95% CI", "b / c", "p (McNemar)"]
+        lines += [f"\n#### By task (the questions files' `task` column)\n", "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head), *task_rows,
+                  "\nThe same statistics on each task's questions alone (each with its own bootstrap)."]
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]
     return PairedSection("\n".join(lines) + "\n", comparisons)

@@ -22,9 +22,10 @@ def is_correct(prediction: str, answer: Any) -> bool:
 class QuestionsFile(Callback):
     """At the end of a test epoch, write one row per multiple-choice question to ``path``.
 
-    Rows are ``id``, ``correct`` (0/1), ``answer`` (gold) and ``prediction`` (the generated
-    text), in the test order (with several processes: rank after rank); the mean of ``correct``
-    is the stage's ``test/accuracy``.
+    Rows are ``id``, ``correct`` (0/1), ``answer`` (gold), ``prediction`` (the generated
+    text) and ``task`` (the sample's task or question family, for per-task statistics), in the
+    test order (with several processes: rank after rank); the mean of ``correct`` is the
+    stage's ``test/accuracy``.
     They come from ``test_step``'s outputs (``ids``, ``predictions``) and the batch
     (``answers``, ``answer_types``); questions of other answer types are left out, as
     the accuracy leaves them out. With several processes the rows are gathered to global
@@ -46,10 +47,12 @@ class QuestionsFile(Callback):
                           batch_idx: int, dataloader_idx: int = 0) -> None:
         if not isinstance(outputs, dict) or "predictions" not in outputs:
             return
-        for key, text, answer, kind in zip(outputs["ids"], outputs["predictions"], batch.answers, batch.answer_types):
+        tasks = batch.tasks or [""] * len(batch.answers)
+        for key, text, answer, kind, task in zip(outputs["ids"], outputs["predictions"], batch.answers,
+                                                 batch.answer_types, tasks):
             if kind == "choice":
                 self.rows.append({"id": str(key), "correct": is_correct(text, answer), "answer": answer,
-                                  "prediction": text})
+                                  "prediction": text, "task": task})
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         rows = self.rows

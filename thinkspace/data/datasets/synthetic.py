@@ -162,15 +162,22 @@ class SyntheticSpatial(Dataset):
                 self._cache.popitem(last=False)
         return sample
 
+    def task(self, index: int) -> str:
+        """The task (question family) of sample ``index``, without rendering it."""
+        return self._draw_task(index)[0]
+
+    def _draw_task(self, index: int) -> tuple[str, np.random.Generator]:
+        """Sample ``index``'s task, drawn first from its own generator (returned, to draw the rest)."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, SPLITS.index(self.split), index]))
+        return self.settings[int(rng.integers(len(self.settings)))], rng  # drawn once: tasks stay balanced
+
     def _make(self, index: int) -> SpatialSample:
         from thinkspace.synth.episodes import to_sample, video_episode, view_episode
         from thinkspace.synth.render import Renderer
         from thinkspace.synth.scene import generate_scene
         from thinkspace.synth.views import BALANCED
 
-        stream = np.random.SeedSequence([self.seed, SPLITS.index(self.split), index])
-        rng = np.random.default_rng(stream)
-        task = self.settings[int(rng.integers(len(self.settings)))]  # drawn once: tasks stay balanced
+        task, rng = self._draw_task(index)
         want = None
         if task in BALANCED:  # the answer too, before any scene: letters stay balanced
             answers = BALANCED[task][1]
