@@ -116,6 +116,26 @@ def test_fixed_shape_lean_step_is_within_1e_5_of_the_hugging_face_step(family, p
     assert_same_decoding(plain(family), fixed_shapes=True)
 
 
+@torch.no_grad()
+def test_rows_that_never_stop_open_their_mask_columns_once_and_decode_the_same(plain):
+    """``rows_stop=False`` (no stop token: every row decodes every step) skips the per-step mask update."""
+    backbone = plain("qwen2_5_vl")
+    language_model, embed = backbone.hf.model.language_model, backbone.hf.get_input_embeddings()
+    pre = prefill(backbone, prompts(backbone)).repeat(GROUP)
+    positions = pre.positions(12)
+    per_step = LeanDecoder(language_model, pre.cache, pre.mask, positions)
+    opened = LeanDecoder(language_model, pre.cache, pre.mask, positions, rows_stop=False)
+    assert per_step.masks_each_step and not opened.masks_each_step
+    rows, every = pre.hidden.shape[0], torch.ones(pre.hidden.shape[0], dtype=torch.bool)
+    tokens = torch.randint(0, 200, (rows, 12), generator=torch.Generator().manual_seed(2))
+    for t in range(12):
+        a, b = per_step.step(embed(tokens[:, t]), t, every), opened.step(embed(tokens[:, t]), t, every)
+        assert torch.equal(a, b), t
+    torch.testing.assert_close(per_step.mask, opened.mask, atol=0, rtol=0)  # the same columns open in the end
+    fixed = LeanDecoder(language_model, pre.cache, pre.mask, positions, fixed_shapes=True, rows_stop=False)
+    assert fixed.masks_each_step  # a fixed-shape step attends over the whole buffer: it masks step by step
+
+
 @pytest.mark.parametrize("family", ["qwen3_vl", "llava_onevision"])
 def test_unfused_weights_are_the_modules_own_and_give_the_same_numbers(family, plain, monkeypatch):
     """Above the size limit q/k/v and gate/up stay separate: no copy of a large model's weights."""

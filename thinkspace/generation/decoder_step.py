@@ -46,10 +46,11 @@ LENGTH_BUCKET = 64
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     """RMSNorm over the last axis as the Qwen families compute it (statistics in float32)."""
-    dtype = x.dtype
+    if x.dtype == torch.float32:  # the same operations without the two casts (each a call per token)
+        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
     x32 = x.float()
     x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * x32.to(dtype)
+    return weight * x32.to(x.dtype)
 
 
 def project(x: Tensor, parts: list[tuple[Tensor, Tensor | None]]) -> Tensor:
@@ -59,10 +60,12 @@ def project(x: Tensor, parts: list[tuple[Tensor, Tensor | None]]) -> Tensor:
     return torch.cat([F.linear(x, weight, bias) for weight, bias in parts], dim=-1)
 
 
-def rotate_half(x: Tensor) -> Tensor:
-    """``[..., hd]``: the second half negated, then the first (the rotary pairing of the Qwen families)."""
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+def signed_sin(sin: Tensor) -> Tensor:
+    """``sin`` ``[..., hd]`` with its first half negated: ``x.roll(hd / 2, -1) * signed_sin(sin)`` is the
+    rotary term ``rotate_half(x) * sin`` (second half negated, then the first) in one fewer operation, the
+    same numbers bit for bit (``(-a) * b == a * (-b)`` in floating point)."""
+    half = sin.shape[-1] // 2
+    return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
 
 
 class LeanDecoder:
@@ -81,6 +84,10 @@ class LeanDecoder:
             gives its numbers bit for bit where the weights need no folding (tested).
         fuse: stack q/k/v and gate/up (see :func:`~thinkspace.generation.decoder_weights.decoder_weights`;
             default: when the copies are small).
+        rows_stop: rows may stop before the last step (``step``'s ``live`` then masks a finished row's
+            tokens). ``False``: every row decodes every step, so without fixed shapes the steps' mask
+            columns are opened once here and ``step`` ignores ``live`` (attention over the positions so
+            far never reaches a later column).
 
     Raises:
         LeanStepUnsupported: the decoder or cache has something the lean step does not compute
@@ -88,7 +95,8 @@ class LeanDecoder:
     """
 
     def __init__(self, language_model: nn.Module, cache: Any, prompt_mask: Tensor, positions: Tensor,
-                 compile: bool = False, fixed_shapes: bool | None = None, fuse: bool | None = None) -> None:
+                 compile: bool = False, fixed_shapes: bool | None = None, fuse: bool | None = None,
+                 rows_stop: bool = True) -> None:
         if compile and fixed_shapes is False:
             raise ValueError("LeanDecoder: compile=True needs fixed_shapes (a compiled step with a new key "
                              "length at every token would recompile at every token)")
@@ -119,12 +127,15 @@ class LeanDecoder:
         dtype = layers[0].keys.dtype
         self.mask = torch.full((rows, 1, 1, length), float("-inf"), dtype=dtype, device=device)
         self.mask[:, 0, 0, :prompt_length].masked_fill_(prompt_mask.bool(), 0.0)
+        self.masks_each_step = rows_stop or self.fixed_shapes
+        if not self.masks_each_step:
+            self.mask[:, 0, 0, prompt_length:prompt_length + steps] = 0.0
         self._blocked = torch.tensor(float("-inf"), dtype=dtype, device=device)
         probe = layers[0].keys.new_empty(0)  # the rotary module reads only its device and dtype
         with torch.no_grad():
             cos, sin = language_model.rotary_emb(probe, positions.to(device))  # [N, T, hd]
         self.cos = cos.transpose(0, 1)[:, :, None].contiguous()  # [T, N, 1, hd]: step t's rows are a view
-        self.sin = sin.transpose(0, 1)[:, :, None].contiguous()
+        self.sin = signed_sin(sin.transpose(0, 1)[:, :, None]).contiguous()
         self.columns = torch.arange(prompt_length, prompt_length + steps, device=device)  # [T] each step's column
         self._run = compiled_decode_layers() if compile else decode_layers
 
@@ -133,7 +144,8 @@ class LeanDecoder:
         ``[N]`` rows whose new token counts in the mask (a finished row's does not, as in the loop).
         Returns ``[N, D]`` last-layer hidden states after the final norm."""
         column = self.columns[t:t + 1]
-        self.mask.index_copy_(3, column, torch.where(live.view(self.rows, 1, 1, 1).bool(), 0.0, self._blocked))
+        if self.masks_each_step:
+            self.mask.index_copy_(3, column, torch.where(live.view(self.rows, 1, 1, 1).bool(), 0.0, self._blocked))
         if self.fixed_shapes:
             return self._run(embeds, self.cos[t], self.sin[t], column, self.mask, self.weights, self.keys, self.values)
         seen = self.prompt_length + t + 1  # attend over the positions so far only: the Hugging Face step's shapes
@@ -142,11 +154,11 @@ class LeanDecoder:
 
 
 def lean_decoder_or_reason(language_model: nn.Module, cache: Any, prompt_mask: Tensor, positions: Tensor,
-                           compile: bool = False) -> tuple[LeanDecoder | None, str]:
+                           compile: bool = False, rows_stop: bool = True) -> tuple[LeanDecoder | None, str]:
     """``(LeanDecoder, "lean")``, or ``(None, reason)`` when the decoder has something the lean step does
     not compute (the reason is logged once per process; the caller keeps the Hugging Face step)."""
     try:
-        return LeanDecoder(language_model, cache, prompt_mask, positions, compile=compile), "lean"
+        return LeanDecoder(language_model, cache, prompt_mask, positions, compile=compile, rows_stop=rows_stop), "lean"
     except LeanStepUnsupported as err:
         reason = str(err)
         if reason not in _LOGGED:
@@ -157,7 +169,8 @@ def lean_decoder_or_reason(language_model: nn.Module, cache: Any, prompt_mask: T
 
 def decode_layers(x: Tensor, cos: Tensor, sin: Tensor, column: Tensor, mask: Tensor, weights: DecoderWeights,
                   keys: list[Tensor], values: list[Tensor]) -> Tensor:
-    """The layers for one token: ``x`` ``[N, D]`` input embeddings, ``cos``/``sin`` ``[N, 1, hd]``, ``column``
+    """The layers for one token: ``x`` ``[N, D]`` input embeddings, ``cos`` and ``sin`` ``[N, 1, hd]`` (``sin``
+    with its first half negated, :func:`signed_sin`), ``column``
     ``[1]`` the buffer column to write, ``mask`` ``[N, 1, 1, L]`` additive, ``keys``/``values`` per layer
     ``[N, KV, L, hd]`` (written in place). Returns ``[N, D]`` after the final norm. Fixed shapes, no
     host reads, branches only on the model's structure (graph-capturable)."""
@@ -170,7 +183,7 @@ def decode_layers(x: Tensor, cos: Tensor, sin: Tensor, column: Tensor, mask: Ten
         qk = qkv[:, :qk_width].view(rows, heads + kv_heads, head_dim)
         if layer.qk_norm is not None:
             qk = rms_norm(qk, layer.qk_norm, layer.qk_eps)
-        qk = qk * cos + rotate_half(qk) * sin  # q and k rotated together
+        qk = qk * cos + qk.roll(head_dim // 2, -1) * sin  # q and k rotated together (sin signed)
         layer_keys.index_copy_(2, column, qk[:, heads:, None])
         layer_values.index_copy_(2, column, qkv[:, qk_width:].view(rows, kv_heads, 1, head_dim))
         # the H / KV query heads sharing a key/value head become that head's query rows

@@ -29,6 +29,8 @@ continuations are decoded as one batch, sample ``b`` of the prompt batch giving 
 
 from __future__ import annotations
 
+import copy
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,6 +67,9 @@ class LatentGeneration:
             numbers :func:`~thinkspace.rl.rollout.sequence_logprobs` computes in a separate pass.
         decoder_step: which per-token step ran: ``"lean"``
             (:class:`~thinkspace.generation.decoder_step.LeanDecoder`) or ``"hugging face: <why>"``.
+        prefix: with ``keep_prefix``, the ``N``-row prefill (repeated per group) as it was before
+            decoding, computed with gradients: a scoring pass over the same weights can start from
+            it instead of running the prompts again (:func:`~thinkspace.rl.rollout.sequence_logprobs`).
     """
 
     texts: list[str]
@@ -80,6 +85,7 @@ class LatentGeneration:
     latent_count: Tensor | None = None
     logprobs: Tensor | None = None
     decoder_step: str = "hugging face"
+    prefix: Prefill | None = None
 
 
 @dataclass
@@ -117,6 +123,14 @@ class Prefill:
         valid = self.mask.sum(1, keepdim=True) + self.deltas  # [N, 1]
         pos = valid.to(self.hidden.device) + start + torch.arange(steps, device=self.hidden.device)
         return pos[None].expand(3, *pos.shape) if self.mrope else pos
+
+    def kept(self) -> Prefill:
+        """This prefix as it is now, for a later pass: the cache's layers are shallow copies holding
+        today's key/value tensors (decoding replaces a layer's tensors or copies them, never
+        writes into them), so extending this cache leaves the copy as it was."""
+        cache = copy.copy(self.cache)
+        cache.layers = [copy.copy(layer) for layer in self.cache.layers]
+        return Prefill(cache, self.hidden, self.mask, self.deltas, self.mrope, self.out)
 
 
 def prefill(backbone: Any, prompts: Batch, inputs_embeds_hook: Any = None) -> Prefill:
@@ -169,6 +183,7 @@ def generate_with_latents(
     fast: bool = True,
     return_logprobs: bool = False,
     decode_step: Literal["lean", "compiled", "hugging_face"] = "lean",
+    keep_prefix: bool = False,
     **unused: Any,
 ) -> LatentGeneration:
     """Decode each prompt of ``batch`` (``group`` times) with a latent slot of ``slot.k`` steps.
@@ -206,6 +221,9 @@ def generate_with_latents(
             and why); ``compiled``: the lean step through ``torch.compile`` (fixed shapes; see
             docs/benchmarks.md for what it gains on a CPU); ``hugging_face``: the model's own forward.
             The tokens are the same (bit for bit without LoRA; folded LoRA rounds within 1e-5).
+        keep_prefix: run the prefill with gradients and return it (``LatentGeneration.prefix``), so
+            the policy's scoring pass of a GRPO step reuses it instead of running the prompts and
+            images again (equal only where the model has no dropout: the caller decides).
 
     Per token the loop runs one decoder step (``decode_step``) and a few tensor operations; it
     reads nothing back from the device except, when a row can stop (``eos_token_id`` not ``[]``),
@@ -224,9 +242,11 @@ def generate_with_latents(
     pad_id = tokenizer.pad_token_id
     stops = stop_ids(tokenizer, eos_token_id)
     prompts = prompt_batch(batch, pad_id)
-    pre = prefill(backbone, prompts, inputs_embeds_hook)
-    prompt_out = pre.out
-    pre = pre.repeat(group)
+    with torch.enable_grad() if keep_prefix else nullcontext():  # the repeat too: the graph reaches the prompts
+        pre = prefill(backbone, prompts, inputs_embeds_hook)
+        prompt_out = pre.out
+        pre = pre.repeat(group)
+    kept_prefix = pre.kept() if keep_prefix else None
     cache, hidden, mask = pre.cache, pre.hidden, pre.mask
     embed, decoder = hf.get_input_embeddings(), backbone.language_model()
     bsz = hidden.shape[0]
@@ -246,6 +266,7 @@ def generate_with_latents(
     stops = stops.to(device)
     can_stop = stops.numel() > 0
     rows = torch.arange(bsz, device=device)
+    every_row = torch.ones(bsz, dtype=torch.bool, device=device)
     uniforms = draw_uniforms(bsz, max_new_tokens, generator, device) if do_sample else None
     # one prepared mask is every layer's only when every layer attends fully (not Gemma 3's sliding
     # windows: the decoder then builds each layer's own mask, as a plain forward does)
@@ -253,7 +274,7 @@ def generate_with_latents(
     lean, decoder_step = None, "hugging face: decode_step hugging_face"
     if decode_step != "hugging_face":  # built once per rollout: the weights do not change while it decodes
         lean, decoder_step = lean_decoder_or_reason(decoder, cache, mask, pre.positions(max_new_tokens),
-                                                    compile=decode_step == "compiled")
+                                                    compile=decode_step == "compiled", rows_stop=can_stop)
     # text positions continue from each sample's own valid length (left padding is not counted);
     # a finished row's positions run on too, harmlessly: its outputs are never read again
     first_position = (mask.sum(1, keepdim=True) + pre.deltas).to(device)  # [N, 1]
@@ -267,15 +288,16 @@ def generate_with_latents(
         forced_start = slot is not None and step == 0 and force_start
         if forced_start:
             token = torch.full_like(token, slot.start_id)
-        latent_step = remaining > 0
-        sampled = remaining < 0
+        # without a slot every token is the sampler's choice: nothing to compute per token
+        latent_step, sampled = (remaining > 0, remaining < 0) if slot is not None else (None, every_row)
         if slot is not None and early_end:  # the model's own end closes the slot (a chosen, not forced, token)
             ends_early = latent_step & (token == slot.end_id)
             latent_step, sampled = latent_step & ~ends_early, sampled | ends_early
         if slot is not None:
             token = torch.where(latent_step, torch.full_like(token, slot.pad_id), token)
             token = torch.where(remaining == 0, torch.full_like(token, slot.end_id), token)
-        token = torch.where(done, torch.full_like(token, pad_id), token)
+        if can_stop:  # no row stops otherwise: done stays all False
+            token = torch.where(done, torch.full_like(token, pad_id), token)
         step_embeds = embed(token)[:, None]
         if slot is not None:
             if mode == "feedback":
@@ -287,8 +309,9 @@ def generate_with_latents(
             slot_index = count.clamp(max=k - 1)
             latents[rows, slot_index] = torch.where(record[:, None], last.to(latents.dtype), latents[rows, slot_index])
             count = count + record.long()
-        free.append(sampled & ~done & (not forced_start))
-        kept.append(~done)
+        live = ~done if can_stop else every_row  # this step's token counts unless the row had already stopped
+        free.append(live & sampled if not forced_start else ~every_row)
+        kept.append(live)
         if slot is not None:
             opened = sampled & (remaining == -1) & (token == slot.start_id) & ~done
             started = torch.where(opened, torch.full_like(started, step), started)
@@ -300,7 +323,6 @@ def generate_with_latents(
         if return_logprobs:
             scaled = logits / max(temperature, 1e-5)
             logprobs.append(scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1))
-        live = ~done  # this step's token counts in the mask unless the row had already stopped
         if can_stop:
             done = done | (sampled & torch.isin(token, stops))
         if lean is not None:
@@ -323,7 +345,8 @@ def generate_with_latents(
     return LatentGeneration(texts=texts, tokens=ids, latents=latents, has_latents=complete,
                             prompt_out=prompt_out, prompts=prompts, completion_mask=kept[:, :steps],
                             sampled=torch.stack(free, 1)[:, :steps], latent_start=started, group=group,
-                            latent_count=count, logprobs=logp, decoder_step=decoder_step)
+                            latent_count=count, logprobs=logp, decoder_step=decoder_step,
+                            prefix=kept_prefix)
 
 
 def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
@@ -340,7 +363,8 @@ def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, t
     (see :func:`~thinkspace.generation.decode_state.draw_uniforms`; a list of ``M`` generators
     gives consecutive blocks of ``N / M`` rows their own).
     """
-    logits = logits / max(temperature, 1e-5)
+    if temperature != 1.0:  # dividing by 1 changes nothing: one operation less per token
+        logits = logits / max(temperature, 1e-5)
     if top_k and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, -1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -14,6 +14,7 @@ reduced over ranks.
 from __future__ import annotations
 
 import copy
+import logging
 import zlib
 from typing import Any, Literal
 
@@ -26,16 +27,18 @@ from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.capabilities import LATENT_DECODING
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.data.batch import Batch
-from thinkspace.generation.latent_decoding import stop_ids, generate_with_latents
+from thinkspace.generation.latent_decoding import Prefill, generate_with_latents, stop_ids
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.rl.checkpoint import load_stage1
 from thinkspace.rl.collate import RL_KEY, PromptCollator
 from thinkspace.rl.loss import clipped_loss, group_advantages
-from thinkspace.rl.prefix_cache import allow_read_only_cache
+from thinkspace.rl.prefix_cache import allow_read_only_cache, train_mode_dropout
 from thinkspace.rl.rewards import RewardScores, RewardSet
 from thinkspace.rl.rollout import Rollout, completion_texts, expand_batch, sequence_logprobs
 from thinkspace.rl.stats import reward_statistics
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_REWARDS = {"format": "thinkspace.rl.rewards.format_reward",
                    "answer": "thinkspace.rl.rewards.answer_reward",
@@ -182,6 +185,8 @@ class SpatialGRPO(SpatialModule):
         self._rollout: Rollout | None = None
         self._uses = 0
         self._initialised = self._prepared = False
+        #: why the policy's scoring pass cannot start from the rollout's prefill (None: it does)
+        self.prefix_reuse_blocker: str | None = None
         self.finish_init(freeze, gradient_checkpointing)
         if gradient_checkpointing:
             allow_read_only_cache(backbone.language_model())  # the scoring pass reads its prefix read-only
@@ -221,6 +226,12 @@ class SpatialGRPO(SpatialModule):
         if not self._initialised:
             if self.init_from:
                 load_stage1(self, self.init_from)
+            # the rollout prefills in evaluation mode, the policy scores in training mode: the same
+            # numbers unless dropout is drawn in training
+            self.prefix_reuse_blocker = train_mode_dropout(self.backbone)
+            if self.prefix_reuse_blocker is not None:
+                logger.info("GRPO: the policy's scoring pass runs the prompts again instead of reusing the "
+                            "rollout's prefill (dropout in training mode: %s)", self.prefix_reuse_blocker)
             self._initialised = True
         if reference and not self._prepared:
             if self.beta > 0 and self.reference_kind == "copy":
@@ -259,7 +270,8 @@ class SpatialGRPO(SpatialModule):
         try:
             gen = self._decode(batch, do_sample=True, temperature=self.temperature, top_p=self.top_p,
                                top_k=self.top_k, eos_token_id=None if self.stop_at_eos else [], group=self.group_size,
-                               generator=self._generators(batch), return_logprobs=self.num_iterations > 1)
+                               generator=self._generators(batch), return_logprobs=self.num_iterations > 1,
+                               keep_prefix=self.prefix_reuse_blocker is None)
             stops = set(stop_ids(self.backbone.tokenizer, None).tolist())
             completions = completion_texts(self.backbone.tokenizer, gen, stops)
             scores = self.score(batch, gen, completions)
@@ -315,10 +327,11 @@ class SpatialGRPO(SpatialModule):
 
     # -- log-probabilities ---------------------------------------------------------------
 
-    def logprobs(self, gen: Any) -> Tensor:
-        """``[N, T]`` log-probabilities of the rollout's tokens under the current policy."""
+    def logprobs(self, gen: Any, prefix: Prefill | None = None) -> Tensor:
+        """``[N, T]`` log-probabilities of the rollout's tokens under the current policy (from
+        ``prefix``, the rollout's own prefill with its graph, when given)."""
         feedback = self.latent is not None and self.latent.feeds_back
-        return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback)
+        return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback, prefix=prefix)
 
     @torch.no_grad()
     def reference_logprobs(self, gen: Any) -> Tensor:
@@ -327,7 +340,9 @@ class SpatialGRPO(SpatialModule):
         if self.reference_kind == "adapter":
             with self.backbone.model.disable_adapter():
                 return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback)
-        reference = self.__dict__["_reference"].to(self.device)
+        reference = self.__dict__["_reference"]
+        if next(reference.parameters()).device != self.device:  # moved once (a walk over every module)
+            reference.to(self.device)
         return sequence_logprobs(reference, gen.prompts, gen, self.temperature, feedback)
 
     # -- the step ------------------------------------------------------------------------
@@ -337,7 +352,10 @@ class SpatialGRPO(SpatialModule):
             self._rollout, self._uses = self.roll_out(batch), 0
         rollout = self._rollout
         self._uses += 1
-        logp = self.logprobs(rollout.generation)
+        # the rollout's prefill, computed with gradients by these same weights: scored from once (its
+        # graph serves one backward pass; later iterations of the rollout run the prompts again)
+        prefix, rollout.generation.prefix = rollout.generation.prefix, None
+        logp = self.logprobs(rollout.generation, prefix)
         old = rollout.old_logp if rollout.old_logp is not None else logp.detach()
         loss, stats = clipped_loss(logp, old, rollout.advantages, rollout.mask, self.epsilon, self.epsilon_high,
                                    self.beta, rollout.ref_logp, self.loss_normalisation)

@@ -10,6 +10,10 @@ what the first pass saw; layers may then be checkpointed with it
 (:func:`allow_read_only_cache`). The prefill, which does write its cache, runs with
 checkpointing paused (:func:`checkpointing_paused`); it holds the ``B`` prompts, not the
 ``B x G`` completions, so its activations are the small part.
+
+The rollout's own prefill can be that prefix (computed once with gradients, decoded from, then
+scored from) when a pass in training mode computes what the rollout's pass in evaluation mode
+did: :func:`train_mode_dropout` names what would make them differ.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.dropout import _DropoutNd
 from transformers.cache_utils import Cache, DynamicLayer
 from transformers.modeling_layers import GradientCheckpointingLayer
 
@@ -45,6 +50,21 @@ def read_only(cache: Cache) -> Cache:
                             "expected a full-attention DynamicLayer")
         layers.append(ReadOnlyLayer(layer.keys, layer.values))
     return Cache(layers=layers)
+
+
+def train_mode_dropout(model: nn.Module) -> str | None:
+    """The first module that draws dropout in training mode (``"<name>: <kind> p"``), or ``None``.
+
+    Dropout modules with ``p > 0`` count, and so do attention modules that keep their dropout rate as
+    a float applied only in training (``attention_dropout``, as transformers' attention classes do).
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, _DropoutNd) and module.p > 0:
+            return f"{name or type(module).__name__}: {type(module).__name__} p={module.p}"
+        rate = getattr(module, "attention_dropout", None)
+        if isinstance(rate, float) and rate > 0:
+            return f"{name or type(module).__name__}: attention_dropout {rate}"
+    return None
 
 
 def checkpointed_layers(module: nn.Module) -> list[GradientCheckpointingLayer]:

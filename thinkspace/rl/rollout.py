@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from thinkspace.data.batch import Batch, VisualTokens
-from thinkspace.generation.latent_decoding import LatentGeneration, prefill
+from thinkspace.generation.latent_decoding import LatentGeneration, Prefill, prefill
 from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
 from thinkspace.rl.rewards import RewardScores
 
@@ -96,6 +96,7 @@ def sequence_logprobs(
     temperature: float = 1.0,
     feedback: bool = False,
     inputs_embeds_hook: Any = None,
+    prefix: Prefill | None = None,
 ) -> Tensor:
     """Log-probabilities ``[N, T]`` of the generated tokens (0 outside the completion).
 
@@ -109,10 +110,16 @@ def sequence_logprobs(
         prompts: the left-padded prompt batch the generation ran on (``B`` rows).
         generation: tokens ``[N, T]``, completion mask, latents of ``N = B x G`` completions.
         temperature: logits are divided by it, as in sampling.
+        prefix: the prompts' prefill for the ``N`` rows, already run with gradients by the same
+            weights (``LatentGeneration.prefix`` of a rollout decoded with ``keep_prefix``): used
+            instead of running the prompts again. Its graph is consumed by one backward pass.
     """
     tokens, keep, group = generation.tokens, generation.completion_mask, generation.group
-    with checkpointing_paused(backbone.language_model()):  # the prefill writes its cache
-        pre = prefill(backbone, prompts, inputs_embeds_hook).repeat(group)
+    if prefix is not None:
+        pre = prefix
+    else:
+        with checkpointing_paused(backbone.language_model()):  # the prefill writes its cache
+            pre = prefill(backbone, prompts, inputs_embeds_hook).repeat(group)
     embeds = backbone.hf.get_input_embeddings()(tokens)  # [N, T, D]
     if feedback and generation.latents.shape[1] > 0:
         embeds = _feed_latents(embeds, generation)
