@@ -100,6 +100,13 @@ def test_decoding_step_count_is_separate_from_training_k(module):
         generate_with_latents(module.backbone, prompts(module), slot, latent_steps=0)
 
 
+def test_an_option_latent_decoding_does_not_take_is_named_not_ignored(module):
+    module.generation = {"max_new_tokens": 9, "num_beams": 4, "repetition_penalty": 1.2}
+    with pytest.raises(ValueError, match=r"latent decoding takes no generation option\(s\) \['num_beams', "
+                                         r"'repetition_penalty'\] \(from model.generation or the call\)"):
+        module.generate(prompts(module))
+
+
 def test_model_chosen_start_and_early_end(module):
     slot = module.objectives["latent"].slot
     # step 0: a text token; step 1: the model picks the start; step 4 (two pads later): the end

@@ -184,7 +184,7 @@ def generate_with_latents(
     return_logprobs: bool = False,
     decode_step: Literal["lean", "compiled", "hugging_face"] = "lean",
     keep_prefix: bool = False,
-    **unused: Any,
+    **unknown: Any,
 ) -> LatentGeneration:
     """Decode each prompt of ``batch`` (``group`` times) with a latent slot of ``slot.k`` steps.
 
@@ -225,11 +225,19 @@ def generate_with_latents(
             the policy's scoring pass of a GRPO step reuses it instead of running the prompts and
             images again (equal only where the model has no dropout: the caller decides).
 
+    Raises:
+        ValueError: an option it does not take (a transformers ``generate`` option such as
+            ``num_beams`` would otherwise be ignored silently), naming it.
+
     Per token the loop runs one decoder step (``decode_step``) and a few tensor operations; it
     reads nothing back from the device except, when a row can stop (``eos_token_id`` not ``[]``),
     whether all rows have stopped, every 8 tokens (steps after that are trimmed). The sampling's
     random numbers are drawn for all steps before the loop.
     """
+    if unknown:  # e.g. a transformers generate option in model.generation: refused, never silently ignored
+        raise ValueError(f"latent decoding takes no generation option(s) {sorted(unknown)} (from model.generation "
+                         "or the call); it takes max_new_tokens, do_sample, temperature, top_p, top_k, eos_token_id, "
+                         "force_start, latent_steps, early_end, decode_step")
     if mode not in ("feedback", "tokens"):
         raise ValueError(f"latent decoding mode must be 'feedback' or 'tokens', got {mode!r}")
     if group < 1:
