@@ -70,3 +70,36 @@ def test_decode_mask_holds_the_prompt_then_one_column_per_step():
     assert mask.completion(2).tolist() == [[1, 1], [1, 0]]
     plain = DecodeMask(torch.tensor([[0, 1]]), steps=2, prepared=False)
     assert plain.step(0, torch.tensor([False])).tolist() == [[0, 1, 0]]
+
+
+FIELDS = ("tokens", "latents", "has_latents", "completion_mask", "sampled", "latent_start", "latent_count",
+          "logprobs")
+
+
+@pytest.mark.parametrize("mode, do_sample, stops, budget", [
+    ("feedback", True, [], 12),             # GRPO's benchmark: no stop, the whole budget
+    ("feedback", True, list(range(400)), 12),  # rows stop at different steps after the slot
+    ("tokens", False, None, 12),            # greedy, the tokenizer's stops
+    ("feedback", True, [], 4),              # a budget that cuts the slot (start + 3 of 4 latents)
+])
+def test_a_forced_slot_on_its_schedule_gives_what_per_row_bookkeeping_gives(module, monkeypatch, mode, do_sample,
+                                                                               stops, budget):
+    """A forced start without early end: the slot's steps skip logits and per-row state, bit for bit."""
+    from thinkspace.generation import latent_decoding
+
+    def run():
+        generators = [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]
+        return generate_with_latents(module.backbone, prompts(module), module.objectives["latent"].slot, mode=mode,
+                                     max_new_tokens=budget, force_start=True, do_sample=do_sample, group=3,
+                                     generator=generators, eos_token_id=stops, return_logprobs=True)
+
+    scheduled = run()
+    monkeypatch.setattr(latent_decoding, "SCHEDULE_FORCED_SLOT", False)
+    tracked = run()
+    for name in FIELDS:
+        assert torch.equal(getattr(scheduled, name), getattr(tracked, name)), name
+    assert scheduled.texts == tracked.texts
+    assert scheduled.latent_count.tolist() == [min(4, budget - 1)] * 6 and bool((scheduled.latent_start == 0).all())
+    if stops:
+        lengths = scheduled.completion_mask.sum(1)
+        assert lengths.min() < lengths.max()  # rows did stop at different steps

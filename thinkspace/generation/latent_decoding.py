@@ -44,6 +44,9 @@ from thinkspace.generation.decode_state import DecodeMask, draw_uniforms, slidin
 from thinkspace.generation.decoder_step import lean_decoder_or_reason
 from thinkspace.generation.prompts import prompt_batch
 
+#: decode a forced slot without early end on its fixed schedule (tests switch it off to compare)
+SCHEDULE_FORCED_SLOT = True
+
 
 @dataclass
 class LatentGeneration:
@@ -286,53 +289,75 @@ def generate_with_latents(
     # text positions continue from each sample's own valid length (left padding is not counted);
     # a finished row's positions run on too, harmlessly: its outputs are never read again
     first_position = (mask.sum(1, keepdim=True) + pre.deltas).to(device)  # [N, 1]
+    # a forced start and no early end: every row opens the slot at step 0, feeds k latents and closes it
+    # at step k + 1, so those steps' tokens are known here and need no logits (unless their
+    # log-probabilities are asked for) and no per-row bookkeeping; afterwards rows decode as without a slot
+    scheduled = slot is not None and force_start and not early_end and SCHEDULE_FORCED_SLOT
+    tracking = slot is not None and not scheduled  # the slot's state is followed per row and per step
     tokens, free, kept, logprobs = [], [], [], []
     for step in range(max_new_tokens):
-        logits = hf.lm_head(last).float()
-        if do_sample:
-            token = sample_token(logits, temperature, top_p, top_k, uniform=uniforms[step])
+        if scheduled and step <= k + 1:
+            slot_id = slot.start_id if step == 0 else slot.pad_id if step <= k else slot.end_id
+            token = torch.full((bsz,), slot_id, dtype=torch.long, device=device)
+            step_embeds = embed(token)[:, None]
+            if 0 < step <= k:  # the hidden state before a pad is latent step - 1 (fed back in feedback mode)
+                latents[:, step - 1] = last.to(latents.dtype)
+                if mode == "feedback":
+                    step_embeds = last[:, None].to(step_embeds.dtype)
+            live = every_row  # nothing is sampled before the slot closes: no row has stopped
+            free.append(~every_row)
+            kept.append(live)
+            tokens.append(token)
+            if return_logprobs:
+                scaled = hf.lm_head(last).float() / max(temperature, 1e-5)
+                logprobs.append(scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1))
         else:
-            token = logits.argmax(-1)
-        forced_start = slot is not None and step == 0 and force_start
-        if forced_start:
-            token = torch.full_like(token, slot.start_id)
-        # without a slot every token is the sampler's choice: nothing to compute per token
-        latent_step, sampled = (remaining > 0, remaining < 0) if slot is not None else (None, every_row)
-        if slot is not None and early_end:  # the model's own end closes the slot (a chosen, not forced, token)
-            ends_early = latent_step & (token == slot.end_id)
-            latent_step, sampled = latent_step & ~ends_early, sampled | ends_early
-        if slot is not None:
-            token = torch.where(latent_step, torch.full_like(token, slot.pad_id), token)
-            token = torch.where(remaining == 0, torch.full_like(token, slot.end_id), token)
-        if can_stop:  # no row stops otherwise: done stays all False
-            token = torch.where(done, torch.full_like(token, pad_id), token)
-        step_embeds = embed(token)[:, None]
-        if slot is not None:
-            if mode == "feedback":
-                step_embeds = torch.where(latent_step[:, None, None], last[:, None].to(step_embeds.dtype),
-                                          step_embeds)
-            # the hidden state before a pad is a latent (fed back in feedback mode): written in
-            # place, without reading which rows take one (no device sync)
-            record = latent_step & ~done & (count < k)
-            slot_index = count.clamp(max=k - 1)
-            latents[rows, slot_index] = torch.where(record[:, None], last.to(latents.dtype), latents[rows, slot_index])
-            count = count + record.long()
-        live = ~done if can_stop else every_row  # this step's token counts unless the row had already stopped
-        free.append(live & sampled if not forced_start else ~every_row)
-        kept.append(live)
-        if slot is not None:
-            opened = sampled & (remaining == -1) & (token == slot.start_id) & ~done
-            started = torch.where(opened, torch.full_like(started, step), started)
-            remaining = torch.where(latent_step, remaining - 1, remaining)
-            closed = ~latent_step & (token == slot.end_id) & (remaining >= 0)
-            remaining = torch.where(closed, torch.full_like(remaining, -2), remaining)
-            remaining = torch.where(opened, torch.full_like(remaining, k), remaining)
-        tokens.append(token)
-        if return_logprobs:
-            scaled = logits / max(temperature, 1e-5)
-            logprobs.append(scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1))
-        if can_stop:
-            done = done | (sampled & torch.isin(token, stops))
+            logits = hf.lm_head(last).float()
+            if do_sample:
+                token = sample_token(logits, temperature, top_p, top_k, uniform=uniforms[step])
+            else:
+                token = logits.argmax(-1)
+            forced_start = tracking and step == 0 and force_start
+            if forced_start:
+                token = torch.full_like(token, slot.start_id)
+            # without a slot (or after a scheduled one) every token is the sampler's choice
+            latent_step, sampled = (remaining > 0, remaining < 0) if tracking else (None, every_row)
+            if tracking and early_end:  # the model's own end closes the slot (a chosen, not forced, token)
+                ends_early = latent_step & (token == slot.end_id)
+                latent_step, sampled = latent_step & ~ends_early, sampled | ends_early
+            if tracking:
+                token = torch.where(latent_step, torch.full_like(token, slot.pad_id), token)
+                token = torch.where(remaining == 0, torch.full_like(token, slot.end_id), token)
+            if can_stop:  # no row stops otherwise: done stays all False
+                token = torch.where(done, torch.full_like(token, pad_id), token)
+            step_embeds = embed(token)[:, None]
+            if tracking:
+                if mode == "feedback":
+                    step_embeds = torch.where(latent_step[:, None, None], last[:, None].to(step_embeds.dtype),
+                                              step_embeds)
+                # the hidden state before a pad is a latent (fed back in feedback mode): written in
+                # place, without reading which rows take one (no device sync)
+                record = latent_step & ~done & (count < k)
+                slot_index = count.clamp(max=k - 1)
+                latents[rows, slot_index] = torch.where(record[:, None], last.to(latents.dtype),
+                                                        latents[rows, slot_index])
+                count = count + record.long()
+            live = ~done if can_stop else every_row  # this step's token counts unless the row had already stopped
+            free.append(live & sampled if not forced_start else ~every_row)
+            kept.append(live)
+            if tracking:
+                opened = sampled & (remaining == -1) & (token == slot.start_id) & ~done
+                started = torch.where(opened, torch.full_like(started, step), started)
+                remaining = torch.where(latent_step, remaining - 1, remaining)
+                closed = ~latent_step & (token == slot.end_id) & (remaining >= 0)
+                remaining = torch.where(closed, torch.full_like(remaining, -2), remaining)
+                remaining = torch.where(opened, torch.full_like(remaining, k), remaining)
+            tokens.append(token)
+            if return_logprobs:
+                scaled = logits / max(temperature, 1e-5)
+                logprobs.append(scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1))
+            if can_stop:
+                done = done | (sampled & torch.isin(token, stops))
         if lean is not None:
             last = lean.step(step_embeds[:, 0], step, live)
         else:
@@ -344,6 +369,8 @@ def generate_with_latents(
         # the only device sync of the loop, and only when a row can stop: every 8 steps
         if can_stop and step % 8 == 7 and bool(done.all()):
             break
+    if scheduled:  # every row opened the slot at step 0 and took the latent steps the budget allowed
+        started, count = torch.zeros_like(started), torch.full_like(count, min(k, max_new_tokens - 1))
     kept = torch.stack(kept, 1)
     steps = int(kept.any(0).sum())  # steps after every row had stopped hold nothing: trimmed
     ids = torch.stack(tokens, 1)[:, :steps]
