@@ -294,18 +294,21 @@ def generate_with_latents(
     # log-probabilities are asked for) and no per-row bookkeeping; afterwards rows decode as without a slot
     scheduled = slot is not None and force_start and not early_end and SCHEDULE_FORCED_SLOT
     tracking = slot is not None and not scheduled  # the slot's state is followed per row and per step
+    no_row = ~every_row
+    if scheduled:  # the slot's three tokens as whole rows, made once (not at every step)
+        slot_rows = [torch.full((bsz,), i, dtype=torch.long, device=device)
+                     for i in (slot.start_id, slot.pad_id, slot.end_id)]
     tokens, free, kept, logprobs = [], [], [], []
     for step in range(max_new_tokens):
         if scheduled and step <= k + 1:
-            slot_id = slot.start_id if step == 0 else slot.pad_id if step <= k else slot.end_id
-            token = torch.full((bsz,), slot_id, dtype=torch.long, device=device)
+            token = slot_rows[0 if step == 0 else 1 if step <= k else 2]
             step_embeds = embed(token)[:, None]
             if 0 < step <= k:  # the hidden state before a pad is latent step - 1 (fed back in feedback mode)
                 latents[:, step - 1] = last.to(latents.dtype)
                 if mode == "feedback":
                     step_embeds = last[:, None].to(step_embeds.dtype)
             live = every_row  # nothing is sampled before the slot closes: no row has stopped
-            free.append(~every_row)
+            free.append(no_row)
             kept.append(live)
             tokens.append(token)
             if return_logprobs:
@@ -343,7 +346,7 @@ def generate_with_latents(
                                                         latents[rows, slot_index])
                 count = count + record.long()
             live = ~done if can_stop else every_row  # this step's token counts unless the row had already stopped
-            free.append(live & sampled if not forced_start else ~every_row)
+            free.append(live & sampled if not forced_start else no_row)
             kept.append(live)
             if tracking:
                 opened = sampled & (remaining == -1) & (token == slot.start_id) & ~done
