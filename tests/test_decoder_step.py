@@ -15,6 +15,7 @@ from thinkspace.generation.decode_state import DecodeMask, draw_uniforms
 from thinkspace.generation.decoder_step import LeanDecoder, lean_decoder_or_reason
 from thinkspace.generation.decoder_weights import LeanStepUnsupported, decoder_weights, lean_step_unsupported
 from thinkspace.generation.latent_decoding import prefill, sample_token
+from thinkspace.generation.packed_linear import PACK_MIN_BYTES, packed, packing_pays, projection_bytes
 from thinkspace.generation.prompts import prompt_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -46,7 +47,8 @@ def live_rows(rows: int, t: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def decode_both(backbone, steps: int = STEPS, fixed_shapes: bool = False, compile: bool = False):
+def decode_both(backbone, steps: int = STEPS, fixed_shapes: bool = False, compile: bool = False,
+                pack: bool | None = None):
     """The same prefill decoded by the Hugging Face step and by the lean step, both fed the token sampled
     from the Hugging Face logits (a random tiny model's argmax repeats one token; the sampled inputs vary).
 
@@ -58,7 +60,8 @@ def decode_both(backbone, steps: int = STEPS, fixed_shapes: bool = False, compil
     positions = pre.positions(steps)
     # built first: it copies the prefill's cache, which the Hugging Face steps then extend
     lean = LeanDecoder(language_model, pre.cache, pre.mask, positions, fixed_shapes=fixed_shapes or compile,
-                       compile=compile)
+                       compile=compile, pack=pack)
+    assert lean.packed is bool(pack)  # tiny decoders fit in cache: not packed unless asked
     mask = DecodeMask(pre.mask, steps)
     last_hf = last_lean = pre.hidden[:, -1]
     rows = pre.hidden.shape[0]
@@ -80,8 +83,9 @@ def decode_both(backbone, steps: int = STEPS, fixed_shapes: bool = False, compil
     return (torch.stack(greedy_hf, 1), torch.stack(greedy_lean, 1)), torch.stack(fed, 1), gaps
 
 
-def assert_same_decoding(backbone, fixed_shapes: bool = False, tolerance: float = 1e-5, compile: bool = False):
-    (greedy_hf, greedy_lean), fed, gaps = decode_both(backbone, fixed_shapes=fixed_shapes, compile=compile)
+def assert_same_decoding(backbone, fixed_shapes: bool = False, tolerance: float = 1e-5, compile: bool = False,
+                         pack: bool | None = None):
+    (greedy_hf, greedy_lean), fed, gaps = decode_both(backbone, fixed_shapes=fixed_shapes, compile=compile, pack=pack)
     assert greedy_hf.shape == fed.shape == (2 * GROUP, STEPS)
     assert torch.equal(greedy_lean, greedy_hf)
     assert len(gaps) == STEPS and max(gaps) <= tolerance, gaps
@@ -148,6 +152,47 @@ def test_unfused_weights_are_the_modules_own_and_give_the_same_numbers(family, p
     own = [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight, mlp.gate_proj.weight, mlp.up_proj.weight]
     assert [w.data_ptr() for w, _ in unfused.qkv + unfused.gate_up] == [w.data_ptr() for w in own]
     assert_same_decoding(plain(family), tolerance=0.0)
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl", "composed"])
+def test_packed_projections_are_within_1e_5_of_the_hugging_face_step(family, plain):
+    """oneDNN's packed products (on the CPU) sum in another order than MKL's: equal to float rounding."""
+    assert_same_decoding(plain(family), pack=True)
+
+
+def test_projections_are_packed_by_default_only_where_it_pays(plain, monkeypatch):
+    """Float32 CPU decoders whose projections exceed the cache-sized threshold, fused, not compiled."""
+    language_model = plain("qwen2_5_vl").hf.model.language_model
+    weights = decoder_weights(language_model)
+    size = projection_bytes(weights)
+    layer = language_model.layers[0]
+    matrices = [layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
+                layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj]
+    assert size == len(language_model.layers) * sum(m.weight.numel() * 4 for m in matrices) < PACK_MIN_BYTES
+    assert not packing_pays(weights, fused=True)
+    monkeypatch.setattr("thinkspace.generation.packed_linear.PACK_MIN_BYTES", size)
+    assert packing_pays(weights, fused=True) and not packing_pays(weights, fused=False)
+    monkeypatch.setattr("thinkspace.generation.packed_linear.FUSE_LIMIT_BYTES", size)  # copies not allowed
+    assert not packing_pays(weights, fused=True)
+    assert not packing_pays(replace(weights, layers=[replace(layer_weights, out=layer_weights.out.double())
+                                                     for layer_weights in weights.layers]), fused=True)
+
+
+@torch.no_grad()
+def test_the_default_packs_a_large_decoder_and_never_a_compiled_one(plain, monkeypatch):
+    backbone = plain("qwen2_5_vl")
+    monkeypatch.setattr("thinkspace.generation.packed_linear.PACK_MIN_BYTES", 0)
+    pre = prefill(backbone, prompts(backbone))
+    language_model = backbone.hf.model.language_model
+    lean = LeanDecoder(language_model, pre.cache, pre.mask, pre.positions(4))
+    assert lean.packed and all(w.is_mkldnn for w, _ in lean.weights.layers[0].qkv + lean.weights.layers[0].gate_up)
+    assert lean.weights.layers[-1].out.is_mkldnn and lean.weights.layers[-1].down.is_mkldnn
+    assert not LeanDecoder(language_model, pre.cache, pre.mask, pre.positions(4), compile=True).packed
+    with pytest.raises(ValueError, match="compile=True takes plain weights, not pack=True"):
+        LeanDecoder(language_model, pre.cache, pre.mask, pre.positions(4), compile=True, pack=True)
+    with pytest.raises(ValueError, match=r"packed projections need float32 weights on the CPU .*got torch.float64"):
+        weights = decoder_weights(language_model)
+        packed(replace(weights, layers=[replace(layer, out=layer.out.double()) for layer in weights.layers]), rows=2)
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ While a rollout decodes the weights do not change, so :class:`LeanDecoder` prepa
 rollout what every token needs, and each token then runs about 25 tensor operations per layer:
 
 * weights: LoRA folded in, q/k/v and gate/up fused (:mod:`thinkspace.generation.decoder_weights`,
-  which also refuses, naming the reason, a decoder the step would not compute exactly);
+  which also refuses, naming the reason, a decoder the step would not compute exactly), and on a
+  CPU, for decoders too large for its cache, packed for oneDNN (:mod:`thinkspace.generation.packed_linear`);
 * a static KV cache: one buffer ``[N, KV, Lp + T, hd]`` per layer and for keys and values, filled
   from the prefill's ``DynamicCache`` once and written in place at column ``Lp + t``;
 * a static additive attention mask ``[N, 1, 1, Lp + T]`` (0 = attend, -inf = not): the prompt's
@@ -18,10 +19,11 @@ rollout what every token needs, and each token then runs about 25 tensor operati
 The step itself (:func:`decode_layers`) reads nothing back from the device and branches only on
 the model's structure. By default step ``t`` attends over the first ``Lp + t + 1`` buffer
 columns, the shapes of the Hugging Face step, whose numbers it then gives bit for bit when no
-adapter is folded (same kernels on the same shapes; LoRA folding rounds differently, within
-1e-5). With ``fixed_shapes`` (on with ``compile=True``: ``torch.compile`` of the step) every step
-attends over the whole buffer, masked beyond the current step: fixed shapes, as a compiled step
-or a CUDA graph needs, equal to float rounding. Attention is ``scaled_dot_product_attention``
+adapter is folded and no weight packed (same kernels on the same shapes; LoRA folding and
+oneDNN's packed products round differently, within 1e-5). With ``fixed_shapes`` (on with
+``compile=True``: ``torch.compile`` of the step) every step attends over the whole buffer,
+masked beyond the current step: fixed shapes, as a compiled step or a CUDA graph needs, equal
+to float rounding. Attention is ``scaled_dot_product_attention``
 with the query heads of each key/value head folded into the query axis (grouped-query attention
 without repeating keys), as transformers' SDPA path does for one query token. Tested in float32
 for every tiny family, LoRA included (``tests/test_decoder_step.py``).
@@ -37,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from thinkspace.generation.decoder_weights import DecoderWeights, LeanStepUnsupported, decoder_weights
+from thinkspace.generation.packed_linear import linear, packed, packing_pays
 
 logger = logging.getLogger(__name__)
 _LOGGED: set[str] = set()  # fallback reasons already logged
@@ -56,8 +59,8 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
 def project(x: Tensor, parts: list[tuple[Tensor, Tensor | None]]) -> Tensor:
     """``x`` ``[N, D]`` through projections whose outputs concatenate (one stacked matrix, or several)."""
     if len(parts) == 1:
-        return F.linear(x, *parts[0])
-    return torch.cat([F.linear(x, weight, bias) for weight, bias in parts], dim=-1)
+        return linear(x, *parts[0])
+    return torch.cat([linear(x, weight, bias) for weight, bias in parts], dim=-1)
 
 
 def signed_sin(sin: Tensor) -> Tensor:
@@ -88,6 +91,9 @@ class LeanDecoder:
             tokens). ``False``: every row decodes every step, so without fixed shapes the steps' mask
             columns are opened once here and ``step`` ignores ``live`` (attention over the positions so
             far never reaches a later column).
+        pack: pack the projections for oneDNN (:mod:`~thinkspace.generation.packed_linear`; float32 on
+            a CPU only); default: where that was measured to pay and the copies are allowed, never
+            with ``compile``.
 
     Raises:
         LeanStepUnsupported: the decoder or cache has something the lean step does not compute
@@ -96,7 +102,10 @@ class LeanDecoder:
 
     def __init__(self, language_model: nn.Module, cache: Any, prompt_mask: Tensor, positions: Tensor,
                  compile: bool = False, fixed_shapes: bool | None = None, fuse: bool | None = None,
-                 rows_stop: bool = True) -> None:
+                 rows_stop: bool = True, pack: bool | None = None) -> None:
+        if compile and pack:
+            raise ValueError("LeanDecoder: compile=True takes plain weights, not pack=True (oneDNN's packed "
+                             "tensors are not traced)")
         if compile and fixed_shapes is False:
             raise ValueError("LeanDecoder: compile=True needs fixed_shapes (a compiled step with a new key "
                              "length at every token would recompile at every token)")
@@ -113,6 +122,9 @@ class LeanDecoder:
                                       f"heads x {w.head_dim} and the prompt mask {tuple(prompt_mask.shape)}")
         steps = positions.shape[-1]
         self.rows, self.prompt_length, self.steps = rows, prompt_length, steps
+        self.packed = packing_pays(w, w.fused) and not compile if pack is None else pack
+        if self.packed:
+            self.weights = packed(w, rows)
         length = prompt_length + steps
         if self.fixed_shapes:  # a few buffer lengths for all prompt lengths: a compiled step recompiles per shape
             length = -(-length // LENGTH_BUCKET) * LENGTH_BUCKET
@@ -189,10 +201,10 @@ def decode_layers(x: Tensor, cos: Tensor, sin: Tensor, column: Tensor, mask: Ten
         # the H / KV query heads sharing a key/value head become that head's query rows
         query = qk[:, :heads].reshape(rows, kv_heads, heads // kv_heads, head_dim)
         attended = F.scaled_dot_product_attention(query, layer_keys, layer_values, attn_mask=mask, scale=w.scaling)
-        x = x + F.linear(attended.reshape(rows, heads * head_dim), layer.out, layer.out_bias)
+        x = x + linear(attended.reshape(rows, heads * head_dim), layer.out, layer.out_bias)
         h = rms_norm(x, layer.post_norm, layer.post_eps)
         gate, up = project(h, layer.gate_up).chunk(2, dim=-1)
-        x = x + F.linear(F.silu(gate) * up, layer.down, layer.down_bias)
+        x = x + linear(F.silu(gate) * up, layer.down, layer.down_bias)
     return rms_norm(x, w.norm, w.norm_eps)
 
 

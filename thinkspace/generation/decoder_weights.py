@@ -77,6 +77,7 @@ class DecoderWeights:
         norm, norm_eps: ``[D]`` final RMSNorm weight and epsilon.
         heads, kv_heads, head_dim: query heads ``H``, key/value heads ``KV``, head dim ``hd``.
         scaling: attention scale (``hd ** -0.5``, the attention module's own).
+        fused: q/k/v and gate/up are stacked copies (see :func:`decoder_weights`).
     """
 
     layers: list[LayerWeights]
@@ -86,6 +87,7 @@ class DecoderWeights:
     kv_heads: int
     head_dim: int
     scaling: float
+    fused: bool = False
 
 
 def lean_step_unsupported(language_model: nn.Module) -> str | None:
@@ -121,7 +123,8 @@ def decoder_weights(language_model: nn.Module, fuse: bool | None = None) -> Deco
     norm, norm_eps = _norm(f"{name}.norm", language_model.norm)
     attn = language_model.layers[0].self_attn
     return DecoderWeights(layers=layers, norm=norm, norm_eps=norm_eps, heads=config.num_attention_heads,
-                          kv_heads=config.num_key_value_heads, head_dim=attn.head_dim, scaling=float(attn.scaling))
+                          kv_heads=config.num_key_value_heads, head_dim=attn.head_dim, scaling=float(attn.scaling),
+                          fused=fuse)
 
 
 def _check_config(name: str, config: object) -> None:
