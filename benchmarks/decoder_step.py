@@ -1,7 +1,7 @@
 """The per-token decode step: the Hugging Face step against the lean one, on the same cache and inputs.
 
     OMP_NUM_THREADS=1 python benchmarks/decoder_step.py [--pairs 15] [--steps 48] [--hidden 128] [--layers 3]
-        [--rows 16] [--compile]
+        [--rows 16] [--compile] [--packing]
 
 A tiny random-initialised Qwen2.5-VL (built offline) prefills ``--rows / 8`` prompts (one
 ColouredSquares image each), repeated 8 times as a GRPO group does. Each side then decodes
@@ -17,7 +17,10 @@ the decode loop uses:
 Runs alternate hf, lean, lean, hf, hf, lean, ... (the order flips every pair, so a drift in the
 machine's load does not favour one side) after one warm-up run of each; each pair's ratio is hf's
 time over lean's. ``--compile`` adds ``lean-compiled`` (``torch.compile`` of the lean step; the
-compile happens in the warm-up and is reported) and its ratio to ``lean``. The one-minute load
+compile happens in the warm-up and is reported) and its ratio to ``lean``. ``--packing`` adds
+``lean-packed`` and ``lean-unpacked`` (the projections packed for oneDNN or not, whatever the
+default for the model: :mod:`thinkspace.generation.packed_linear`; packing counted in the build)
+and the ratio unpacked / packed. The one-minute load
 average is printed at start and end: the machine is shared. Final line:
 ``decode step hf/lean: ratio R (median of N pairs; min..max); hf X ms/token, lean Y ms/token``.
 """
@@ -62,11 +65,11 @@ def hf_run(language_model, pre, embeds, positions) -> float:
     return elapsed
 
 
-def lean_run(language_model, pre, embeds, positions, compile: bool = False) -> float:
+def lean_run(language_model, pre, embeds, positions, compile: bool = False, pack: bool | None = None) -> float:
     """Seconds to build a lean decoder from the prefill and decode every step with it."""
     steps = embeds.shape[0]
     start = time.perf_counter()
-    lean = LeanDecoder(language_model, pre.cache, pre.mask, positions, compile=compile)
+    lean = LeanDecoder(language_model, pre.cache, pre.mask, positions, compile=compile, pack=pack)
     live = torch.ones(embeds.shape[1], dtype=torch.bool)
     for t in range(steps):
         lean.step(embeds[t], t, live)
@@ -96,6 +99,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=16, help="decoded rows (a multiple of the group, 8)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the lean step")
+    parser.add_argument("--packing", action="store_true", help="also time the lean step with and without packing")
     args = parser.parse_args()
     if args.rows % GROUP:
         parser.error(f"--rows {args.rows}: expected a multiple of the group size {GROUP}")
@@ -125,6 +129,9 @@ def main() -> None:
             lean_run(language_model, pre, embeds, positions, compile=True)
             print(f"lean-compiled: first run (compiles) {time.perf_counter() - start:.1f} s", flush=True)
             sides["lean-compiled"] = lambda: lean_run(language_model, pre, embeds, positions, compile=True)
+        if args.packing:
+            sides["lean-packed"] = lambda: lean_run(language_model, pre, embeds, positions, pack=True)
+            sides["lean-unpacked"] = lambda: lean_run(language_model, pre, embeds, positions, pack=False)
         for run in sides.values():  # warm-up
             run()
         print(f"lean build alone: {build_seconds(language_model, pre, positions) * 1e3:.2f} ms per rollout")
@@ -142,6 +149,10 @@ def main() -> None:
         compiled = [lean / c for lean, c in zip(times["lean"], times["lean-compiled"])]
         print(f"decode step lean/lean-compiled: ratio {summary('compiled', compiled)}; "
               f"lean-compiled {per_token['lean-compiled']:.3f} ms/token")
+    if args.packing:
+        packing = [u / p for u, p in zip(times["lean-unpacked"], times["lean-packed"])]
+        print(f"decode step lean-unpacked/lean-packed: ratio {summary('packing', packing)}; unpacked "
+              f"{per_token['lean-unpacked']:.3f} ms/token, packed {per_token['lean-packed']:.3f} ms/token")
     print(f"decode step hf/lean: ratio {summary('lean', ratios)}; hf {per_token['hf']:.3f} ms/token, "
           f"lean {per_token['lean']:.3f} ms/token")
 
