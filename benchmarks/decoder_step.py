@@ -45,7 +45,7 @@ from thinkspace.backbones.tiny import tiny_model_dir  # noqa: E402
 from thinkspace.data.datasets.squares import ColouredSquares  # noqa: E402
 from thinkspace.generation.decode_state import DecodeMask  # noqa: E402
 from thinkspace.generation.decoder_step import LeanDecoder  # noqa: E402
-from thinkspace.generation.latent_decoding import prefill  # noqa: E402
+from thinkspace.generation.prefill import prefill  # noqa: E402
 from thinkspace.generation.prompts import prompt_batch  # noqa: E402
 
 GROUP = 8

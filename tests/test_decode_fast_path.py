@@ -6,7 +6,8 @@ import torch
 
 from latent_helpers import latent_module, prompts
 from thinkspace.generation.decode_state import DecodeMask, draw_uniforms
-from thinkspace.generation.latent_decoding import generate_with_latents, sample_token
+from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.generation.sampling import sample_token
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,9 +14,10 @@ from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.generation.decode_state import DecodeMask, draw_uniforms
 from thinkspace.generation.decoder_step import LeanDecoder, lean_decoder_or_reason
 from thinkspace.generation.decoder_weights import LeanStepUnsupported, decoder_weights, lean_step_unsupported
-from thinkspace.generation.latent_decoding import prefill, sample_token
 from thinkspace.generation.packed_linear import PACK_MIN_BYTES, packed, packing_pays, projection_bytes
+from thinkspace.generation.prefill import prefill
 from thinkspace.generation.prompts import prompt_batch
+from thinkspace.generation.sampling import sample_token
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,7 +14,8 @@ from thinkspace.backbones.lora import LoraSettings
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
-from thinkspace.generation.latent_decoding import generate_with_latents, sample_token
+from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.generation.sampling import sample_token
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment
 from thinkspace.rl import SpatialGRPO

@@ -29,7 +29,6 @@ continuations are decoded as one batch, sample ``b`` of the prompt batch giving 
 
 from __future__ import annotations
 
-import copy
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,7 +41,9 @@ from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.data.batch import Batch
 from thinkspace.generation.decode_state import DecodeMask, draw_uniforms, sliding_window_layers
 from thinkspace.generation.decoder_step import lean_decoder_or_reason
+from thinkspace.generation.prefill import Prefill, prefill
 from thinkspace.generation.prompts import prompt_batch
+from thinkspace.generation.sampling import sample_token, stop_ids
 
 #: decode a forced slot without early end on its fixed schedule (tests switch it off to compare)
 SCHEDULE_FORCED_SLOT = True
@@ -89,80 +90,6 @@ class LatentGeneration:
     logprobs: Tensor | None = None
     decoder_step: str = "hugging face"
     prefix: Prefill | None = None
-
-
-@dataclass
-class Prefill:
-    """A prompt batch run once through the model, with its KV cache.
-
-    Attributes:
-        cache: the ``DynamicCache`` after the prompt.
-        hidden: ``[B, Lp, D]`` last-layer hidden states of the prompt (after the final norm).
-        mask: ``[B, Lp]`` attention mask of the left-padded prompt.
-        deltas: ``[B, 1]`` offset of each sample's next text position (3D RoPE), or 0.
-        mrope: the model uses multimodal (3-axis) RoPE.
-        out: the prompt's :class:`BackboneOutput` (inputs embeddings for the projector).
-    """
-
-    cache: Any
-    hidden: Tensor
-    mask: Tensor
-    deltas: Tensor | int
-    mrope: bool
-    out: BackboneOutput
-
-    def repeat(self, group: int) -> Prefill:
-        """The same prefix for ``B x group`` rows (cache tensors repeated, graph kept)."""
-        if group == 1:
-            return self
-        self.cache.batch_repeat_interleave(group)
-        deltas = self.deltas.repeat_interleave(group, 0) if isinstance(self.deltas, Tensor) else self.deltas
-        return Prefill(self.cache, self.hidden.repeat_interleave(group, 0), self.mask.repeat_interleave(group, 0),
-                       deltas, self.mrope, self.out)
-
-    def positions(self, steps: int, start: int = 0) -> Tensor:
-        """Text positions ``[3, N, steps]`` (3D RoPE) or ``[N, steps]`` of the next ``steps`` tokens
-        after the prompt (and ``start`` tokens already decoded)."""
-        valid = self.mask.sum(1, keepdim=True) + self.deltas  # [N, 1]
-        pos = valid.to(self.hidden.device) + start + torch.arange(steps, device=self.hidden.device)
-        return pos[None].expand(3, *pos.shape) if self.mrope else pos
-
-    def kept(self) -> Prefill:
-        """This prefix as it is now, for a later pass: the cache's layers are shallow copies holding
-        today's key/value tensors (decoding replaces a layer's tensors or copies them, never
-        writes into them), so extending this cache leaves the copy as it was."""
-        cache = copy.copy(self.cache)
-        cache.layers = [copy.copy(layer) for layer in self.cache.layers]
-        return Prefill(cache, self.hidden, self.mask, self.deltas, self.mrope, self.out)
-
-
-def prefill(backbone: Any, prompts: Batch, inputs_embeds_hook: Any = None) -> Prefill:
-    """Run the left-padded ``prompts`` once with a fresh KV cache (gradients follow the caller's mode)."""
-    from transformers import DynamicCache
-
-    hf = backbone.hf
-    cache = DynamicCache()
-    seen: dict[str, Tensor] = {}
-
-    def keep(embeds: Tensor, b: Batch) -> Tensor:
-        seen["embeds"] = inputs_embeds_hook(embeds, b) if inputs_embeds_hook is not None else embeds
-        return seen["embeds"]
-
-    mrope = backbone.multimodal_rope  # Qwen-VL: 3D RoPE; others: 1D positions
-    if mrope:
-        hf.model.rope_deltas = None  # recomputed by this prefill, never left over from another batch
-    extra = {}
-    if not mrope:  # left padding: positions count valid tokens only, as in (right-padded) training
-        extra["position_ids"] = (prompts.inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-    with backbone.inputs_embeds_hook(keep, prompts):
-        out = hf.model(**backbone.model_inputs(prompts), past_key_values=cache, use_cache=True, return_dict=True,
-                       **extra)
-    hidden = out.last_hidden_state
-    deltas = getattr(hf.model, "rope_deltas", None) if mrope else None  # [B, 1]
-    return Prefill(cache=cache, hidden=hidden, mask=prompts.inputs["attention_mask"],
-                   deltas=0 if deltas is None else deltas.to(hidden.device), mrope=mrope,
-                   out=BackboneOutput(hidden=hidden, visual=prompts.visual, lm_head=hf.lm_head,
-                                      inputs_embeds=seen.get("embeds")))
 
 
 @torch.no_grad()
@@ -385,44 +312,3 @@ def generate_with_latents(
                             sampled=torch.stack(free, 1)[:, :steps], latent_start=started, group=group,
                             latent_count=count, logprobs=logp, decoder_step=decoder_step,
                             prefix=kept_prefix)
-
-
-def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
-                 generator: torch.Generator | list[torch.Generator] | None = None,
-                 uniform: Tensor | None = None) -> Tensor:
-    """One token per row of ``logits`` ``[N, V]``: softmax at ``temperature``, restricted to
-    the ``top_k`` most likely tokens (0: all) and to the smallest set whose probability
-    reaches ``top_p`` (1: all).
-
-    The draw inverts each row's cumulative distribution at a uniform number ``uniform``
-    ``[N]`` in (0, 1): one random number per row, where a Gumbel or exponential race needs V
-    (drawing those was a tenth of a tiny model's GRPO step), and no ``torch.multinomial``
-    (several times slower on the CPU). Without ``uniform`` it is drawn from ``generator``
-    (see :func:`~thinkspace.generation.decode_state.draw_uniforms`; a list of ``M`` generators
-    gives consecutive blocks of ``N / M`` rows their own).
-    """
-    if temperature != 1.0:  # dividing by 1 changes nothing: one operation less per token
-        logits = logits / max(temperature, 1e-5)
-    if top_k and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, -1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = logits.sort(-1, descending=True)
-        probs = sorted_logits.softmax(-1)
-        # drop a token when the tokens before it already reach top_p (the first always stays)
-        drop = probs.cumsum(-1) - probs >= top_p
-        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    if uniform is None:
-        uniform = draw_uniforms(logits.shape[0], 1, generator, logits.device)[0]
-    cdf = logits.softmax(-1).cumsum(-1)  # [N, V]
-    # the first token whose cumulative probability reaches u (scaled by the total: rounding)
-    token = (cdf < uniform[:, None].to(cdf.dtype) * cdf[:, -1:]).sum(-1)
-    return token.clamp_(max=logits.shape[-1] - 1)
-
-
-def stop_ids(tokenizer: Any, eos: int | list[int] | None) -> Tensor:
-    if eos is None:
-        ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
-        ids.discard(None)
-        return torch.tensor(sorted(i for i in ids if isinstance(i, int) and i >= 0), dtype=torch.long)
-    return torch.tensor([eos] if isinstance(eos, int) else list(eos), dtype=torch.long)

@@ -28,7 +28,9 @@ from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.capabilities import LATENT_DECODING
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.data.batch import Batch
-from thinkspace.generation.latent_decoding import Prefill, generate_with_latents, stop_ids
+from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.generation.prefill import Prefill
+from thinkspace.generation.sampling import stop_ids
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.rl.checkpoint import load_stage1

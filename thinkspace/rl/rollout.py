@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from thinkspace.data.batch import Batch, VisualTokens
-from thinkspace.generation.latent_decoding import LatentGeneration, Prefill, prefill
+from thinkspace.generation.latent_decoding import LatentGeneration
+from thinkspace.generation.prefill import Prefill, prefill
 from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
 from thinkspace.rl.rewards import RewardScores
 
