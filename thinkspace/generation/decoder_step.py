@@ -23,10 +23,10 @@ adapter is folded and no weight packed (same kernels on the same shapes; LoRA fo
 oneDNN's packed products round differently, within 1e-5). With ``fixed_shapes`` (on with
 ``compile=True``: ``torch.compile`` of the step) every step attends over the whole buffer,
 masked beyond the current step: fixed shapes, as a compiled step or a CUDA graph needs, equal
-to float rounding. Attention is ``scaled_dot_product_attention``
-with the query heads of each key/value head folded into the query axis (grouped-query attention
-without repeating keys), as transformers' SDPA path does for one query token. Tested in float32
-for every tiny family, LoRA included (``tests/test_decoder_step.py``).
+to float rounding. Attention is ``scaled_dot_product_attention`` with the query heads of each
+key/value head folded into the query axis (grouped-query attention without repeating keys), as
+transformers' SDPA path does for one query token. Tested in float32 for every tiny family, LoRA
+included (``tests/test_decoder_step.py``).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class LeanDecoder:
                                       f"heads x {w.head_dim} and the prompt mask {tuple(prompt_mask.shape)}")
         steps = positions.shape[-1]
         self.rows, self.prompt_length, self.steps = rows, prompt_length, steps
-        self.packed = packing_pays(w, w.fused) and not compile if pack is None else pack
+        self.packed = (packing_pays(w, w.fused) and not compile) if pack is None else pack
         if self.packed:
             self.weights = packed(w, rows)
         length = prompt_length + steps
