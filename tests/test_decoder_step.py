@@ -191,7 +191,7 @@ def test_the_default_packs_a_large_decoder_and_never_a_compiled_one(plain, monke
     assert not LeanDecoder(language_model, pre.cache, pre.mask, pre.positions(4), compile=True).packed
     with pytest.raises(ValueError, match="compile=True takes plain weights, not pack=True"):
         LeanDecoder(language_model, pre.cache, pre.mask, pre.positions(4), compile=True, pack=True)
-    with pytest.raises(ValueError, match=r"packed projections need float32 weights on the CPU .*got torch.float64"):
+    with pytest.raises(ValueError, match=r"packed projections need float32 weights on the CPU.*got torch.float64"):
         weights = decoder_weights(language_model)
         packed(replace(weights, layers=[replace(layer, out=layer.out.double()) for layer in weights.layers]), rows=2)
 

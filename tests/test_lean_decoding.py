@@ -8,6 +8,7 @@ import torch
 from latent_helpers import latent_module, prompts
 from thinkspace.backbones import LoraSettings, QwenVL
 from thinkspace.data.datasets.squares import ColouredSquares
+from thinkspace.generation.decoder_step import lean_decoder_or_reason
 from thinkspace.generation.latent_decoding import generate_with_latents
 from thinkspace.rl import SpatialGRPO
 
@@ -65,6 +66,22 @@ def test_packed_projections_give_the_same_rollout_to_float_rounding(module, with
     torch.testing.assert_close(packed.latents, plain.latents, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(packed.logprobs, plain.logprobs, rtol=1e-5, atol=1e-5)
     assert not torch.equal(packed.logprobs, plain.logprobs)  # it did run the packed products
+
+
+def test_under_cpu_autocast_the_projections_are_not_packed(module, monkeypatch):
+    """bfloat16 autocast (``precision: bf16-mixed`` on a CPU) runs ``F.linear`` in bfloat16 and fills the
+    cache with bfloat16: packed float32 products would not fit it, so the lean step keeps plain weights."""
+    monkeypatch.setattr("thinkspace.generation.packed_linear.PACK_MIN_BYTES", 0)
+    built = []
+    monkeypatch.setattr("thinkspace.generation.latent_decoding.lean_decoder_or_reason",
+                        lambda *a, **k: built.append(lean_decoder_or_reason(*a, **k)) or built[-1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lean = rollout(module, "lean", None, True, "feedback")
+        plain = rollout(module, "hugging_face", None, True, "feedback")
+    assert lean.decoder_step == "lean" and not built[0][0].packed
+    assert torch.equal(lean.tokens, plain.tokens)
+    rollout(module, "lean", None, True, "feedback")  # outside autocast: packed (the threshold is 0 here)
+    assert built[-1][0].packed
 
 
 def test_an_unsupported_decoder_falls_back_to_the_hugging_face_step_and_says_why(module):

@@ -33,10 +33,12 @@ PACK_MIN_BYTES = 8 * 2**20
 
 
 def packing_available(weights: DecoderWeights) -> bool:
-    """Whether this torch can pack the decoder's projections: float32 weights on the CPU, oneDNN built in."""
+    """Whether the decoder's projections can be packed: float32 weights on the CPU, computed in float32 (no
+    CPU autocast: there ``F.linear`` runs in bfloat16 and the KV cache holds bfloat16), oneDNN built in."""
     first = weights.layers[0].out
-    return (first.device.type == "cpu" and first.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight") and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    return (first.device.type == "cpu" and first.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
 def projection_bytes(weights: DecoderWeights) -> int:
@@ -55,13 +57,13 @@ def packed(weights: DecoderWeights, rows: int) -> DecoderWeights:
     as they are); the packed matrices are oneDNN tensors that only :func:`linear` multiplies by.
 
     Raises:
-        ValueError: the weights are not float32 on the CPU, or this torch has no oneDNN.
+        ValueError: the weights are not float32 on the CPU, CPU autocast is on, or this torch has no oneDNN.
     """
     if not packing_available(weights):
         first = weights.layers[0].out
-        raise ValueError(f"packed projections need float32 weights on the CPU and oneDNN (torch.backends.mkldnn); "
-                         f"got {first.dtype} on {first.device}, oneDNN available: "
-                         f"{torch.backends.mkldnn.is_available()}")
+        raise ValueError(f"packed projections need float32 weights on the CPU, no CPU autocast and oneDNN "
+                         f"(torch.backends.mkldnn); got {first.dtype} on {first.device}, CPU autocast "
+                         f"{torch.is_autocast_enabled('cpu')}, oneDNN available: {torch.backends.mkldnn.is_available()}")
 
     def pack(matrix: Tensor) -> Tensor:
         return torch.ops.mkldnn._reorder_linear_weight(matrix, rows)
