@@ -4,7 +4,8 @@
         [--views 1]
 
 The thinkspace side of ``benchmarks/grpo_vs_trl.py`` (same tiny Qwen2.5-VL, data, rewards, G = 8,
-32 tokens, beta 0.04, one thread, the module's default optimizer), one Lightning fit of
+32 tokens, beta 0.04, one thread; AdamW fused as there, or ``--optimizer default``: the module's
+default, torch's per-parameter AdamW), one Lightning fit of
 ``--warmup + --steps`` steps; each phase's median over the measured steps, in ms:
 
 * ``decode``: the rollout's decoding (prefill and tokens; ``SpatialGRPO._decode``);
@@ -97,13 +98,16 @@ def main() -> dict[str, float]:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--image", type=int, nargs=2, default=[56, 112], help="height width")
     parser.add_argument("--views", type=int, default=1, help="images per prompt")
+    parser.add_argument("--optimizer", choices=["fused", "default"], default="fused",
+                        help="fused AdamW (as grpo_vs_trl.py) or the module's default")
     args = parser.parse_args()
     torch.set_num_threads(1)
     path = str(tiny_model_dir("qwen2_5_vl", hidden_size=args.hidden, num_layers=args.layers))
     data = ColouredSquares(512, image_size=tuple(args.image), num_views=args.views, shuffle_options=False)
     L.seed_everything(0)
+    optimizer = {"optimizer": lambda p: torch.optim.AdamW(p, lr=1e-5, fused=True)} if args.optimizer == "fused" else {}
     module = SpatialGRPO(QwenVL(path), rewards={f.__name__: f for f in REWARDS}, group_size=8, max_new_tokens=32,
-                         stop_at_eos=False, temperature=1.0, beta=0.04, epsilon=0.2)
+                         stop_at_eos=False, temperature=1.0, beta=0.04, epsilon=0.2, **optimizer)
     times: dict[str, list[float]] = defaultdict(list)
     timed(module, times)
     trainer = L.Trainer(max_steps=args.warmup + args.steps, accelerator="cpu", devices=1, logger=False,

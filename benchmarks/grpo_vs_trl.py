@@ -10,9 +10,10 @@ the same prompts and images (ColouredSquares), G completions per prompt, exactly
 ``--new-tokens`` generated tokens per completion (end-of-sequence suppressed on both:
 ``stop_at_eos: false`` here, ``min_new_tokens`` there), the same reward functions
 (``format_reward`` without the latent slot and ``answer_reward``), full fine-tuning with
-fused AdamW at lr 1e-5 (each side's default: TRL's ``adamw_torch_fused``,
-:func:`thinkspace.adamw.adamw`), beta 0.04 (a frozen reference copy on both), clip 0.2, one optimisation step per
-rollout, token-mean loss, no gradient checkpointing, one torch thread, float32 on both sides.
+fused AdamW at lr 1e-5 (TRL's default ``adamw_torch_fused``; ``fused=True`` given to thinkspace's
+module, whose default is torch's per-parameter AdamW), beta 0.04 (a frozen reference copy on
+both), clip 0.2, one optimisation step per rollout, token-mean loss, no gradient checkpointing,
+one torch thread, float32 on both sides.
 
 TRL is configured as fast as it goes for this task: ``bf16=False`` (GRPOConfig's default
 ``bf16=True`` autocasts every pass to bfloat16 on the CPU, which is several times slower
@@ -212,7 +213,8 @@ def build_thinkspace(path: str, data: ColouredSquares, args: argparse.Namespace)
     L.seed_everything(0)
     module = SpatialGRPO(QwenVL(path), rewards={f.__name__: f for f in REWARDS}, group_size=args.group,
                          max_new_tokens=args.new_tokens, stop_at_eos=False, temperature=1.0, beta=0.04, epsilon=0.2,
-                         decode_step=args.decode_step)  # the default optimizer: fused AdamW, lr 1e-5
+                         optimizer=lambda p: torch.optim.AdamW(p, lr=1e-5, fused=True),  # as TRL's default
+                         decode_step=args.decode_step)
     return module, SpatialDataModule(train=data, batch_size=args.prompts)
 
 

@@ -9,7 +9,6 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from thinkspace.adamw import adamw
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.cues.base import Cue
@@ -24,7 +23,7 @@ __all__ = ["SpatialVLM", "freeze_parameters"]
 
 
 def _adamw(params: Any) -> torch.optim.Optimizer:
-    return adamw(params, lr=1e-4)
+    return torch.optim.AdamW(params, lr=1e-4)
 
 
 class SpatialVLM(SpatialModule):
@@ -40,8 +39,7 @@ class SpatialVLM(SpatialModule):
         mixer: combines the named loss terms (default: :class:`WeightedSum`).
         cues: input-side geometric cues by name (e.g. a camera-pose prior); ``None``
             entries are dropped. Names must differ from the objectives' names.
-        optimizer: optimizer factory over the trainable parameters (default AdamW, lr 1e-4, fused where
-            the parameters allow: :func:`thinkspace.adamw.adamw`).
+        optimizer: optimizer factory over the trainable parameters (default AdamW, lr 1e-4).
         scheduler: learning-rate scheduler factory, stepped every optimizer step.
         freeze: regular expressions; parameters whose name matches any are frozen
             (e.g. ``"\\.visual\\."`` for the vision tower). A pattern that matches

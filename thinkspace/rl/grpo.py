@@ -23,7 +23,6 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torchmetrics import MeanMetric
 
-from thinkspace.adamw import adamw
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.capabilities import LATENT_DECODING
 from thinkspace.backbones.outputs import BackboneOutput
@@ -49,7 +48,7 @@ DEFAULT_REWARDS = {"format": "thinkspace.rl.rewards.format_reward",
 
 
 def _adamw(params: Any) -> torch.optim.Optimizer:
-    return adamw(params, lr=1e-5)
+    return torch.optim.AdamW(params, lr=1e-5)
 
 
 class SpatialGRPO(SpatialModule):
@@ -100,8 +99,7 @@ class SpatialGRPO(SpatialModule):
             projector weights start the policy (and define the reference).
         seed: seed of the rollout sampling (with the step and each sample's id, so resumes are
             exact and a prompt's completions do not depend on the rank that rolls it out).
-        optimizer: optimizer factory over the trainable parameters (default AdamW, lr 1e-5, fused where
-            the parameters allow: :func:`thinkspace.adamw.adamw`).
+        optimizer: optimizer factory over the trainable parameters (default AdamW, lr 1e-5).
         scheduler: learning-rate scheduler factory, stepped every optimizer step.
         freeze: regular expressions of parameter names to freeze (e.g. ``"\\.visual\\."``).
         max_length: longest prompt in tokens (the collator fails naming the sample).
