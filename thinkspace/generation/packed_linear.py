@@ -6,7 +6,7 @@ rows spends as long rearranging each weight matrix as multiplying by it once the
 matrices no longer stay in a core's cache between tokens. oneDNN can rearrange a weight once
 into its blocked layout (``torch.ops.mkldnn._reorder_linear_weight``, what inductor's CPU
 weight prepacking uses) and then multiply by it at every token
-(``torch.ops.mkldnn._linear_pointwise``). Measured on one thread of this project's CI CPU
+(``torch.ops.mkldnn._linear_pointwise``). Measured on one thread of the development machine's CPU
 (AMD EPYC with AVX512, 1 MiB of L2 per core; 16 rows): the projections of a hidden-256, 4-layer decoder
 (15.7 MB of float32) take 1.7 instead of 2.8-3.5 ms per token; those of a hidden-128, 3-layer
 decoder (2.9 MB, in cache) 0.41 instead of 0.35 ms: packing does not pay there. So the lean step
