@@ -170,13 +170,14 @@ def test_projections_are_packed_by_default_only_where_it_pays(plain, monkeypatch
     matrices = [layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
                 layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj]
     assert size == len(language_model.layers) * sum(m.weight.numel() * 4 for m in matrices) < PACK_MIN_BYTES
-    assert not packing_pays(weights, fused=True)
+    assert weights.fused and not packing_pays(weights)
     monkeypatch.setattr("thinkspace.generation.packed_linear.PACK_MIN_BYTES", size)
-    assert packing_pays(weights, fused=True) and not packing_pays(weights, fused=False)
+    assert packing_pays(weights) and not packing_pays(replace(weights, fused=False))
     monkeypatch.setattr("thinkspace.generation.packed_linear.FUSE_LIMIT_BYTES", size)  # copies not allowed
-    assert not packing_pays(weights, fused=True)
-    assert not packing_pays(replace(weights, layers=[replace(layer_weights, out=layer_weights.out.double())
-                                                     for layer_weights in weights.layers]), fused=True)
+    assert not packing_pays(weights)
+    monkeypatch.setattr("thinkspace.generation.packed_linear.FUSE_LIMIT_BYTES", 2 * size)
+    assert packing_pays(weights) and not packing_pays(replace(weights, layers=[
+        replace(layer_weights, out=layer_weights.out.double()) for layer_weights in weights.layers]))
 
 
 @torch.no_grad()

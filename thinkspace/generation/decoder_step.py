@@ -122,7 +122,7 @@ class LeanDecoder:
                                       f"heads x {w.head_dim} and the prompt mask {tuple(prompt_mask.shape)}")
         steps = positions.shape[-1]
         self.rows, self.prompt_length, self.steps = rows, prompt_length, steps
-        self.packed = (packing_pays(w, w.fused) and not compile) if pack is None else pack
+        self.packed = (packing_pays(w) and not compile) if pack is None else pack
         if self.packed:
             self.weights = packed(w, rows)
         length = prompt_length + steps

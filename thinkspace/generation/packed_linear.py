@@ -46,10 +46,11 @@ def projection_bytes(weights: DecoderWeights) -> int:
     return sum(matrix.numel() * matrix.element_size() for layer in weights.layers for matrix in _matrices(layer))
 
 
-def packing_pays(weights: DecoderWeights, fused: bool) -> bool:
-    """The default: pack where it was measured to pay (see the module docstring) and the copies are allowed."""
+def packing_pays(weights: DecoderWeights) -> bool:
+    """The default: pack where it was measured to pay (see the module docstring) and copies are made anyway
+    (``weights.fused``)."""
     size = projection_bytes(weights)
-    return fused and packing_available(weights) and PACK_MIN_BYTES <= size < FUSE_LIMIT_BYTES
+    return weights.fused and packing_available(weights) and PACK_MIN_BYTES <= size < FUSE_LIMIT_BYTES
 
 
 def packed(weights: DecoderWeights, rows: int) -> DecoderWeights:
@@ -63,7 +64,8 @@ def packed(weights: DecoderWeights, rows: int) -> DecoderWeights:
         first = weights.layers[0].out
         raise ValueError(f"packed projections need float32 weights on the CPU, no CPU autocast and oneDNN "
                          f"(torch.backends.mkldnn); got {first.dtype} on {first.device}, CPU autocast "
-                         f"{torch.is_autocast_enabled('cpu')}, oneDNN available: {torch.backends.mkldnn.is_available()}")
+                         f"{torch.is_autocast_enabled('cpu')}, oneDNN available: "
+                         f"{torch.backends.mkldnn.is_available()}")
 
     def pack(matrix: Tensor) -> Tensor:
         return torch.ops.mkldnn._reorder_linear_weight(matrix, rows)
