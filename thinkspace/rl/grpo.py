@@ -25,7 +25,6 @@ from torchmetrics import MeanMetric
 
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.capabilities import LATENT_DECODING
-from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.data.batch import Batch
 from thinkspace.generation.latent_decoding import generate_with_latents
 from thinkspace.generation.prefill import Prefill
@@ -33,11 +32,12 @@ from thinkspace.generation.sampling import stop_ids
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.rl.checkpoint import load_stage1
-from thinkspace.rl.collate import RL_KEY, PromptCollator
+from thinkspace.rl.collate import PromptCollator
 from thinkspace.rl.loss import clipped_loss, group_advantages
 from thinkspace.rl.prefix_cache import allow_read_only_cache, train_mode_dropout
+from thinkspace.rl.reward_inputs import reward_inputs
 from thinkspace.rl.rewards import RewardScores, RewardSet
-from thinkspace.rl.rollout import Rollout, completion_texts, expand_batch, sequence_logprobs
+from thinkspace.rl.rollout import Rollout, completion_texts, sequence_logprobs
 from thinkspace.rl.stats import reward_statistics
 
 logger = logging.getLogger(__name__)
@@ -292,40 +292,8 @@ class SpatialGRPO(SpatialModule):
 
     def score(self, batch: Batch, gen: Any, completions: list[str]) -> RewardScores:
         """Every reward of the ``B x G`` completions (see :mod:`thinkspace.rl.rewards` for the fields)."""
-        group = gen.group
-        rep = lambda xs: [x for x in xs for _ in range(group)]  # noqa: E731
-        info = batch.targets.get(RL_KEY) or {}
-        fields: dict[str, list[Any]] = {
-            "answer": rep(batch.answers), "answer_type": rep(batch.answer_types), "task": rep(batch.tasks),
-            "sample_id": rep(batch.ids), "meta": rep(info.get("meta", [{}] * len(batch))),
-        }
-        if self.latent is not None:
-            fields["projected"], fields["teacher"] = self.project_latents(batch, gen)
-        prompts = rep(info.get("prompts", [""] * len(batch)))
+        prompts, fields = reward_inputs(batch, gen, self.latent)
         return self.rewards(prompts, completions, fields, fields["sample_id"])
-
-    def project_latents(self, batch: Batch, gen: Any) -> tuple[list[Tensor | None], list[Tensor | None]]:
-        """Per completion, its projected latents ``[S, P, C]`` and the sample's teacher tokens
-        (``None`` without latents or without teacher features), from :meth:`LatentAlignment.score`."""
-        group = gen.group
-        features = self.latent.teacher_features(batch, allow_missing=True)
-        teacher = [None if f is None else f.tokens() for f in features for _ in range(group)]
-        projected: list[Tensor | None] = [None] * len(teacher)
-        prompts = [b for b, f in enumerate(features) if f is not None]
-        if not prompts:
-            return projected, teacher
-        rows = torch.tensor([b * group + g for b in prompts for g in range(group)], device=gen.latents.device)
-        out = gen.prompt_out
-        pick = lambda x: None if x is None else x[prompts].repeat_interleave(group, 0)  # noqa: E731
-        wide = expand_batch(gen.prompts, group, prompts)
-        scored = self.latent.score(
-            BackboneOutput(hidden=pick(out.hidden), visual=wide.visual, lm_head=out.lm_head,
-                           inputs_embeds=pick(out.inputs_embeds)),
-            wide, gen.latents[rows], [features[b] for b in prompts for _ in range(group)])
-        for n, value, target in zip(rows.tolist(), scored.projected, scored.teacher):
-            if bool(gen.has_latents[n]):
-                projected[n], teacher[n] = value, target
-        return projected, teacher
 
     # -- log-probabilities ---------------------------------------------------------------
 
