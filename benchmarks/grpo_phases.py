@@ -38,12 +38,10 @@ import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from grpo_vs_trl import REWARDS  # noqa: E402
+from grpo_vs_trl import REWARDS, add_setting_arguments, setting  # noqa: E402
 
 from thinkspace.backbones import QwenVL  # noqa: E402
-from thinkspace.backbones.tiny import tiny_model_dir  # noqa: E402
 from thinkspace.data.datamodule import SpatialDataModule  # noqa: E402
-from thinkspace.data.datasets.squares import ColouredSquares  # noqa: E402
 from thinkspace.rl import SpatialGRPO  # noqa: E402
 
 #: the module's methods timed as phases (each returns when its work is done: the CPU runs synchronously)
@@ -94,16 +92,12 @@ def main() -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--image", type=int, nargs=2, default=[56, 112], help="height width")
-    parser.add_argument("--views", type=int, default=1, help="images per prompt")
+    add_setting_arguments(parser)
     parser.add_argument("--optimizer", choices=["fused", "default"], default="fused",
                         help="fused AdamW (as grpo_vs_trl.py) or the module's default")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    path = str(tiny_model_dir("qwen2_5_vl", hidden_size=args.hidden, num_layers=args.layers))
-    data = ColouredSquares(512, image_size=tuple(args.image), num_views=args.views, shuffle_options=False)
+    path, data = setting(args)
     L.seed_everything(0)
     optimizer = {"optimizer": lambda p: torch.optim.AdamW(p, lr=1e-5, fused=True)} if args.optimizer == "fused" else {}
     module = SpatialGRPO(QwenVL(path), rewards={f.__name__: f for f in REWARDS}, group_size=8, max_new_tokens=32,

@@ -279,6 +279,20 @@ def latent_vs_plain(path: str, data: ColouredSquares, args: argparse.Namespace) 
     return ratio
 
 
+def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and images a setting uses (shared with ``grpo_phases.py``)."""
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--image", type=int, nargs=2, default=[56, 112], help="height width")
+    parser.add_argument("--views", type=int, default=1, help="images per prompt")
+
+
+def setting(args: argparse.Namespace) -> tuple[str, ColouredSquares]:
+    """The tiny model's directory (built offline) and the prompts of the setting ``args`` name."""
+    path = str(tiny_model_dir("qwen2_5_vl", hidden_size=args.hidden, num_layers=args.layers))
+    return path, ColouredSquares(512, image_size=tuple(args.image), num_views=args.views, shuffle_options=False)
+
+
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3)
@@ -287,10 +301,7 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--prompts", type=int, default=2, help="prompts per step")
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--image", type=int, nargs=2, default=[56, 112], help="height width")
-    parser.add_argument("--views", type=int, default=1, help="images per prompt")
+    add_setting_arguments(parser)
     parser.add_argument("--decode-step", default="lean", choices=["lean", "compiled", "hugging_face"],
                         help="thinkspace's per-token decode step (model.decode_step)")
     parser.add_argument("--latent", action="store_true", help="latent slot against plain decoding (thinkspace)")
@@ -300,8 +311,7 @@ def main(argv: list[str] | None = None) -> float:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
-    path = str(tiny_model_dir("qwen2_5_vl", hidden_size=args.hidden, num_layers=args.layers))
-    data = ColouredSquares(512, image_size=tuple(args.image), num_views=args.views, shuffle_options=False)
+    path, data = setting(args)
     samples = [data[i] for i in range(len(data))]
     if args.latent:
         print(versions(), flush=True)
