@@ -6,6 +6,7 @@ import torch
 from torchmetrics import Metric
 
 from thinkspace.answers import choice, gold_choice
+from thinkspace.geometry import yaw_error_degrees
 
 
 class ChoiceAccuracy(Metric):
@@ -59,8 +60,3 @@ class LocalizationAccuracy(Metric):
     def compute(self) -> torch.Tensor:
         return self.hits / self.total.clamp(min=1)
 
-
-def yaw_error_degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Absolute difference of yaw angles (radians) in degrees, wrapped to [0, 180]."""
-    diff = torch.remainder(torch.rad2deg(a - b), 360.0)
-    return torch.minimum(diff, 360.0 - diff)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 
 from thinkspace.answers import mindcube_choice
-from thinkspace.eval.records import Located, field
+from thinkspace.records import Located, field
 from thinkspace.eval.report import BenchmarkScore
 
 SETTINGS = ("around", "rotation", "translation", "among", "other")

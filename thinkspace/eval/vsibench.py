@@ -24,7 +24,7 @@ from collections import defaultdict
 import numpy as np
 
 from thinkspace.answers import parse_float, vsibench_token
-from thinkspace.eval.records import Located, field
+from thinkspace.records import Located, field
 from thinkspace.eval.report import BenchmarkScore
 
 CHOICE_TYPES = (

@@ -24,8 +24,8 @@ from torch import Tensor
 
 from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.schema import SpatialSample
+from thinkspace.slot_tokens import END, PAD, START
 
-START, PAD, END = "<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"
 Placement = Literal["start", "end"]
 
 

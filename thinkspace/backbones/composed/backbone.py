@@ -15,7 +15,8 @@ from thinkspace.backbones.composed.io import compose, is_composed_dir, load_caus
 from thinkspace.backbones.composed.processor import ComposedProcessor
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora
-from thinkspace.backbones.registry import FAMILIES, resolve
+from thinkspace.backbones.paths import resolve_model_path
+from thinkspace.backbones.registry import FAMILIES
 
 Stage = Literal["joint", "projector"]
 
@@ -86,7 +87,7 @@ class ComposedVLM(HFBackbone):
                              f"the composed directory {path!r} records its own")
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         if path is not None:
-            self.path = resolve(path)
+            self.path = resolve_model_path(path)
             if not is_composed_dir(self.path):
                 raise ValueError(f"{self.path}: config.json is not a composed model (model_type "
                                  f"'thinkspace_composed'); for a causal LM directory use lm_path")

@@ -24,7 +24,7 @@ from thinkspace.data.datasets.thinker_prompt import resize_view
 from thinkspace.data.images import load_image
 from thinkspace.data.schema import SpatialSample
 from thinkspace.eval.mindcube import LETTERS, setting_from_id
-from thinkspace.eval.records import field, read_jsonl
+from thinkspace.records import field, read_jsonl
 
 
 class MindCube(BenchmarkDataset):

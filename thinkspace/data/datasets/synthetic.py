@@ -172,7 +172,8 @@ class SyntheticSpatial(Dataset):
         return self.settings[int(rng.integers(len(self.settings)))], rng  # drawn once: tasks stay balanced
 
     def _make(self, index: int) -> SpatialSample:
-        from thinkspace.synth.episodes import to_sample, video_episode, view_episode
+        from thinkspace.data.datasets.synthetic_sample import to_sample
+        from thinkspace.synth.episodes import video_episode, view_episode
         from thinkspace.synth.render import Renderer
         from thinkspace.synth.scene import generate_scene
         from thinkspace.synth.views import BALANCED

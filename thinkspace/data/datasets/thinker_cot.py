@@ -29,7 +29,7 @@ from thinkspace.data.datasets.thinker_prompt import THINKER_IMAGE_SIZE, THINKER_
 from thinkspace.data.images import load_image
 from thinkspace.data.schema import SpatialSample
 from thinkspace.eval.mindcube import setting_from_id
-from thinkspace.eval.records import field, read_jsonl
+from thinkspace.records import field, read_jsonl
 
 LATENT_MARKER = "<output_3D>"
 
