@@ -199,7 +199,7 @@ def test_sqa3d_rejects_a_vsibench_file():
 def test_training_metric_agrees_with_the_official_localization():
     """``metrics.LocalizationAccuracy`` (used by the situation objective) gives the same
     Acc@0.5m / Acc@15deg as the official per-record rule on random situations."""
-    from thinkspace.metrics import LocalizationAccuracy
+    from thinkspace.accuracy import LocalizationAccuracy
 
     gen = torch.Generator().manual_seed(0)
     gold_xy, pred_xy = torch.rand(200, 2, generator=gen) * 4, torch.rand(200, 2, generator=gen) * 4

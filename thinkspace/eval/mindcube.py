@@ -18,7 +18,7 @@ from collections import Counter
 
 from thinkspace.answers import mindcube_choice
 from thinkspace.records import Located, field
-from thinkspace.eval.report import BenchmarkScore
+from thinkspace.eval.benchmark_score import BenchmarkScore
 
 SETTINGS = ("around", "rotation", "translation", "among", "other")
 EXCLUDED_FROM_OVERALL = ("translation",)

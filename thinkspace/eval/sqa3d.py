@@ -29,7 +29,7 @@ from typing import Any
 
 from thinkspace.answers import sqa3d_normalise
 from thinkspace.records import Located, field
-from thinkspace.eval.report import BenchmarkScore
+from thinkspace.eval.benchmark_score import BenchmarkScore
 
 QUESTION_KINDS = ("what", "is", "how", "can", "which")
 

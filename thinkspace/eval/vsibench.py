@@ -25,7 +25,7 @@ import numpy as np
 
 from thinkspace.answers import parse_float, vsibench_token
 from thinkspace.records import Located, field
-from thinkspace.eval.report import BenchmarkScore
+from thinkspace.eval.benchmark_score import BenchmarkScore
 
 CHOICE_TYPES = (
     "object_rel_direction_easy",

@@ -13,7 +13,7 @@ from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
-from thinkspace.metrics import ChoiceAccuracy
+from thinkspace.accuracy import ChoiceAccuracy
 from thinkspace.mixers import LossMixer, WeightedSum
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.base import Objective

@@ -3,7 +3,7 @@
 from typing import Any
 
 from thinkspace.sweep.grid import RunSpec, Sweep, expand, load_sweep, run_name
-from thinkspace.sweep.report import write_report
+from thinkspace.sweep.results import write_report
 
 __all__ = ["RunSpec", "Sweep", "expand", "load_sweep", "run_name", "MetricsFile", "QuestionsFile", "write_report"]
 
@@ -11,7 +11,7 @@ __all__ = ["RunSpec", "Sweep", "expand", "load_sweep", "run_name", "MetricsFile"
 def __getattr__(name: str) -> Any:
     # the callbacks import lightning; a SLURM job unpickling its run needs none of it
     if name == "MetricsFile":
-        from thinkspace.sweep.metrics import MetricsFile
+        from thinkspace.sweep.metrics_file import MetricsFile
 
         return MetricsFile
     if name == "QuestionsFile":

@@ -41,7 +41,7 @@ def stage_names(sweep: Sweep) -> list[str]:
 
 def stage_argv(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, stage: str) -> list[str]:
     """The command line of one stage of one run."""
-    metrics = {"class_path": "thinkspace.sweep.metrics.MetricsFile",
+    metrics = {"class_path": "thinkspace.sweep.metrics_file.MetricsFile",
                "init_args": {"path": str(run_dir / f"metrics_{stage}.json")}}
     subcommand = "fit" if stage == "fit" else "test"
     argv = [*sweep.command, subcommand, "--config", config, *as_arguments(spec.overrides), "--run_dir", str(run_dir),
