@@ -45,10 +45,36 @@ def test_warmup_cosine_schedule():
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert lrs[:3] == pytest.approx([0.25, 0.5, 0.75])
+    assert lrs[:3] == pytest.approx([0.0, 1 / 3, 2 / 3])  # warm-up starts at 0, as its docstring says
     assert lrs[3] == pytest.approx(1.0)
     assert lrs[8] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert lrs[13] == pytest.approx(0.1)
+
+
+def rates_of(make_schedule, steps: int, lr: float = 1e-4) -> list[float]:
+    """The learning rate of each of ``steps`` optimizer steps under ``make_schedule(optimizer)``."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=lr)
+    schedule = make_schedule(opt)
+    rates = []
+    for _ in range(steps):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    return rates
+
+
+@pytest.mark.parametrize("min_lr_ratio", [0.0, 0.1])
+def test_warmup_cosine_is_the_transformers_cosine_rule(min_lr_ratio):
+    from transformers import get_cosine_schedule_with_warmup, get_cosine_with_min_lr_schedule_with_warmup
+
+    ours = rates_of(lambda opt: WarmupCosine(opt, warmup_steps=10, total_steps=37, min_lr_ratio=min_lr_ratio), 38)
+    if min_lr_ratio == 0:
+        hf = rates_of(lambda opt: get_cosine_schedule_with_warmup(opt, 10, 37), 38)
+    else:
+        hf = rates_of(lambda opt: get_cosine_with_min_lr_schedule_with_warmup(opt, 10, 37, min_lr_rate=min_lr_ratio), 38)
+    assert ours[0] == 0.0 and ours[10] == pytest.approx(1e-4)
+    assert ours == pytest.approx(hf, abs=1e-15)
 
 
 def test_warmup_linear_is_the_transformers_trainer_rule():
