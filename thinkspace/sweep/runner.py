@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from thinkspace.sweep.grid import RunSpec, Sweep
-from thinkspace.sweep.files import questions_path, write_json
+from thinkspace.sweep.files import questions_path, write_json, write_text
 from thinkspace.sweep.resolve import as_arguments
 
 
@@ -87,9 +87,7 @@ def prepare_run(spec: RunSpec, config: str, run_dir: Path, resolved: str) -> Non
     if jobs:  # the jobs submitted for this run survive a new invocation of the sweep
         info["jobs"] = jobs
     write_json(run_dir / "run.json", info)
-    tmp = run_dir / f".resolved.yaml.{os.getpid()}.tmp"
-    tmp.write_text(resolved)
-    os.replace(tmp, old)
+    write_text(old, resolved)
 
 
 def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any = print,
