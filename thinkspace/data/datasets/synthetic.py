@@ -33,18 +33,13 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from thinkspace.data.schema import SpatialSample
+from thinkspace.synth.video_questions import VIDEO_TASKS
 from thinkspace.synth.views import EYE_HEIGHT
 
+#: the tasks of each ``kind``, in the order a default ``settings`` draws from: image-set families,
+#: and a walk's questions (:mod:`thinkspace.synth.video_questions`) plus its situation
 VIEW_TASKS = ("leftmost", "around", "among", "rotation", "perspective", "situated")
-VIDEO_TASKS = (
-    "object_counting",
-    "object_abs_distance",
-    "object_size_estimation",
-    "room_size_estimation",
-    "object_rel_distance",
-    "object_rel_direction_medium",
-    "situation",
-)
+WALK_TASKS = (*VIDEO_TASKS, "situation")
 SPLITS = ("train", "val", "test")
 #: colours of ``shuffle_options=False`` scenes, in option order (A is always the red object).
 FIXED_PALETTE = ("red", "green", "blue", "yellow")
@@ -100,7 +95,7 @@ class SyntheticSpatial(Dataset):
             raise ValueError(f"SyntheticSpatial.num_samples must be positive, got {num_samples}")
         if kind not in ("views", "video"):
             raise ValueError(f"SyntheticSpatial.kind must be 'views' or 'video', got {kind!r}")
-        known = VIEW_TASKS if kind == "views" else VIDEO_TASKS
+        known = VIEW_TASKS if kind == "views" else WALK_TASKS
         settings = list(known) if settings is None else list(settings)
         bad = [s for s in settings if s not in known]
         if bad or not settings:
