@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "thinkspace"
 #: plumbing into ``thinkspace/training/`` turns the ``training`` line into ``["thinkspace.training"]``.
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["thinkspace.errors", "thinkspace.version", "thinkspace.geometry", "thinkspace.slot_tokens",
-              "thinkspace.answers", "thinkspace.records", "thinkspace.file_modes", "thinkspace.viz"]),
+              "thinkspace.answers", "thinkspace.records", "thinkspace.file_modes", "thinkspace.viz",
+              "thinkspace.seeds"]),
     ("synth", ["thinkspace.synth"]),
     ("eval", ["thinkspace.eval"]),
     ("data", ["thinkspace.data"]),

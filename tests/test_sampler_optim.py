@@ -97,3 +97,18 @@ def test_warmup_linear_is_the_transformers_trainer_rule():
     assert rates["ours"] == pytest.approx(rates["hf"], abs=1e-15)
     assert rates["ours"][0] == 0.0 and rates["ours"][10] == pytest.approx(1e-4)
     assert rates["ours"][37:] == [0.0, 0.0, 0.0]
+
+
+def test_one_seed_mixer_keeps_the_seeds_each_place_drew_before():
+    """Sampler, squares, dropout per batch and GRPO rollouts draw the seeds they drew with their own
+    formulas (so orders and masks of earlier runs are unchanged), and positions do not collide."""
+    import zlib
+
+    from thinkspace.seeds import mix_seed
+
+    assert mix_seed(7, 3) == 7 * 1_000_003 + 3
+    assert mix_seed(7, 40, rank=1) == ((7 * 1_000_003 + 40) * 65_537 + 1) % 2**63
+    crc = zlib.crc32(b"train000012")
+    assert mix_seed(7, 5, sample_id="train000012") == ((7 * 1_000_003 + 5) * 4_294_967_311 + crc) % 2**63
+    seeds = {mix_seed(seed, count, rank=rank) for seed in range(3) for count in range(50) for rank in range(4)}
+    assert len(seeds) == 3 * 50 * 4 and all(0 <= s < 2**63 for s in seeds)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import Sampler
 
+from thinkspace.seeds import mix_seed
+
 #: returns ``(epoch, batches already consumed in that epoch)`` at the start of iteration.
 Progress = Callable[[], tuple[int, int]]
 
@@ -59,7 +61,7 @@ class EpochSampler(Sampler[int]):
     def order(self, epoch: int) -> list[int]:
         """This rank's indices for ``epoch``, in order."""
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
             indices = torch.randperm(self.length, generator=g).tolist()
         else:
             indices = list(range(self.length))

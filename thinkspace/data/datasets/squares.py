@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
 from thinkspace.data.schema import SpatialSample
+from thinkspace.seeds import mix_seed
 
 COLOURS = {
     "red": (220, 40, 40),
@@ -74,7 +75,7 @@ class ColouredSquares(Dataset):
     def __getitem__(self, index: int) -> SpatialSample:
         if not 0 <= index < self.num_samples:
             raise IndexError(f"ColouredSquares index {index} out of range [0, {self.num_samples})")
-        rng = random.Random(self.seed * 1_000_003 + index)
+        rng = random.Random(mix_seed(self.seed, index))
         palette = sorted(COLOURS) if self.shuffle_options else list(COLOURS)[:4]
         names = rng.sample(palette, 4)
         left, right = names[0], names[1]
