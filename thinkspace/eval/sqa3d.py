@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from thinkspace.answers import sqa3d_normalise
 from thinkspace.records import Located, field
