@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "thinkspace"
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["thinkspace.errors", "thinkspace.version", "thinkspace.geometry", "thinkspace.slot_tokens",
               "thinkspace.answers", "thinkspace.records", "thinkspace.file_modes", "thinkspace.viz",
-              "thinkspace.seeds"]),
+              "thinkspace.seeds", "thinkspace.choices"]),
     ("synth", ["thinkspace.synth"]),
     ("eval", ["thinkspace.eval"]),
     ("data", ["thinkspace.data"]),
@@ -78,11 +78,13 @@ def graph() -> dict[str, set[str]]:
 
 
 def layer_of(name: str) -> int:
-    """Index in :data:`LAYERS` of the longest entry that is ``name`` or a package holding it."""
+    """Index in :data:`LAYERS` of the longest entry that is ``name`` or a package holding it (the
+    root package's entry is its ``__init__.py`` alone); -1: no layer."""
     best, index = -1, -1
     for i, (_, entries) in enumerate(LAYERS):
         for entry in entries:
-            if (name == entry or name.startswith(entry + ".")) and len(entry) > best:
+            below = entry != "thinkspace" and name.startswith(entry + ".")
+            if (name == entry or below) and len(entry) > best:
                 best, index = len(entry), i
     return index
 
@@ -142,6 +144,7 @@ def test_the_cycle_finder_finds_a_cycle_and_the_layers_name_one():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert LAYERS[layer_of("thinkspace.teachers.command")][0] == "commands"
     assert LAYERS[layer_of("thinkspace.teachers.cache")][0] == "components"
+    assert LAYERS[layer_of("thinkspace")][0] == "root" and layer_of("thinkspace.not_listed") == -1
 
 
 def test_docs_list_the_same_layers():

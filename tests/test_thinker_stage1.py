@@ -84,7 +84,7 @@ def test_paper_weighting_by_hand_is_the_squared_frobenius_norm_per_sample(tiny_c
 
 
 def test_unknown_reduction_and_the_old_size_key_are_errors():
-    with pytest.raises(ValueError, match=r"reduction must be one of \['mean', 'token_mean', 'sample_sum'\]"):
+    with pytest.raises(ValueError, match=r"LatentAlignment.reduction must be 'mean', 'token_mean' or 'sample_sum', got 'sum'"):
         LatentAlignment(reduction="sum")
     with pytest.raises(ValueError, match=r"paper_image_size \[480, 640\] was read as \[height, width\]; it is now "
                                          r"paper_view_size: \[width, height\]"):

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from thinkspace.choices import check_choice
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
@@ -61,6 +62,8 @@ def token_geometry(sample: SpatialSample, grids: list[tuple[int, int]]) -> tuple
     return torch.cat(points), torch.cat(depths), torch.cat(valid)
 
 
+Quantity = Literal["points", "depth"]  # world points or depth per visual token
+
 class PointMapCue(Cue):
     """Adds ``MLP(encoding of the token's geometry)`` to every visual token's embedding.
 
@@ -82,15 +85,14 @@ class PointMapCue(Cue):
 
     def __init__(
         self,
-        quantity: Literal["points", "depth"] = "points",
+        quantity: Quantity = "points",
         teacher: GeometryTeacher | None = None,
         cache: str | None = None,
         bands: int = 6,
         extent: float = 16.0,
     ) -> None:
         super().__init__()
-        if quantity not in ("points", "depth"):
-            raise ValueError(f"PointMapCue.quantity must be 'points' or 'depth', got {quantity!r}")
+        check_choice("PointMapCue.quantity", quantity, Quantity)
         if teacher is None and cache is not None:
             raise ValueError("PointMapCue: a cache needs the teacher that wrote it (init_args.teacher)")
         if teacher is not None and cache is None and not getattr(teacher, "runs_in_workers", True):

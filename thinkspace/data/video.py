@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ import torch
 #: segments) or ``"linspace"`` (VSI-Bench's official evaluation: ``np.linspace(0, M - 1, N)``
 #: rounded down, first and last frames included; ``lmms_eval/models/llava_vid.py``).
 FrameSampling = Literal["segment_centres", "linspace"]
-FRAME_SAMPLINGS = ("segment_centres", "linspace")
+FRAME_SAMPLINGS = get_args(FrameSampling)
 
 
 @dataclass

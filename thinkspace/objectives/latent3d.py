@@ -22,6 +22,7 @@ from torch import Tensor
 
 from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID
 from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.choices import check_choice
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
 from thinkspace.distributed import mean_over_ranks
@@ -30,6 +31,10 @@ from thinkspace.objectives.base import Objective
 from thinkspace.objectives.latent_slot import LatentSlot, Placement
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures, check_features
 from thinkspace.teachers.oracle import OracleGeometryTeacher
+
+
+AlignmentLoss = Literal["mse", "cosine", "smooth_l1"]
+Reduction = Literal["mean", "token_mean", "sample_sum"]
 
 
 class LatentAlignment(Objective):
@@ -73,8 +78,8 @@ class LatentAlignment(Objective):
         placement: Placement = "start",
         marker: str | None = "<output_3D>",
         require_marker: bool = False,
-        loss: Literal["mse", "cosine", "smooth_l1"] = "mse",
-        reduction: Literal["mean", "token_mean", "sample_sum"] = "mean",
+        loss: AlignmentLoss = "mse",
+        reduction: Reduction = "mean",
         projector: Literal["attention", "paper"] = "attention",
         projector_width: int = 256,
         paper_view_size: tuple[int, int] | None = None,
@@ -84,10 +89,8 @@ class LatentAlignment(Objective):
         decoding: Literal["feedback", "tokens"] = "feedback",
     ) -> None:
         super().__init__(weight)
-        if loss not in ("mse", "cosine", "smooth_l1"):
-            raise ValueError(f"LatentAlignment.loss must be 'mse', 'cosine' or 'smooth_l1', got {loss!r}")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"LatentAlignment.reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
+        check_choice("LatentAlignment.loss", loss, AlignmentLoss)
+        check_choice("LatentAlignment.reduction", reduction, Reduction)
         if paper_image_size is not None:
             raise ValueError(f"LatentAlignment.paper_image_size {list(paper_image_size)} was read as [height, width]; "
                              "it is now paper_view_size: [width, height] (PIL's order; 3DThinker: [480, 640])")
@@ -289,8 +292,6 @@ class LatentScore:
         target = torch.cat([t.flatten(0, 1) for t in self.teacher]).float()
         return F.cosine_similarity(pred, target, dim=-1).mean()
 
-
-REDUCTIONS = ("mean", "token_mean", "sample_sum")
 
 
 def alignment_loss(pred: Tensor, target: Tensor, kind: str, reduction: str = "mean") -> Tensor:

@@ -17,6 +17,7 @@ from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora
 from thinkspace.backbones.paths import resolve_model_path
 from thinkspace.backbones.registry import FAMILIES
+from thinkspace.choices import check_choice
 
 Stage = Literal["joint", "projector"]
 
@@ -72,8 +73,7 @@ class ComposedVLM(HFBackbone):
         lora: LoraSettings | None = None,
     ) -> None:
         super().__init__()
-        if stage not in ("joint", "projector"):
-            raise ValueError(f"ComposedVLM: stage must be 'joint' or 'projector', got {stage!r}")
+        check_choice("ComposedVLM: stage", stage, Stage)
         new = lm_path is not None or encoder is not None
         if (path is None) == (not new) or (new and (lm_path is None or encoder is None)):
             raise ValueError("ComposedVLM: give either path (a composed directory or tiny:composed) or both lm_path "
