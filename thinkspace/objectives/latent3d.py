@@ -60,7 +60,6 @@ class LatentAlignment(Objective):
         paper_view_size: ``[width, height]`` in pixels (PIL's order, as the data adapters'
             ``image_size``) of every view for the ``paper`` projector; 3DThinker: ``[480, 640]``
             (portrait). Its token counts come from the backbone's processor and the teacher.
-        paper_image_size: removed (it was read as ``[height, width]``); naming it is an error.
         visual: which view tokens the projector fuses: ``input`` (the decoder's input
             embeddings at visual positions, as 3DThinker) or ``hidden`` (last layer).
         cache: directory of a teacher feature cache (``thinkspace cache-teacher``).
@@ -83,7 +82,6 @@ class LatentAlignment(Objective):
         projector: Literal["attention", "paper"] = "attention",
         projector_width: int = 256,
         paper_view_size: tuple[int, int] | None = None,
-        paper_image_size: tuple[int, int] | None = None,
         visual: Literal["input", "hidden"] = "input",
         cache: str | None = None,
         decoding: Literal["feedback", "tokens"] = "feedback",
@@ -91,9 +89,6 @@ class LatentAlignment(Objective):
         super().__init__(weight)
         check_choice("LatentAlignment.loss", loss, AlignmentLoss)
         check_choice("LatentAlignment.reduction", reduction, Reduction)
-        if paper_image_size is not None:
-            raise ValueError(f"LatentAlignment.paper_image_size {list(paper_image_size)} was read as [height, width]; "
-                             "it is now paper_view_size: [width, height] (PIL's order; 3DThinker: [480, 640])")
         if projector == "paper" and paper_view_size is None:
             raise ValueError("LatentAlignment: projector 'paper' needs paper_view_size: [width, height] "
                              "(3DThinker: [480, 640], the size the data adapter's image_size gives every view)")
