@@ -206,9 +206,9 @@ class LatentAlignment(Objective):
             i += n
         return result
 
-    def score(self, out: BackboneOutput, batch: Batch, latents: Tensor | None = None,
-              features: list[TeacherFeatures] | None = None) -> LatentScore:
-        """The batch's latents against the teacher: hidden latents -> projector -> teacher tokens,
+    def pair_with_teacher(self, out: BackboneOutput, batch: Batch, latents: Tensor | None = None,
+                          features: list[TeacherFeatures] | None = None) -> LatentPairs:
+        """The batch's latents beside the teacher: hidden latents -> projector -> teacher tokens,
         the teacher run once (what :meth:`loss`, :meth:`evaluate` and GRPO's latent-3D reward need).
 
         Args:
@@ -224,14 +224,14 @@ class LatentAlignment(Objective):
             if p.shape != t.shape:
                 raise ValueError(f"LatentAlignment: sample {sample_id!r}: projected tokens {tuple(p.shape)} "
                                  f"vs teacher {tuple(t.shape)}")
-        return LatentScore(projected, teacher)
+        return LatentPairs(projected, teacher)
 
     def loss(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
-        return {"align": self.align(self.score(out, batch))}
+        return {"align": self.align(self.pair_with_teacher(out, batch))}
 
-    def align(self, scored: LatentScore) -> Tensor:
-        """The ``align`` term of scored latents (``loss`` and ``reduction``), averaged over ranks."""
-        pairs = [(p.flatten(0, 1).float(), t.flatten(0, 1).float()) for p, t in zip(scored.projected, scored.teacher)]
+    def align(self, paired: LatentPairs) -> Tensor:
+        """The ``align`` term of paired latents (``loss`` and ``reduction``), averaged over ranks."""
+        pairs = [(p.flatten(0, 1).float(), t.flatten(0, 1).float()) for p, t in zip(paired.projected, paired.teacher)]
         if self.reduction == "sample_sum":  # a mean over every rank's samples (see thinkspace.distributed)
             value = torch.stack([alignment_loss(p, t, self.loss_kind, "sum") for p, t in pairs]).mean()
             count = len(pairs)
@@ -244,13 +244,13 @@ class LatentAlignment(Objective):
     def evaluate(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
         """Validation metric: mean cosine (along channels) between projected and teacher tokens,
         the quantity behind 3DThinker's stage-2 latent reward ``(cos + 1) / 2``."""
-        return {"cosine": self.score(out, batch).cosine()}
+        return {"cosine": self.pair_with_teacher(out, batch).cosine()}
 
     @torch.no_grad()
     def validate(self, out: BackboneOutput, batch: Batch) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """The ``align`` term and the ``cosine`` metric from one :meth:`score` (one teacher run)."""
-        scored = self.score(out, batch)
-        return {"align": self.align(scored)}, {"cosine": scored.cosine()}
+        """The ``align`` term and the ``cosine`` metric from one :meth:`pair_with_teacher` (one teacher run)."""
+        paired = self.pair_with_teacher(out, batch)
+        return {"align": self.align(paired)}, {"cosine": paired.cosine()}
 
     # -- generation --------------------------------------------------------------------
 
@@ -274,8 +274,8 @@ class LatentAlignment(Objective):
 
 
 @dataclass
-class LatentScore:
-    """Latents scored against the teacher, per sample: ``projected`` and ``teacher`` tokens
+class LatentPairs:
+    """Latents beside the teacher, per sample: ``projected`` and ``teacher`` tokens
     ``[S, P, C]`` (views, camera + registers + patches, teacher channels), on one device."""
 
     projected: list[Tensor]
