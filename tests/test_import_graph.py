@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "thinkspace"
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["thinkspace.errors", "thinkspace.version", "thinkspace.geometry", "thinkspace.slot_tokens",
               "thinkspace.answers", "thinkspace.records", "thinkspace.file_modes", "thinkspace.viz",
-              "thinkspace.seeds", "thinkspace.choices"]),
+              "thinkspace.seeds", "thinkspace.choices", "thinkspace.lazy_exports"]),
     ("synth", ["thinkspace.synth"]),
     ("eval", ["thinkspace.eval"]),
     ("data", ["thinkspace.data"]),
