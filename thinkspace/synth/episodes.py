@@ -49,6 +49,7 @@ class Episode:
         return self.timestamps is not None
 
 
+# The arguments of make_view_set, spelled out so configs, callers and type checkers see them.
 def view_episode(
     scene: Scene,
     renderer: Renderer,

@@ -56,6 +56,7 @@ class ComposedVLM(HFBackbone):
     capabilities = frozenset({VIDEO, LATENT_DECODING, FIXED_TOKEN_GRID})
     collator_class = ComposedCollator
 
+    # Spelled out per family, not shared: the typed signature is the config schema jsonargparse reads.
     def __init__(
         self,
         path: str | None = None,

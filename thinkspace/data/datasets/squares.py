@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from thinkspace.data.schema import SpatialSample
 from thinkspace.seeds import mix_seed
 
+# Its own palette (distinct, saturated at tiny sizes), not the synthetic world's.
 COLOURS = {
     "red": (220, 40, 40),
     "green": (40, 180, 60),
