@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from thinkspace.objectives.latent_slot import END, PAD, START
+from thinkspace.slot_tokens import END, PAD, START
 from thinkspace.rl.rewards import RewardScores, RewardSet, answer_reward, format_reward, latent3d_reward
 from thinkspace.rl.stats import reward_statistics
 

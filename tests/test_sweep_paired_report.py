@@ -17,7 +17,7 @@ from thinkspace.sweep.command import main
 from thinkspace.sweep.files import read_questions, read_tasks, write_questions
 from thinkspace.sweep.grid import load_sweep
 from thinkspace.sweep.paired import compare
-from thinkspace.sweep.report import write_report
+from thinkspace.sweep.results import write_report
 
 
 def png_width(path):

@@ -70,7 +70,7 @@ def test_more_runs_at_once_than_gpus_is_refused():
 @pytest.fixture()
 def two_cores(monkeypatch):
     """This machine as the test case: 2 cores, no GPU, no OMP_NUM_THREADS of the user's."""
-    monkeypatch.setattr(parallel, "available_cpus", lambda: 2)
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
     monkeypatch.setattr(parallel, "visible_gpus", lambda: [])
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
 

@@ -16,7 +16,7 @@ import yaml
 
 from sweep_helpers import FAKE, QUICKSTART, calls
 from thinkspace.sweep.command import main
-from thinkspace.sweep.report import write_report
+from thinkspace.sweep.results import write_report
 
 
 @pytest.fixture()

@@ -285,3 +285,31 @@ def test_resources_agree_with_the_trainer():
     check_resources(parse_slurm({"timeout_min": 5}, "s.yaml"), "trainer: {devices: 1}\n", "r")
     with pytest.raises(ValueError, match=r"run r: trainer.devices is 2 but each node runs 1 task\(s\)"):
         check_resources(parse_slurm({"timeout_min": 5}, "s.yaml"), "trainer: {devices: 2}\n", "r")
+
+
+def test_job_states_ask_sacct_once_and_read_only_the_jobs_lines(fake_slurm):
+    """One ``sacct`` call for all jobs; step lines (``ID.batch``) and reasons (``by 123``) are dropped."""
+    from thinkspace.sweep.slurm import job_states
+
+    (fake_slurm / "sacct").write_text('#!/bin/sh\necho "$*" >> "$FAKE_SLURM/sacct_calls.txt"\n'
+                                      'printf "7|CANCELLED by 12\\n7.batch|COMPLETED\\n8_1|RUNNING\\n"\n')
+    assert job_states(["7", "8_1", "9"]) == {"7": "CANCELLED", "8_1": "RUNNING", "9": "UNKNOWN"}
+    assert (fake_slurm / "sacct_calls.txt").read_text().splitlines() == [
+        "-o JobID,State --parsable2 --noheader -j 7,8_1,9"]
+
+
+def test_no_private_names_of_lightning_or_submitit():
+    """What thinkspace takes from Lightning and submitit is their public API (no ``_name``, no
+    submodule submitit does not export)."""
+    import ast
+
+    from cli_helpers import REPO
+
+    offenders = []
+    for path in sorted((REPO / "thinkspace").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("lightning", "submitit"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                if private or "._" in (node.module or "") or (node.module or "").startswith("submitit."):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert offenders == []

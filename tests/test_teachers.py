@@ -223,7 +223,7 @@ def test_points_command_writes_a_ply_open3d_reads(tmp_path, monkeypatch):
     from thinkspace.data.datamodule import SpatialDataModule
     from thinkspace.modules.spatial_vlm import SpatialVLM
     from thinkspace.objectives import LatentAlignment
-    from thinkspace.points.command import main as points
+    from thinkspace.inference.points import main as points
 
     cli = ThinkspaceCLI(SpatialVLM, SpatialDataModule, run=False, save_config_callback=None,
                         parser_kwargs={"parser_mode": "omegaconf"}, auto_configure_optimizers=False,

@@ -83,12 +83,9 @@ def test_paper_weighting_by_hand_is_the_squared_frobenius_norm_per_sample(tiny_c
     assert total.item() == pytest.approx((ce + 0.1 * frobenius).item(), rel=1e-5)
 
 
-def test_unknown_reduction_and_the_old_size_key_are_errors():
-    with pytest.raises(ValueError, match=r"reduction must be one of \['mean', 'token_mean', 'sample_sum'\]"):
+def test_unknown_reduction_and_a_paper_projector_without_its_view_size_are_errors():
+    with pytest.raises(ValueError, match=r"LatentAlignment.reduction must be 'mean', 'token_mean' or 'sample_sum', got 'sum'"):
         LatentAlignment(reduction="sum")
-    with pytest.raises(ValueError, match=r"paper_image_size \[480, 640\] was read as \[height, width\]; it is now "
-                                         r"paper_view_size: \[width, height\]"):
-        LatentAlignment(projector="paper", paper_image_size=[480, 640])
     with pytest.raises(ValueError, match=r"projector 'paper' needs paper_view_size: \[width, height\]"):
         LatentAlignment(projector="paper")
 

@@ -46,7 +46,7 @@ from thinkspace.throughput import Throughput
 
 #: subcommands that are not Lightning's: name -> module with ``main(argv) -> int``.
 TOOLS = {"synth": "thinkspace.synth.command", "score": "thinkspace.eval.command",
-         "cache-teacher": "thinkspace.teachers.command", "points": "thinkspace.points.command",
+         "cache-teacher": "thinkspace.teachers.command", "points": "thinkspace.inference.points",
          "sweep": "thinkspace.sweep.command", "export": "thinkspace.inference.export",
          "ask": "thinkspace.inference.ask"}
 

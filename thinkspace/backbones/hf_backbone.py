@@ -18,8 +18,7 @@ from torch import nn
 from thinkspace.backbones.base import EmbedsHook, VLMBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora, unwrap
 from thinkspace.backbones.outputs import BackboneOutput
-from thinkspace.backbones.paths import read_model_type
-from thinkspace.backbones.registry import resolve
+from thinkspace.backbones.paths import read_model_type, resolve_model_path
 from thinkspace.data.batch import Batch
 from thinkspace.data.collate import Collator
 from thinkspace.generation.prompts import prompt_batch
@@ -45,7 +44,7 @@ class HFBackbone(VLMBackbone):
         add LoRA adapters: new ones (``lora``) or saved ones (``adapter_path``, a peft directory)."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        self.path = resolve(path)
+        self.path = resolve_model_path(path)
         model_type = read_model_type(self.path)
         if model_type not in self.families:
             raise ValueError(

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from thinkspace.eval import SCORERS
-from thinkspace.eval.records import read_table
+from thinkspace.records import read_table
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-import thinkspace
 from thinkspace.file_modes import apply_umask
 from thinkspace.inference.build import load_checkpoint, module_from_config
+from thinkspace.version import __version__
 
 MANIFEST = "thinkspace.json"
 HEADS = "thinkspace_heads.safetensors"
@@ -80,7 +80,7 @@ def manifest(spec: dict[str, Any], backbone_class: type, backbone_args: dict[str
     init_args = {k: v for k, v in spec["init_args"].items() if k not in _TRAINING_ONLY}
     init_args["backbone"] = {"class_path": f"{backbone_class.__module__}.{backbone_class.__qualname__}",
                              "init_args": backbone_args}
-    return {"format": FORMAT, "thinkspace": thinkspace.__version__, "heads": HEADS,
+    return {"format": FORMAT, "thinkspace": __version__, "heads": HEADS,
             "model": {"class_path": spec["class_path"], "init_args": init_args},
             "exported_from": {"checkpoint": str(ckpt), "config": [str(f) for f in files]}}
 

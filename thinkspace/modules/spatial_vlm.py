@@ -13,13 +13,13 @@ from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
-from thinkspace.metrics import ChoiceAccuracy
+from thinkspace.accuracy import ChoiceAccuracy
 from thinkspace.mixers import LossMixer, WeightedSum
-from thinkspace.modules.base import SpatialModule, freeze_parameters
+from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.base import Objective
 from thinkspace.objectives.text import TextCrossEntropy
 
-__all__ = ["SpatialVLM", "freeze_parameters"]
+__all__ = ["SpatialVLM"]
 
 
 def _adamw(params: Any) -> torch.optim.Optimizer:

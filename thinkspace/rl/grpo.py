@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import zlib
 from typing import Any, Literal
 
 import torch
@@ -39,6 +38,7 @@ from thinkspace.rl.reward_inputs import reward_inputs
 from thinkspace.rl.rewards import RewardScores, RewardSet
 from thinkspace.rl.rollout import Rollout, completion_texts, sequence_logprobs
 from thinkspace.rl.stats import reward_statistics
+from thinkspace.seeds import mix_seed
 
 logger = logging.getLogger(__name__)
 
@@ -258,9 +258,8 @@ class SpatialGRPO(SpatialModule):
         """One generator per prompt, seeded by ``seed``, the step and the sample id: a prompt's
         group is the same whichever rank or batch it lands in (so N ranks reproduce one
         process on the same global batch) and a resumed run draws what it would have."""
-        seeds = [(self.seed * 1_000_003 + self.global_step) * 4_294_967_311 + zlib.crc32(i.encode())
-                 for i in batch.ids]
-        return [torch.Generator(device=self.device).manual_seed(s % 2**63) for s in seeds]
+        seeds = [mix_seed(self.seed, self.global_step, sample_id=i) for i in batch.ids]
+        return [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
 
     @torch.no_grad()
     def roll_out(self, batch: Batch) -> Rollout:

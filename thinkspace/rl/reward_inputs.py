@@ -48,11 +48,11 @@ def project_latents(latent: LatentAlignment, batch: Batch, gen: Any) -> tuple[li
     out = gen.prompt_out
     pick = lambda x: None if x is None else x[prompts].repeat_interleave(group, 0)  # noqa: E731
     wide = expand_batch(gen.prompts, group, prompts)
-    scored = latent.score(
+    paired = latent.pair_with_teacher(
         BackboneOutput(hidden=pick(out.hidden), visual=wide.visual, lm_head=out.lm_head,
                        inputs_embeds=pick(out.inputs_embeds)),
         wide, gen.latents[rows], [features[b] for b in prompts for _ in range(group)])
-    for n, value, target in zip(rows.tolist(), scored.projected, scored.teacher):
+    for n, value, target in zip(rows.tolist(), paired.projected, paired.teacher):
         if bool(gen.has_latents[n]):
             projected[n], teacher[n] = value, target
     return projected, teacher

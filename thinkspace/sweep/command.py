@@ -31,7 +31,7 @@ import yaml
 from thinkspace.sweep.grid import LAUNCHERS, Sweep, load_sweep
 from thinkspace.sweep.files import write_json
 from thinkspace.sweep.parallel import run_parallel
-from thinkspace.sweep.report import write_report
+from thinkspace.sweep.results import write_report
 from thinkspace.sweep.resolve import resolve
 from thinkspace.sweep.runner import prepare_run, read_status
 

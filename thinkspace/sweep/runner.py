@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from thinkspace.sweep.grid import RunSpec, Sweep
-from thinkspace.sweep.files import questions_path, write_json
+from thinkspace.sweep.files import questions_path, write_json, write_text
 from thinkspace.sweep.resolve import as_arguments
 
 
@@ -41,7 +41,7 @@ def stage_names(sweep: Sweep) -> list[str]:
 
 def stage_argv(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, stage: str) -> list[str]:
     """The command line of one stage of one run."""
-    metrics = {"class_path": "thinkspace.sweep.metrics.MetricsFile",
+    metrics = {"class_path": "thinkspace.sweep.metrics_file.MetricsFile",
                "init_args": {"path": str(run_dir / f"metrics_{stage}.json")}}
     subcommand = "fit" if stage == "fit" else "test"
     argv = [*sweep.command, subcommand, "--config", config, *as_arguments(spec.overrides), "--run_dir", str(run_dir),
@@ -87,9 +87,7 @@ def prepare_run(spec: RunSpec, config: str, run_dir: Path, resolved: str) -> Non
     if jobs:  # the jobs submitted for this run survive a new invocation of the sweep
         info["jobs"] = jobs
     write_json(run_dir / "run.json", info)
-    tmp = run_dir / f".resolved.yaml.{os.getpid()}.tmp"
-    tmp.write_text(resolved)
-    os.replace(tmp, old)
+    write_text(old, resolved)
 
 
 def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any = print,

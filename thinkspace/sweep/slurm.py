@@ -21,6 +21,7 @@ import datetime
 import os
 import shutil
 import signal
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -115,18 +116,30 @@ def make_executor(settings: SlurmSettings, folder: str | Path) -> Any:
 
 
 def job_states(job_ids: list[str]) -> dict[str, str]:
-    """The sacct state of each SLURM job (``UNKNOWN`` for a job sacct has no record of), in one call."""
+    """The sacct state of each SLURM job (``UNKNOWN`` for a job sacct has no record of), in one call.
+
+    Asks ``sacct`` itself (SLURM's public interface) rather than submitit's internal watcher:
+    ``sacct -o JobID,State --parsable2 --noheader -j ID,...`` prints ``ID|STATE`` per job and
+    step (``ID.batch``, skipped); a state may carry a reason (``CANCELLED by 123``).
+
+    Raises:
+        ValueError: ``sacct`` is not on PATH.
+        RuntimeError: ``sacct`` failed (its message).
+    """
     if not job_ids:
         return {}
-    _submitit()
     require_commands("sacct")
-    from submitit.slurm.slurm import SlurmInfoWatcher
-
-    watcher = SlurmInfoWatcher()
-    for job_id in job_ids:
-        watcher.register_job(str(job_id))
-    watcher.update()
-    return {job_id: watcher.get_state(str(job_id), mode="cache").split()[0] for job_id in job_ids}
+    wanted = [str(job_id) for job_id in job_ids]
+    done = subprocess.run(["sacct", "-o", "JobID,State", "--parsable2", "--noheader", "-j", ",".join(wanted)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"sacct failed (exit {done.returncode}): {done.stderr.strip()}")
+    states = {}
+    for line in done.stdout.splitlines():
+        fields = line.split("|")
+        if len(fields) >= 2 and fields[0] in wanted and fields[1].strip():
+            states[fields[0]] = fields[1].split()[0]
+    return {job_id: states.get(str(job_id), "UNKNOWN") for job_id in job_ids}
 
 
 def last_job(run_dir: Path) -> dict[str, Any] | None:
