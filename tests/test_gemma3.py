@@ -198,13 +198,12 @@ def test_latent_decoding_follows_the_sliding_window_layers(gemma3):
     loop lets each layer build its own mask (one prepared full mask would let the sliding layers see
     past their window)."""
     from thinkspace.generation.latent_decoding import generate_with_latents
-    from thinkspace.generation.prompts import prompt_batch
 
     batch = gemma3.collator(with_response=False)(_samples()[1:])
     assert int(batch.prompt_lengths.min()) > gemma3.hf.config.text_config.sliding_window
     ours = generate_with_latents(gemma3, batch, None, max_new_tokens=8, eos_token_id=[])
     assert ours.decoder_step.startswith("hugging face")  # the lean step refuses sliding windows, by name
-    prompts = prompt_batch(batch, gemma3.tokenizer.pad_token_id)
+    prompts = batch.prompts(gemma3.tokenizer.pad_token_id)
     with torch.no_grad():
         theirs = gemma3.hf.generate(**gemma3.model_inputs(prompts), max_new_tokens=8, min_new_tokens=8,
                                     do_sample=False, pad_token_id=gemma3.tokenizer.pad_token_id)

@@ -14,7 +14,7 @@ from typing import Any
 MOVED = {
     "thinkspace.backbones.latent_decoding": "thinkspace.generation.latent_decoding",
     "thinkspace.backbones.decode_state": "thinkspace.generation.decode_state",
-    "thinkspace.backbones.prompts": "thinkspace.generation.prompts",
+    "thinkspace.backbones.prompts": "thinkspace.data.batch",
     "thinkspace.backbones.tiny_configs": "thinkspace.backbones.qwen_vl.tiny",
     "thinkspace.backbones.tiny_llava_onevision": "thinkspace.backbones.llava_onevision.tiny",
     "thinkspace.backbones.tiny_tokenizer": "thinkspace.backbones.tiny.tokenizer",

@@ -22,7 +22,6 @@ from thinkspace.backbones.paths import read_model_type
 from thinkspace.backbones.registry import resolve
 from thinkspace.data.batch import Batch
 from thinkspace.data.collate import Collator
-from thinkspace.generation.prompts import prompt_batch
 
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -159,7 +158,7 @@ class HFBackbone(VLMBackbone):
             generation: ``transformers`` generation arguments (``max_new_tokens``,
                 ``do_sample``, ``temperature``, ``top_p``, ...).
         """
-        prompts = prompt_batch(batch, self.tokenizer.pad_token_id)
+        prompts = batch.prompts(self.tokenizer.pad_token_id)
         generation.setdefault("pad_token_id", self.tokenizer.pad_token_id)
         with self.inputs_embeds_hook(inputs_embeds_hook, prompts):
             out = self.hf.generate(**self.model_inputs(prompts), **generation)

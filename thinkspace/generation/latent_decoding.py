@@ -42,7 +42,6 @@ from thinkspace.data.batch import Batch
 from thinkspace.generation.decode_state import DecodeMask, draw_uniforms, sliding_window_layers
 from thinkspace.generation.decoder_step import lean_decoder_or_reason
 from thinkspace.generation.prefill import Prefill, prefill
-from thinkspace.generation.prompts import prompt_batch
 from thinkspace.generation.sampling import sample_token, stop_ids
 
 #: decode a forced slot without early end on its fixed schedule (tests switch it off to compare)
@@ -179,7 +178,7 @@ def generate_with_latents(
     hf, tokenizer = backbone.hf, backbone.tokenizer
     pad_id = tokenizer.pad_token_id
     stops = stop_ids(tokenizer, eos_token_id)
-    prompts = prompt_batch(batch, pad_id)
+    prompts = batch.prompts(pad_id)
     with torch.enable_grad() if keep_prefix else nullcontext():  # the repeat too: the graph reaches the prompts
         pre = prefill(backbone, prompts, inputs_embeds_hook)
         prompt_out = pre.out

@@ -32,7 +32,6 @@ from thinkspace.generation.sampling import stop_ids
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.rl.checkpoint import load_stage1
-from thinkspace.rl.collate import PromptCollator
 from thinkspace.rl.loss import clipped_loss, group_advantages
 from thinkspace.rl.prefix_cache import allow_read_only_cache, train_mode_dropout
 from thinkspace.rl.reward_inputs import reward_inputs
@@ -195,9 +194,9 @@ class SpatialGRPO(SpatialModule):
 
     # -- data --------------------------------------------------------------------------
 
-    def collator(self, with_response: bool = True) -> PromptCollator:
+    def collator(self, with_response: bool = True) -> Any:
         """Prompts only (the policy writes the responses), plus their texts and gold answers."""
-        return PromptCollator(self.backbone.collator(self.objectives, self.max_length, False))
+        return self.backbone.collator(self.objectives, self.max_length, False)
 
     @property
     def objectives(self) -> dict[str, LatentAlignment]:

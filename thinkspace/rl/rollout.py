@@ -9,13 +9,13 @@ once, repeat its KV cache G times and process the G completions as one batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from thinkspace.data.batch import Batch, VisualTokens
+from thinkspace.data.batch import Batch
 from thinkspace.generation.latent_decoding import LatentGeneration
 from thinkspace.generation.prefill import Prefill, prefill
 from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
@@ -60,34 +60,6 @@ def completion_texts(tokenizer: Any, generation: LatentGeneration, stops: set[in
         ids = [t for t, k in zip(row, keep) if k and t not in stops]
         texts.append(tokenizer.decode(ids, skip_special_tokens=False))
     return texts
-
-
-def expand_visual(visual: VisualTokens, group: int, samples: list[int] | None = None) -> VisualTokens:
-    """The visual index of the prompts ``samples`` (default all ``B``) for ``len(samples) x group``
-    rows: prompt ``samples[i]`` becomes rows ``i * group ... i * group + group - 1``."""
-    fields = ("sample", "position", "frame", "row", "col")
-    parts: dict[str, list[Tensor]] = {f: [] for f in fields}
-    grids = []
-    samples = list(range(len(visual.frames_per_group))) if samples is None else samples
-    for i, b in enumerate(samples):
-        keep = visual.sample == b
-        rows = visual.grid[visual.grid[:, 0] == b]
-        for g in range(group):
-            for f in fields:
-                value = getattr(visual, f)[keep]
-                parts[f].append(torch.full_like(value, i * group + g) if f == "sample" else value)
-            grids.append(torch.cat([torch.full_like(rows[:, :1], i * group + g), rows[:, 1:]], 1))
-    return VisualTokens(**{f: torch.cat(v) for f, v in parts.items()}, grid=torch.cat(grids),
-                        frames_per_group=visual.frames_per_group[samples].repeat_interleave(group))
-
-
-def expand_batch(batch: Batch, group: int, samples: list[int] | None = None) -> Batch:
-    """Ids, answers and the visual index of prompts ``samples`` (default all) repeated for their
-    ``group`` rows (model inputs unchanged: they are not run again)."""
-    samples = list(range(len(batch))) if samples is None else samples
-    rep = lambda xs: [xs[b] for b in samples for _ in range(group)]  # noqa: E731
-    return replace(batch, ids=rep(batch.ids), answers=rep(batch.answers), answer_types=rep(batch.answer_types),
-                   tasks=rep(batch.tasks), visual=expand_visual(batch.visual, group, samples))
 
 
 def sequence_logprobs(
