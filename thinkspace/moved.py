@@ -12,7 +12,7 @@ from typing import Any
 
 #: old module path -> new module path
 MOVED = {
-    "thinkspace.backbones.latent_decoding": "thinkspace.generation.latent_decoding",
+    "thinkspace.backbones.latent_decoding": "thinkspace.generation.decode",
     "thinkspace.backbones.decode_state": "thinkspace.generation.decode_state",
     "thinkspace.backbones.prompts": "thinkspace.data.batch",
     "thinkspace.backbones.tiny_configs": "thinkspace.backbones.qwen_vl.tiny",

@@ -2,7 +2,7 @@
 
 A rollout of ``B`` prompts with group size ``G`` gives ``N = B x G`` completions (rows
 ``b * G ... b * G + G - 1`` belong to prompt ``b``). Both the sampling
-(:func:`~thinkspace.generation.latent_decoding.generate_with_latents`) and the scoring
+(:func:`~thinkspace.generation.decode.decode`) and the scoring
 (:func:`sequence_logprobs`, with or without gradients) run the prompt and its images
 once, repeat its KV cache G times and process the G completions as one batch.
 """
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from thinkspace.data.batch import Batch
-from thinkspace.generation.latent_decoding import LatentGeneration
+from thinkspace.generation.decoded import Decoded
 from thinkspace.generation.prefill import Prefill, prefill
 from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
 from thinkspace.rl.rewards import RewardScores
@@ -39,7 +39,7 @@ class Rollout:
     """
 
     prompts: Batch
-    generation: LatentGeneration
+    generation: Decoded
     mask: Tensor
     rewards: RewardScores
     advantages: Tensor
@@ -52,7 +52,7 @@ class Rollout:
         return self.generation.group
 
 
-def completion_texts(tokenizer: Any, generation: LatentGeneration, stops: set[int]) -> list[str]:
+def completion_texts(tokenizer: Any, generation: Decoded, stops: set[int]) -> list[str]:
     """Each completion as text: its tokens up to (not including) the stop token, special
     tokens kept (the latent slot stays visible to format rewards)."""
     texts = []
@@ -65,7 +65,7 @@ def completion_texts(tokenizer: Any, generation: LatentGeneration, stops: set[in
 def sequence_logprobs(
     backbone: Any,
     prompts: Batch,
-    generation: LatentGeneration,
+    generation: Decoded,
     temperature: float = 1.0,
     feedback: bool = False,
     inputs_embeds_hook: Any = None,
@@ -84,7 +84,7 @@ def sequence_logprobs(
         generation: tokens ``[N, T]``, completion mask, latents of ``N = B x G`` completions.
         temperature: logits are divided by it, as in sampling.
         prefix: the prompts' prefill for the ``N`` rows, already run with gradients by the same
-            weights (``LatentGeneration.prefix`` of a rollout decoded with ``keep_prefix``): used
+            weights (``Decoded.prefix`` of a rollout decoded with ``keep_prefix``): used
             instead of running the prompts again. Its graph is consumed by one backward pass.
     """
     tokens, keep, group = generation.tokens, generation.completion_mask, generation.group
@@ -108,7 +108,7 @@ def sequence_logprobs(
     return logp.masked_scatter(where, picked)
 
 
-def _feed_latents(embeds: Tensor, generation: LatentGeneration) -> Tensor:
+def _feed_latents(embeds: Tensor, generation: Decoded) -> Tensor:
     """``embeds`` ``[N, T, D]`` with pad ``j`` of each slot replaced by latent ``j - 1`` (a slot
     the model closed early has fewer pads: ``latent_count`` of them)."""
     k, length = generation.latents.shape[1], embeds.shape[1]
