@@ -146,16 +146,16 @@ def test_the_paper_projector_needs_a_fixed_grid_per_frame_size(llava):
 
 
 def test_latent_decoding_needs_the_capability(qwen25, monkeypatch):
-    from thinkspace.generation.latent_decoding import generate_with_latents
+    from thinkspace.generation.decode import decode
     from thinkspace.rl.grpo import SpatialGRPO
 
     monkeypatch.setattr(qwen25, "capabilities", frozenset({VIDEO}))
     batch = qwen25.collator(with_response=False)([ColouredSquares(1, seed=1)[0]])
     expected = (f"needs 'latent decoding', which the Qwen-VL backbone {qwen25.path} does not support "
                 "(it supports: video)")
-    with pytest.raises(ValueError, match=re.escape("generate_with_latents (latent decoding: LatentAlignment."
-                                                   "generate, GRPO) " + expected)):
-        generate_with_latents(qwen25, batch, None, max_new_tokens=2)
+    with pytest.raises(ValueError, match=re.escape("decode (thinkspace's decoding; sampler: transformers does "
+                                                   "without) " + expected)):
+        decode(qwen25, batch, None, max_new_tokens=2)
     with pytest.raises(ValueError, match=re.escape("SpatialGRPO (its rollouts decode with latent steps) " + expected)):
         SpatialGRPO(qwen25, latent=None)
 

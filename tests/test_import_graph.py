@@ -37,10 +37,7 @@ LAYERS: list[tuple[str, list[str]]] = [
 ]
 
 #: Upward imports that are known and explained in docs/architecture.md ("Layers"): (importer, imported).
-EXCEPTIONS = {
-    # Batch reshaping moves to data/batch.py (issue 32, item 3), which removes this one.
-    ("thinkspace.backbones.hf_backbone", "thinkspace.generation.prompts"),
-}
+EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def module_names() -> dict[str, Path]:

@@ -261,15 +261,16 @@ class LatentAlignment(Objective):
 
     def decode(self, backbone: Any, batch: Batch, inputs_embeds_hook: Any = None, **generation: Any) -> Any:
         """Decode with this objective's slot and latent steps; the whole result (texts, latents,
-        the prompts' output; see :func:`generate_with_latents`, which takes ``generation``)."""
-        from thinkspace.generation.latent_decoding import generate_with_latents
+        the prompts' output; see :func:`~thinkspace.generation.decode.decode`, which takes ``generation``)."""
+        from thinkspace.generation.decode import decode
 
-        return generate_with_latents(backbone, batch, self.slot, mode=self.decoding,
-                                     inputs_embeds_hook=inputs_embeds_hook, **generation)
+        return decode(backbone, batch, self.slot, mode=self.decoding, inputs_embeds_hook=inputs_embeds_hook,
+                      **generation)
 
     def generate(self, backbone: Any, batch: Batch, inputs_embeds_hook: Any = None, **generation: Any) -> list[str]:
         """Decode with latent steps (``decoding`` chooses feedback or tokens; ``generation`` may set
-        ``force_start``, ``latent_steps`` and ``early_end``, see :func:`generate_with_latents`)."""
+        ``force_start``, ``latent_steps`` and ``early_end``, see
+        :func:`~thinkspace.generation.decode.thinkspace_decode`)."""
         return self.decode(backbone, batch, inputs_embeds_hook, **generation).texts
 
 

@@ -11,7 +11,7 @@ Convention (the same in training, rewards and decoding):
   the pads' input embeddings are the pad token's (teacher forcing); in feedback
   decoding the hidden state at each of these positions is fed back as the next input
   embedding, and end is forced after k such steps (see
-  :mod:`thinkspace.generation.latent_decoding`).
+  :mod:`thinkspace.generation.slots`).
 """
 
 from __future__ import annotations

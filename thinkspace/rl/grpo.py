@@ -25,13 +25,11 @@ from torchmetrics import MeanMetric
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.capabilities import LATENT_DECODING
 from thinkspace.data.batch import Batch
-from thinkspace.generation.latent_decoding import generate_with_latents
 from thinkspace.generation.prefill import Prefill
 from thinkspace.generation.sampling import stop_ids
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.rl.checkpoint import load_stage1
-from thinkspace.rl.collate import PromptCollator
 from thinkspace.rl.loss import clipped_loss, group_advantages
 from thinkspace.rl.prefix_cache import allow_read_only_cache, train_mode_dropout
 from thinkspace.rl.reward_inputs import reward_inputs
@@ -108,7 +106,7 @@ class SpatialGRPO(SpatialModule):
         decode_step: the rollouts' per-token step: ``lean`` (weights fused and LoRA folded once
             per rollout, static KV buffers; the Hugging Face step where the decoder is not
             supported), ``compiled`` (the lean step through ``torch.compile``) or ``hugging_face``
-            (see :func:`~thinkspace.generation.latent_decoding.generate_with_latents`).
+            (see :func:`~thinkspace.generation.decode.thinkspace_decode`).
     """
 
     def __init__(
@@ -195,9 +193,9 @@ class SpatialGRPO(SpatialModule):
 
     # -- data --------------------------------------------------------------------------
 
-    def collator(self, with_response: bool = True) -> PromptCollator:
+    def collator(self, with_response: bool = True) -> Any:
         """Prompts only (the policy writes the responses), plus their texts and gold answers."""
-        return PromptCollator(self.backbone.collator(self.objectives, self.max_length, False))
+        return self.backbone.collator(self.objectives, self.max_length, False)
 
     @property
     def objectives(self) -> dict[str, LatentAlignment]:
@@ -205,13 +203,13 @@ class SpatialGRPO(SpatialModule):
         return {self.latent.name: self.latent} if self.latent is not None else {}
 
     def generation_settings(self) -> dict[str, Any]:
-        """How this policy decodes outside training (test, predict, ``thinkspace.load``): its
-        ``max_new_tokens`` and, with a latent objective, the slot's opening and closing rules the
-        rollouts used (``force_latent_start``, ``latent_early_end``) and its ``decode_step``."""
-        settings: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
-        if self.latent is not None:  # latent decoding takes these; the backbone's own generate does not
-            settings.update(force_start=self.force_latent_start, early_end=self.latent_early_end,
-                            decode_step=self.decode_step)
+        """How this policy decodes outside training (validation, test, predict, ``thinkspace.load``): greedy,
+        its ``max_new_tokens`` and ``decode_step`` and, with a latent objective, the slot's opening and
+        closing rules the rollouts used (``force_latent_start``, ``latent_early_end``). Rollouts add the
+        sampling (``temperature``, ``top_p``, ``top_k``), through the same :meth:`decode`."""
+        settings: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "decode_step": self.decode_step}
+        if self.latent is not None:  # the slot's rules: only a decode with a slot takes them
+            settings.update(force_start=self.force_latent_start, early_end=self.latent_early_end)
         return settings
 
     # -- set-up: stage-1 weights, then the reference ------------------------------------
@@ -269,10 +267,10 @@ class SpatialGRPO(SpatialModule):
         training = self.backbone.training
         self.backbone.eval()  # no dropout while sampling and scoring the samples
         try:
-            gen = self._decode(batch, do_sample=True, temperature=self.temperature, top_p=self.top_p,
-                               top_k=self.top_k, eos_token_id=None if self.stop_at_eos else [], group=self.group_size,
-                               generator=self._generators(batch), return_logprobs=self.num_iterations > 1,
-                               keep_prefix=self.prefix_reuse_blocker is None)
+            gen = self.decode(batch, do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                              eos_token_id=None if self.stop_at_eos else [], group=self.group_size,
+                              generator=self._generators(batch), return_logprobs=self.num_iterations > 1,
+                              keep_prefix=self.prefix_reuse_blocker is None)
             stops = set(stop_ids(self.backbone.tokenizer, None).tolist())
             completions = completion_texts(self.backbone.tokenizer, gen, stops)
             scores = self.score(batch, gen, completions)
@@ -352,8 +350,9 @@ class SpatialGRPO(SpatialModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         """Greedy completions (one per prompt), each reward's mean logged as ``val/rewards/<name>``."""
-        gen = self.decode(batch, keep_slot=True)
-        scores = self.score(batch, gen, gen.texts)
+        gen = self.decode(batch)
+        stops = set(stop_ids(self.backbone.tokenizer, None).tolist())
+        scores = self.score(batch, gen, completion_texts(self.backbone.tokenizer, gen, stops))  # slot kept
         for name, row in zip(scores.names, scores.values):
             # a metric, not a conditional log: every rank takes part in the reduction
             metric = self.val_rewards[name]
@@ -365,20 +364,8 @@ class SpatialGRPO(SpatialModule):
         return self.decode(batch).texts
 
     @torch.no_grad()
-    def decode(self, batch: Batch, keep_slot: bool = False) -> Any:
-        """Greedy decoding of each prompt (latent steps included), the whole result; ``keep_slot``
-        keeps the special tokens in ``texts`` (as the rewards see them)."""
+    def decode(self, batch: Batch, **overrides: Any) -> Any:
+        """As :meth:`SpatialModule.decode`, once ``init_from`` is loaded (decoding alone, as in inference,
+        never builds the reference policy)."""
         self.prepare_policy(reference=False)
-        gen = self._decode(batch, do_sample=False)
-        if keep_slot:
-            gen.texts = completion_texts(self.backbone.tokenizer, gen, set(stop_ids(self.backbone.tokenizer,
-                                                                                     None).tolist()))
-        return gen
-
-    def _decode(self, batch: Batch, **sampling: Any) -> Any:
-        """The policy's decode loop: the latent objective's slot and steps, or plain tokens without one."""
-        settings = dict(max_new_tokens=self.max_new_tokens, force_start=self.force_latent_start,
-                        early_end=self.latent_early_end, decode_step=self.decode_step, **sampling)
-        if self.latent is not None:
-            return self.latent.decode(self.backbone, batch, **settings)
-        return generate_with_latents(self.backbone, batch, None, mode="tokens", **settings)
+        return super().decode(batch, **overrides)
