@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 
 from thinkspace.backbones.capabilities import LATENT_DECODING
+from thinkspace.choices import check_choice
 from thinkspace.data.batch import Batch
 from thinkspace.generation.decode_loop import Sampling, decode_loop
 from thinkspace.generation.decode_state import draw_uniforms
@@ -32,10 +33,13 @@ from thinkspace.generation.slots import slot_rows
 from thinkspace.generation.transformers_generate import transformers_generate
 
 Sampler = Literal["thinkspace", "transformers"]
-DECODE_STEPS = ("lean", "compiled", "hugging_face")
+#: The per-token step: thinkspace's lean step, the same compiled, or the Hugging Face forward.
+DecodeStep = Literal["lean", "compiled", "hugging_face"]
+#: Latent steps feed back the hidden state, or the pad token's embedding.
+DecodeMode = Literal["feedback", "tokens"]
 
 
-def decode(backbone: Any, batch: Batch, slot: Any | None = None, mode: Literal["feedback", "tokens"] = "feedback",
+def decode(backbone: Any, batch: Batch, slot: Any | None = None, mode: DecodeMode = "feedback",
            inputs_embeds_hook: Any = None, sampler: Sampler = "thinkspace", **settings: Any) -> Decoded:
     """Continue each prompt of ``batch`` (its responses are ignored).
 
@@ -67,7 +71,7 @@ def thinkspace_decode(
     backbone: Any,
     batch: Batch,
     slot: Any | None = None,
-    mode: Literal["feedback", "tokens"] = "feedback",
+    mode: DecodeMode = "feedback",
     inputs_embeds_hook: Any = None,
     max_new_tokens: int = 32,
     do_sample: bool = False,
@@ -121,12 +125,10 @@ def thinkspace_decode(
                          f"{sorted(unknown)} (from model.generation or the call); it takes max_new_tokens, do_sample, "
                          "temperature, top_p, top_k, eos_token_id, force_start, latent_steps, early_end, decode_step; "
                          "sampler: transformers hands every option to transformers' generate (no latent slot)")
-    if mode not in ("feedback", "tokens"):
-        raise ValueError(f"latent decoding mode must be 'feedback' or 'tokens', got {mode!r}")
+    check_choice("latent decoding mode", mode, DecodeMode)
     if group < 1:
         raise ValueError(f"decoding: group must be at least 1, got {group}")
-    if decode_step not in DECODE_STEPS:
-        raise ValueError(f"decoding: decode_step must be 'lean', 'compiled' or 'hugging_face', got {decode_step!r}")
+    check_choice("decoding: decode_step", decode_step, DecodeStep)
     backbone.require(LATENT_DECODING, "decode (thinkspace's decoding; sampler: transformers does without)")
     k = (slot.k if latent_steps is None else int(latent_steps)) if slot is not None else 0
     if slot is not None and k < 1:

@@ -24,13 +24,15 @@ from torchmetrics import MeanMetric
 
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.capabilities import LATENT_DECODING
+from thinkspace.choices import check_choice
 from thinkspace.data.batch import Batch
+from thinkspace.generation.decode import DecodeStep
 from thinkspace.generation.prefill import Prefill
 from thinkspace.generation.sampling import stop_ids
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.rl.checkpoint import load_stage1
-from thinkspace.rl.loss import clipped_loss, group_advantages
+from thinkspace.rl.loss import LossNormalisation, clipped_loss, group_advantages
 from thinkspace.rl.prefix_cache import allow_read_only_cache, train_mode_dropout
 from thinkspace.rl.reward_inputs import reward_inputs
 from thinkspace.rl.rewards import RewardScores, RewardSet
@@ -39,6 +41,11 @@ from thinkspace.rl.stats import reward_statistics
 from thinkspace.seeds import mix_seed
 
 logger = logging.getLogger(__name__)
+
+#: Which completion tokens the loss counts: the ones the policy chose, or every one (forced slot tokens too).
+LossTokens = Literal["sampled", "completion"]
+#: The frozen reference: the base model under the adapters (LoRA), a copy, or whichever applies.
+Reference = Literal["auto", "adapter", "copy"]
 
 DEFAULT_REWARDS = {"format": "thinkspace.rl.rewards.format_reward",
                    "answer": "thinkspace.rl.rewards.answer_reward",
@@ -124,15 +131,15 @@ class SpatialGRPO(SpatialModule):
         stop_at_eos: bool = True,
         force_latent_start: bool = True,
         latent_early_end: bool = False,
-        loss_tokens: Literal["sampled", "completion"] = "sampled",
-        loss_normalisation: Literal["token", "sequence"] = "token",
+        loss_tokens: LossTokens = "sampled",
+        loss_normalisation: LossNormalisation = "token",
         beta: float = 0.04,
         epsilon: float = 0.2,
         epsilon_high: float | None = None,
         scale_rewards: bool = True,
         advantage_eps: float = 1e-4,
         num_iterations: int = 1,
-        reference: Literal["auto", "adapter", "copy"] = "auto",
+        reference: Reference = "auto",
         init_from: str | None = None,
         seed: int = 0,
         optimizer: OptimizerCallable = _adamw,
@@ -140,7 +147,7 @@ class SpatialGRPO(SpatialModule):
         freeze: list[str] | None = None,
         max_length: int | None = None,
         gradient_checkpointing: bool = False,
-        decode_step: Literal["lean", "compiled", "hugging_face"] = "lean",
+        decode_step: DecodeStep = "lean",
     ) -> None:
         super().__init__(backbone, optimizer, scheduler)
         if group_size < 2:
@@ -149,14 +156,10 @@ class SpatialGRPO(SpatialModule):
         if num_iterations < 1 or max_new_tokens < 1:
             raise ValueError(f"model.num_iterations and model.max_new_tokens must be positive, got "
                              f"{num_iterations} and {max_new_tokens}")
-        if loss_tokens not in ("sampled", "completion"):
-            raise ValueError(f"model.loss_tokens must be 'sampled' or 'completion', got {loss_tokens!r}")
-        if loss_normalisation not in ("token", "sequence"):
-            raise ValueError(f"model.loss_normalisation must be 'token' or 'sequence', got {loss_normalisation!r}")
-        if reference not in ("auto", "adapter", "copy"):
-            raise ValueError(f"model.reference must be 'auto', 'adapter' or 'copy', got {reference!r}")
-        if decode_step not in ("lean", "compiled", "hugging_face"):
-            raise ValueError(f"model.decode_step must be 'lean', 'compiled' or 'hugging_face', got {decode_step!r}")
+        check_choice("model.loss_tokens", loss_tokens, LossTokens)
+        check_choice("model.loss_normalisation", loss_normalisation, LossNormalisation)
+        check_choice("model.reference", reference, Reference)
+        check_choice("model.decode_step", decode_step, DecodeStep)
         backbone.require(LATENT_DECODING, "SpatialGRPO (its rollouts decode with latent steps)")
         self.latent = latent
         if latent is not None:  # keeps its name (its targets' key in the batch): nothing here assumes one

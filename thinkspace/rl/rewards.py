@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from thinkspace.answers import answer_text  # noqa: F401  (public here since custom rewards import it from rewards)
 from thinkspace.answers import choice, gold_choice, mindcube_choice, number, same_text, thinker_stage2_choice
-from thinkspace.objectives.latent_slot import END, PAD, START
+from thinkspace.choices import check_choice
+from thinkspace.slot_tokens import END, PAD, START
 
 RewardFunction = Callable[..., Sequence[float | None]]
 
@@ -123,9 +123,7 @@ def latent3d_reward(prompts: list[str], completions: list[str], projected: list[
     ``[0, 1]``. ``cosine: channels``: the cosine along channels, averaged over tokens (and views);
     ``cosine: released``: :func:`released_cosine` (along the token axis when there are several
     views). 0.0 for a completion without latents, ``None`` for a sample without teacher features."""
-    if cosine not in ("channels", "released"):
-        raise ValueError(f"latent3d_reward: cosine must be 'channels' or 'released', got {cosine!r} "
-                         "(model.reward_kwargs.latent3d.cosine)")
+    check_choice("latent3d_reward (model.reward_kwargs.latent3d.cosine): cosine", cosine, ("channels", "released"))
     if projected is None or teacher is None:
         raise ValueError("latent3d_reward needs the fields 'projected' and 'teacher': give the GRPO module a "
                          "latent objective (model.latent: a LatentAlignment with the stage-1 projector)")
