@@ -35,7 +35,7 @@ from thinkspace.rl.checkpoint import load_stage1
 from thinkspace.rl.loss import LossNormalisation, clipped_loss, group_advantages
 from thinkspace.rl.prefix_cache import allow_read_only_cache, train_mode_dropout
 from thinkspace.rl.reward_inputs import reward_inputs
-from thinkspace.rl.rewards import RewardScores, RewardSet
+from thinkspace.rl.rewards import CompletionRewards, RewardSet
 from thinkspace.rl.rollout import Rollout, completion_texts, sequence_logprobs
 from thinkspace.rl.stats import reward_statistics
 from thinkspace.seeds import mix_seed
@@ -164,7 +164,7 @@ class SpatialGRPO(SpatialModule):
         self.latent = latent
         if latent is not None:  # keeps its name (its targets' key in the batch): nothing here assumes one
             latent.setup(backbone)
-            latent.projector.requires_grad_(False)  # the stage-1 projector scores latents; it is not trained
+            latent.projector.requires_grad_(False)  # the stage-1 projector pairs latents with the teacher; it is not trained
         chosen, kwargs = dict(DEFAULT_REWARDS if rewards is None else rewards), dict(reward_kwargs or {})
         if rewards is None and latent is None:  # no slot: no latent-3D reward, a format without the slot
             chosen.pop("latent3d")
@@ -276,8 +276,8 @@ class SpatialGRPO(SpatialModule):
                               keep_prefix=self.prefix_reuse_blocker is None)
             stops = set(stop_ids(self.backbone.tokenizer, None).tolist())
             completions = completion_texts(self.backbone.tokenizer, gen, stops)
-            scores = self.score(batch, gen, completions)
-            advantages = group_advantages(scores.total.to(self.device), self.group_size, self.scale_rewards,
+            rewards = self.compute_rewards(batch, gen, completions)
+            advantages = group_advantages(rewards.total.to(self.device), self.group_size, self.scale_rewards,
                                           self.advantage_eps)
             # the sampling policy's log-probabilities: those the decode loop computed (the same
             # weights, mode and inputs as a scoring pass; equal to 1e-6, tests/test_grpo_reuse.py)
@@ -285,12 +285,12 @@ class SpatialGRPO(SpatialModule):
             ref = self.reference_logprobs(gen) if self.beta > 0 else None
         finally:
             self.backbone.train(training)
-        self._log_rewards(scores, gen)
+        self._log_rewards(rewards, gen)
         counted = gen.completion_mask if self.loss_tokens == "completion" else gen.sampled & gen.completion_mask
         return Rollout(prompts=gen.prompts, generation=gen, mask=counted,
-                       rewards=scores, advantages=advantages, old_logp=old, ref_logp=ref, completions=completions)
+                       rewards=rewards, advantages=advantages, old_logp=old, ref_logp=ref, completions=completions)
 
-    def score(self, batch: Batch, gen: Any, completions: list[str]) -> RewardScores:
+    def compute_rewards(self, batch: Batch, gen: Any, completions: list[str]) -> CompletionRewards:
         """Every reward of the ``B x G`` completions (see :mod:`thinkspace.rl.rewards` for the fields)."""
         prompts, fields = reward_inputs(batch, gen, self.latent)
         return self.rewards(prompts, completions, fields, fields["sample_id"])
@@ -341,10 +341,10 @@ class SpatialGRPO(SpatialModule):
         prompt_tokens = int(self._rollout.prompts.inputs["attention_mask"].sum())
         return gen.tokens.shape[0], prompt_tokens + int(gen.completion_mask.sum())
 
-    def _log_rewards(self, scores: RewardScores, gen: Any) -> None:
+    def _log_rewards(self, rewards: CompletionRewards, gen: Any) -> None:
         if self._trainer is None:
             return
-        logs = reward_statistics(scores, gen.group, self.device)
+        logs = reward_statistics(rewards, gen.group, self.device)
         lengths = gen.completion_mask.sum(1).float()
         logs["completion_length"] = lengths.mean()
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=len(lengths))
@@ -355,8 +355,8 @@ class SpatialGRPO(SpatialModule):
         """Greedy completions (one per prompt), each reward's mean logged as ``val/rewards/<name>``."""
         gen = self.decode(batch)
         stops = set(stop_ids(self.backbone.tokenizer, None).tolist())
-        scores = self.score(batch, gen, completion_texts(self.backbone.tokenizer, gen, stops))  # slot kept
-        for name, row in zip(scores.names, scores.values):
+        rewards = self.compute_rewards(batch, gen, completion_texts(self.backbone.tokenizer, gen, stops))  # slot kept
+        for name, row in zip(rewards.names, rewards.values):
             # a metric, not a conditional log: every rank takes part in the reduction
             metric = self.val_rewards[name]
             metric.update(row[~torch.isnan(row)].to(self.device))

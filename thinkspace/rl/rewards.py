@@ -162,7 +162,7 @@ def resolve(name: str, spec: str | RewardFunction) -> RewardFunction:
 
 
 @dataclass
-class RewardScores:
+class CompletionRewards:
     """Rewards of ``N`` completions.
 
     Attributes:
@@ -206,7 +206,7 @@ class RewardSet:
         self.kwargs = {k: dict((kwargs or {}).get(k) or {}) for k in self.names}
 
     def __call__(self, prompts: list[str], completions: list[str], fields: dict[str, list[Any]],
-                 sample_ids: list[str]) -> RewardScores:
+                 sample_ids: list[str]) -> CompletionRewards:
         """Score ``N`` completions; ``sample_ids`` name them in errors.
 
         Raises:
@@ -240,4 +240,4 @@ class RewardSet:
         values = torch.tensor(rows, dtype=torch.float32)
         weights = torch.tensor([self.weights[k] for k in self.names])[:, None]
         total = torch.nan_to_num(values * weights, nan=0.0).sum(0)
-        return RewardScores(values=values, total=total, names=list(self.names))
+        return CompletionRewards(values=values, total=total, names=list(self.names))

@@ -19,7 +19,7 @@ from thinkspace.data.batch import Batch
 from thinkspace.generation.decoded import Decoded
 from thinkspace.generation.prefill import Prefill, prefill
 from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
-from thinkspace.rl.rewards import RewardScores
+from thinkspace.rl.rewards import CompletionRewards
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Rollout:
     prompts: Batch
     generation: Decoded
     mask: Tensor
-    rewards: RewardScores
+    rewards: CompletionRewards
     advantages: Tensor
     old_logp: Tensor | None
     ref_logp: Tensor | None
