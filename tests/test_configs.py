@@ -12,7 +12,7 @@ import pytest
 import yaml
 from lightning.pytorch import LightningModule
 
-from thinkspace.cli import ThinkspaceCLI
+from thinkspace.lightning_cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.modules.spatial_vlm import SpatialVLM
 

@@ -219,7 +219,7 @@ def test_objective_reads_the_cache_and_refuses_a_mismatched_one(tmp_path):
 def test_points_command_writes_a_ply_open3d_reads(tmp_path, monkeypatch):
     import open3d as o3d
 
-    from thinkspace.cli import ThinkspaceCLI
+    from thinkspace.lightning_cli import ThinkspaceCLI
     from thinkspace.data.datamodule import SpatialDataModule
     from thinkspace.modules.spatial_vlm import SpatialVLM
     from thinkspace.objectives import LatentAlignment
