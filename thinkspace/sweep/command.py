@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
+from thinkspace.errors import ToolParser
 from thinkspace.sweep.grid import LAUNCHERS, Sweep, load_sweep
 from thinkspace.sweep.files import write_json
 from thinkspace.sweep.parallel import run_parallel
 from thinkspace.sweep.report import write_report
-from thinkspace.sweep.resolve import resolve
+from thinkspace.sweep.overrides import run_config
 from thinkspace.sweep.runner import prepare_run, read_status
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="thinkspace sweep", description=__doc__.splitlines()[0])
+    p = ToolParser(prog="thinkspace sweep", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="the base config every run starts from (a `thinkspace fit` config)")
     p.add_argument("--grid", help="the sweep file: settings, grid, zip, seeds (see thinkspace.sweep.grid)")
     p.add_argument("--out", help="directory of the runs and results (default: runs/sweeps/<grid file stem>)")
@@ -64,23 +64,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``thinkspace sweep``; bad input raises (``thinkspace.cli`` reports it: one line, exit code 2)."""
     args = parser().parse_args(argv)
-    try:
-        if args.report:
-            saved = Path(args.report) / "sweep.json"
-            plan = json.loads(saved.read_text()) if saved.exists() else {}
-            paths = write_report(args.report, args.metric or plan.get("metric") or "val/accuracy",
-                                 chart=not args.no_chart, columns=plan.get("columns"),
-                                 baseline=args.baseline or plan.get("baseline"))
-            print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
-            return 0
-        if not args.config or not args.grid:
-            print("thinkspace sweep: give --config BASE.yaml and --grid SWEEP.yaml (or --report DIR)", file=sys.stderr)
-            return 2
-        return sweep(args)
-    except (ValueError, ImportError) as e:
-        print(f"thinkspace sweep: error: {e}", file=sys.stderr)
-        return 2
+    if args.report:
+        saved = Path(args.report) / "sweep.json"
+        plan = json.loads(saved.read_text()) if saved.exists() else {}
+        paths = write_report(args.report, args.metric or plan.get("metric") or "val/accuracy",
+                             chart=not args.no_chart, columns=plan.get("columns"),
+                             baseline=args.baseline or plan.get("baseline"))
+        print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
+        return 0
+    if not args.config or not args.grid:
+        raise ValueError("give --config BASE.yaml and --grid SWEEP.yaml (or --report DIR)")
+    return sweep(args)
 
 
 def sweep(args: argparse.Namespace) -> int:
@@ -93,10 +89,10 @@ def sweep(args: argparse.Namespace) -> int:
     resolved = {}
     for i, spec in enumerate(plan.runs):
         try:
-            resolved[spec.name] = resolve("fit", config, spec.overrides)
+            resolved[spec.name] = run_config("fit", config, spec.overrides)
             if i == 0:
                 for name, extra in plan.evaluate.items():
-                    resolve("test", config, {**spec.overrides, **extra})
+                    run_config("test", config, {**spec.overrides, **extra})
         except ValueError as e:
             raise ValueError(f"run {spec.name} ({spec.labels}): {e}") from None
     launcher = args.launcher or plan.launcher

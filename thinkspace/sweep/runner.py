@@ -29,9 +29,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 from thinkspace.sweep.grid import RunSpec, Sweep
 from thinkspace.sweep.files import questions_path, write_json
-from thinkspace.sweep.resolve import as_arguments
+from thinkspace.sweep.overrides import as_arguments
 
 
 def stage_names(sweep: Sweep) -> list[str]:
@@ -78,7 +80,8 @@ def prepare_run(spec: RunSpec, config: str, run_dir: Path, resolved: str) -> Non
             checkpoint would resume a different run.
     """
     old = run_dir / "resolved.yaml"
-    if old.exists() and old.read_text() != resolved:
+    # compared as mappings: the same config written by another version of the dumper is the same run
+    if old.exists() and yaml.safe_load(old.read_text()) != yaml.safe_load(resolved):
         raise ValueError(f"run {run_dir} was made with another resolved config than {config} gives now (was the "
                          "base config edited?); write the sweep to a new --out or delete that run directory")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,23 +1,20 @@
-"""Overrides as command-line arguments, checked against thinkspace's own parser.
+"""A sweep run's overrides: as command-line arguments, checked against thinkspace's own parser.
 
 Every run's overrides become ``--key value`` arguments of ``thinkspace fit`` (so they
 mean exactly what they mean on the command line). Before any run starts, each run's
-arguments are parsed in-process with ``--print_config`` (nothing is instantiated, no
-model is loaded), which catches misspelt keys and wrong types and gives the run's
-fully resolved config.
+arguments are parsed by the one config reader (:func:`thinkspace.lightning_cli.resolved_yaml`:
+nothing is instantiated, no model is loaded), which catches misspelt keys and wrong types and
+gives the run's fully resolved config.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import sys
 from typing import Any
 
 import yaml
 
-from thinkspace.errors import parser_error_summary
+from thinkspace.lightning_cli import ConfigError, resolved_yaml
 
 
 def as_arguments(overrides: dict[str, Any]) -> list[str]:
@@ -28,7 +25,7 @@ def as_arguments(overrides: dict[str, Any]) -> list[str]:
     return args
 
 
-def resolve(subcommand: str, config: str, overrides: dict[str, Any], extra: list[str] | None = None) -> str:
+def run_config(subcommand: str, config: str, overrides: dict[str, Any]) -> str:
     """The resolved config (YAML text) of ``thinkspace SUBCOMMAND --config CONFIG`` with the overrides.
 
     Raises:
@@ -36,55 +33,27 @@ def resolve(subcommand: str, config: str, overrides: dict[str, Any], extra: list
             naming the key, when an override names a key the config does not have (the
             parser alone accepts e.g. ``model.objectives.layuot.init_args.weight``).
     """
-    from thinkspace.cli import main
-
-    argv = [subcommand, "--config", config, *as_arguments(overrides), *(extra or []), "--print_config"]
-    out, err = io.StringIO(), io.StringIO()
-    code: Any = 0
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _bare_argv():
-            code = main(argv)  # bad arguments: jsonargparse's message on stderr and exit code 2
-    except SystemExit as e:
-        code = e.code
-    if code not in (0, None):
-        # the parser's nested reasons (a wrong class_path, an enum value) kept, its usage text dropped
+        text = resolved_yaml(subcommand, [config], as_arguments(overrides))
+    except ConfigError as error:
+        # the parser's nested reasons (a wrong class_path, an enum value) kept, as one line
         raise ValueError(f"thinkspace {subcommand} --config {config}: the overrides do not parse: "
-                         f"{parser_error_summary(err.getvalue())[-2000:]}")
-    text = out.getvalue()
-    check_keys(overrides, base_resolved(subcommand, config), config)
+                         f"{str(error)[-2000:]}") from None
+    check_keys(overrides, base_config(subcommand, config), config)
     return text
-
-
-@contextlib.contextmanager
-def _bare_argv():
-    """``sys.argv`` without the sweep's own arguments while the CLI parses in-process
-    (Lightning warns when both ``args`` and ``sys.argv`` carry arguments)."""
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        yield
-    finally:
-        sys.argv = saved
 
 
 _BASES: dict[tuple[str, str], dict] = {}
 
 
-def base_resolved(subcommand: str, config: str) -> dict:
+def base_config(subcommand: str, config: str) -> dict:
     """The base config's resolved mapping (parsed once per process)."""
     key = (subcommand, config)
     if key not in _BASES:
-        from thinkspace.cli import main
-
-        out, err = io.StringIO(), io.StringIO()
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _bare_argv():
-                code = main([subcommand, "--config", config, "--print_config"])
-        except SystemExit as e:
-            code = e.code
-        if code not in (0, None):
-            raise ValueError(f"base config {config} does not parse:\n{err.getvalue()[-2000:]}") from None
-        _BASES[key] = yaml.safe_load(out.getvalue()) or {}
+            _BASES[key] = yaml.safe_load(resolved_yaml(subcommand, [config])) or {}
+        except ConfigError as error:
+            raise ValueError(f"base config {config} does not parse: {error}") from None
     return _BASES[key]
 
 
