@@ -98,7 +98,7 @@ def test_non_utf8_predictions_name_the_file_and_line(tmp_path, capsys):
     path = tmp_path / "preds.jsonl"
     path.write_bytes(b'{"id": "a", "answer": "A"}\n{"id": "b", "answer": "\xff\xfe"}\n')
     assert main(["score", "mindcube", str(path)]) == 2
-    assert error_line(capsys) == (f"thinkspace score mindcube: {path}:2: not UTF-8 text (byte 0xff at column 24); "
+    assert error_line(capsys) == (f"thinkspace score: error: {path}:2: not UTF-8 text (byte 0xff at column 24); "
                                   "expected UTF-8 JSON lines")
 
 

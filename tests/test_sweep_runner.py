@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cli_helpers import command, one_error_line
 from sweep_helpers import FAKE, QUICKSTART, calls
-from thinkspace.sweep.command import main
+
 from thinkspace.sweep.report import write_report
+
+main = command("sweep")
 
 
 @pytest.fixture()
@@ -99,7 +102,7 @@ def test_a_misspelt_key_fails_before_any_run(tmp_path, fake, capsys):
                           ({"trainer.precision": ["17-true"]},
                            "Parser key \"trainer.precision\": Expected a <class 'int'>; Expected a typing.Literal[")]:
         assert main(["--config", QUICKSTART, "--grid", sweep_file(tmp_path, fake, grid=grid), "--out", str(out)]) == 2
-        assert message in capsys.readouterr().err
+        assert message in one_error_line(capsys, "sweep")
         assert not out.exists()
 
 
