@@ -215,3 +215,26 @@ model:
     assert main(["predict", *args, "--ckpt_path", str(ckpt)]) == 0
     predicted = (run / "predictions_predict_mindcube.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in predicted] == tested  # data.predict: ${data.test}
+
+
+def test_sweep_checks_and_runs_its_runs_on_the_stacked_base(tmp_path, capsys):
+    """``thinkspace sweep --config A --config B``: every run's resolved config is the stack plus the
+    run's overrides, and every stage is started with both files."""
+    from thinkspace.sweep.grid import load_sweep
+    from thinkspace.sweep.runner import stage_argv
+
+    second = tmp_path / "second.yaml"
+    second.write_text("data:\n  batch_size: 5\n  eval_batch_size: ${data.batch_size}\n")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"grid": {"model.optimizer.init_args.lr": [0.1]}}))
+    out = tmp_path / "out"
+    assert main(["sweep", "--config", str(QUICK), "--config", str(second), "--grid", str(grid), "--out", str(out),
+                 "--dry-run", "--show-configs"]) == 0
+    shown = capsys.readouterr().out
+    resolved = yaml.safe_load(shown.split("--- resolved config\n", 1)[1].split("[sweep]", 1)[0])
+    assert resolved["data"]["batch_size"] == 5 and resolved["data"]["eval_batch_size"] == 5  # B, ${...}
+    assert resolved["model"]["optimizer"]["init_args"]["lr"] == 0.1  # the run's override
+    assert resolved["trainer"]["max_steps"] == 300  # A
+    plan = load_sweep(grid)
+    argv = stage_argv(plan, plan.runs[0], [str(QUICK), str(second)], out / plan.runs[0].name, "fit")
+    assert argv[argv.index("fit") + 1:][:4] == ["--config", str(QUICK), "--config", str(second)]

@@ -122,7 +122,7 @@ def test_sweep_file_resolves_every_run_against_its_base(sweep):
     plan = load_sweep(sweep)
     assert plan.runs
     for spec in plan.runs:
-        resolved = yaml.safe_load(run_config("fit", str(base), spec.overrides))
+        resolved = yaml.safe_load(run_config("fit", [str(base)], spec.overrides))
         for key, value in spec.overrides.items():
             node = resolved
             for part in key.split("."):

@@ -143,7 +143,7 @@ def test_a_run_directory_made_with_another_config_is_refused(tmp_path):
     from thinkspace.sweep.runner import prepare_run
 
     spec = RunSpec("r", {"trainer.max_steps": 5})
-    prepare_run(spec, "base.yaml", tmp_path / "r", "trainer:\n  max_steps: 5\n")
-    prepare_run(spec, "base.yaml", tmp_path / "r", "trainer:\n  max_steps: 5\n")  # same config: fine
+    prepare_run(spec, ["base.yaml"], tmp_path / "r", "trainer:\n  max_steps: 5\n")
+    prepare_run(spec, ["base.yaml"], tmp_path / "r", "trainer:\n  max_steps: 5\n")  # same config: fine
     with pytest.raises(ValueError, match="was made with another resolved config than base.yaml gives now"):
-        prepare_run(spec, "base.yaml", tmp_path / "r", "trainer:\n  max_steps: 6\n")
+        prepare_run(spec, ["base.yaml"], tmp_path / "r", "trainer:\n  max_steps: 6\n")

@@ -213,11 +213,11 @@ def test_the_checkpoint_hook_resubmits_the_same_run():
     from thinkspace.sweep.slurm import RunJob
 
     sweep = Sweep(Path("g.yaml"), [], {}, "val/accuracy", ["thinkspace"])
-    job = RunJob(sweep, RunSpec("r", {"seed_everything": 1}), "base.yaml", "out/r")
+    job = RunJob(sweep, RunSpec("r", {"seed_everything": 1}), ["base.yaml"], "out/r")
     again = job.checkpoint()
     assert isinstance(again, DelayedSubmission) and isinstance(again.function, type(job))
-    assert (again.function.spec, again.function.config, again.function.run_dir) == (job.spec, "base.yaml",
-                                                                                    Path("out/r"))
+    assert (again.function.spec, again.function.configs, again.function.run_dir) == (job.spec, ["base.yaml"],
+                                                                                     Path("out/r"))
     assert again.args == () and again.kwargs == {}
 
 

@@ -25,8 +25,9 @@ def as_arguments(overrides: dict[str, Any]) -> list[str]:
     return args
 
 
-def run_config(subcommand: str, config: str, overrides: dict[str, Any]) -> str:
-    """The resolved config (YAML text) of ``thinkspace SUBCOMMAND --config CONFIG`` with the overrides.
+def run_config(subcommand: str, configs: list[str], overrides: dict[str, Any]) -> str:
+    """The resolved config (YAML text) of ``thinkspace SUBCOMMAND --config C1 [--config C2 ...]`` with the
+    overrides (the base config files stacked in order).
 
     Raises:
         ValueError: with the parser's message, when the arguments do not parse; or
@@ -34,26 +35,26 @@ def run_config(subcommand: str, config: str, overrides: dict[str, Any]) -> str:
             parser alone accepts e.g. ``model.objectives.layuot.init_args.weight``).
     """
     try:
-        text = resolved_yaml(subcommand, [config], as_arguments(overrides))
+        text = resolved_yaml(subcommand, configs, as_arguments(overrides))
     except ConfigError as error:
         # the parser's nested reasons (a wrong class_path, an enum value) kept, as one line
-        raise ValueError(f"thinkspace {subcommand} --config {config}: the overrides do not parse: "
-                         f"{str(error)[-2000:]}") from None
-    check_keys(overrides, base_config(subcommand, config), config)
+        given = " ".join(f"--config {c}" for c in configs)
+        raise ValueError(f"thinkspace {subcommand} {given}: the overrides do not parse: {str(error)[-2000:]}") from None
+    check_keys(overrides, base_config(subcommand, configs), ", ".join(configs))
     return text
 
 
-_BASES: dict[tuple[str, str], dict] = {}
+_BASES: dict[tuple[str, ...], dict] = {}
 
 
-def base_config(subcommand: str, config: str) -> dict:
-    """The base config's resolved mapping (parsed once per process)."""
-    key = (subcommand, config)
+def base_config(subcommand: str, configs: list[str]) -> dict:
+    """The base config's resolved mapping (its files stacked; parsed once per process)."""
+    key = (subcommand, *configs)
     if key not in _BASES:
         try:
-            _BASES[key] = yaml.safe_load(resolved_yaml(subcommand, [config])) or {}
+            _BASES[key] = yaml.safe_load(resolved_yaml(subcommand, configs)) or {}
         except ConfigError as error:
-            raise ValueError(f"base config {config} does not parse: {error}") from None
+            raise ValueError(f"base config {', '.join(configs)} does not parse: {error}") from None
     return _BASES[key]
 
 
