@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("modules", ["thinkspace.modules"]),
     ("rl", ["thinkspace.rl"]),
     ("points", ["thinkspace.points"]),
-    ("cli", ["thinkspace.cli"]),
+    ("cli", ["thinkspace.lightning_cli", "thinkspace.cli"]),
     ("inference", ["thinkspace.inference"]),
     ("commands", ["thinkspace.synth.command", "thinkspace.eval.command", "thinkspace.teachers.command",
                   "thinkspace.sweep"]),

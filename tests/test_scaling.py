@@ -6,7 +6,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
 
 from cli_helpers import FAST, QUICKSTART, REPO, run_cli, weights
-from thinkspace.cli import ThinkspaceCLI
+from thinkspace.lightning_cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule, accumulation_steps
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.strategies import FSDP, layer_classes

@@ -23,9 +23,12 @@ import pytest
 import submitit  # noqa: F401  (the dev extra's SLURM client: a missing one must fail, not skip)
 import yaml
 
+from cli_helpers import command, one_error_line
 from sweep_helpers import FAKE, QUICKSTART, calls
-from thinkspace.sweep.command import main
+
 from thinkspace.sweep.slurm_settings import SlurmSettings, check_resources, parse_slurm
+
+main = command("sweep")
 
 SBATCH = """#!/bin/sh
 n=$(($(cat "$FAKE_SLURM/count" 2>/dev/null || echo 0) + 1))
@@ -210,11 +213,11 @@ def test_the_checkpoint_hook_resubmits_the_same_run():
     from thinkspace.sweep.slurm import RunJob
 
     sweep = Sweep(Path("g.yaml"), [], {}, "val/accuracy", ["thinkspace"])
-    job = RunJob(sweep, RunSpec("r", {"seed_everything": 1}), "base.yaml", "out/r")
+    job = RunJob(sweep, RunSpec("r", {"seed_everything": 1}), ["base.yaml"], "out/r")
     again = job.checkpoint()
     assert isinstance(again, DelayedSubmission) and isinstance(again.function, type(job))
-    assert (again.function.spec, again.function.config, again.function.run_dir) == (job.spec, "base.yaml",
-                                                                                    Path("out/r"))
+    assert (again.function.spec, again.function.configs, again.function.run_dir) == (job.spec, ["base.yaml"],
+                                                                                     Path("out/r"))
     assert again.args == () and again.kwargs == {}
 
 
@@ -254,7 +257,7 @@ def test_bad_slurm_sections_fail_before_any_submission(tmp_path, fake_slurm, cap
     out = tmp_path / "out"
     for extra in ([], ["--dry-run"]):
         assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out), *extra]) == 2
-        err = capsys.readouterr().err
+        err = one_error_line(capsys, "sweep")
         assert "grid.yaml" in err or "run seed=0_" in err
         assert re.search(message, err), err
     assert not (fake_slurm / "count").exists() and not out.exists()
@@ -266,14 +269,14 @@ def test_without_slurm_commands_nothing_is_made(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out)]) == 2
     assert ("--launcher slurm: sbatch, srun, sacct not found on PATH; run the sweep on a SLURM login node (or set "
-            "slurm.cluster: debug to run each job here, one after another)") in capsys.readouterr().err
+            "slurm.cluster: debug to run each job here, one after another)") in one_error_line(capsys, "sweep")
     assert not out.exists()
 
 
 def test_max_parallel_is_refused_under_slurm(tmp_path, fake_slurm, capsys):
     grid = grid_file(tmp_path, seeds=[0])
     assert main(["--config", QUICKSTART, "--grid", grid, "--max-parallel", "2"]) == 2
-    assert "--max-parallel is for the local launcher" in capsys.readouterr().err
+    assert "--max-parallel is for the local launcher" in one_error_line(capsys, "sweep")
 
 
 def test_resources_agree_with_the_trainer():

@@ -16,7 +16,6 @@ interrupted export leaves no half-written model.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from thinkspace.errors import ToolParser
 from thinkspace.file_modes import apply_umask
 from thinkspace.inference.build import load_checkpoint, module_from_config
 from thinkspace.version import __version__
@@ -86,7 +86,7 @@ def manifest(spec: dict[str, Any], backbone_class: type, backbone_args: dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="thinkspace export", description=__doc__.split("\n")[0])
+    parser = ToolParser(prog="thinkspace export", description=__doc__.split("\n")[0])
     parser.add_argument("--ckpt", required=True, help="checkpoint of the run (e.g. runs/NAME/checkpoints/last.ckpt)")
     parser.add_argument("--config", required=True, action="append",
                         help="the config the run was trained with (repeat for stacked configs)")

@@ -72,7 +72,7 @@ def split_resources(slots: int, cpus: int, gpus: list[str], threads: str | None 
     return envs
 
 
-def run_parallel(sweep: Sweep, jobs: list[tuple[RunSpec, Path]], config: str, slots: int,
+def run_parallel(sweep: Sweep, jobs: list[tuple[RunSpec, Path]], configs: list[str], slots: int,
                  echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
     """Execute ``jobs`` (run, its directory), up to ``slots`` at once; their statuses, in order.
 
@@ -99,7 +99,7 @@ def run_parallel(sweep: Sweep, jobs: list[tuple[RunSpec, Path]], config: str, sl
         spec, run_dir = job
         env = free.get()
         try:
-            return execute(sweep, spec, config, run_dir, echo=say, env=env)
+            return execute(sweep, spec, configs, run_dir, echo=say, env=env)
         finally:
             free.put(env)
 

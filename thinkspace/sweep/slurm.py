@@ -49,16 +49,16 @@ class RunJob:
     """One run as a submitit job: picklable, checkpointable.
 
     Args:
-        sweep, spec, config, run_dir: as for :func:`thinkspace.sweep.runner.execute`.
+        sweep, spec, configs, run_dir: as for :func:`thinkspace.sweep.runner.execute`.
     """
 
-    def __init__(self, sweep: Sweep, spec: RunSpec, config: str, run_dir: str | Path) -> None:
-        self.sweep, self.spec, self.config, self.run_dir = sweep, spec, config, Path(run_dir)
+    def __init__(self, sweep: Sweep, spec: RunSpec, configs: list[str], run_dir: str | Path) -> None:
+        self.sweep, self.spec, self.configs, self.run_dir = sweep, spec, configs, Path(run_dir)
 
     def __call__(self) -> dict[str, Any]:
         rank = _global_rank()
         if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or threading.current_thread() is not threading.main_thread():
-            return execute(self.sweep, self.spec, self.config, self.run_dir, record=rank == 0)
+            return execute(self.sweep, self.spec, self.configs, self.run_dir, record=rank == 0)
         # SLURM stops a preempted job with SIGTERM to all its processes: the stage then dies, and
         # that is no failure of the run (submitit's own handler, which ignores SIGTERM, still runs)
         received: list[int] = []
@@ -71,7 +71,7 @@ class RunJob:
 
         signal.signal(signal.SIGTERM, on_sigterm)
         try:
-            return execute(self.sweep, self.spec, self.config, self.run_dir, record=rank == 0,
+            return execute(self.sweep, self.spec, self.configs, self.run_dir, record=rank == 0,
                            stopping=lambda: bool(received))
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -80,7 +80,7 @@ class RunJob:
         """submitit's preemption/timeout hook: the same run again. Its fit resumes from
         ``checkpoints/last.ckpt`` (``stage_argv`` passes ``--ckpt_path`` when it exists) and
         stages that finished are skipped."""
-        return _submitit().helpers.DelayedSubmission(RunJob(self.sweep, self.spec, self.config, self.run_dir))
+        return _submitit().helpers.DelayedSubmission(RunJob(self.sweep, self.spec, self.configs, self.run_dir))
 
 
 def _global_rank() -> int:
@@ -173,7 +173,7 @@ def record_job(run_dir: Path, job_id: str, cluster: str) -> None:
     write_json(run_dir / "run.json", info)
 
 
-def launch(sweep: Sweep, settings: SlurmSettings, runs: list[tuple[RunSpec, Path]], config: str, out: Path,
+def launch(sweep: Sweep, settings: SlurmSettings, runs: list[tuple[RunSpec, Path]], configs: list[str], out: Path,
            max_runs: int | None = None, resubmit_unknown: bool = False, submit: bool = True,
            echo: Callable[[str], Any] = print) -> dict[str, int]:
     """Show every run's state and submit the runs that need a job (all when ``submit``).
@@ -200,7 +200,7 @@ def launch(sweep: Sweep, settings: SlurmSettings, runs: list[tuple[RunSpec, Path
         if executor is None:
             executor = make_executor(settings, settings.folder or out / ".submitit" / "%j")
         executor.update_parameters(name=f"thinkspace-{spec.name}"[:120])
-        submission = executor.submit(RunJob(sweep, spec, config, run_dir))
+        submission = executor.submit(RunJob(sweep, spec, configs, run_dir))
         record_job(run_dir, submission.job_id, settings.cluster)
         submitted += 1
         echo(f"[sweep] {spec.name}: submitted job {submission.job_id}" + (f" (was {state})" if job else ""))
