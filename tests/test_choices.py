@@ -6,7 +6,7 @@ from typing import Literal, get_type_hints
 
 import pytest
 
-from thinkspace.choices import check_choice, choices_of
+from thinkspace.utils.choices import check_choice, choices_of
 
 Mode = Literal["crop", "pad", "resize"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from thinkspace.checkpoint_file import read_checkpoint
+from thinkspace.training.checkpoint_file import read_checkpoint
 from thinkspace.cli import COMMANDS, TOOLS, main
 from thinkspace.errors import one_line, run_reporting_errors
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from thinkspace.file_modes import apply_umask, atomic_write, current_umask
+from thinkspace.utils.file_modes import apply_umask, atomic_write, current_umask
 from thinkspace.teachers import OracleGeometryTeacher
 from thinkspace.teachers.cache import CacheWriter
 from thinkspace.teachers.command import main as cache_teacher

@@ -9,19 +9,14 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "thinkspace"
 
 #: Bottom to top. A module belongs to the entry naming the longest dotted prefix of its name; it may
-#: import its own layer and any layer below. Entries are packages or modules, so moving the run
-#: plumbing into ``thinkspace/training/`` turns the ``training`` line into ``["thinkspace.training"]``.
+#: import its own layer and any layer below. Entries are packages or modules.
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["thinkspace.errors", "thinkspace.version", "thinkspace.geometry", "thinkspace.slot_tokens",
-              "thinkspace.answers", "thinkspace.records", "thinkspace.file_modes", "thinkspace.viz",
-              "thinkspace.seeds", "thinkspace.choices", "thinkspace.lazy_exports"]),
+              "thinkspace.answers", "thinkspace.records", "thinkspace.viz", "thinkspace.utils"]),
     ("synth", ["thinkspace.synth"]),
     ("eval", ["thinkspace.eval"]),
     ("data", ["thinkspace.data"]),
-    ("training", ["thinkspace.optim", "thinkspace.weight_decay", "thinkspace.resume", "thinkspace.progress_bar",
-                  "thinkspace.throughput", "thinkspace.strategies", "thinkspace.cpu_threads",
-                  "thinkspace.distributed", "thinkspace.checkpoint_file", "thinkspace.run_summary",
-                  "thinkspace.noise"]),
+    ("training", ["thinkspace.training"]),
     ("backbones", ["thinkspace.backbones"]),
     ("generation", ["thinkspace.generation"]),
     ("components", ["thinkspace.component", "thinkspace.accuracy", "thinkspace.mixers", "thinkspace.heads",

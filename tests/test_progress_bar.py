@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from thinkspace.progress_bar import ThinkspaceRichBar, ThinkspaceTQDMBar, data_epoch, epoch_total
+from thinkspace.training.progress_bar import ThinkspaceRichBar, ThinkspaceTQDMBar, data_epoch, epoch_total
 
 
 def trainer(batches_done: int, global_step: int, max_steps: int = 300, per_epoch: int = 128, accumulate: int = 1,

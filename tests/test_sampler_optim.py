@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from thinkspace.data.sampler import EpochSampler
-from thinkspace.optim import WarmupCosine, WarmupLinear
+from thinkspace.training.optim import WarmupCosine, WarmupLinear
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only():
@@ -102,7 +102,7 @@ def test_one_seed_mixer_keeps_the_seeds_each_place_drew_before():
     formulas (so orders and masks of earlier runs are unchanged), and positions do not collide."""
     import zlib
 
-    from thinkspace.seeds import mix_seed
+    from thinkspace.utils.seeds import mix_seed
 
     assert mix_seed(7, 3) == 7 * 1_000_003 + 3
     assert mix_seed(7, 40, rank=1) == ((7 * 1_000_003 + 40) * 65_537 + 1) % 2**63

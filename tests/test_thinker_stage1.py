@@ -144,7 +144,7 @@ def test_stage1_config_names_the_released_recipe():
     optimizer = model["optimizer"]
     assert optimizer["class_path"] == "torch.optim.AdamW"
     assert optimizer["init_args"] == {"lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01}
-    assert model["scheduler"] == {"class_path": "thinkspace.optim.WarmupLinear", "init_args": {"warmup_steps": 10}}
+    assert model["scheduler"] == {"class_path": "thinkspace.training.optim.WarmupLinear", "init_args": {"warmup_steps": 10}}
     text, latent = model["objectives"]["text"]["init_args"], model["objectives"]["latent"]["init_args"]
     assert (text["weight"], latent["weight"], latent["loss"], latent["reduction"]) == (0.1, 0.0005, "mse",
                                                                                         "token_mean")
@@ -198,7 +198,7 @@ def test_vggt_teacher_in_bfloat16_runs_the_aggregator_as_the_feature_script():
 def test_weight_decay_skips_biases_and_norms_as_the_hf_trainer(tiny_cache):
     """HF Trainer.get_decay_parameter_names: no decay for names with bias/layernorm/rmsnorm or
     nn.LayerNorm parameters; Qwen2's final ``norm.weight`` matches neither, so it decays."""
-    from thinkspace.weight_decay import decay_groups
+    from thinkspace.training.weight_decay import decay_groups
 
     module = module_with(0.1, 0.0005, "token_mean")  # LatentProjector holds an nn.LayerNorm named "norm"
     names = {id(p): n for n, p in module.named_parameters()}

@@ -8,7 +8,7 @@ import torch
 from torchmetrics import Metric
 
 from thinkspace.answers import choice, gold_choice
-from thinkspace.choices import check_choice
+from thinkspace.utils.choices import check_choice
 from thinkspace.geometry import yaw_error_degrees
 
 LocalizationKind = Literal["position", "yaw"]

@@ -13,7 +13,7 @@ OmegaConf interpolation. Every run writes under one predictable directory,
       predictions_test_<benchmark>.jsonl, scores_test_<benchmark>.json  # test/predict on a benchmark
 
 ``last.ckpt`` is rewritten at validation (or epoch end) and every ``--checkpoint_every_n_steps``
-optimizer steps (:mod:`thinkspace.resume`).
+optimizer steps (:mod:`thinkspace.training.resume`).
 
 Other subcommands (``synth``, ...) are argparse programs dispatched by name; every one that reads a
 training config reads it through :func:`thinkspace.lightning_cli.build_cli`, and every one reports bad
@@ -26,7 +26,7 @@ import sys
 
 from thinkspace.errors import BAD_INPUT, run_reporting_errors
 from thinkspace.lightning_cli import build_cli
-from thinkspace.noise import silence_known_noise
+from thinkspace.training.noise import silence_known_noise
 
 #: subcommands that are not Lightning's: name -> module with ``main(argv) -> int``.
 TOOLS = {"synth": "thinkspace.synth.command", "score": "thinkspace.eval.command",

@@ -32,16 +32,16 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from thinkspace.cpu_threads import set_cpu_threads
+from thinkspace.training.cpu_threads import set_cpu_threads
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.errors import parser_error_summary
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
-from thinkspace.progress_bar import progress_bar
-from thinkspace.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
+from thinkspace.training.progress_bar import progress_bar
+from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
                                run_checkpoint, step_checkpoint)
-from thinkspace.run_summary import FitSummary
-from thinkspace.throughput import Throughput
+from thinkspace.training.run_summary import FitSummary
+from thinkspace.training.throughput import Throughput
 
 Until = Literal["parsed", "built", "run"]
 

@@ -9,7 +9,7 @@ does not import every family and its transformers classes. Every family in
 from __future__ import annotations
 
 from thinkspace.backbones.registry import FAMILIES
-from thinkspace.lazy_exports import lazy_exports
+from thinkspace.utils.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "VLMBackbone": "thinkspace.backbones.base",

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from thinkspace.choices import check_choice
+from thinkspace.utils.choices import check_choice
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample

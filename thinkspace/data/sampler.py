@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import Sampler
 
-from thinkspace.seeds import mix_seed
+from thinkspace.utils.seeds import mix_seed
 
 #: returns ``(epoch, batches already consumed in that epoch)`` at the start of iteration.
 Progress = Callable[[], tuple[int, int]]

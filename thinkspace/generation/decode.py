@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 
 from thinkspace.backbones.capabilities import LATENT_DECODING
-from thinkspace.choices import check_choice
+from thinkspace.utils.choices import check_choice
 from thinkspace.data.batch import Batch
 from thinkspace.generation.decode_loop import Sampling, decode_loop
 from thinkspace.generation.decode_state import draw_uniforms

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from thinkspace.lazy_exports import lazy_exports
+from thinkspace.utils.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "load": "thinkspace.inference.load",

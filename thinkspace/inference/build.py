@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from thinkspace.checkpoint_file import read_checkpoint
+from thinkspace.training.checkpoint_file import read_checkpoint
 
 
 def cli_from_config(files: list[str | Path], overrides: list[str] | None = None) -> Any:

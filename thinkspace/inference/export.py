@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import save_file
 
 from thinkspace.errors import ToolParser
-from thinkspace.file_modes import apply_umask
+from thinkspace.utils.file_modes import apply_umask
 from thinkspace.inference.build import load_checkpoint, module_from_config
 from thinkspace.version import __version__
 

@@ -22,8 +22,8 @@ from thinkspace.data.batch import Batch
 from thinkspace.generation.decode import decode
 from thinkspace.generation.decoded import Decoded
 from thinkspace.objectives.base import Objective, hook_owner
-from thinkspace.optim import WarmupSchedule
-from thinkspace.weight_decay import decay_groups
+from thinkspace.training.optim import WarmupSchedule
+from thinkspace.training.weight_decay import decay_groups
 
 
 class SpatialModule(L.LightningModule):
@@ -36,9 +36,9 @@ class SpatialModule(L.LightningModule):
         backbone: the vision-language model.
         optimizer: optimizer factory over the trainable parameters.
         scheduler: learning-rate scheduler factory, stepped every optimizer step; a
-            :class:`~thinkspace.optim.WarmupSchedule` without ``total_steps`` gets the trainer's estimate.
+            :class:`~thinkspace.training.optim.WarmupSchedule` without ``total_steps`` gets the trainer's estimate.
         no_weight_decay: regular expressions of parameter names exempt from weight decay
-            (see :func:`~thinkspace.weight_decay.decay_groups`); ``None``: decay every one.
+            (see :func:`~thinkspace.training.weight_decay.decay_groups`); ``None``: decay every one.
     """
 
     #: objectives by name (a ``ModuleDict`` in SpatialVLM; GRPO: its latent objective, if any)

@@ -22,10 +22,10 @@ from torch import Tensor
 
 from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID
 from thinkspace.backbones.outputs import BackboneOutput
-from thinkspace.choices import check_choice
+from thinkspace.utils.choices import check_choice
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
-from thinkspace.distributed import mean_over_ranks
+from thinkspace.training.distributed import mean_over_ranks
 from thinkspace.heads.projector import LatentProjector, PaperProjector, View
 from thinkspace.objectives.base import Objective
 from thinkspace.objectives.latent_slot import LatentSlot, Placement
@@ -232,7 +232,7 @@ class LatentAlignment(Objective):
     def align(self, paired: LatentPairs) -> Tensor:
         """The ``align`` term of paired latents (``loss`` and ``reduction``), averaged over ranks."""
         pairs = [(p.flatten(0, 1).float(), t.flatten(0, 1).float()) for p, t in zip(paired.projected, paired.teacher)]
-        if self.reduction == "sample_sum":  # a mean over every rank's samples (see thinkspace.distributed)
+        if self.reduction == "sample_sum":  # a mean over every rank's samples (see thinkspace.training.distributed)
             value = torch.stack([alignment_loss(p, t, self.loss_kind, "sum") for p, t in pairs]).mean()
             count = len(pairs)
         else:  # a mean over every rank's tokens

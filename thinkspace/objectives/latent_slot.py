@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from thinkspace.choices import check_choice
+from thinkspace.utils.choices import check_choice
 from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.schema import SpatialSample
 from thinkspace.slot_tokens import END, PAD, START

@@ -12,7 +12,7 @@ from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
 from thinkspace.data.token_geometry import token_geometry
-from thinkspace.distributed import mean_over_ranks
+from thinkspace.training.distributed import mean_over_ranks
 from thinkspace.geometry import gaussian_nll
 from thinkspace.objectives.base import Objective
 

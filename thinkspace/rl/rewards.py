@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from thinkspace.answers import choice, gold_choice, mindcube_choice, number, same_text, thinker_stage2_choice
-from thinkspace.choices import check_choice
+from thinkspace.utils.choices import check_choice
 from thinkspace.slot_tokens import END, PAD, START
 
 RewardFunction = Callable[..., Sequence[float | None]]

@@ -1,6 +1,6 @@
 """Ablation sweeps: grids of config overrides run locally or as SLURM jobs, results tabulated."""
 
-from thinkspace.lazy_exports import lazy_exports
+from thinkspace.utils.lazy_exports import lazy_exports
 from thinkspace.sweep.grid import RunSpec, Sweep, expand, load_sweep, run_name
 from thinkspace.sweep.results import write_report
 

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from thinkspace.file_modes import atomic_write
+from thinkspace.utils.file_modes import atomic_write
 
 #: the columns of a questions file, in order
 QUESTION_COLUMNS = ("id", "correct", "answer", "prediction", "task")
@@ -27,7 +27,7 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write text atomically (:func:`~thinkspace.file_modes.atomic_write`)."""
+    """Write text atomically (:func:`~thinkspace.utils.file_modes.atomic_write`)."""
     with atomic_write(path) as tmp:
         tmp.write_text(text)
 

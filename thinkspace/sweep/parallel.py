@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from thinkspace.cpu_threads import usable_cores
+from thinkspace.training.cpu_threads import usable_cores
 from thinkspace.sweep.grid import RunSpec, Sweep
 from thinkspace.sweep.runner import execute
 

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from thinkspace.file_modes import atomic_write
+from thinkspace.utils.file_modes import atomic_write
 from thinkspace.sweep.paired import PairedComparison
 from thinkspace.sweep.files import write_text
 from thinkspace.sweep.paired_report import paired_section

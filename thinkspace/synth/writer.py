@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from thinkspace.file_modes import atomic_write
+from thinkspace.utils.file_modes import atomic_write
 from thinkspace.synth.cameras import yaw_quaternion
 from thinkspace.synth.episodes import Episode, video_episode, view_episode
 from thinkspace.synth.render import Renderer
@@ -240,7 +240,7 @@ def write_scene(out: Path, index: int, config: SynthConfig, threads: int = 0) ->
 
 
 def _write_json(path: Path, data: Any, lines: bool = False) -> None:
-    """Write JSON (or JSON lines) atomically (:func:`~thinkspace.file_modes.atomic_write`)."""
+    """Write JSON (or JSON lines) atomically (:func:`~thinkspace.utils.file_modes.atomic_write`)."""
     text = "".join(json.dumps(r) + "\n" for r in data) if lines else json.dumps(data, indent=1) + "\n"
     with atomic_write(path) as tmp:
         tmp.write_text(text)

@@ -32,7 +32,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from thinkspace.data.schema import SpatialSample
-from thinkspace.file_modes import atomic_write
+from thinkspace.utils.file_modes import atomic_write
 from thinkspace.teachers.base import TeacherFeatures
 
 SIGNATURE = "signature.json"

@@ -17,7 +17,7 @@ from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora
 from thinkspace.backbones.paths import resolve_model_path
 from thinkspace.backbones.registry import FAMILIES
-from thinkspace.choices import check_choice
+from thinkspace.utils.choices import check_choice
 
 Stage = Literal["joint", "projector"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thinkspace.file_modes import atomic_write
+from thinkspace.utils.file_modes import atomic_write
 
 
 def mesh_file(mesh_root: str | Path, scene_id: str) -> Path:

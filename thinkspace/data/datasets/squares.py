@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
 from thinkspace.data.schema import SpatialSample
-from thinkspace.seeds import mix_seed
+from thinkspace.utils.seeds import mix_seed
 
 # Its own palette (distinct, saturated at tiny sizes), not the synthetic world's.
 COLOURS = {

@@ -32,7 +32,7 @@ from typing import Literal, get_args
 import numpy as np
 from torch.utils.data import Dataset
 
-from thinkspace.choices import check_choice
+from thinkspace.utils.choices import check_choice
 from thinkspace.data.schema import SpatialSample
 from thinkspace.synth.video_questions import VIDEO_TASKS
 from thinkspace.synth.views import Viewpoint

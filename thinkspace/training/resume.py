@@ -19,7 +19,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from thinkspace.seeds import mix_seed
+from thinkspace.utils.seeds import mix_seed
 
 #: default of ``--checkpoint_every_n_steps``: a long run loses at most this many optimizer steps
 #: to a crash, even without validation (GRPO) or with epochs longer than the run.

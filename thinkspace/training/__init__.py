@@ -1,0 +1,3 @@
+"""The run plumbing around the training loop: learning-rate schedules and weight-decay groups,
+exact resume, progress bars, throughput, strategies and collectives, CPU threads, checkpoint
+files and the run's last line. Nothing here knows a paper; the modules and the CLI use it."""
