@@ -29,8 +29,8 @@ warnings.filterwarnings("ignore")
 import lightning.pytorch as L  # noqa: E402
 import torch  # noqa: E402
 
-from thinkspace.training.cpu_threads import default_cpu_threads, usable_cores  # noqa: E402
 from thinkspace.inference.build import cli_from_config  # noqa: E402
+from thinkspace.training.cpu_threads import default_cpu_threads, usable_cores  # noqa: E402
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from cli_helpers import REPO, one_error_line
+
 from thinkspace.cli import main
 from thinkspace.lightning_cli import ConfigError, build_cli, resolved_yaml
 from thinkspace.teachers import OracleGeometryTeacher

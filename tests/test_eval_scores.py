@@ -9,8 +9,8 @@ import torch
 from thinkspace.eval import score_mindcube, score_sqa3d, score_vsibench
 from thinkspace.eval.mindcube import setting_from_id
 from thinkspace.eval.sqa3d_localization import localization_hits
-from thinkspace.geometry import quaternion_yaw, yaw_error_degrees
 from thinkspace.eval.vsibench import THRESHOLDS, mean_relative_accuracy
+from thinkspace.geometry import quaternion_yaw, yaw_error_degrees
 
 
 def located(rows):

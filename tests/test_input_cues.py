@@ -8,10 +8,10 @@ import torch
 
 from thinkspace.backbones import QwenVL
 from thinkspace.cues import CameraText, PointMapCue
-from thinkspace.data.token_geometry import token_geometry
 from thinkspace.cues.text_cue import camera_text
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.schema import Geometry
+from thinkspace.data.token_geometry import token_geometry
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import TextCrossEntropy
 from thinkspace.teachers.fourier import fourier_encode

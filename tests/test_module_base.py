@@ -12,9 +12,9 @@ from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment, Situation, TextCrossEntropy
 from thinkspace.objectives.base import Objective, hook_owner
-from thinkspace.training.optim import WarmupLinear
 from thinkspace.rl import SpatialGRPO
 from thinkspace.teachers import OracleGeometryTeacher
+from thinkspace.training.optim import WarmupLinear
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

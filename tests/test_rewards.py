@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from thinkspace.slot_tokens import END, PAD, START
 from thinkspace.rl.rewards import CompletionRewards, RewardSet, answer_reward, format_reward, latent3d_reward
 from thinkspace.rl.stats import reward_statistics
+from thinkspace.slot_tokens import END, PAD, START
 
 SLOT = START + PAD * 3 + END
 

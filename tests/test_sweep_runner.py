@@ -9,7 +9,6 @@ real thing.
 import csv
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import yaml

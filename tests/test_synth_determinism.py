@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import open3d  # noqa: F401  (the dev extra's renderer: a missing one must fail, not skip)
-import pytest
 
 from synth_helpers import synth_tree
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import open3d  # noqa: F401  (the dev extra's renderer: a missing one must fail, not skip)
-import pytest
 import torch
 
 from synth_helpers import (

@@ -14,7 +14,7 @@ import yaml
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.data.schema import Geometry, SpatialSample
 from thinkspace.geometry import backproject
-from thinkspace.teachers import OracleGeometryTeacher, TeacherFeatures
+from thinkspace.teachers import OracleGeometryTeacher
 from thinkspace.teachers.base import check_features
 from thinkspace.teachers.cache import CacheWriter, FeatureCache, frames_hash
 from thinkspace.teachers.command import main as cache_teacher

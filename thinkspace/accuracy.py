@@ -8,8 +8,8 @@ import torch
 from torchmetrics import Metric
 
 from thinkspace.answers import choice, gold_choice
-from thinkspace.utils.choices import check_choice
 from thinkspace.geometry import yaw_error_degrees
+from thinkspace.utils.choices import check_choice
 
 LocalizationKind = Literal["position", "yaw"]
 

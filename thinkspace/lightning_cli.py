@@ -32,14 +32,14 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from thinkspace.training.cpu_threads import set_cpu_threads
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.errors import parser_error_summary
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
+from thinkspace.training.cpu_threads import set_cpu_threads
 from thinkspace.training.progress_bar import progress_bar
 from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
-                               run_checkpoint, step_checkpoint)
+                                        run_checkpoint, step_checkpoint)
 from thinkspace.training.run_summary import FitSummary
 from thinkspace.training.throughput import Throughput
 

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from thinkspace.utils.choices import check_choice
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
@@ -18,7 +17,7 @@ from thinkspace.data.token_geometry import token_geometry
 from thinkspace.teachers.base import GeometryTeacher
 from thinkspace.teachers.cache import FeatureCache
 from thinkspace.teachers.fourier import fourier_encode
-
+from thinkspace.utils.choices import check_choice
 
 Quantity = Literal["points", "depth"]  # world points or depth per visual token
 

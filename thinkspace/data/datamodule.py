@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn

@@ -7,8 +7,8 @@ the callback that writes and scores predictions during ``thinkspace test``/``pre
 :mod:`thinkspace.records` (both shared with the dataset adapters).
 """
 
-from thinkspace.eval.mindcube import score_mindcube
 from thinkspace.eval.benchmark_score import BenchmarkScore
+from thinkspace.eval.mindcube import score_mindcube
 from thinkspace.eval.sqa3d import score_sqa3d
 from thinkspace.eval.vsibench import score_vsibench
 

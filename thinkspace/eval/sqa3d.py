@@ -27,8 +27,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from thinkspace.answers import sqa3d_normalise
-from thinkspace.records import Located, field
 from thinkspace.eval.benchmark_score import BenchmarkScore
+from thinkspace.records import Located, field
 
 QUESTION_KINDS = ("what", "is", "how", "can", "which")
 

@@ -18,8 +18,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from thinkspace.records import Located, field, read_json_list
 from thinkspace.geometry import as_position, as_quaternion, quaternion_yaw, yaw_error_degrees
+from thinkspace.records import Located, field, read_json_list
 
 MAX_PREDICTIONS = 3  # per record, utils/localization_metric.py
 POSITION_THRESHOLDS = (0.5, 1.0)  # metres

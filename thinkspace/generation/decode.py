@@ -21,7 +21,6 @@ from typing import Any, Literal
 import torch
 
 from thinkspace.backbones.capabilities import LATENT_DECODING
-from thinkspace.utils.choices import check_choice
 from thinkspace.data.batch import Batch
 from thinkspace.generation.decode_loop import Sampling, decode_loop
 from thinkspace.generation.decode_state import draw_uniforms
@@ -31,6 +30,7 @@ from thinkspace.generation.prefill import prefill
 from thinkspace.generation.sampling import stop_ids
 from thinkspace.generation.slots import slot_rows
 from thinkspace.generation.transformers_generate import transformers_generate
+from thinkspace.utils.choices import check_choice
 
 Sampler = Literal["thinkspace", "transformers"]
 #: The per-token step: thinkspace's lean step, the same compiled, or the Hugging Face forward.

@@ -26,8 +26,8 @@ import torch
 from safetensors.torch import save_file
 
 from thinkspace.errors import ToolParser
-from thinkspace.utils.file_modes import apply_umask
 from thinkspace.inference.build import load_checkpoint, module_from_config
+from thinkspace.utils.file_modes import apply_umask
 from thinkspace.version import __version__
 
 MANIFEST = "thinkspace.json"

@@ -9,11 +9,11 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from thinkspace.accuracy import ChoiceAccuracy
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
-from thinkspace.accuracy import ChoiceAccuracy
 from thinkspace.mixers import LossMixer, WeightedSum
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.base import Objective

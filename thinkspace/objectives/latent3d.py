@@ -22,16 +22,15 @@ from torch import Tensor
 
 from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID
 from thinkspace.backbones.outputs import BackboneOutput
-from thinkspace.utils.choices import check_choice
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
-from thinkspace.training.distributed import mean_over_ranks
 from thinkspace.heads.projector import LatentProjector, PaperProjector, View
 from thinkspace.objectives.base import Objective
 from thinkspace.objectives.latent_slot import LatentSlot, Placement
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures, check_features
 from thinkspace.teachers.oracle import OracleGeometryTeacher
-
+from thinkspace.training.distributed import mean_over_ranks
+from thinkspace.utils.choices import check_choice
 
 AlignmentLoss = Literal["mse", "cosine", "smooth_l1"]
 Reduction = Literal["mean", "token_mean", "sample_sum"]

@@ -22,10 +22,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from thinkspace.utils.choices import check_choice
 from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.schema import SpatialSample
 from thinkspace.slot_tokens import END, PAD, START
+from thinkspace.utils.choices import check_choice
 
 Placement = Literal["start", "end"]
 

@@ -24,7 +24,6 @@ from torchmetrics import MeanMetric
 
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.capabilities import LATENT_DECODING
-from thinkspace.utils.choices import check_choice
 from thinkspace.data.batch import Batch
 from thinkspace.generation.decode import DecodeStep
 from thinkspace.generation.prefill import Prefill
@@ -38,6 +37,7 @@ from thinkspace.rl.reward_inputs import reward_inputs
 from thinkspace.rl.rewards import CompletionRewards, RewardSet
 from thinkspace.rl.rollout import Rollout, completion_texts, sequence_logprobs
 from thinkspace.rl.stats import reward_statistics
+from thinkspace.utils.choices import check_choice
 from thinkspace.utils.seeds import mix_seed
 
 logger = logging.getLogger(__name__)

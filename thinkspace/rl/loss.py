@@ -11,8 +11,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from thinkspace.utils.choices import check_choice
 from thinkspace.training.distributed import mean_over_ranks
+from thinkspace.utils.choices import check_choice
 
 #: How the clipped loss averages: over every token of the batch, or per sequence first.
 LossNormalisation = Literal["token", "sequence"]

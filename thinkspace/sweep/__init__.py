@@ -1,8 +1,8 @@
 """Ablation sweeps: grids of config overrides run locally or as SLURM jobs, results tabulated."""
 
-from thinkspace.utils.lazy_exports import lazy_exports
 from thinkspace.sweep.grid import RunSpec, Sweep, expand, load_sweep, run_name
 from thinkspace.sweep.results import write_report
+from thinkspace.utils.lazy_exports import lazy_exports
 
 __all__ = ["RunSpec", "Sweep", "expand", "load_sweep", "run_name", "MetricsFile", "QuestionsFile", "write_report"]
 

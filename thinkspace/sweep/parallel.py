@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from thinkspace.training.cpu_threads import usable_cores
 from thinkspace.sweep.grid import RunSpec, Sweep
 from thinkspace.sweep.runner import execute
+from thinkspace.training.cpu_threads import usable_cores
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 

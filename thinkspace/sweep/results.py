@@ -12,10 +12,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from thinkspace.utils.file_modes import atomic_write
-from thinkspace.sweep.paired import PairedComparison
 from thinkspace.sweep.files import write_text
+from thinkspace.sweep.paired import PairedComparison
 from thinkspace.sweep.paired_report import paired_section
+from thinkspace.utils.file_modes import atomic_write
 
 #: metrics shown in results.md (results.csv has every logged scalar)
 SHOWN = ("val/", "test/")

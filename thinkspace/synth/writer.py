@@ -38,13 +38,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from thinkspace.utils.file_modes import atomic_write
 from thinkspace.synth.cameras import yaw_quaternion
 from thinkspace.synth.episodes import Episode, video_episode, view_episode
 from thinkspace.synth.render import Renderer
 from thinkspace.synth.scene import FRAME_DOC, Scene, generate_scene
 from thinkspace.synth.video_questions import VIDEO_TASKS
 from thinkspace.synth.views import SETTINGS
+from thinkspace.utils.file_modes import atomic_write
 
 SPLITS = ("train", "val", "test", "test_viewpoint")
 PNG_LEVEL = 1  # zlib level: 2-3x faster to write than the default 6, files about 25% larger

@@ -32,8 +32,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from thinkspace.data.schema import SpatialSample
-from thinkspace.utils.file_modes import atomic_write
 from thinkspace.teachers.base import TeacherFeatures
+from thinkspace.utils.file_modes import atomic_write
 
 SIGNATURE = "signature.json"
 PARTS = ("camera", "register", "patch")

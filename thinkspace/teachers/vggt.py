@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from thinkspace.utils.choices import check_choice
 from thinkspace.data.schema import SpatialSample
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures, frame_size_of
+from thinkspace.utils.choices import check_choice
 
 PATCH = 14
 

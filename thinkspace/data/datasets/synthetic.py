@@ -32,10 +32,10 @@ from typing import Literal, get_args
 import numpy as np
 from torch.utils.data import Dataset
 
-from thinkspace.utils.choices import check_choice
 from thinkspace.data.schema import SpatialSample
 from thinkspace.synth.video_questions import VIDEO_TASKS
 from thinkspace.synth.views import Viewpoint
+from thinkspace.utils.choices import check_choice
 
 #: the tasks of each ``kind``, in the order a default ``settings`` draws from: image-set families,
 #: and a walk's questions (:mod:`thinkspace.synth.video_questions`) plus its situation

@@ -35,8 +35,8 @@ from thinkspace.data.datasets.benchmark import BenchmarkDataset
 from thinkspace.data.datasets.scannet import SCANNET_FPS, load_posed_frames
 from thinkspace.data.schema import SpatialSample
 from thinkspace.data.video import FrameSampling, read_video
-from thinkspace.records import field, read_table
 from thinkspace.eval.vsibench import CHOICE_TYPES, NUMBER_TYPES
+from thinkspace.records import field, read_table
 
 PRE_PROMPT = "These are frames of a video."
 CHOICE_POST_PROMPT = "Answer with the option's letter from the given choices directly."
