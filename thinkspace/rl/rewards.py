@@ -146,7 +146,7 @@ def latent3d_reward(prompts: list[str], completions: list[str], projected: list[
     return out
 
 
-def resolve(name: str, spec: str | RewardFunction) -> RewardFunction:
+def import_reward(name: str, spec: str | RewardFunction) -> RewardFunction:
     """A reward function from a dotted path (``package.module.function``) or a callable."""
     if callable(spec):
         return spec
@@ -201,7 +201,7 @@ class RewardSet:
             if unknown:
                 raise ValueError(f"model.{key}: {unknown} name no reward; rewards are {sorted(functions)}")
         self.names = list(functions)
-        self.functions = {k: resolve(k, v) for k, v in functions.items()}
+        self.functions = {k: import_reward(k, v) for k, v in functions.items()}
         self.weights = {k: float((weights or {}).get(k, 1.0)) for k in self.names}
         self.kwargs = {k: dict((kwargs or {}).get(k) or {}) for k in self.names}
 
