@@ -15,6 +15,7 @@ from cli_helpers import REPO, one_error_line
 from thinkspace.cli import main
 from thinkspace.lightning_cli import ConfigError, build_cli, resolved_yaml
 from thinkspace.teachers import OracleGeometryTeacher
+from thinkspace.teachers.cache import FeatureCache
 
 TINY = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"
 
@@ -88,8 +89,6 @@ def test_bad_config_input_is_one_line_and_exit_2_in_every_command(command, tmp_p
 
 
 def test_cache_teacher_takes_teacher_and_data_from_the_stacked_config(tmp_path, second):
-    from thinkspace.teachers.cache import FeatureCache
-
     out = tmp_path / "cache"
     assert main(["cache-teacher", "--config", str(TINY), "--config", str(second), "--out", str(out),
                  "--split", "train"]) == 0
@@ -108,6 +107,23 @@ def test_cache_teacher_takes_the_default_teacher_from_the_objective(tmp_path):
     out = tmp_path / "cache"
     assert main(["cache-teacher", "--config", str(config), "--out", str(out), "--split", "train"]) == 0
     assert json.loads((out / "signature.json").read_text()) == OracleGeometryTeacher().signature()
+
+
+def test_cache_teacher_runs_a_teacher_on_its_device(tmp_path, second):
+    """A teacher that does not run in the workers (VGGT) gets its prepared input on ``--device``
+    (the meta device stands in for a GPU here), not on the CPU where the data workers made it."""
+    from device_teacher import PreparedOracle
+
+    teacher = tmp_path / "teacher.yaml"
+    teacher.write_text("model:\n  objectives:\n    latent:\n      init_args:\n        teacher:\n"
+                       "          class_path: device_teacher.PreparedOracle\n"
+                       "          init_args: {patch_size: 14, bands: 4}\n")
+    PreparedOracle.devices.clear()
+    out = tmp_path / "cache"
+    assert main(["cache-teacher", "--config", str(TINY), "--config", str(second), "--config", str(teacher),
+                 "--out", str(out), "--split", "train", "--device", "meta"]) == 0
+    assert PreparedOracle.devices == ["meta"] * 3
+    assert sorted(FeatureCache(out, PreparedOracle(patch_size=14, bands=4).signature()).entries) == sorted(val_ids())
 
 
 def stacked_checkpoint(tmp_path: Path, second: Path) -> Path:

@@ -57,11 +57,14 @@ class GeometryTeacher:
         runs_in_workers: cheap enough to run in the data workers (the oracle); otherwise
             the objective runs it on the model's device (:meth:`prepare` in the workers,
             :meth:`encode_prepared` in the step) or reads a feature cache.
+        device: where :meth:`encode` runs a teacher that does not run in the workers, outside
+            the training step (``thinkspace cache-teacher --device``); None: the CPU.
     """
 
     channels: int
     num_register: int = 0
     runs_in_workers: bool = True
+    device: str | None = None
 
     def grid(self, height: int, width: int) -> tuple[int, int]:
         """The patch grid ``(rows, cols)`` this teacher produces for frames of this size (pixels)."""
@@ -85,8 +88,11 @@ class GeometryTeacher:
         raise NotImplementedError
 
     def encode(self, sample: SpatialSample) -> TeacherFeatures:
-        """Features of every view of ``sample``."""
-        raise NotImplementedError
+        """Features of every view of ``sample``; a teacher that does not run in the workers
+        prepares the sample and encodes it on :attr:`device`."""
+        if self.runs_in_workers:
+            raise NotImplementedError(f"{type(self).__name__} runs in the data workers: it defines encode")
+        return self.encode_prepared(self.prepare(sample).to(self.device or "cpu"))
 
     def point_cloud(self, features: TeacherFeatures, sample: SpatialSample) -> tuple[Tensor, Tensor]:
         """Decode tokens (e.g. projected latents) of ``sample``'s views into world points

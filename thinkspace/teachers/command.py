@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 if index in done:
                     continue
                 sample = dataset[index]
-                features = teacher.encode(sample) if teacher.runs_in_workers else teacher.encode_prepared(
-                    teacher.prepare(sample))
+                features = teacher.encode(sample)  # on --device for a teacher that does not run in the workers
                 writer.add(sample, check_features(features, teacher, sample), index=index, split=split)
                 written += 1
                 progress.advance(task)

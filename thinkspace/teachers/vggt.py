@@ -179,9 +179,6 @@ class VGGTTeacher(GeometryTeacher):
         rows, cols = prepared.shape[-2] // PATCH, prepared.shape[-1] // PATCH
         return TeacherFeatures(camera=out[:, 0], register=out[:, 1:start], patch=out[:, start:], grid=(rows, cols))
 
-    def encode(self, sample: SpatialSample) -> TeacherFeatures:
-        return self.encode_prepared(self.prepare(sample).to(self.device or "cpu"))
-
     @torch.no_grad()
     def point_cloud(self, features: TeacherFeatures, sample: SpatialSample,
                     confidence_quantile: float = 0.5) -> tuple[Tensor, Tensor]:
