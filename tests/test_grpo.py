@@ -3,6 +3,7 @@ log-probabilities against full forwards; the reference policy; bad input; learni
 
 import dataclasses
 import math
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -19,8 +20,10 @@ from thinkspace.generation.sampling import sample_token
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment
 from thinkspace.rl import SpatialGRPO
+from thinkspace.rl import checkpoint as stage1_checkpoint
 from thinkspace.rl.loss import clipped_loss, group_advantages, k3_kl
 from thinkspace.rl.rollout import sequence_logprobs
+from thinkspace.training.checkpoint_file import read_checkpoint
 
 ANSWER = {"answer": "thinkspace.rl.rewards.answer_reward"}
 
@@ -399,3 +402,33 @@ def test_num_iterations_reuses_a_rollout_and_validation_logs_rewards(tiny_cache)
     metrics = trainer.validate(module, torch.utils.data.DataLoader(squares(4), batch_size=2,
                                                                    collate_fn=module.collator()), verbose=False)[0]
     assert 0.0 <= metrics["val/rewards/answer"] <= 1.0
+
+
+def _mapped_from(tensor: torch.Tensor, path: Path) -> bool:
+    """Whether the tensor's memory is a mapping of ``path`` (Linux's /proc/self/maps), not a copy."""
+    pointer = tensor.untyped_storage().data_ptr()
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split()
+        low, high = (int(x, 16) for x in fields[0].split("-"))
+        if low <= pointer < high:
+            return len(fields) > 5 and fields[5] == str(path.resolve())
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's memory map")
+def test_init_from_maps_the_checkpoint_instead_of_reading_its_optimizer_states(tmp_path, monkeypatch):
+    """Every rank of a stage-2 run reads its stage-1 checkpoint: memory-mapped, the optimizer
+    states (twice the weights) stay on disk; a plain read copies them into memory."""
+    path = tmp_path / "stage1.ckpt"
+    torch.save({"state_dict": {"backbone.w": torch.ones(4)}, "optimizer_states": [{"exp_avg": torch.zeros(4096)}]},
+               path)
+    mapped = read_checkpoint(path, "model.init_from:", mmap=True)["optimizer_states"][0]["exp_avg"]
+    copied = read_checkpoint(path, "model.init_from:")["optimizer_states"][0]["exp_avg"]
+    assert _mapped_from(mapped, path) and not _mapped_from(copied, path)
+    assert torch.equal(mapped, copied)
+    read = []  # what load_stage1 itself reads
+    monkeypatch.setattr(stage1_checkpoint, "read_checkpoint", lambda *a, **k: read.append(read_checkpoint(*a, **k))
+                        or read[-1])
+    with pytest.raises(ValueError, match="no place in the policy"):  # w is no weight of the tiny model
+        stage1_checkpoint.load_stage1(SpatialGRPO(QwenVL("tiny:qwen2_5_vl"), rewards=ANSWER, group_size=2), str(path))
+    assert _mapped_from(read[0]["optimizer_states"][0]["exp_avg"], path)

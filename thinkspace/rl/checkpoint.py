@@ -28,7 +28,8 @@ def load_stage1(module: Any, path: str) -> None:
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"model.init_from: {file} does not exist; expected a stage-1 .ckpt")
-    state = read_checkpoint(file, "model.init_from:")
+    # memory-mapped: every rank reads the weights it copies, not the optimizer states beside them
+    state = read_checkpoint(file, "model.init_from:", mmap=True)
     state = state.get("state_dict", state)
     source = {}
     for key, value in state.items():

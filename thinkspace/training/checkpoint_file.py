@@ -10,10 +10,12 @@ from typing import Any
 import torch
 
 
-def read_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any]:
+def read_checkpoint(path: str | Path, what: str = "checkpoint", mmap: bool = False) -> dict[str, Any]:
     """The dict ``torch.load`` reads from ``path`` (on the CPU).
 
-    ``what`` names the file's role in the message (``checkpoint``, ``model.init_from``).
+    ``what`` names the file's role in the message (``checkpoint``, ``model.init_from``). ``mmap``:
+    tensors stay memory-mapped from the file, so those never touched (a stage-1 checkpoint's
+    optimizer states, twice the weights' size) are never read into memory.
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -26,7 +28,7 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any
     if path.stat().st_size == 0:
         raise ValueError(f"{what} {path} is an empty file; expected a torch checkpoint (.ckpt)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except (EOFError, pickle.UnpicklingError, IndexError, zipfile.BadZipFile, RuntimeError, ValueError) as error:
         raise ValueError(f"{what} {path} cannot be read as a torch checkpoint ({type(error).__name__}: "
                          f"{str(error).splitlines()[0] if str(error) else 'truncated or not a checkpoint'}); "
