@@ -179,7 +179,9 @@ def test_two_processes_fill_one_cache_completely_without_collisions(tmp_path):
                               stderr=subprocess.PIPE, text=True) for r in (0, 1)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    assert "5 samples written (rank 0 of 2)" in outputs[0][0] and "4 samples written (rank 1 of 2)" in outputs[1][0]
+    # image sets: every sample its own key
+    assert "5 questions, 5 distinct keys (scan, frames, size), 5 written (rank 0 of 2)" in outputs[0][0]
+    assert "4 questions, 4 distinct keys (scan, frames, size), 4 written (rank 1 of 2)" in outputs[1][0]
     # rank 0 numbers its shards 0, 2, 4 (2 + 2 + 1 samples), rank 1 odd numbers (2 + 2)
     shards = sorted(p.name for p in out.glob("shard-*"))
     assert len(shards) == 5 and all(name.endswith(".safetensors") for name in shards)

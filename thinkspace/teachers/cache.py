@@ -1,10 +1,16 @@
-"""Teacher features on disk: fp16 safetensors shards keyed by sample id and a hash of its frames.
+"""Teacher features on disk: fp16 safetensors shards keyed by frame set (or sample id) and a hash of the frames.
 
 Layout of a cache directory::
 
-    signature.json             # the teacher's signature (name, layer, image size, channels, ...)
-    shard-00000.safetensors    # tensors "<id>/camera" [S, C], "<id>/register" [S, R, C], "<id>/patch" [S, P, C]
-    shard-00001.safetensors    # metadata "samples": {id: {"hash", "grid", "index", "split", "parts"}}
+    signature.json             # the teacher's signature (name, layer, image size, channels, ...) and cache_format
+    shard-00000.safetensors    # tensors "<key>/camera" [S, C], "<key>/register" [S, R, C], "<key>/patch" [S, P, C]
+    shard-00001.safetensors    # metadata "samples": {key: {"hash", "grid", "index", "split", "parts", "sample"}}
+
+Keys (format 2, :mod:`thinkspace.teachers.cache_key`): a question over a scan is stored under
+its frame set, ``scan:<scan>/frames-<indices digest>/<W>x<H>``, so the questions of a scan share
+one entry; a sample without a scan under its id. ``index``, ``split`` and ``sample`` name the
+first sample written under the key. Format 1 caches (keyed by sample id, no ``cache_format`` in
+``signature.json``) are still read, by sample id; extending one is refused (write a new cache).
 
 A cache may hold only some parts of each entry (``parts``): the camera tokens alone are
 what a camera prior needs, 2048 x 2 bytes per frame instead of VGGT's 5.6 MB; parts not
@@ -33,10 +39,14 @@ from safetensors.torch import save_file
 
 from thinkspace.data.schema import SpatialSample
 from thinkspace.teachers.base import TeacherFeatures
+from thinkspace.teachers.cache_key import cache_key
 from thinkspace.utils.file_modes import atomic_write
 
 SIGNATURE = "signature.json"
 PARTS = ("camera", "register", "patch")
+#: ``signature.json``'s field for the layout: 2 keys entries by frame set; absent (1) by sample id
+FORMAT_FIELD = "cache_format"
+FORMAT = 2
 
 
 def frames_hash(sample: SpatialSample) -> str:
@@ -55,17 +65,22 @@ def _describe_difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
                      for k in keys if found.get(k) != wanted.get(k))
 
 
-def check_signature(root: Path, signature: dict[str, Any]) -> None:
-    """Raise when ``root`` holds features of another teacher, layer or image size."""
+def check_signature(root: Path, signature: dict[str, Any]) -> int:
+    """Raise when ``root`` holds features of another teacher, layer or image size; return its format (1 or 2)."""
     path = root / SIGNATURE
     if not path.exists():
         raise FileNotFoundError(f"{root}: not a teacher cache (no {SIGNATURE}); write one with "
                                 "`thinkspace cache-teacher --config CFG --out DIR`")
     found = json.loads(path.read_text())
+    cache_format = found.pop(FORMAT_FIELD, 1)
+    if cache_format not in (1, FORMAT):
+        raise ValueError(f"{path}: {FORMAT_FIELD} {cache_format!r} is not one this thinkspace reads (1 or {FORMAT}); "
+                         "rebuild the cache with `thinkspace cache-teacher` into a new --out directory")
     wanted = json.loads(json.dumps(signature))  # tuples -> lists, as stored
     if found != wanted:
         raise ValueError(f"{path}: this cache was written by another teacher setting and cannot be used "
                          f"({_describe_difference(found, wanted)})")
+    return cache_format
 
 
 class FeatureCache:
@@ -78,24 +93,34 @@ class FeatureCache:
 
     def __init__(self, root: str | Path, signature: dict[str, Any]) -> None:
         self.root = Path(root)
-        check_signature(self.root, signature)
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.format = check_signature(self.root, signature)
+        self.entries: dict[str, dict[str, Any]] = {}  # by key, later shards over earlier ones
         for shard in sorted(self.root.glob("shard-*.safetensors")):
-            for sample_id, entry in read_entries(shard).items():
-                self.entries[sample_id] = dict(entry, shard=shard.name)
+            for key, entry in read_entries(shard).items():
+                self.entries[key] = dict(entry, shard=shard.name)
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def __contains__(self, sample_id: str) -> bool:
-        return sample_id in self.entries
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+    def key_of(self, sample: SpatialSample) -> str:
+        """The key ``sample``'s features are stored under in this cache (format 1: its id)."""
+        return cache_key(sample) if self.format >= 2 else str(sample.id)
 
     def load(self, sample: SpatialSample) -> TeacherFeatures:
-        """Features of ``sample`` (float32). Raises naming the sample if missing or its frames changed."""
-        entry = self.entries.get(sample.id)
+        """Features of ``sample`` (float32), found by its key.
+
+        Raises:
+            KeyError: naming the sample and key, when the cache has no entry for it.
+            ValueError: naming the sample, when its frames differ from the cached ones.
+        """
+        key = self.key_of(sample)
+        entry = self.entries.get(key)
         if entry is None:
-            raise KeyError(f"sample {sample.id!r} ({sample.source}) is not in the teacher cache {self.root}; "
-                           "run `thinkspace cache-teacher` over this dataset first")
+            raise KeyError(f"sample {sample.id!r} ({sample.source}) is not in the teacher cache {self.root} "
+                           f"(key {key!r}); run `thinkspace cache-teacher` over this dataset first")
         digest = frames_hash(sample)
         if entry["hash"] != digest:
             raise ValueError(f"sample {sample.id!r} ({sample.source}): its frames (hash {digest}) differ from the "
@@ -104,7 +129,7 @@ class FeatureCache:
         shard = self.root / entry["shard"]
         try:
             with safe_open(str(shard), framework="pt") as f:
-                parts = {k: f.get_tensor(f"{sample.id}/{k}").float() for k in stored}
+                parts = {k: f.get_tensor(f"{key}/{k}").float() for k in stored}
         except SafetensorError as error:
             raise ValueError(f"teacher cache shard {shard} cannot be read ({error}); it is truncated or corrupt: "
                              "delete it and run `thinkspace cache-teacher` again to rewrite its samples") from error
@@ -125,12 +150,12 @@ def read_entries(shard: Path) -> dict[str, dict[str, Any]]:
 
 
 class CacheWriter:
-    """Append features to a cache directory, shard by shard, atomically.
+    """Append features to a cache directory, shard by shard, atomically, one entry per key.
 
     Args:
-        root: cache directory (created; an existing one must have the same signature).
+        root: cache directory (created; an existing one must have the same signature and format).
         signature: the teacher's signature.
-        shard_size: samples per shard.
+        shard_size: entries per shard.
         rank: this writer's index among ``world_size`` writers filling ``root`` at once.
         world_size: number of concurrent writers.
         parts: which of ``camera``, ``register``, ``patch`` to store (the camera always).
@@ -146,12 +171,17 @@ class CacheWriter:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         if (self.root / SIGNATURE).exists():
-            check_signature(self.root, signature)
+            if check_signature(self.root, signature) != FORMAT:
+                raise ValueError(f"{self.root / SIGNATURE}: an old teacher cache (format 1, one entry per question "
+                                 f"id); this thinkspace writes format {FORMAT} (one entry per scan, frame indices and "
+                                 f"image size) and still reads {self.root}, but cannot add to it: write a new cache "
+                                 "(`thinkspace cache-teacher --config CFG --out NEW_DIR`) and point the objective's "
+                                 f"or cue's cache at it, or delete {self.root} and rerun")
         else:
             with atomic_write(self.root / SIGNATURE) as tmp:
-                tmp.write_text(json.dumps(signature, indent=1, sort_keys=True))
+                tmp.write_text(json.dumps(signature | {FORMAT_FIELD: FORMAT}, indent=1, sort_keys=True))
         self.shard_size = shard_size
-        self.done: dict[str, dict[str, Any]] = {}
+        self.done: dict[str, dict[str, Any]] = {}  # by key, as on disk
         shards = sorted(self.root.glob("shard-*.safetensors"))
         for shard in shards:
             self.done.update(read_entries(shard))
@@ -161,23 +191,48 @@ class CacheWriter:
         self.tensors: dict[str, torch.Tensor] = {}
         self.pending: dict[str, dict[str, Any]] = {}
 
+    def _complete(self, entry: dict[str, Any]) -> bool:
+        return set(self.parts) <= set(entry.get("parts", PARTS))
+
     def done_indices(self, split: str) -> set[int]:
         """Dataset indices of ``split`` on disk with this writer's parts (the command skips them without loading)."""
-        return {e["index"] for e in self.done.values() if e.get("split") == split and e.get("index") is not None
-                and set(self.parts) <= set(e.get("parts", PARTS))}
+        return set(self.done_keys(split))
+
+    def done_keys(self, split: str) -> dict[int, str]:
+        """``{index: key}`` of the entries of ``split`` on disk with this writer's parts (their first samples)."""
+        return {e["index"]: key for key, e in self.done.items() if e.get("split") == split
+                and e.get("index") is not None and self._complete(e)}
+
+    def covers(self, sample: SpatialSample) -> bool:
+        """Whether ``sample``'s key is on disk or queued with this writer's parts (no teacher run needed).
+
+        Raises:
+            ValueError: naming both samples, when the entry under the key was made from other pixels.
+        """
+        key = cache_key(sample)
+        entry = self.pending.get(key) or self.done.get(key)
+        if entry is None or not self._complete(entry):
+            return False
+        digest = frames_hash(sample)
+        if entry["hash"] != digest:
+            raise ValueError(f"sample {sample.id!r} ({sample.source}) has the cache key {key!r} of sample "
+                             f"{entry.get('sample')!r} in {self.root} but other frames (hash {digest}, cached "
+                             f"{entry['hash']}); expected one frame set per scan, frame indices and image size")
+        return True
 
     def add(self, sample: SpatialSample, features: TeacherFeatures, index: int | None = None,
             split: str | None = None) -> None:
-        """Queue one sample's features (fp16); a full shard is written out."""
+        """Queue one sample's features (fp16) under its key; a full shard is written out."""
+        key = cache_key(sample)
         for name in self.parts:
-            self.tensors[f"{sample.id}/{name}"] = getattr(features, name).detach().to("cpu", torch.float16).contiguous()
-        self.pending[sample.id] = {"hash": frames_hash(sample), "grid": list(features.grid), "index": index,
-                                   "split": split, "parts": list(self.parts)}
+            self.tensors[f"{key}/{name}"] = getattr(features, name).detach().to("cpu", torch.float16).contiguous()
+        self.pending[key] = {"hash": frames_hash(sample), "grid": list(features.grid), "index": index,
+                             "split": split, "parts": list(self.parts), "sample": str(sample.id)}
         if len(self.pending) >= self.shard_size:
             self.flush()
 
     def flush(self) -> None:
-        """Write the queued samples as one shard (temporary file, then rename)."""
+        """Write the queued entries as one shard (temporary file, then rename)."""
         if not self.pending:
             return
         path = self.root / f"shard-{self.next_shard:05d}.safetensors"

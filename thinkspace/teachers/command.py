@@ -5,14 +5,18 @@ files, ``${...}`` interpolation, every default), and the teacher and the dataset
 it builds: the teacher of the config's latent objective or camera cue (``model.objectives.<name>``,
 ``model.cues.<name>``; GRPO's ``model.init_args.latent``), as that component builds it (so
 ``LatentAlignment``'s default is its own), and ``data.<split>`` as the datamodule builds them. The
-backbone is not built. Writes fp16 safetensors shards (see :mod:`thinkspace.teachers.cache`).
-Interrupted runs resume: samples already on disk are skipped without being loaded. Point the
-objective's ``cache`` at DIR.
+backbone is not built. Writes fp16 safetensors shards (see :mod:`thinkspace.teachers.cache`),
+one entry per key (:mod:`thinkspace.teachers.cache_key`: a scan's frame set, or a sample's id):
+the teacher runs once per distinct key, and the last line counts the questions and their
+distinct keys. Interrupted runs resume: the samples written first under a key are skipped
+without being loaded, the others loaded and found under their key. Point the objective's
+``cache`` at DIR.
 
 Several processes fill one cache together: each takes every W-th sample and writes its own
 shards. Under ``torchrun --nproc_per_node W -m thinkspace.cli cache-teacher ...`` rank and
 world size come from the environment (``RANK``, ``WORLD_SIZE``; ``--device cuda`` then means
-``cuda:$LOCAL_RANK``).
+``cuda:$LOCAL_RANK``). Each rank encodes the distinct keys of its own questions, so a frame set
+whose questions fall to several ranks is encoded by each of them (the entries are interchangeable).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 from thinkspace.errors import ToolParser
 from thinkspace.teachers.base import GeometryTeacher, check_features
 from thinkspace.teachers.cache import CacheWriter
+from thinkspace.teachers.cache_key import cache_key
 
 
 def teacher_of(model: Any, objective: str | None, path: str) -> GeometryTeacher:
@@ -111,22 +116,38 @@ def main(argv: list[str] | None = None) -> int:
                          world_size=args.world_size, parts=tuple(args.parts))
     from rich.progress import Progress
 
-    written = 0
+    counts = CacheCounts()
     with Progress() as progress:
         for split, dataset in datasets.items():
             n = len(dataset) if args.limit is None else min(len(dataset), args.limit)
             mine = range(args.rank, n, args.world_size)
-            done = writer.done_indices(split)
-            task = progress.add_task(f"{split}", total=len(mine), completed=len(done & set(mine)))
+            done = writer.done_keys(split)  # {index: key} of the samples written first under their key
+            task = progress.add_task(f"{split}", total=len(mine), completed=len(done.keys() & set(mine)))
             for index in mine:
-                if index in done:
+                if index in done:  # on disk: not even loaded
+                    counts.question(done[index], ran=False)
                     continue
                 sample = dataset[index]
-                features = teacher.encode(sample)  # on --device for a teacher that does not run in the workers
-                writer.add(sample, check_features(features, teacher, sample), index=index, split=split)
-                written += 1
+                ran = not writer.covers(sample)  # another question of the same frame set was encoded already
+                if ran:
+                    features = teacher.encode(sample)  # on --device for a teacher that does not run in the workers
+                    writer.add(sample, check_features(features, teacher, sample), index=index, split=split)
+                counts.question(cache_key(sample), ran=ran)
                 progress.advance(task)
     writer.flush()
     rank = f" (rank {args.rank} of {args.world_size})" if args.world_size > 1 else ""
-    print(f"{args.out}: {written} samples written{rank}, {len(writer.done)} in the cache")
+    print(f"{args.out}: {counts.questions} questions, {len(counts.keys)} distinct keys (scan, frames, size), "
+          f"{counts.written} written{rank}; {len(writer.done)} entries in the cache")
     return 0
+
+
+class CacheCounts:
+    """What ``cache-teacher`` reports in its last line: questions seen, their distinct keys, teacher runs."""
+
+    def __init__(self) -> None:
+        self.questions, self.written, self.keys = 0, 0, set()
+
+    def question(self, key: str, ran: bool) -> None:
+        self.questions += 1
+        self.written += int(ran)
+        self.keys.add(key)

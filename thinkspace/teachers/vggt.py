@@ -33,6 +33,7 @@ from torch import Tensor
 
 from thinkspace.data.schema import SpatialSample
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures, frame_size_of
+from thinkspace.teachers.precision import tf32_allowed
 from thinkspace.utils.choices import check_choice
 
 PATCH = 14
@@ -55,6 +56,8 @@ class VGGTTeacher(GeometryTeacher):
         device: where to run when encoding outside the training step (``cache-teacher``).
         dtype: ``float32``, or ``bfloat16`` / ``float16``: the pixels cast to it and the aggregator
             run under autocast in it, as 3DThinker's feature script on its GPUs (bf16 on Ampere).
+        tf32: allow TF32 in the float32 products on a CUDA device (:mod:`thinkspace.teachers.precision`);
+            no effect on a CPU. Part of the signature when on, as it changes CUDA features.
         model: an already built ``vggt.models.vggt.VGGT`` (tests, custom builds).
     """
 
@@ -63,13 +66,14 @@ class VGGTTeacher(GeometryTeacher):
     def __init__(self, path: str = "facebook/VGGT-1B", image_size: int = 518,
                  mode: CropMode = "crop", layer: int = -1, channels: int = 2048,
                  num_register: int = 4, device: str | None = None,
-                 dtype: WeightDtype = "float32", model: Any = None) -> None:
+                 dtype: WeightDtype = "float32", tf32: bool = False, model: Any = None) -> None:
         check_choice("VGGTTeacher.mode", mode, CropMode)
         if image_size % PATCH:
             raise ValueError(f"VGGTTeacher.image_size must be a multiple of {PATCH}, got {image_size}")
         self.path, self.image_size, self.mode, self.layer = path, image_size, mode, layer
         check_choice("VGGTTeacher.dtype", dtype, WeightDtype)
         self.channels, self.num_register, self.device, self.dtype = channels, num_register, device, dtype
+        self.tf32 = tf32
         self._model = model
         if model is not None:
             self._check(model)
@@ -80,7 +84,9 @@ class VGGTTeacher(GeometryTeacher):
     def signature(self) -> dict[str, Any]:
         signature = {"teacher": "vggt", "path": self.path, "layer": self.layer, "image_size": self.image_size,
                      "mode": self.mode, "channels": self.channels, "num_register": self.num_register}
-        return signature if self.dtype == "float32" else signature | {"dtype": self.dtype}  # float32 caches stay valid
+        if self.dtype != "float32":  # float32 caches stay valid
+            signature |= {"dtype": self.dtype}
+        return (signature | {"tf32": True}) if self.tf32 else signature
 
     # -- sizes and preprocessing ------------------------------------------------------
 
@@ -167,11 +173,12 @@ class VGGTTeacher(GeometryTeacher):
     def aggregate(self, pixels: Tensor) -> tuple[list[Tensor], int]:
         """VGGT's aggregator on ``[S, 3, H, W]``: per-layer tokens ``[1, S, P, C]`` and the patch start index."""
         model = self.model(pixels.device)
-        if self.dtype == "float32":
-            return model.aggregator(pixels[None])
-        dtype = getattr(torch, self.dtype)
-        with torch.autocast(device_type=pixels.device.type, dtype=dtype):
-            return model.aggregator(pixels[None].to(dtype))
+        with tf32_allowed(pixels.device, self.tf32):
+            if self.dtype == "float32":
+                return model.aggregator(pixels[None])
+            dtype = getattr(torch, self.dtype)
+            with torch.autocast(device_type=pixels.device.type, dtype=dtype):
+                return model.aggregator(pixels[None].to(dtype))
 
     def encode_prepared(self, prepared: Tensor) -> TeacherFeatures:
         tokens, start = self.aggregate(prepared)

@@ -101,8 +101,9 @@ class MSQA(ScanNetQuestions):
             response=answer, answer=answer, answer_type="text", geometry=posed.geometry,
             timestamps=self.timestamps(posed),
             situation=Situation(position=xy, yaw=yaw, text=situation),
-            meta={"scene_id": record["scan_id"], "answers": record["answers"], "scene_position": entry["xy"],
-                  "scene_yaw": entry["yaw"], "frame_indices": posed.indices, "where": entry["where"]},
+            meta={"scene_id": record["scan_id"], "scan": str(record["scan_id"]), "answers": record["answers"],
+                  "scene_position": entry["xy"], "scene_yaw": entry["yaw"], "frame_indices": posed.indices,
+                  "where": entry["where"]},
         )
 
 

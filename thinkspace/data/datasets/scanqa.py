@@ -57,7 +57,7 @@ class ScanQA(ScanNetQuestions):
             id=entry["id"], source="scanqa", task="scanqa", frames=posed.frames, prompt=record["question"],
             response=answer, answer=answer, answer_type="text", geometry=posed.geometry,
             timestamps=self.timestamps(posed),
-            meta={"scene_id": record["scene_id"], "answers": answers, "object_ids": record.get("object_ids"),
-                  "object_names": record.get("object_names"), "frame_indices": posed.indices,
-                  "where": entry["where"]},
+            meta={"scene_id": record["scene_id"], "scan": str(record["scene_id"]), "answers": answers,
+                  "object_ids": record.get("object_ids"), "object_names": record.get("object_names"),
+                  "frame_indices": posed.indices, "where": entry["where"]},
         )

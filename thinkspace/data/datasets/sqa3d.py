@@ -157,8 +157,9 @@ class SQA3D(BenchmarkDataset):
             prompt=prompt, response=answer, answer=answer, answer_type="text", geometry=posed.geometry,
             timestamps=posed.timestamps if self.as_video else None,
             situation=Situation(position=xy, yaw=yaw, text=question["situation"]),
-            meta={"scene_id": question["scene_id"], "scene_position": entry["xy"], "scene_yaw": entry["yaw"],
-                  "frame_indices": posed.indices, "answer_type": note.get("answer_type"), "where": entry["where"]},
+            meta={"scene_id": question["scene_id"], "scan": scene.relative_to(self.scannet_root).as_posix(),
+                  "scene_position": entry["xy"], "scene_yaw": entry["yaw"], "frame_indices": posed.indices,
+                  "answer_type": note.get("answer_type"), "where": entry["where"]},
         )
 
     def situation_frame(self, question: dict[str, Any], posed: PosedFrames, sample_id: str) -> SituationFrame:

@@ -134,12 +134,14 @@ class VSIBench(BenchmarkDataset):
         if scan is not None:
             posed = load_posed_frames(scan, self.num_frames, entry["id"], sampling=self.frame_sampling, fps=self.fps)
             frames, timestamps, indices, geometry = posed.frames, posed.timestamps, posed.indices, posed.geometry
+            source = scan.name  # the ScanNet export: the same frames as SQA3D's, ScanQA's, MSQA's of that scan
         else:
             path = self.video_path(record)
             if not path.is_file():
                 raise FileNotFoundError(f"video file {path} not found (sample {entry['id']!r}, {entry['where']})")
             clip = read_video(path, self.num_frames, allow_fewer=True, sampling=self.frame_sampling)
             frames, timestamps, indices = clip.frames, clip.timestamps, clip.indices
+            source = str(path.relative_to(self.video_root))
         kind = record["question_type"]
         choice = kind in CHOICE_TYPES
         truth = str(record["ground_truth"]).strip()
@@ -148,7 +150,7 @@ class VSIBench(BenchmarkDataset):
             prompt=vsibench_prompt(record["question"], record.get("options") if choice else None),
             response=truth, answer=truth if choice else float(truth), answer_type="choice" if choice else "number",
             timestamps=timestamps,
-            meta={"scene_name": record.get("scene_name"), "dataset": record.get("dataset"),
+            meta={"scene_name": record.get("scene_name"), "scan": source, "dataset": record.get("dataset"),
                   "options": record.get("options"), "frame_indices": indices, "where": entry["where"]},
         )
 
