@@ -21,6 +21,7 @@ from thinkspace.backbones.base import VLMBackbone
 from thinkspace.data.batch import Batch
 from thinkspace.objectives.base import Objective, hook_owner
 from thinkspace.optim import WarmupSchedule
+from thinkspace.training.master_weights import keep_fp32_masters, wants_masters
 from thinkspace.weight_decay import decay_groups
 
 
@@ -123,6 +124,12 @@ class SpatialModule(L.LightningModule):
         if isinstance(scheduler, WarmupSchedule) and scheduler.total_steps is None:
             scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_model(self) -> None:
+        """Before the optimizer and any sharding, when fitting under mixed precision: float32
+        master weights for every trainable parameter (:mod:`thinkspace.training.master_weights`)."""
+        if self.trainer.state.fn == "fit" and wants_masters(self.trainer.precision):
+            keep_fp32_masters(self)
 
 
 def freeze_parameters(module: nn.Module, patterns: list[str]) -> int:
