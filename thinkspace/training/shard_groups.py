@@ -7,10 +7,12 @@ camera prior and LoRA adapters. :func:`shard_groups` shards
 
 1. every module of a unit class (decoder layers, vision blocks): the memory-saving groups;
 2. inside a unit, and then in the rest of the model, every module that directly owns
-   parameters of another dtype than the majority there (a head's ``Linear``, a LoRA
-   ``lora_A``): its own group, all-gathered in its own forward;
+   parameters of another dtype than the group keeps (a head's ``Linear``, a LoRA
+   ``lora_A``): its own group, all-gathered in its own forward. A group keeps the dtype of
+   its tied weights (embeddings shared with the output head must stay together), else the
+   dtype of most of its elements;
 3. the root last: whatever is left (embeddings, tied output head, final norm, heads of the
-   majority dtype) in one group.
+   root's dtype) in one group.
 
 Groups of step 2 are the modules that own the parameters (``nn.Linear``, ``nn.LayerNorm``,
 ...): FSDP2 all-gathers a group in its module's ``forward``, and these are the modules whose
@@ -46,6 +48,7 @@ def shard_groups(model: nn.Module, units: set[type[nn.Module]], shard: Callable[
     done: set[int] = set()  # ids of parameters already in a group
     order: list[str] = []
     names = {id(m): n for n, m in model.named_modules()}
+    owners = Counter(id(p) for m in model.modules() for p in m.parameters(recurse=False))  # 2: tied weights
 
     def group(module: nn.Module, is_unit: bool) -> None:
         split_minority(module)
@@ -55,7 +58,7 @@ def shard_groups(model: nn.Module, units: set[type[nn.Module]], shard: Callable[
 
     def split_minority(module: nn.Module) -> None:
         left = [p for p in module.parameters() if id(p) not in done]
-        majority = _majority_dtype(left)
+        keep = _group_dtype(left, owners)
         for owner in module.modules():
             own = [p for p in owner.parameters(recurse=False) if id(p) not in done]
             dtypes = {p.dtype for p in own}
@@ -63,12 +66,12 @@ def shard_groups(model: nn.Module, units: set[type[nn.Module]], shard: Callable[
                 raise ValueError(f"FSDP2: module {names[id(owner)] or '<root>'} ({type(owner).__name__}) holds "
                                  f"parameters of dtypes {sorted(map(str, dtypes))} directly; a sharded group needs "
                                  "one dtype: give them one dtype (model dtype settings) or put them in submodules")
-            if owner is not module and dtypes and dtypes != {majority}:
-                shared = [n for n, p in owner.named_parameters(recurse=False) if _users(model, p) > 1]
+            if owner is not module and dtypes and dtypes != {keep}:
+                shared = [n for n, p in owner.named_parameters(recurse=False) if owners[id(p)] > 1]
                 if shared:
                     raise ValueError(f"FSDP2: {names[id(owner)]}.{shared[0]} ({next(iter(dtypes))}) is shared with "
                                      f"another module; shared parameters must have the dtype of the rest "
-                                     f"({majority}) to stay in one group")
+                                     f"({keep}) to stay in one group")
                 shard(owner, names[id(owner)], False)
                 done.update(id(p) for p in own)
                 order.append(names[id(owner)])
@@ -80,14 +83,11 @@ def shard_groups(model: nn.Module, units: set[type[nn.Module]], shard: Callable[
     return order
 
 
-def _majority_dtype(params: list[nn.Parameter]) -> torch.dtype | None:
-    """The dtype holding most elements among ``params`` (None without parameters)."""
+def _group_dtype(params: list[nn.Parameter], owners: Counter[int]) -> torch.dtype | None:
+    """The dtype a group keeps: that of its shared (tied) parameters, which cannot leave it, else
+    the dtype holding most elements (None without parameters)."""
     counts: Counter[torch.dtype] = Counter()
     for p in params:
         counts[p.dtype] += p.numel()
-    return counts.most_common(1)[0][0] if counts else None
-
-
-def _users(model: nn.Module, param: nn.Parameter) -> int:
-    """How many modules of ``model`` register ``param`` directly (2 for tied weights)."""
-    return sum(any(q is param for q in m.parameters(recurse=False)) for m in model.modules())
+    shared = [p.dtype for p in params if owners[id(p)] > 1]
+    return shared[0] if shared else counts.most_common(1)[0][0] if counts else None
