@@ -42,6 +42,8 @@ class SpatialModule(L.LightningModule):
 
     #: objectives by name (a ``ModuleDict`` in SpatialVLM; GRPO: its latent objective, if any)
     objectives: Mapping[str, Objective]
+    #: float32 masters of bf16 trainable weights under mixed precision (SpatialVLM's argument)
+    master_weights: bool = True
 
     def __init__(self, backbone: VLMBackbone, optimizer: OptimizerCallable,
                  scheduler: LRSchedulerCallable | None = None, no_weight_decay: list[str] | None = None) -> None:
@@ -128,7 +130,7 @@ class SpatialModule(L.LightningModule):
     def configure_model(self) -> None:
         """Before the optimizer and any sharding, when fitting under mixed precision: float32
         master weights for every trainable parameter (:mod:`thinkspace.training.master_weights`)."""
-        if self.trainer.state.fn == "fit" and wants_masters(self.trainer.precision):
+        if self.master_weights and self.trainer.state.fn == "fit" and wants_masters(self.trainer.precision):
             keep_fp32_masters(self)
 
 

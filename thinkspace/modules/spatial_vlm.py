@@ -52,6 +52,9 @@ class SpatialVLM(SpatialModule):
         generation: arguments for :meth:`VLMBackbone.generate` in validation, test
             and predict (e.g. ``{max_new_tokens: 4}``); ``None`` skips generation in
             validation (losses only).
+        master_weights: fitting under ``bf16-mixed``, train float32 copies of bf16 trainable
+            weights (default); False trains them in their loaded dtype, pure bf16 as 3DThinker's
+            released stage 1 (:mod:`thinkspace.training.master_weights`).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class SpatialVLM(SpatialModule):
         no_weight_decay: list[str] | None = None,
         max_length: int | None = None,
         generation: dict[str, Any] | None = None,
+        master_weights: bool = True,
     ) -> None:
         super().__init__(backbone, optimizer, scheduler, no_weight_decay)
         if objectives is None:
@@ -85,6 +89,7 @@ class SpatialVLM(SpatialModule):
         self.mixer.setup({k: v for o in self.objectives.values() for k, v in o.default_weights().items()})
         self.max_length = max_length
         self.generation = generation
+        self.master_weights = master_weights
         self.val_accuracy = ChoiceAccuracy()
         self.test_accuracy = ChoiceAccuracy()
         self.finish_init(freeze, gradient_checkpointing)

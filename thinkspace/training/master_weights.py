@@ -10,9 +10,9 @@ The rule (:func:`keep_fp32_masters`, run by the module's ``configure_model`` whe
 under ``bf16-mixed`` / ``16-mixed`` every *trainable* parameter below float32 becomes
 float32; autocast (and FSDP2's ``param_dtype``) still computes in bfloat16. Frozen weights
 keep the dtype they were loaded in (a frozen vision tower stays bf16: half the memory, and
-it never steps). Pure bfloat16, as 3DThinker's released stage 1 trained, is
-``trainer.precision: bf16-true``: Lightning casts every weight (heads included) to bfloat16
-and runs without autocast.
+it never steps). Pure bf16, as 3DThinker's released stage 1 trained (bf16 backbone weights
+stepped by AdamW, float32 projector, bf16 autocast), is ``model.master_weights: false``.
+DeepSpeed's bf16 mode keeps float32 masters of its own, so its fragments train as these do.
 """
 
 from __future__ import annotations
