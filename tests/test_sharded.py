@@ -30,7 +30,7 @@ def _with_tests_on_path() -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
 
 
-def test_stage1_fragment_on_two_cpus_checkpoints_and_resumes_to_the_uninterrupted_weights(tmp_path):
+def test_stage1_fragment_on_two_cpus_resumes_to_the_uninterrupted_weights_and_exports(tmp_path):
     fragment = REPO / "configs" / "3dthinker" / "scale" / "fsdp_8gpu.yaml"
     common = ["fit", "--config", str(STAGE1), "--config", str(fragment), *TWO_CPUS, *PAPER_LIKE,
               "--model.scheduler.init_args.total_steps", "4"]  # the same schedule for the stopped run
@@ -52,6 +52,14 @@ def test_stage1_fragment_on_two_cpus_checkpoints_and_resumes_to_the_uninterrupte
         assert value.dtype == (torch.bfloat16 if ".visual." in name else torch.float32), name  # frozen vs masters
         torch.testing.assert_close(b["state_dict"][name], value, rtol=0, atol=0, msg=f"{name} differs after resume")
     assert len(a["optimizer_states"][0]["state"]) > 0
+    # the consolidated checkpoint exports to a directory plain transformers loads
+    run_cli("export", "--ckpt", "runs/straight/checkpoints/last.ckpt", "--config", "runs/straight/config.yaml",
+            "--out", "model", cwd=tmp_path)
+    from transformers import AutoModelForImageTextToText
+
+    exported = AutoModelForImageTextToText.from_pretrained(tmp_path / "model").state_dict()
+    norm = "model.language_model.layers.0.input_layernorm.weight"
+    torch.testing.assert_close(exported[norm].float(), a["state_dict"][f"backbone.model.{norm}"].bfloat16().float())
 
 
 def test_loc3r_fragment_clips_the_whole_sharded_gradient_at_gradient_clip_val(tmp_path):
