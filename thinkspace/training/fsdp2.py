@@ -54,7 +54,8 @@ class FSDP2(ModelParallelStrategy):
             bfloat16 under ``precision: bf16-mixed``, float16 under ``16-mixed``, else the
             weights' own; ``float32`` all-gathers float32 masters (what one process under
             autocast computes with, at twice the traffic).
-        reduce_dtype: dtype of the gradient reduce-scatter (float32: no bf16 sums over ranks).
+        reduce_dtype: dtype of the gradient reduce-scatter (float32: no bf16 sums over ranks;
+            ``auto``: the compute dtype).
         reshard_after_forward: free the units' gathered weights after forward and gather them
             again for backward (ZeRO-3); False keeps them until backward (ZeRO-2 memory).
         save_distributed_checkpoint: one shard file per rank in a checkpoint directory (the
