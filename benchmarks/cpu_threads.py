@@ -6,7 +6,7 @@ idle machine and with a competing busy process, interleaved in one run.
 Builds the quickstart's model and data module from ``configs/quickstart.yaml`` (batch 32, one
 data worker) and times ``Trainer.fit`` steps (validation off; each side's first ``--warmup``
 steps untimed) with ``torch.set_num_threads(policy)`` (half the usable cores,
-:func:`thinkspace.cpu_threads.default_cpu_threads`) and with torch's default (one per core).
+:func:`thinkspace.training.cpu_threads.default_cpu_threads`) and with torch's default (one per core).
 "busy" runs a second process spinning on one core throughout (started and stopped here).
 Prints per-pair steps/s and, per condition, a final line
 ``<condition>: ratio <policy/default steps per second> (median of N pairs; min..max)``.
@@ -29,7 +29,7 @@ warnings.filterwarnings("ignore")
 import lightning.pytorch as L  # noqa: E402
 import torch  # noqa: E402
 
-from thinkspace.cpu_threads import default_cpu_threads, usable_cores  # noqa: E402
+from thinkspace.training.cpu_threads import default_cpu_threads, usable_cores  # noqa: E402
 from thinkspace.inference.build import cli_from_config  # noqa: E402
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"

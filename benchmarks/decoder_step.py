@@ -46,7 +46,6 @@ from thinkspace.data.datasets.squares import ColouredSquares  # noqa: E402
 from thinkspace.generation.decode_state import DecodeMask  # noqa: E402
 from thinkspace.generation.decoder_step import LeanDecoder  # noqa: E402
 from thinkspace.generation.prefill import prefill  # noqa: E402
-from thinkspace.generation.prompts import prompt_batch  # noqa: E402
 
 GROUP = 8
 
@@ -112,7 +111,7 @@ def main() -> None:
     backbone.hf.eval()
     language_model = backbone.hf.model.language_model
     samples = [ColouredSquares(args.rows // GROUP, seed=1)[i] for i in range(args.rows // GROUP)]
-    batch = prompt_batch(backbone.collator({}, None, with_response=False)(samples), backbone.tokenizer.pad_token_id)
+    batch = backbone.collator({}, None, with_response=False)(samples).prompts(backbone.tokenizer.pad_token_id)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         pre = prefill(backbone, batch).repeat(GROUP)

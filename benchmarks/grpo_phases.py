@@ -8,7 +8,8 @@ The thinkspace side of ``benchmarks/grpo_vs_trl.py`` (same tiny Qwen2.5-VL, data
 default, torch's per-parameter AdamW), one Lightning fit of
 ``--warmup + --steps`` steps; each phase's median over the measured steps, in ms:
 
-* ``decode``: the rollout's decoding (prefill and tokens; ``SpatialGRPO._decode``);
+* ``decode``: the rollout's decoding (prefill and tokens; ``SpatialGRPO.decode``, ``_decode`` in older
+  checkouts);
 * ``reference``: the frozen reference's log-probabilities (``reference_logprobs``);
 * ``policy``: the policy's scoring pass (``logprobs``), the graph the backward runs through;
 * ``rest of forward``: the training step without those three (rewards, advantages, loss, logging);
@@ -44,8 +45,9 @@ from thinkspace.backbones import QwenVL  # noqa: E402
 from thinkspace.data.datamodule import SpatialDataModule  # noqa: E402
 from thinkspace.rl import SpatialGRPO  # noqa: E402
 
-#: the module's methods timed as phases (each returns when its work is done: the CPU runs synchronously)
-TIMED_METHODS = {"decode": "_decode", "reference": "reference_logprobs", "policy": "logprobs"}
+#: the module's methods timed as phases (each returns when its work is done: the CPU runs synchronously); the
+#: first name the module has (the rollout's decode was ``_decode`` before the one ``decode`` of both modules)
+TIMED_METHODS = {"decode": ("_decode", "decode"), "reference": ("reference_logprobs",), "policy": ("logprobs",)}
 
 
 class PhaseTimer(L.Callback):
@@ -76,7 +78,8 @@ class PhaseTimer(L.Callback):
 
 def timed(module: SpatialGRPO, times: dict[str, list[float]]) -> None:
     """Wrap :data:`TIMED_METHODS` on ``module`` so each call's duration lands in ``times``."""
-    for phase, name in TIMED_METHODS.items():
+    for phase, names in TIMED_METHODS.items():
+        name = next(n for n in names if hasattr(module, n))
         method = getattr(module, name)
 
         def wrapper(*args, _method=method, _phase=phase, **kwargs):

@@ -242,7 +242,7 @@ def measure_memory(side: str, path: str, data: ColouredSquares, samples: list, a
 
 def latent_vs_plain(path: str, data: ColouredSquares, args: argparse.Namespace) -> float:
     """Decode time with the latent slot over plain decoding of the same number of tokens."""
-    from thinkspace.generation.latent_decoding import generate_with_latents
+    from thinkspace.generation.decode import decode as decode_prompts
     from thinkspace.modules.spatial_vlm import SpatialVLM
     from thinkspace.objectives import LatentAlignment
 
@@ -252,18 +252,18 @@ def latent_vs_plain(path: str, data: ColouredSquares, args: argparse.Namespace) 
     slot = module.objectives["latent"].slot
     batch = module.collator(with_response=False)([replace(data[i], response=None) for i in range(args.prompts)])
 
-    def decode(with_slot: bool) -> float:
+    def timed(with_slot: bool) -> float:
         seeds = [torch.Generator().manual_seed(i) for i in range(args.prompts)]
         start = time.perf_counter()
-        gen = generate_with_latents(module.backbone, batch, slot if with_slot else None, mode="feedback",
-                                    max_new_tokens=args.new_tokens, force_start=True, do_sample=True,
-                                    eos_token_id=[], group=args.group, generator=seeds)
+        gen = decode_prompts(module.backbone, batch, slot if with_slot else None, mode="feedback",
+                             max_new_tokens=args.new_tokens, force_start=True, do_sample=True,
+                             eos_token_id=[], group=args.group, generator=seeds)
         elapsed = time.perf_counter() - start
         assert gen.tokens.shape[1] == args.new_tokens and (not with_slot or bool(gen.has_latents.all()))
         return elapsed
 
     def chunk(with_slot: bool) -> float:
-        return statistics.median(decode(with_slot) for _ in range(args.steps))
+        return statistics.median(timed(with_slot) for _ in range(args.steps))
 
     chunk(True), chunk(False)  # warm-up
     ratios = []

@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/lean_rollout.py [--pairs 15] [--hidden 128] [--layers 3] [--new-tokens 32]
         [--latent]
 
-What the lean step buys where GRPO spends its time: ``generate_with_latents`` on 2 ColouredSquares
+What the lean step buys where GRPO spends its time: ``decode`` on 2 ColouredSquares
 prompts x G = 8 (one prefill, 16 decoded rows), exactly ``--new-tokens`` sampled tokens per row
 (no stop tokens), the same per-prompt generators on both sides, a tiny random-initialised
 Qwen2.5-VL built offline, one thread. ``--latent`` opens a latent slot at the start (feedback
@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from thinkspace.backbones import QwenVL  # noqa: E402
 from thinkspace.backbones.tiny import tiny_model_dir  # noqa: E402
 from thinkspace.data.datasets.squares import ColouredSquares  # noqa: E402
-from thinkspace.generation.latent_decoding import generate_with_latents  # noqa: E402
+from thinkspace.generation.decode import decode  # noqa: E402
 from thinkspace.modules.spatial_vlm import SpatialVLM  # noqa: E402
 from thinkspace.objectives import LatentAlignment  # noqa: E402
 
@@ -62,9 +62,9 @@ def main() -> None:
     def rollout(step: str):
         generators = [torch.Generator().manual_seed(11 + i) for i in range(PROMPTS)]
         start = time.perf_counter()
-        gen = generate_with_latents(module.backbone, batch, slot, mode="feedback", max_new_tokens=args.new_tokens,
-                                    do_sample=True, group=GROUP, generator=generators, eos_token_id=[],
-                                    decode_step=step)
+        gen = decode(module.backbone, batch, slot, mode="feedback", max_new_tokens=args.new_tokens,
+                     do_sample=True, group=GROUP, generator=generators, eos_token_id=[],
+                     decode_step=step)
         return time.perf_counter() - start, gen
 
     sides = {"hf": "hugging_face", "lean": "lean"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -37,3 +38,18 @@ def run_cli(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | Non
 
 def weights(ckpt: Path) -> dict[str, torch.Tensor]:
     return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def command(name: str) -> Callable[[list[str]], int]:
+    """``thinkspace NAME argv...`` in-process, as the console script runs it: bad input is reported by
+    ``thinkspace.errors`` (one line, exit code 2)."""
+    from thinkspace.cli import main
+
+    return lambda argv: main([name, *argv])
+
+
+def one_error_line(capsys, name: str) -> str:
+    """stderr, checked to be exactly one line ``thinkspace NAME: error: ...`` (no usage, no traceback)."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"thinkspace {name}: error: "), err
+    return err.strip()

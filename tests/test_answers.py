@@ -9,8 +9,8 @@ import pytest
 from thinkspace.answers import (answer_text, choice, gold_letter, mindcube_choice, number, option_letters,
                                 thinker_stage2_choice)
 from thinkspace.inference.model import parse_answer
-from thinkspace.metrics import ChoiceAccuracy
-from thinkspace.objectives.latent_slot import END, PAD, START
+from thinkspace.accuracy import ChoiceAccuracy
+from thinkspace.slot_tokens import END, PAD, START
 from thinkspace.rl.rewards import answer_reward, first_answer_reward
 
 QUESTION = "Which is left of the chair?\nA. lamp\nB. sofa\nC. table\nD. bed"

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from thinkspace.backbones import QwenVL
 from thinkspace.data.datasets.squares import ColouredSquares
+from thinkspace.generation.decode import decode
 from thinkspace.objectives import TextCrossEntropy
 
 
@@ -62,7 +63,7 @@ def test_add_tokens_is_idempotent_and_resizes(tiny_cache):
 
 
 def test_generate_returns_text_per_sample(qwen25, batch):
-    texts = qwen25.generate(batch, max_new_tokens=3, do_sample=False)
+    texts = decode(qwen25, batch, sampler="transformers", max_new_tokens=3, do_sample=False).texts
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
 
 
@@ -124,10 +125,10 @@ def test_generation_hook_sees_the_prompt_layout_once(qwen25, batch):
         assert embeds.shape[:2] == ids.shape
         return embeds
 
-    texts = qwen25.generate(batch, inputs_embeds_hook=check, max_new_tokens=3, do_sample=False)
+    texts = decode(qwen25, batch, inputs_embeds_hook=check, sampler="transformers", max_new_tokens=3, do_sample=False).texts
     assert seen == [True] and len(texts) == len(batch)
     # left padding: every prompt ends at the last column
-    assert texts == qwen25.generate(batch, max_new_tokens=3, do_sample=False)
+    assert texts == decode(qwen25, batch, sampler="transformers", max_new_tokens=3, do_sample=False).texts
 
 
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients(batch):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from thinkspace.backbones import registry
+from thinkspace.backbones.paths import resolve_model_path
 from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID, LATENT_DECODING, VIDEO, Support
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.objectives import LatentAlignment, TextCrossEntropy
@@ -45,16 +46,16 @@ def test_an_unknown_tiny_name_is_an_error_naming_the_known_ones():
     message = f"unknown tiny model family 'llava'; supported families: {', '.join(registry.tiny_names())}"
     assert message.startswith("unknown tiny model family 'llava'; supported families: qwen2_vl, qwen2_5_vl, ")
     with pytest.raises(ValueError, match=re.escape(message)):
-        registry.resolve("tiny:llava")
+        resolve_model_path("tiny:llava")
     from thinkspace.backbones import QwenVL
 
     with pytest.raises(ValueError, match=re.escape(message)):
         QwenVL("tiny:llava")
 
 
-def test_paths_no_longer_know_tiny_names():
+def test_paths_know_no_family():
     code = (REPO / "thinkspace" / "backbones" / "paths.py").read_text()
-    assert "backbones.tiny" not in code and "composed" not in code
+    assert "composed" not in code and "qwen" not in code.lower()
 
 
 @pytest.mark.parametrize("class_path", [
@@ -145,16 +146,16 @@ def test_the_paper_projector_needs_a_fixed_grid_per_frame_size(llava):
 
 
 def test_latent_decoding_needs_the_capability(qwen25, monkeypatch):
-    from thinkspace.generation.latent_decoding import generate_with_latents
+    from thinkspace.generation.decode import decode
     from thinkspace.rl.grpo import SpatialGRPO
 
     monkeypatch.setattr(qwen25, "capabilities", frozenset({VIDEO}))
     batch = qwen25.collator(with_response=False)([ColouredSquares(1, seed=1)[0]])
     expected = (f"needs 'latent decoding', which the Qwen-VL backbone {qwen25.path} does not support "
                 "(it supports: video)")
-    with pytest.raises(ValueError, match=re.escape("generate_with_latents (latent decoding: LatentAlignment."
-                                                   "generate, GRPO) " + expected)):
-        generate_with_latents(qwen25, batch, None, max_new_tokens=2)
+    with pytest.raises(ValueError, match=re.escape("decode (thinkspace's decoding; sampler: transformers does "
+                                                   "without) " + expected)):
+        decode(qwen25, batch, None, max_new_tokens=2)
     with pytest.raises(ValueError, match=re.escape("SpatialGRPO (its rollouts decode with latent steps) " + expected)):
         SpatialGRPO(qwen25, latent=None)
 
@@ -194,15 +195,3 @@ def test_only_qwen_batches_carry_its_token_types(qwen25, llava, composed):
     keys = {b.family_label: set(b.collator()([sample]).inputs) for b in (qwen25, llava, composed)}
     assert "mm_token_type_ids" in keys["Qwen-VL"]
     assert "mm_token_type_ids" not in keys["LLaVA-OneVision"] | keys["composed"]
-
-
-@pytest.mark.parametrize("old,new", [
-    ("thinkspace.backbones.latent_decoding", "thinkspace.generation.latent_decoding"),
-    ("thinkspace.eval.answers", "thinkspace.answers"),
-    ("thinkspace.data.collate_onevision", "thinkspace.backbones.llava_onevision.collator"),
-    ("thinkspace.backbones.tiny_configs", "thinkspace.backbones.qwen_vl.tiny"),
-])
-def test_an_old_module_path_names_the_new_one(old, new):
-    with pytest.raises(ModuleNotFoundError, match=re.escape(f"{old} moved to {new}; import that instead")):
-        importlib.import_module(old)
-    assert importlib.import_module(new).__name__ == new

@@ -5,7 +5,7 @@ import pytest
 
 from thinkspace.data.images import load_image
 from thinkspace.data.schema import Geometry, SpatialSample
-from thinkspace.modules.spatial_vlm import freeze_parameters
+from thinkspace.modules.base import freeze_parameters
 
 
 def test_sample_with_zero_frames_names_the_sample():

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from thinkspace.backbones import ComposedVLM, LoraSettings
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
-from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.generation.decode import decode
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment, TextCrossEntropy
 
@@ -86,8 +86,8 @@ def test_logits_and_text_loss_match_the_transformers_model(composed, batch):
 
 def test_generate_equals_kv_cached_greedy_decoding(composed, batch):
     """transformers' generate (pixels only in the prefill) and thinkspace's own decoder agree."""
-    texts = composed.generate(batch, max_new_tokens=4, do_sample=False, eos_token_id=[])
-    own = generate_with_latents(composed, batch, None, max_new_tokens=4, eos_token_id=[])
+    texts = decode(composed, batch, sampler="transformers", max_new_tokens=4, do_sample=False, eos_token_id=[]).texts
+    own = decode(composed, batch, None, max_new_tokens=4, eos_token_id=[])
     assert len(texts) == 4 and texts == own.texts
 
 
@@ -99,7 +99,7 @@ def test_latent_decoding_yields_k_latents_per_sample(tiny_cache):
     slot = module.objectives["latent"].slot
     with torch.no_grad():
         forced = slot.gather(module.backbone(batch).hidden, batch.inputs["input_ids"])
-    decoded = generate_with_latents(module.backbone, batch, slot, mode="tokens", max_new_tokens=6)
+    decoded = decode(module.backbone, batch, slot, mode="tokens", max_new_tokens=6)
     assert decoded.latents.shape == (2, 3, 128) and decoded.has_latents.all()
     torch.testing.assert_close(decoded.latents, forced, atol=1e-4, rtol=1e-4)
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from thinkspace.cpu_threads import default_cpu_threads, set_cpu_threads, usable_cores
+from thinkspace.training.cpu_threads import default_cpu_threads, set_cpu_threads, usable_cores
 
 
 @pytest.fixture

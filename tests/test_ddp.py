@@ -72,7 +72,7 @@ def test_ddp_weights_equal_one_process_on_the_same_global_batches(tmp_path):
 
 
 def test_ddp_joint_stack_equals_one_process_although_ranks_hold_different_token_counts(tmp_path):
-    # the text, layout and situation terms are means over the global batch (thinkspace.distributed)
+    # the text, layout and situation terms are means over the global batch (thinkspace.training.distributed)
     _ddp_matches_one_process(tmp_path, JOINT, JOINT_FAST)
 
 

@@ -6,7 +6,7 @@ import torch
 
 from latent_helpers import latent_module, prompts
 from thinkspace.generation.decode_state import DecodeMask, draw_uniforms
-from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.generation.decode import decode
 from thinkspace.generation.sampling import sample_token
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -20,9 +20,9 @@ def module(tiny_cache):
 def rollout(module, fast, slot=None, **kw):
     """The Hugging Face step, whose mask ``fast`` prepares (the lean step has its own: test_lean_decoding.py)."""
     generators = [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]
-    return generate_with_latents(module.backbone, prompts(module), slot, mode="feedback", max_new_tokens=12,
-                                 do_sample=True, group=3, generator=generators, fast=fast, decode_step="hugging_face",
-                                 **kw)
+    return decode(module.backbone, prompts(module), slot, mode="feedback", max_new_tokens=12,
+                  do_sample=True, group=3, generator=generators, fast=fast, decode_step="hugging_face",
+                  **kw)
 
 
 @pytest.mark.parametrize("with_slot", [False, True])
@@ -68,7 +68,7 @@ def test_decode_mask_holds_the_prompt_then_one_column_per_step():
     second = mask.step(1, torch.tensor([True, False]))
     assert first.shape == (2, 1, 1, 4) and second.shape == (2, 1, 1, 5)
     assert second[:, 0, 0].long().tolist() == [[0, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
-    assert mask.completion(2).tolist() == [[1, 1], [1, 0]]
+    assert mask.buffer[:, 3:5].tolist() == [[1, 1], [1, 0]]  # the two steps' columns
     plain = DecodeMask(torch.tensor([[0, 1]]), steps=2, prepared=False)
     assert plain.step(0, torch.tensor([False])).tolist() == [[0, 1, 0]]
 
@@ -86,16 +86,16 @@ FIELDS = ("tokens", "latents", "has_latents", "completion_mask", "sampled", "lat
 def test_a_forced_slot_on_its_schedule_gives_what_per_row_bookkeeping_gives(module, monkeypatch, mode, do_sample,
                                                                                stops, budget):
     """A forced start without early end: the slot's steps skip logits and per-row state, bit for bit."""
-    from thinkspace.generation import latent_decoding
+    from thinkspace.generation.slots import ScheduledSlot
 
     def run():
         generators = [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]
-        return generate_with_latents(module.backbone, prompts(module), module.objectives["latent"].slot, mode=mode,
-                                     max_new_tokens=budget, force_start=True, do_sample=do_sample, group=3,
-                                     generator=generators, eos_token_id=stops, return_logprobs=True)
+        return decode(module.backbone, prompts(module), module.objectives["latent"].slot, mode=mode,
+                      max_new_tokens=budget, force_start=True, do_sample=do_sample, group=3,
+                      generator=generators, eos_token_id=stops, return_logprobs=True)
 
     scheduled = run()
-    monkeypatch.setattr(latent_decoding, "SCHEDULE_FORCED_SLOT", False)
+    monkeypatch.setattr(ScheduledSlot, "fits", staticmethod(lambda force_start, early_end: False))  # tracked
     tracked = run()
     for name in FIELDS:
         assert torch.equal(getattr(scheduled, name), getattr(tracked, name)), name

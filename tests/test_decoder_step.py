@@ -16,7 +16,6 @@ from thinkspace.generation.decoder_step import LeanDecoder, lean_decoder_or_reas
 from thinkspace.generation.decoder_weights import LeanStepUnsupported, decoder_weights, lean_step_unsupported
 from thinkspace.generation.packed_linear import PACK_MIN_BYTES, packed, packing_pays, projection_bytes
 from thinkspace.generation.prefill import prefill
-from thinkspace.generation.prompts import prompt_batch
 from thinkspace.generation.sampling import sample_token
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,7 +38,7 @@ def prompts(backbone):
                             shuffle_options=False, seed=3)
     samples = [replace(data[i], response=None) for i in range(2)]
     batch = backbone.collator({}, None, with_response=False)(samples)
-    return prompt_batch(batch, backbone.tokenizer.pad_token_id)
+    return batch.prompts(backbone.tokenizer.pad_token_id)
 
 
 def live_rows(rows: int, t: int) -> torch.Tensor:

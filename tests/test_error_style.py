@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from thinkspace.checkpoint_file import read_checkpoint
+from thinkspace.training.checkpoint_file import read_checkpoint
 from thinkspace.cli import COMMANDS, TOOLS, main
 from thinkspace.errors import one_line, run_reporting_errors
 
-from cli_helpers import QUICKSTART
+from cli_helpers import QUICKSTART, one_error_line
 
 
 def error_line(capsys) -> str:
@@ -33,6 +33,14 @@ def test_help_lists_every_subcommand_with_one_line(capsys):
 def test_every_tool_module_has_its_main(name, capsys):
     assert main([name, "--help"]) == 0
     assert capsys.readouterr().out.startswith(f"usage: thinkspace {name}")
+
+
+@pytest.mark.parametrize("name", sorted(TOOLS))
+def test_a_bad_tool_argument_is_one_line_through_errors_py(name, capsys):
+    """argparse's complaint (a missing or unknown argument) as one line, exit code 2, no usage text."""
+    assert main([name, "--no-such-option"]) == 2
+    line = one_error_line(capsys, name)
+    assert "--no-such-option" in line or "the following arguments are required" in line, line
 
 
 def test_unknown_command_lists_every_subcommand(capsys):
@@ -98,7 +106,7 @@ def test_non_utf8_predictions_name_the_file_and_line(tmp_path, capsys):
     path = tmp_path / "preds.jsonl"
     path.write_bytes(b'{"id": "a", "answer": "A"}\n{"id": "b", "answer": "\xff\xfe"}\n')
     assert main(["score", "mindcube", str(path)]) == 2
-    assert error_line(capsys) == (f"thinkspace score mindcube: {path}:2: not UTF-8 text (byte 0xff at column 24); "
+    assert error_line(capsys) == (f"thinkspace score: error: {path}:2: not UTF-8 text (byte 0xff at column 24); "
                                   "expected UTF-8 JSON lines")
 
 

@@ -6,8 +6,9 @@ import re
 import pytest
 
 import benchmark_fixtures as fx
-from cli_helpers import QUICKSTART
-from thinkspace.eval.command import main as score_main
+from cli_helpers import QUICKSTART, command, one_error_line
+
+score_main = command("score")
 
 MINDCUBE_PREDICTIONS = [
     {"id": "among_1", "gt_answer": "A", "answer": "A. left"},
@@ -59,7 +60,7 @@ def test_score_vsibench_by_type(tmp_path, capsys):
 def test_score_bad_input_exits_2_naming_file_and_line(tmp_path, capsys, which, rows, message):
     path = fx.write_jsonl(tmp_path / "preds.jsonl", rows)
     assert score_main([which, str(path)]) == 2
-    assert re.search(message, capsys.readouterr().err)
+    assert re.search(message, one_error_line(capsys, "score"))
 
 
 def test_score_is_a_thinkspace_subcommand(tmp_path, capsys):
@@ -69,7 +70,11 @@ def test_score_is_a_thinkspace_subcommand(tmp_path, capsys):
     assert main(["score", "mindcube", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["overall"] == pytest.approx(200 / 3)
     assert main(["score", "mindcube", str(tmp_path / "nope.jsonl")]) == 2
-    assert "nope.jsonl not found" in capsys.readouterr().err
+    assert "nope.jsonl not found" in one_error_line(capsys, "score")
+    assert main(["score", "mindcube", str(path), "--localization", "gold.json"]) == 2
+    assert one_error_line(capsys, "score") == "thinkspace score: error: --localization is for sqa3d, not mindcube"
+    assert main(["score", "nobench", str(path)]) == 2  # argparse's own errors take the same road
+    assert one_error_line(capsys, "score").startswith("thinkspace score: error: argument benchmark: invalid choice")
 
 
 @pytest.mark.slow

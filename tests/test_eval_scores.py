@@ -8,7 +8,8 @@ import torch
 
 from thinkspace.eval import score_mindcube, score_sqa3d, score_vsibench
 from thinkspace.eval.mindcube import setting_from_id
-from thinkspace.eval.sqa3d import localization_hits, quaternion_yaw, yaw_error_degrees
+from thinkspace.eval.sqa3d_localization import localization_hits
+from thinkspace.geometry import quaternion_yaw, yaw_error_degrees
 from thinkspace.eval.vsibench import THRESHOLDS, mean_relative_accuracy
 
 
@@ -198,7 +199,7 @@ def test_sqa3d_rejects_a_vsibench_file():
 def test_training_metric_agrees_with_the_official_localization():
     """``metrics.LocalizationAccuracy`` (used by the situation objective) gives the same
     Acc@0.5m / Acc@15deg as the official per-record rule on random situations."""
-    from thinkspace.metrics import LocalizationAccuracy
+    from thinkspace.accuracy import LocalizationAccuracy
 
     gen = torch.Generator().manual_seed(0)
     gold_xy, pred_xy = torch.rand(200, 2, generator=gen) * 4, torch.rand(200, 2, generator=gen) * 4

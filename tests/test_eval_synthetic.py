@@ -47,7 +47,7 @@ def test_synthetic_mindcube_and_vsibench_load_and_score(synth_out):
 
 
 def test_synthetic_sqa3d_matches_the_generators_world_frame(synth_out):
-    from thinkspace.synth.episodes import to_sample
+    from thinkspace.data.datasets.synthetic_sample import to_sample
     from thinkspace.synth.writer import SynthConfig, build_scene, records
 
     qfile = synth_out / "sqa3d" / "v1_balanced_questions_train_synthetic.json"

@@ -242,7 +242,7 @@ def test_a_directory_without_manifest_loads_as_a_plain_vlm_with_a_warning(stage1
 
 
 def test_exported_files_get_the_users_umask_not_0600(stage1):
-    from thinkspace.file_modes import current_umask
+    from thinkspace.utils.file_modes import current_umask
 
     _, _, out = stage1
     modes = {p.name: p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from thinkspace.file_modes import apply_umask, current_umask
+from thinkspace.utils.file_modes import apply_umask, atomic_write, current_umask
 from thinkspace.teachers import OracleGeometryTeacher
 from thinkspace.teachers.cache import CacheWriter
 from thinkspace.teachers.command import main as cache_teacher
@@ -26,6 +26,27 @@ def umask_002():
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_atomic_write_renames_a_finished_file_with_the_umasks_mode(tmp_path, umask_002):
+    target = tmp_path / "new" / "data.json"
+    with atomic_write(target) as tmp:
+        assert tmp.parent == target.parent and tmp != target
+        tmp.write_text("one")
+        assert not target.exists()  # nothing at the path until the block ends
+    assert target.read_text() == "one" and mode(target) == umask_002
+    assert sorted(p.name for p in target.parent.iterdir()) == ["data.json"]
+
+
+def test_atomic_write_leaves_the_old_file_when_the_block_fails(tmp_path):
+    target = tmp_path / "data.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_write(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json"]
 
 
 def test_apply_umask_follows_the_umask(tmp_path, umask_002):

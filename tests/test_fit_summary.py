@@ -8,7 +8,7 @@ import sys
 import pytest
 from cli_helpers import FAST, QUICKSTART
 
-from thinkspace.cpu_threads import default_cpu_threads, usable_cores
+from thinkspace.training.cpu_threads import default_cpu_threads, usable_cores
 
 pytestmark = pytest.mark.slow
 

@@ -16,6 +16,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from thinkspace.backbones.gemma3 import Gemma3
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
+from thinkspace.generation.decode import decode
 from thinkspace.objectives import TextCrossEntropy
 
 from cli_helpers import REPO
@@ -173,7 +174,7 @@ def test_token_type_ids_reach_the_model_in_forward_and_generate(gemma3):
         first = vis.position[(vis.row == 0) & (vis.col == 0)]  # a block's first token sees its later tokens
         assert not torch.allclose(hidden[vis.sample[:1], first[:1]], causal[vis.sample[:1], first[:1]])
         spy.seen.clear()
-        gemma3.generate(batch, max_new_tokens=3, do_sample=False)
+        decode(gemma3, batch, sampler="transformers", max_new_tokens=3, do_sample=False)
     finally:
         spy.handle.remove()
     types = spy.seen[0]  # the prefill: the left-padded prompts' image tokens
@@ -197,14 +198,11 @@ def test_latent_decoding_follows_the_sliding_window_layers(gemma3):
     """Prompts longer than the sliding window decode to transformers' own greedy tokens: the decode
     loop lets each layer build its own mask (one prepared full mask would let the sliding layers see
     past their window)."""
-    from thinkspace.generation.latent_decoding import generate_with_latents
-    from thinkspace.generation.prompts import prompt_batch
-
     batch = gemma3.collator(with_response=False)(_samples()[1:])
     assert int(batch.prompt_lengths.min()) > gemma3.hf.config.text_config.sliding_window
-    ours = generate_with_latents(gemma3, batch, None, max_new_tokens=8, eos_token_id=[])
+    ours = decode(gemma3, batch, None, max_new_tokens=8, eos_token_id=[])
     assert ours.decoder_step.startswith("hugging face")  # the lean step refuses sliding windows, by name
-    prompts = prompt_batch(batch, gemma3.tokenizer.pad_token_id)
+    prompts = batch.prompts(gemma3.tokenizer.pad_token_id)
     with torch.no_grad():
         theirs = gemma3.hf.generate(**gemma3.model_inputs(prompts), max_new_tokens=8, min_new_tokens=8,
                                     do_sample=False, pad_token_id=gemma3.tokenizer.pad_token_id)
@@ -374,7 +372,7 @@ def test_thinkspace_load_picks_gemma3_for_a_plain_gemma3_directory(gemma3):
     sample = _samples()[1]
     answer = model.ask(sample.frames, sample.prompt, max_new_tokens=3)
     batch = gemma3.collator(with_response=False)([replace(sample, response=None)])
-    assert answer.text == gemma3.generate(batch, max_new_tokens=3, do_sample=False)[0]
+    assert answer.text == decode(gemma3, batch, sampler="transformers", max_new_tokens=3, do_sample=False).texts[0]
 
 
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients(gemma3):

@@ -14,7 +14,7 @@ from thinkspace.backbones.lora import LoraSettings
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
-from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.generation.decode import decode
 from thinkspace.generation.sampling import sample_token
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment
@@ -135,8 +135,8 @@ def test_shared_prefix_logprobs_equal_full_forwards(policy):
     samples = squares(2, seed=3)
     samples[1] = dataclasses.replace(samples[1], prompt=samples[1].prompt + " Think carefully, then answer.")
     batch = policy.collator()(samples)  # prompts of different lengths: left padding differs
-    gen = generate_with_latents(policy.backbone, batch, None, max_new_tokens=6, do_sample=True, group=3,
-                                generator=torch.Generator().manual_seed(1))
+    gen = decode(policy.backbone, batch, None, max_new_tokens=6, do_sample=True, group=3,
+                 generator=torch.Generator().manual_seed(1))
     assert gen.tokens.shape == (6, 6) and gen.group == 3
     with torch.no_grad():
         shared = sequence_logprobs(policy.backbone, gen.prompts, gen)
@@ -158,8 +158,8 @@ def test_gradient_checkpointing_replays_the_completions_with_their_prompt(policy
     checkpointed.load_state_dict(policy.state_dict())
     policy.eval()
     batch = policy.collator()(squares(2, seed=5))
-    gen = generate_with_latents(policy.backbone, batch, None, max_new_tokens=6, do_sample=True, group=3,
-                                generator=torch.Generator().manual_seed(2))
+    gen = decode(policy.backbone, batch, None, max_new_tokens=6, do_sample=True, group=3,
+                 generator=torch.Generator().manual_seed(2))
     results = []
     for module in (policy, checkpointed):
         module.train()

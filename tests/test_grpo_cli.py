@@ -54,7 +54,7 @@ def test_fit_runs_grpo_logs_every_reward_and_resumes(tmp_path):
 
 def test_stage1_overrides_still_select_spatial_vlm(tmp_path):
     """Configs without a class_path keep SpatialVLM and its override paths."""
-    from thinkspace.cli import names_model_class
+    from thinkspace.lightning_cli import names_model_class
 
     quick = str(REPO / "configs" / "quickstart.yaml")
     assert not names_model_class(["fit", "--config", quick, "--model.objectives.text.init_args.weight", "0.1"])
@@ -67,7 +67,7 @@ def test_reward_overrides_on_the_command_line(tmp_path):
     """`--model.rewards.<name> null` drops a reward (its weight too); a dotted path adds one."""
     from lightning.pytorch import LightningModule
 
-    from thinkspace.cli import ThinkspaceCLI
+    from thinkspace.lightning_cli import ThinkspaceCLI
     from thinkspace.data.datamodule import SpatialDataModule
     from thinkspace.rl.rewards import format_reward
 

@@ -8,7 +8,7 @@ import torch
 from thinkspace.backbones import QwenVL
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
-from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.generation.decode import decode
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment
 from thinkspace.rl import SpatialGRPO
@@ -28,9 +28,9 @@ def test_decode_logprobs_equal_the_scoring_pass(tiny_cache, with_slot):
     batch = module.collator(with_response=False)([replace(data[i], response=None) for i in range(2)])
     slot = module.objectives["latent"].slot if with_slot else None
     with torch.no_grad():
-        gen = generate_with_latents(module.backbone, batch, slot, mode="feedback", max_new_tokens=10, do_sample=True,
-                                    temperature=0.7, top_k=50, group=3, eos_token_id=list(range(0, 300)),
-                                    generator=torch.Generator().manual_seed(4), return_logprobs=True)
+        gen = decode(module.backbone, batch, slot, mode="feedback", max_new_tokens=10, do_sample=True,
+                     temperature=0.7, top_k=50, group=3, eos_token_id=list(range(0, 300)),
+                     generator=torch.Generator().manual_seed(4), return_logprobs=True)
         scored = sequence_logprobs(module.backbone, gen.prompts, gen, temperature=0.7, feedback=with_slot)
     assert gen.logprobs.shape == gen.tokens.shape == scored.shape
     assert bool((gen.logprobs[~gen.completion_mask] == 0).all())

@@ -8,7 +8,7 @@ import torch
 
 from thinkspace.backbones import QwenVL
 from thinkspace.cues import CameraText, PointMapCue
-from thinkspace.cues.pointmap import token_geometry
+from thinkspace.data.token_geometry import token_geometry
 from thinkspace.cues.text_cue import camera_text
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.schema import Geometry
@@ -57,7 +57,7 @@ def test_token_geometry_on_a_hand_case():
     depth[0, 2:, 2:] = 0.0  # token (1, 1) has no valid pixel
     base = ColouredSquares(1, image_size=(56, 56), num_views=1, seed=0)[0]
     sample = replace(base, geometry=Geometry(K, torch.eye(4)[None], depth))
-    points, d, valid = token_geometry(sample, [(2, 2)])
+    points, d, valid = token_geometry(sample, [(2, 2)], "a test")
     # x = (u - 1.5) / 2 * 2 = u - 1.5: mean over u in {0, 1} is -1, over {2, 3} is +1
     expected = torch.tensor([[-1.0, -1.0, 2.0], [1.0, -1.0, 2.0], [-1.0, 1.0, 2.0], [0.0, 0.0, 0.0]])
     torch.testing.assert_close(points, expected)
@@ -67,7 +67,7 @@ def test_token_geometry_on_a_hand_case():
     pose = torch.eye(4)
     pose[:3, 3] = torch.tensor([-1.0, 0.0, 0.0])  # camera centre at x = +1 in the world
     moved = replace(sample, geometry=Geometry(K, pose[None], depth))
-    torch.testing.assert_close(token_geometry(moved, [(2, 2)])[0][:3], expected[:3] + torch.tensor([1.0, 0, 0]))
+    torch.testing.assert_close(token_geometry(moved, [(2, 2)], "a test")[0][:3], expected[:3] + torch.tensor([1.0, 0, 0]))
 
 
 @pytest.mark.parametrize("quantity", ["points", "depth"])
@@ -88,7 +88,7 @@ def test_pointmap_cue_adds_exactly_at_valid_visual_tokens(tiny_cache, quantity):
     expected[visual.sample[~hole], visual.position[~hole]] = True
     assert torch.equal(changed, expected)  # every valid visual token, and nothing else
     # the amount added is the MLP of the Fourier encoding of the token's geometry
-    points, depth, _ = token_geometry(samples()[0], [(2, 2)] * samples()[0].num_frames)
+    points, depth, _ = token_geometry(samples()[0], [(2, 2)] * samples()[0].num_frames, "a test")
     value = points if quantity == "points" else depth[:, None]
     code = fourier_encode(value, 16.0, 6).flatten(1)
     delta = after[visual.sample, visual.position] - before[visual.sample, visual.position]

@@ -10,7 +10,7 @@ from thinkspace.backbones import QwenVL
 from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.data.schema import SpatialSample
-from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.generation.decode import decode
 from thinkspace.heads.projector import LatentProjector, PaperProjector, View
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment, TextCrossEntropy
@@ -169,11 +169,11 @@ def test_token_decoding_reproduces_teacher_forced_latents_and_feedback_differs(m
     slot = module.objectives["latent"].slot
     with torch.no_grad():
         forced = slot.gather(module.backbone(batch).hidden, batch.inputs["input_ids"])
-    tokens = generate_with_latents(module.backbone, batch, slot, mode="tokens", max_new_tokens=8)
+    tokens = decode(module.backbone, batch, slot, mode="tokens", max_new_tokens=8)
     assert tokens.tokens[:, :6].tolist() == [[slot.start_id] + [slot.pad_id] * 4 + [slot.end_id]] * 3
     assert tokens.has_latents.all()
     torch.testing.assert_close(tokens.latents, forced, atol=1e-4, rtol=1e-4)
-    feedback = generate_with_latents(module.backbone, batch, slot, mode="feedback", max_new_tokens=8)
+    feedback = decode(module.backbone, batch, slot, mode="feedback", max_new_tokens=8)
     assert feedback.tokens[:, :6].tolist() == tokens.tokens[:, :6].tolist()
     torch.testing.assert_close(feedback.latents[:, 0], forced[:, 0], atol=1e-4, rtol=1e-4)
     assert (feedback.latents[:, 1:] - forced[:, 1:]).abs().max() > 1e-2
@@ -190,7 +190,7 @@ def test_latent_decoding_on_a_1d_rope_backbone_matches_teacher_forcing(tiny_cach
     slot = module.objectives["latent"].slot
     with torch.no_grad():
         forced = slot.gather(module.backbone(batch).hidden, batch.inputs["input_ids"])
-    decoded = generate_with_latents(module.backbone, batch, slot, mode="tokens", max_new_tokens=5)
+    decoded = decode(module.backbone, batch, slot, mode="tokens", max_new_tokens=5)
     torch.testing.assert_close(decoded.latents, forced, atol=1e-4, rtol=1e-4)
 
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from latent_helpers import latent_module, prompts
 from thinkspace.backbones import QwenVL
-from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.generation.decode import decode
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment
 
@@ -71,7 +71,7 @@ class FeedbackCounter:
 def test_forced_start_then_k_feedback_steps_then_forced_end(module):
     slot = module.objectives["latent"].slot
     counter = FeedbackCounter(module.backbone.hf.model.language_model)
-    gen = generate_with_latents(module.backbone, prompts(module), slot, mode="feedback", max_new_tokens=8)
+    gen = decode(module.backbone, prompts(module), slot, mode="feedback", max_new_tokens=8)
     counter.close()
     assert gen.tokens[:, :6].tolist() == [[slot.start_id] + [slot.pad_id] * 4 + [slot.end_id]] * 2
     assert counter.steps.tolist() == [4, 4]  # one hidden-state feedback per pad, none elsewhere
@@ -91,13 +91,13 @@ def test_module_generation_feeds_hidden_states_back(module):
 def test_decoding_step_count_is_separate_from_training_k(module):
     slot = module.objectives["latent"].slot  # k = 4 in training
     for steps in (2, 8):
-        gen = generate_with_latents(module.backbone, prompts(module), slot, max_new_tokens=steps + 3,
-                                    latent_steps=steps)
+        gen = decode(module.backbone, prompts(module), slot, max_new_tokens=steps + 3,
+                     latent_steps=steps)
         assert gen.tokens[0, :steps + 2].tolist() == [slot.start_id] + [slot.pad_id] * steps + [slot.end_id]
         assert tuple(gen.latents.shape[:2]) == (2, steps) and gen.latent_count.tolist() == [steps, steps]
         assert not gen.has_latents.any()  # not k latents: nothing for the projector
     with pytest.raises(ValueError, match="latent_steps must be at least 1, got 0"):
-        generate_with_latents(module.backbone, prompts(module), slot, latent_steps=0)
+        decode(module.backbone, prompts(module), slot, latent_steps=0)
 
 
 def test_an_option_latent_decoding_does_not_take_is_named_not_ignored(module):
@@ -114,11 +114,11 @@ def test_model_chosen_start_and_early_end(module):
     script = {0: text_id, 1: slot.start_id, 4: slot.end_id}
     original = scripted(module, script)
     try:
-        gen = generate_with_latents(module.backbone, prompts(module), slot, force_start=False, early_end=True,
-                                    max_new_tokens=7)
+        gen = decode(module.backbone, prompts(module), slot, force_start=False, early_end=True,
+                     max_new_tokens=7)
         module.backbone.hf.lm_head.calls = 0
-        full = generate_with_latents(module.backbone, prompts(module), slot, force_start=False, early_end=False,
-                                     max_new_tokens=8)
+        full = decode(module.backbone, prompts(module), slot, force_start=False, early_end=False,
+                      max_new_tokens=8)
     finally:
         module.backbone.hf.lm_head = original
     assert gen.tokens[0, :5].tolist() == [text_id, slot.start_id, slot.pad_id, slot.pad_id, slot.end_id]
@@ -135,8 +135,8 @@ def test_placement_end_is_not_forced_at_the_start(tiny_cache):
     module = SpatialVLM(QwenVL("tiny:qwen2_5_vl"), objectives={
         "latent": LatentAlignment(k=2, placement="end", projector_width=16)}).eval()
     slot = module.objectives["latent"].slot
-    gen = generate_with_latents(module.backbone, prompts(module), slot, max_new_tokens=4, eos_token_id=[])
+    gen = decode(module.backbone, prompts(module), slot, max_new_tokens=4, eos_token_id=[])
     assert slot.start_id not in gen.tokens.flatten().tolist()  # the random model never opens it itself
     assert gen.latent_start.tolist() == [-1, -1]
-    forced = generate_with_latents(module.backbone, prompts(module), slot, max_new_tokens=4, force_start=True)
+    forced = decode(module.backbone, prompts(module), slot, max_new_tokens=4, force_start=True)
     assert forced.tokens[:, 0].tolist() == [slot.start_id] * 2

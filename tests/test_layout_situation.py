@@ -10,7 +10,7 @@ from thinkspace.backbones import QwenVL
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.schema import Geometry, Situation
 from thinkspace.geometry import circular_soft_argmax, gaussian_nll, wrap_angle, wrapped_gaussian
-from thinkspace.metrics import LocalizationAccuracy
+from thinkspace.accuracy import LocalizationAccuracy
 from thinkspace.objectives import TextCrossEntropy
 from thinkspace.objectives.layout import LayoutReconstruction, bev_targets
 from thinkspace.objectives.situation import Situation as SituationObjective

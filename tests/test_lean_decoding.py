@@ -9,7 +9,7 @@ from latent_helpers import latent_module, prompts
 from thinkspace.backbones import LoraSettings, QwenVL
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.generation.decoder_step import lean_decoder_or_reason
-from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.generation.decode import decode
 from thinkspace.rl import SpatialGRPO
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -23,9 +23,9 @@ def module(tiny_cache):
 def rollout(module, decode_step, slot, do_sample, mode):
     generators = [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]
     # many stop ids: rows end at different steps, so finished rows' masking is exercised
-    return generate_with_latents(module.backbone, prompts(module), slot, mode=mode, max_new_tokens=16,
-                                 do_sample=do_sample, group=3, generator=generators, eos_token_id=list(range(400)),
-                                 return_logprobs=True, decode_step=decode_step)
+    return decode(module.backbone, prompts(module), slot, mode=mode, max_new_tokens=16,
+                  do_sample=do_sample, group=3, generator=generators, eos_token_id=list(range(400)),
+                  return_logprobs=True, decode_step=decode_step)
 
 
 @pytest.mark.parametrize("with_slot, do_sample, mode", [
@@ -73,7 +73,7 @@ def test_under_cpu_autocast_the_projections_are_not_packed(module, monkeypatch):
     cache with bfloat16: packed float32 products would not fit it, so the lean step keeps plain weights."""
     monkeypatch.setattr("thinkspace.generation.packed_linear.PACK_MIN_BYTES", 0)
     built = []
-    monkeypatch.setattr("thinkspace.generation.latent_decoding.lean_decoder_or_reason",
+    monkeypatch.setattr("thinkspace.generation.model_step.lean_decoder_or_reason",
                         lambda *a, **k: built.append(lean_decoder_or_reason(*a, **k)) or built[-1])
     with torch.autocast("cpu", dtype=torch.bfloat16):
         lean = rollout(module, "lean", None, True, "feedback")

@@ -12,6 +12,7 @@ from thinkspace.backbones.tiny import TINY_FAMILIES
 from thinkspace.cues import CameraPrior
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.data.schema import Geometry, Situation
+from thinkspace.generation.decode import decode
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import TextCrossEntropy
 from thinkspace.objectives.layout import LayoutReconstruction
@@ -148,7 +149,7 @@ def test_lora_adapts_only_the_language_model_and_the_collator_pickles(tiny_cache
 
 
 def test_generate_returns_text_per_sample(llava_onevision, batch):
-    texts = llava_onevision.generate(batch, max_new_tokens=3, do_sample=False)
+    texts = decode(llava_onevision, batch, sampler="transformers", max_new_tokens=3, do_sample=False).texts
     assert len(texts) == 4 and all(isinstance(t, str) for t in texts)
 
 

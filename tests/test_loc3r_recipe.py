@@ -11,7 +11,7 @@ import yaml
 from benchmark_fixtures import scannet_mesh, scannet_scene, sqa3d, vsibench
 from test_scanqa_msqa import ALIGN, MSQA_RECORD, SCANQA_TRAIN
 from thinkspace.backbones import LlavaOneVision
-from thinkspace.cli import ThinkspaceCLI
+from thinkspace.lightning_cli import ThinkspaceCLI
 from thinkspace.cues import CameraPrior
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.data.datasets.mixture import Mixture

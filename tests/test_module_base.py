@@ -12,7 +12,7 @@ from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment, Situation, TextCrossEntropy
 from thinkspace.objectives.base import Objective, hook_owner
-from thinkspace.optim import WarmupLinear
+from thinkspace.training.optim import WarmupLinear
 from thinkspace.rl import SpatialGRPO
 from thinkspace.teachers import OracleGeometryTeacher
 

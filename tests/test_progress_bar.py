@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from thinkspace.progress_bar import ThinkspaceRichBar, ThinkspaceTQDMBar, data_epoch, epoch_total
+from thinkspace.training.progress_bar import ThinkspaceRichBar, ThinkspaceTQDMBar, data_epoch, epoch_total
 
 
 def trainer(batches_done: int, global_step: int, max_steps: int = 300, per_epoch: int = 128, accumulate: int = 1,
@@ -46,6 +46,26 @@ def test_the_epoch_shown_is_the_data_epoch_not_lightning_counter():
 def test_rich_description_has_no_negative_epoch_count():
     bar = ThinkspaceRichBar()
     bar._trainer = trainer(281, 281)
-    assert bar._get_train_description(3).strip() == "Epoch 2"
+    assert bar.train_description().strip() == "Epoch 2"
     bar._trainer.max_epochs = 5
-    assert bar._get_train_description(3).strip() == "Epoch 2/4"
+    assert bar.train_description().strip() == "Epoch 2/4"
+
+
+def test_a_real_step_limited_fit_shows_the_data_epoch_without_a_negative_count(tmp_path):
+    """Through Lightning's own hooks (public API only): the training bar reads "Epoch E", never "/-2"."""
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    seen = []
+
+    class Recorder(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            bar = trainer.progress_bar_callback
+            seen.append(bar.progress.tasks[bar.train_progress_bar_id].description)
+
+    bar = ThinkspaceRichBar()
+    trainer = L.Trainer(max_steps=3, limit_train_batches=2, limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, callbacks=[bar, Recorder()], default_root_dir=tmp_path)
+    trainer.fit(BoringModel())
+    assert len(seen) == 3
+    assert [d.split("]")[-1].strip() for d in seen] == ["Epoch 0", "Epoch 0", "Epoch 1"]

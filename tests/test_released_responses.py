@@ -10,8 +10,8 @@ paper's number; see docs/parity.md.
 
 from thinkspace.answers import mindcube_choice
 from thinkspace.eval.mindcube import score_mindcube
-from thinkspace.eval.records import read_jsonl
-from thinkspace.objectives.latent_slot import END, PAD, START
+from thinkspace.records import read_jsonl
+from thinkspace.slot_tokens import END, PAD, START
 
 from cli_helpers import REPO
 

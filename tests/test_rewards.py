@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from thinkspace.objectives.latent_slot import END, PAD, START
-from thinkspace.rl.rewards import RewardScores, RewardSet, answer_reward, format_reward, latent3d_reward
+from thinkspace.slot_tokens import END, PAD, START
+from thinkspace.rl.rewards import CompletionRewards, RewardSet, answer_reward, format_reward, latent3d_reward
 from thinkspace.rl.stats import reward_statistics
 
 SLOT = START + PAD * 3 + END
@@ -114,7 +114,7 @@ def test_bad_reward_values_name_the_reward_and_sample(values, message):
 def test_reward_statistics_by_hand():
     # two groups of 2: reward "a" = [1, 1 | 0, 1]; reward "b" = [None, 2 | None, None]
     values = torch.tensor([[1.0, 1.0, 0.0, 1.0], [math.nan, 2.0, math.nan, math.nan]])
-    scores = RewardScores(values=values, total=torch.tensor([1.0, 3.0, 0.0, 1.0]), names=["a", "b"])
+    scores = CompletionRewards(values=values, total=torch.tensor([1.0, 3.0, 0.0, 1.0]), names=["a", "b"])
     stats = {k: float(v) for k, v in reward_statistics(scores, group=2).items()}
     assert stats["rewards/a/mean"] == pytest.approx(0.75)
     assert stats["rewards/a/std"] == pytest.approx(math.sqrt(0.75 - 0.75 ** 2))

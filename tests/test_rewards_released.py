@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from thinkspace.objectives.latent_slot import END, PAD, START
+from thinkspace.slot_tokens import END, PAD, START
 from thinkspace.rl.rewards import (answer_reward, first_answer_reward, format_reward, latent3d_reward,
                                    lenient_format_reward, released_cosine)
 

@@ -7,11 +7,11 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
 
 from cli_helpers import FAST, QUICKSTART, REPO, run_cli, weights
-from thinkspace.cli import ThinkspaceCLI
+from thinkspace.lightning_cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule, accumulation_steps
 from thinkspace.modules.spatial_vlm import SpatialVLM
-from thinkspace.strategies import layer_classes
 from thinkspace.training.fsdp2 import FSDP2
+from thinkspace.training.strategies import layer_classes
 
 SCALE = sorted(REPO.glob("configs/*/scale/*.yaml"))
 TINY = {"stage1.yaml": "tiny:qwen2_5_vl", "joint.yaml": "tiny:llava_onevision", "stage2_grpo.yaml": "tiny:qwen2_5_vl"}

@@ -9,7 +9,7 @@ from thinkspace.backbones.lora import LoraSettings
 from thinkspace.cues import CameraPrior
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LayoutReconstruction, Situation, TextCrossEntropy
-from thinkspace.strategies import layer_classes
+from thinkspace.training.strategies import layer_classes
 from thinkspace.teachers import OracleGeometryTeacher
 from thinkspace.training.shard_groups import shard_groups
 

@@ -18,7 +18,7 @@ import pytest
 import benchmark_fixtures as fx
 from thinkspace.data.datasets.scannet_mesh import MeshCentres, bounding_box_centre
 from thinkspace.data.datasets.sqa3d import SQA3D
-from thinkspace.eval.sqa3d import quaternion_yaw
+from thinkspace.geometry import quaternion_yaw
 
 ARMCHAIR, BACKPACK = "220602000558", "220602002614"  # question ids of two released records
 

@@ -13,11 +13,11 @@ import math
 import pytest
 
 import benchmark_fixtures as fx
-from cli_helpers import QUICKSTART
+from cli_helpers import QUICKSTART, command, one_error_line
 from thinkspace.data.datasets.sqa3d import SQA3D
 from thinkspace.eval import score_sqa3d
-from thinkspace.eval.command import main as score_main
 
+score_main = command("score")
 
 def released(tmp_path) -> SQA3D:
     questions, annotations = fx.sqa3d_released(tmp_path)
@@ -99,7 +99,7 @@ def test_score_command_takes_the_localization_file(tmp_path, capsys):
     extra = json.loads(capsys.readouterr().out)["extra"]
     assert extra == pytest.approx({"acc@0.5m": 200 / 3, "acc@1.0m": 100.0, "acc@15deg": 200 / 3, "acc@30deg": 100.0})
     assert score_main(["vsibench", str(path), "--localization", str(gold)]) == 2
-    assert "--localization is for sqa3d, not vsibench" in capsys.readouterr().err
+    assert one_error_line(capsys, "score") == "thinkspace score: error: --localization is for sqa3d, not vsibench"
 
 
 def test_situation_text_is_in_the_prompt_once(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from thinkspace.sweep.grid import expand, load_sweep, run_name
-from thinkspace.sweep.resolve import as_arguments, check_keys
+from thinkspace.sweep.overrides import as_arguments, check_keys
 
 from cli_helpers import REPO
 

@@ -12,12 +12,14 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from cli_helpers import command
 from sweep_helpers import FAKE, QUICKSTART
-from thinkspace.sweep.command import main
 from thinkspace.sweep.files import read_questions, read_tasks, write_questions
 from thinkspace.sweep.grid import load_sweep
 from thinkspace.sweep.paired import compare
-from thinkspace.sweep.report import write_report
+from thinkspace.sweep.results import write_report
+
+main = command("sweep")
 
 
 def png_width(path):

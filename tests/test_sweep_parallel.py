@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cli_helpers import REPO
+from cli_helpers import REPO, command, one_error_line
 from sweep_helpers import FAKE, QUICKSTART, calls
+
 from thinkspace.sweep import parallel
-from thinkspace.sweep.command import main
 from thinkspace.sweep.parallel import split_resources
 
+main = command("sweep")
 
 BARRIER = r'''
 import json, os, sys, time
@@ -70,7 +71,7 @@ def test_more_runs_at_once_than_gpus_is_refused():
 @pytest.fixture()
 def two_cores(monkeypatch):
     """This machine as the test case: 2 cores, no GPU, no OMP_NUM_THREADS of the user's."""
-    monkeypatch.setattr(parallel, "available_cpus", lambda: 2)
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
     monkeypatch.setattr(parallel, "visible_gpus", lambda: [])
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
 
@@ -131,7 +132,7 @@ def test_a_run_directory_of_another_config_is_refused_before_any_run(tmp_path, t
     (run / "resolved.yaml").write_text("trainer: {max_steps: 1}\n")  # as if the base had been edited
     (run / "status.json").unlink()
     assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out)]) == 2
-    assert f"run {run} was made with another resolved config" in capsys.readouterr().err
+    assert f"run {run} was made with another resolved config" in one_error_line(capsys, "sweep")
     assert len(calls(out)) == 2  # nothing ran
 
 

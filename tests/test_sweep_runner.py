@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cli_helpers import command, one_error_line
 from sweep_helpers import FAKE, QUICKSTART, calls
-from thinkspace.sweep.command import main
-from thinkspace.sweep.report import write_report
+
+from thinkspace.sweep.results import write_report
+
+main = command("sweep")
 
 
 @pytest.fixture()
@@ -99,7 +102,7 @@ def test_a_misspelt_key_fails_before_any_run(tmp_path, fake, capsys):
                           ({"trainer.precision": ["17-true"]},
                            "Parser key \"trainer.precision\": Expected a <class 'int'>; Expected a typing.Literal[")]:
         assert main(["--config", QUICKSTART, "--grid", sweep_file(tmp_path, fake, grid=grid), "--out", str(out)]) == 2
-        assert message in capsys.readouterr().err
+        assert message in one_error_line(capsys, "sweep")
         assert not out.exists()
 
 
@@ -140,7 +143,7 @@ def test_a_run_directory_made_with_another_config_is_refused(tmp_path):
     from thinkspace.sweep.runner import prepare_run
 
     spec = RunSpec("r", {"trainer.max_steps": 5})
-    prepare_run(spec, "base.yaml", tmp_path / "r", "trainer:\n  max_steps: 5\n")
-    prepare_run(spec, "base.yaml", tmp_path / "r", "trainer:\n  max_steps: 5\n")  # same config: fine
+    prepare_run(spec, ["base.yaml"], tmp_path / "r", "trainer:\n  max_steps: 5\n")
+    prepare_run(spec, ["base.yaml"], tmp_path / "r", "trainer:\n  max_steps: 5\n")  # same config: fine
     with pytest.raises(ValueError, match="was made with another resolved config than base.yaml gives now"):
-        prepare_run(spec, "base.yaml", tmp_path / "r", "trainer:\n  max_steps: 6\n")
+        prepare_run(spec, ["base.yaml"], tmp_path / "r", "trainer:\n  max_steps: 6\n")

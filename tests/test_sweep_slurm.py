@@ -23,9 +23,12 @@ import pytest
 import submitit  # noqa: F401  (the dev extra's SLURM client: a missing one must fail, not skip)
 import yaml
 
+from cli_helpers import command, one_error_line
 from sweep_helpers import FAKE, QUICKSTART, calls
-from thinkspace.sweep.command import main
+
 from thinkspace.sweep.slurm_settings import SlurmSettings, check_resources, parse_slurm
+
+main = command("sweep")
 
 SBATCH = """#!/bin/sh
 n=$(($(cat "$FAKE_SLURM/count" 2>/dev/null || echo 0) + 1))
@@ -210,11 +213,11 @@ def test_the_checkpoint_hook_resubmits_the_same_run():
     from thinkspace.sweep.slurm import RunJob
 
     sweep = Sweep(Path("g.yaml"), [], {}, "val/accuracy", ["thinkspace"])
-    job = RunJob(sweep, RunSpec("r", {"seed_everything": 1}), "base.yaml", "out/r")
+    job = RunJob(sweep, RunSpec("r", {"seed_everything": 1}), ["base.yaml"], "out/r")
     again = job.checkpoint()
     assert isinstance(again, DelayedSubmission) and isinstance(again.function, type(job))
-    assert (again.function.spec, again.function.config, again.function.run_dir) == (job.spec, "base.yaml",
-                                                                                    Path("out/r"))
+    assert (again.function.spec, again.function.configs, again.function.run_dir) == (job.spec, ["base.yaml"],
+                                                                                     Path("out/r"))
     assert again.args == () and again.kwargs == {}
 
 
@@ -254,7 +257,7 @@ def test_bad_slurm_sections_fail_before_any_submission(tmp_path, fake_slurm, cap
     out = tmp_path / "out"
     for extra in ([], ["--dry-run"]):
         assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out), *extra]) == 2
-        err = capsys.readouterr().err
+        err = one_error_line(capsys, "sweep")
         assert "grid.yaml" in err or "run seed=0_" in err
         assert re.search(message, err), err
     assert not (fake_slurm / "count").exists() and not out.exists()
@@ -266,14 +269,14 @@ def test_without_slurm_commands_nothing_is_made(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     assert main(["--config", QUICKSTART, "--grid", grid, "--out", str(out)]) == 2
     assert ("--launcher slurm: sbatch, srun, sacct not found on PATH; run the sweep on a SLURM login node (or set "
-            "slurm.cluster: debug to run each job here, one after another)") in capsys.readouterr().err
+            "slurm.cluster: debug to run each job here, one after another)") in one_error_line(capsys, "sweep")
     assert not out.exists()
 
 
 def test_max_parallel_is_refused_under_slurm(tmp_path, fake_slurm, capsys):
     grid = grid_file(tmp_path, seeds=[0])
     assert main(["--config", QUICKSTART, "--grid", grid, "--max-parallel", "2"]) == 2
-    assert "--max-parallel is for the local launcher" in capsys.readouterr().err
+    assert "--max-parallel is for the local launcher" in one_error_line(capsys, "sweep")
 
 
 def test_resources_agree_with_the_trainer():
@@ -285,3 +288,31 @@ def test_resources_agree_with_the_trainer():
     check_resources(parse_slurm({"timeout_min": 5}, "s.yaml"), "trainer: {devices: 1}\n", "r")
     with pytest.raises(ValueError, match=r"run r: trainer.devices is 2 but each node runs 1 task\(s\)"):
         check_resources(parse_slurm({"timeout_min": 5}, "s.yaml"), "trainer: {devices: 2}\n", "r")
+
+
+def test_job_states_ask_sacct_once_and_read_only_the_jobs_lines(fake_slurm):
+    """One ``sacct`` call for all jobs; step lines (``ID.batch``) and reasons (``by 123``) are dropped."""
+    from thinkspace.sweep.slurm import job_states
+
+    (fake_slurm / "sacct").write_text('#!/bin/sh\necho "$*" >> "$FAKE_SLURM/sacct_calls.txt"\n'
+                                      'printf "7|CANCELLED by 12\\n7.batch|COMPLETED\\n8_1|RUNNING\\n"\n')
+    assert job_states(["7", "8_1", "9"]) == {"7": "CANCELLED", "8_1": "RUNNING", "9": "UNKNOWN"}
+    assert (fake_slurm / "sacct_calls.txt").read_text().splitlines() == [
+        "-o JobID,State --parsable2 --noheader -j 7,8_1,9"]
+
+
+def test_no_private_names_of_lightning_or_submitit():
+    """What thinkspace takes from Lightning and submitit is their public API (no ``_name``, no
+    submodule submitit does not export)."""
+    import ast
+
+    from cli_helpers import REPO
+
+    offenders = []
+    for path in sorted((REPO / "thinkspace").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("lightning", "submitit"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                if private or "._" in (node.module or "") or (node.module or "").startswith("submitit."):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert offenders == []

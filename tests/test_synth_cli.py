@@ -10,11 +10,13 @@ import open3d  # noqa: F401  (the dev extra's renderer: a missing one must fail,
 import pytest
 from PIL import Image
 
+from cli_helpers import command, one_error_line
 from synth_helpers import synth_tree
 
 import thinkspace.synth.writer as writer
 from thinkspace.data.datasets.mindcube import MindCube
-from thinkspace.synth.command import main
+
+main = command("synth")
 
 SMALL = ["--size", "32", "--frames", "3", "--workers", "1", "--quiet"]
 
@@ -75,11 +77,13 @@ def test_video_decodes_with_decord_at_the_written_rate():
         (["--scenes", "2", "--size", "33"], "--size: expected an even number of pixels"),
         (["--scenes", "2", "--kind", "pictures"], "--kind: expected one of views, video, all; got 'pictures'"),
         (["--scenes", "2", "--frames", "1"], "--frames: expected at least 2 frames"),
+        (["--scenes", "two"], "argument --scenes: invalid int value: 'two'"),
+        ([], "the following arguments are required: --scenes"),
     ],
 )
 def test_bad_arguments_are_named(tmp_path, capsys, args, message):
     assert main(["--out", str(tmp_path / "o"), *args, "--quiet"]) == 2
-    assert message in capsys.readouterr().err
+    assert one_error_line(capsys, "synth").startswith(f"thinkspace synth: error: {message}")
     assert not (tmp_path / "o" / "meta.json").exists()
 
 
@@ -87,9 +91,9 @@ def test_unwritable_out_is_named(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     assert main(["--out", str(blocker), "--scenes", "1", *SMALL]) == 2
-    assert f"--out: {blocker} is a file; expected a directory" in capsys.readouterr().err
+    assert f"--out: {blocker} is a file; expected a directory" in one_error_line(capsys, "synth")
     assert main(["--out", str(blocker / "sub"), "--scenes", "1", *SMALL]) == 2
-    err = capsys.readouterr().err
+    err = one_error_line(capsys, "synth")
     assert f"--out: cannot write to {blocker / 'sub'}" in err and "expected a writable directory" in err
 
 
@@ -97,7 +101,7 @@ def test_other_settings_in_the_same_out_are_refused(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--scenes", "1", "--kind", "views", *SMALL]) == 0
     assert main(["--out", str(tmp_path), "--scenes", "1", "--kind", "views", *SMALL[:-5], "--size", "64",
                  "--workers", "1", "--quiet"]) == 2
-    assert "already holds a synthetic set made with size 32 (now 64)" in capsys.readouterr().err
+    assert "already holds a synthetic set made with size 32 (now 64)" in one_error_line(capsys, "synth")
 
 
 def test_a_folder_holding_files_synth_did_not_write_is_refused(tmp_path, capsys):
@@ -105,7 +109,7 @@ def test_a_folder_holding_files_synth_did_not_write_is_refused(tmp_path, capsys)
     mine.parent.mkdir()
     mine.write_text('{"id": "my own"}\n')
     assert main(["--out", str(tmp_path), "--scenes", "1", "--kind", "views", *SMALL]) == 2
-    err = capsys.readouterr().err
+    err = one_error_line(capsys, "synth")
     assert f"--out {tmp_path} holds files thinkspace synth did not write ({tmp_path / 'mindcube'})" in err
     assert mine.read_text() == '{"id": "my own"}\n' and not list((tmp_path / "scenes").iterdir())
 
@@ -121,8 +125,9 @@ def test_a_crash_leaves_no_half_written_scene_and_a_rerun_resumes(tmp_path, monk
         real(directory, episode)
 
     monkeypatch.setattr(writer, "write_sequence", flaky)
+    from thinkspace.synth.command import main as synth  # the tool itself: the error raised, not reported
     with pytest.raises(OSError, match="disk full"):
-        main(["--out", str(tmp_path), "--scenes", "2", "--kind", "views", *SMALL])
+        synth(["--out", str(tmp_path), "--scenes", "2", "--kind", "views", *SMALL])
     scenes = tmp_path / "scenes"
     assert sorted(p.name for p in scenes.iterdir()) == ["scene00000"], "no partial or half-written scene"
     assert not (tmp_path / "meta.json").exists()

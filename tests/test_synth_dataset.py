@@ -91,7 +91,7 @@ def test_world_from_room_puts_the_first_camera_at_the_origin_facing_x():
         ({"kind": "video", "settings": ["leftmost"]}, "not valid for kind='video'"),
         ({"num_views": (3, 5)}, "SyntheticSpatial.num_views must lie in [1, 4]"),
         ({"num_objects": (0, 3)}, "SyntheticSpatial.num_objects must satisfy 1 <= lo <= hi <= 8"),
-        ({"viewpoint": "above"}, "SyntheticSpatial.viewpoint must be one of ['standard', 'held_out'], got 'above'"),
+        ({"viewpoint": "above"}, "SyntheticSpatial.viewpoint must be 'standard' or 'held_out', got 'above'"),
         ({"kind": "video", "viewpoint": "held_out"}, "viewpoint 'held_out' applies to image sets (kind='views')"),
     ],
 )

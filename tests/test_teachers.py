@@ -219,15 +219,11 @@ def test_objective_reads_the_cache_and_refuses_a_mismatched_one(tmp_path):
 def test_points_command_writes_a_ply_open3d_reads(tmp_path, monkeypatch):
     import open3d as o3d
 
-    from thinkspace.cli import ThinkspaceCLI
-    from thinkspace.data.datamodule import SpatialDataModule
-    from thinkspace.modules.spatial_vlm import SpatialVLM
+    from thinkspace.lightning_cli import build_cli
     from thinkspace.objectives import LatentAlignment
-    from thinkspace.points.command import main as points
+    from thinkspace.inference.points import main as points
 
-    cli = ThinkspaceCLI(SpatialVLM, SpatialDataModule, run=False, save_config_callback=None,
-                        parser_kwargs={"parser_mode": "omegaconf"}, auto_configure_optimizers=False,
-                        args=["--config", str(TINY), "--trainer.logger", "false"])
+    cli = build_cli(None, [TINY])
     ckpt = tmp_path / "model.ckpt"
     torch.save({"state_dict": cli.model.state_dict()}, ckpt)
     out = tmp_path / "scene.ply"

@@ -6,13 +6,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from cli_helpers import FAST, QUICKSTART, run_cli
 from thinkspace.backbones import QwenVL
-from thinkspace.throughput import parameter_counts, vision_patches
+from thinkspace.training.throughput import parameter_counts, vision_patches
 
 
 @pytest.mark.slow
 def test_fit_logs_samples_tokens_and_flops_per_second(tmp_path):
     run_cli("fit", "--config", str(QUICKSTART), *FAST, "--trainer.max_steps", "6", "--trainer.log_every_n_steps", "1",
-            "--trainer.callbacks+=thinkspace.throughput.Throughput", "--trainer.callbacks.window_size", "3",
+            "--trainer.callbacks+=thinkspace.training.throughput.Throughput", "--trainer.callbacks.window_size", "3",
             cwd=tmp_path)
     events = next((tmp_path / "runs" / "quickstart").glob("events.out.tfevents.*"))
     acc = EventAccumulator(str(events))

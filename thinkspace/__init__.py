@@ -6,10 +6,9 @@ first use, so ``import thinkspace`` stays light).
 
 from typing import Any
 
-from thinkspace.moved import install as _install_moved_modules
+from thinkspace.version import __version__
 
-__version__ = "0.1.0"
-_install_moved_modules()  # old module paths raise an error naming the new one
+__all__ = ["__version__", "load"]
 
 
 def load(path: Any, config: Any = None) -> Any:

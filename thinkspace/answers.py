@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import re
 
+from thinkspace.slot_tokens import END, PAD, START
+
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
 _GOLD_LETTER = re.compile(r"^\(?([A-E])(?:[\.\):]|$)")
@@ -148,10 +150,6 @@ def answer_text(completion: str) -> str:
     found = _ANSWER_BLOCK.findall(completion)
     if found:
         return found[-1].strip()
-    # Imported here: the scorers (``thinkspace score``) need not load the model stack, and metrics.py (which
-    # objectives import) reaches this module without an import cycle.
-    from thinkspace.objectives.latent_slot import END, PAD, START
-
     text = completion.replace(START, "").replace(PAD, "").replace(END, "")
     return _THINK_BLOCK.sub("", text).strip()
 

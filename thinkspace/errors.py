@@ -6,11 +6,13 @@ and exit code 2. Everything else (a genuine bug) keeps its traceback. ``--debug`
 command line (or ``THINKSPACE_DEBUG=1``) shows the traceback of bad input too.
 
 Code that detects bad input raises one of :data:`INPUT_ERRORS` with a message that names the
-place; :func:`run_reporting_errors` turns it into the line above.
+place; :func:`run_reporting_errors` turns it into the line above. The argparse tools build their
+parsers with :class:`ToolParser`, so a bad argument takes the same road (no usage text).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -98,3 +100,12 @@ def run_reporting_errors(command: str, run: Callable[[list[str]], int | None], a
             print(f"thinkspace {command}: error: {stop.code}", file=sys.stderr)
             return BAD_INPUT
         return int(stop.code or 0)
+
+
+class ToolParser(argparse.ArgumentParser):
+    """argparse for the ``thinkspace`` tools: a bad argument raises ``ValueError`` (argparse's own
+    message, e.g. ``argument --scenes: invalid int value: 'x'``) for :func:`run_reporting_errors`
+    to print as one line with exit code 2, instead of printing the usage text and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ValueError(message)

@@ -8,10 +8,8 @@ does not import every family and its transformers classes. Every family in
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from thinkspace.backbones.registry import FAMILIES
+from thinkspace.utils.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "VLMBackbone": "thinkspace.backbones.base",
@@ -20,9 +18,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'thinkspace.backbones' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

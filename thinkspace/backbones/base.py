@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import Tensor, nn
 
 from thinkspace.backbones.capabilities import Support
@@ -115,11 +114,6 @@ class VLMBackbone(nn.Module):
 
     def forward(self, batch: Batch, inputs_embeds_hook: EmbedsHook | None = None) -> BackboneOutput:
         """Hidden states ``[B, L, D]`` of the batch (``inputs_embeds_hook`` edits the decoder's input)."""
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def generate(self, batch: Batch, inputs_embeds_hook: EmbedsHook | None = None, **generation: Any) -> list[str]:
-        """Greedy or sampled continuations of each sample's prompt, decoded to text."""
         raise NotImplementedError
 
     @contextmanager

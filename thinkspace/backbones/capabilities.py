@@ -14,7 +14,7 @@ from thinkspace.data.schema import SpatialSample
 
 #: video samples (one ``<video>`` per sample, frames sampled in time)
 VIDEO = "video"
-#: KV-cached decoding with latent steps (:mod:`thinkspace.generation.latent_decoding`): the
+#: thinkspace's KV-cached decoding, latent steps included (:mod:`thinkspace.generation.decode`): the
 #: transformers decode path (``hf.model.language_model``, ``get_input_embeddings``, ``lm_head``)
 LATENT_DECODING = "latent decoding"
 #: every frame of a given pixel size becomes the same token grid, known before collating

@@ -18,11 +18,9 @@ from torch import nn
 from thinkspace.backbones.base import EmbedsHook, VLMBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora, unwrap
 from thinkspace.backbones.outputs import BackboneOutput
-from thinkspace.backbones.paths import read_model_type
-from thinkspace.backbones.registry import resolve
+from thinkspace.backbones.paths import read_model_type, resolve_model_path
 from thinkspace.data.batch import Batch
 from thinkspace.data.collate import Collator
-from thinkspace.generation.prompts import prompt_batch
 
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -45,7 +43,7 @@ class HFBackbone(VLMBackbone):
         add LoRA adapters: new ones (``lora``) or saved ones (``adapter_path``, a peft directory)."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        self.path = resolve(path)
+        self.path = resolve_model_path(path)
         model_type = read_model_type(self.path)
         if model_type not in self.families:
             raise ValueError(
@@ -149,19 +147,3 @@ class HFBackbone(VLMBackbone):
             out = self.hf.model(**self.model_inputs(batch), use_cache=False, return_dict=True)
         return BackboneOutput(hidden=out.last_hidden_state, visual=batch.visual, lm_head=self.hf.lm_head,
                               inputs_embeds=seen.get("embeds"))
-
-    @torch.no_grad()
-    def generate(self, batch: Batch, inputs_embeds_hook: EmbedsHook | None = None, **generation: Any) -> list[str]:
-        """Continue each sample's prompt (the response in ``batch`` is ignored).
-
-        Args:
-            inputs_embeds_hook: applied to the prefill, with the left-padded prompt batch.
-            generation: ``transformers`` generation arguments (``max_new_tokens``,
-                ``do_sample``, ``temperature``, ``top_p``, ...).
-        """
-        prompts = prompt_batch(batch, self.tokenizer.pad_token_id)
-        generation.setdefault("pad_token_id", self.tokenizer.pad_token_id)
-        with self.inputs_embeds_hook(inputs_embeds_hook, prompts):
-            out = self.hf.generate(**self.model_inputs(prompts), **generation)
-        new_tokens = out[:, prompts.inputs["input_ids"].shape[1]:]
-        return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

@@ -1,22 +1,30 @@
-"""Where a backbone's files come from: a directory or a Hub id (``tiny:`` names: :mod:`.registry`)."""
+"""Where a backbone's files come from: ``tiny:<name>`` (built once, cached), a directory or a Hub id."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from thinkspace.backbones.registry import TINY_PREFIX
+
 
 def resolve_model_path(path: str) -> str:
-    """Turn a model directory or Hub id into something ``from_pretrained`` loads.
+    """Turn a model reference into something ``from_pretrained`` loads.
 
-    An existing directory must hold a ``config.json``. Anything else (``owner/name``) is
-    passed through as a Hub id (which needs the Hub or its local cache). ``tiny:<name>``
-    references are resolved by :func:`thinkspace.backbones.registry.resolve`, which calls this.
+    ``tiny:<name>`` builds (once, cached) a tiny random model of the family that names it
+    (:mod:`thinkspace.backbones.registry`) and returns its directory. An existing directory
+    must hold a ``config.json``. Anything else (``owner/name``) is passed through as a Hub id
+    (which needs the Hub or its local cache).
 
     Raises:
+        ValueError: ``tiny:`` with a name no family builds.
         FileNotFoundError: a directory without ``config.json``, or a path-like
             reference (``./``, ``/``, ``~``) that does not exist.
     """
+    if path.startswith(TINY_PREFIX):
+        from thinkspace.backbones.tiny import tiny_model_dir  # builds with transformers: imported on use
+
+        return str(tiny_model_dir(path[len(TINY_PREFIX):]))
     local = Path(path).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():

@@ -2,7 +2,7 @@
 
 A family is a package ``thinkspace.backbones.<name>`` that exports its backbone class and
 has a ``tiny.py`` with ``build(tiny_name, out, **sizes)``. Nothing here imports a family:
-lookups import it when asked (so ``tiny:`` resolution has no import cycle).
+lookups import it when asked.
 """
 
 from __future__ import annotations
@@ -83,20 +83,3 @@ def backbone_class(family: str) -> Any:
     entry = FAMILIES[family]
     return getattr(importlib.import_module(entry.package), entry.backbone)
 
-
-def resolve(path: str) -> str:
-    """Turn a model reference into something ``from_pretrained`` loads: ``tiny:<name>`` builds (once,
-    cached) a tiny random model of that family and returns its directory; anything else goes to
-    :func:`thinkspace.backbones.paths.resolve_model_path` (a directory or a Hub id).
-
-    Raises:
-        ValueError: ``tiny:`` with a name no family builds.
-        FileNotFoundError: as :func:`~thinkspace.backbones.paths.resolve_model_path`.
-    """
-    if path.startswith(TINY_PREFIX):
-        from thinkspace.backbones.tiny import tiny_model_dir
-
-        return str(tiny_model_dir(path[len(TINY_PREFIX):]))
-    from thinkspace.backbones.paths import resolve_model_path
-
-    return resolve_model_path(path)

@@ -6,9 +6,8 @@ from torch import Tensor
 
 from thinkspace.component import Component
 from thinkspace.data.batch import Batch
-from thinkspace.data.schema import FRAME_PREFIX
 
-__all__ = ["Cue", "FRAME_PREFIX"]
+__all__ = ["Cue"]
 
 
 class Cue(Component):

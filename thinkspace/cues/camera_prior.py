@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from thinkspace.cues.base import FRAME_PREFIX, Cue
+from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
-from thinkspace.data.schema import SpatialSample
+from thinkspace.data.schema import FRAME_PREFIX, SpatialSample
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures
 from thinkspace.teachers.cache import FeatureCache
 

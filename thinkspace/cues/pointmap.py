@@ -10,55 +10,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from thinkspace.utils.choices import check_choice
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
-from thinkspace.geometry import backproject
+from thinkspace.data.token_geometry import token_geometry
 from thinkspace.teachers.base import GeometryTeacher
 from thinkspace.teachers.cache import FeatureCache
 from thinkspace.teachers.fourier import fourier_encode
 
 
-def token_geometry(sample: SpatialSample, grids: list[tuple[int, int]]) -> tuple[Tensor, Tensor, Tensor]:
-    """Mean world point and mean depth of the valid depth pixels under every visual token.
-
-    Token ``(r, c)`` of frame group ``f`` covers the fraction ``[r/rows, (r+1)/rows) x
-    [c/cols, (c+1)/cols)`` of each sampled frame of the group (the same regions as the
-    layout objective's targets).
-
-    Returns:
-        ``(points [N, 3] metres in the world frame, depth [N] metres, valid [N] bool)`` in
-        visual-token order (frame group, then row-major), ``N = sum(rows * cols)``.
-
-    Raises:
-        ValueError: naming the sample, when it has no depth or its depth is not finite
-            and non-negative.
-    """
-    geometry = sample.geometry
-    if geometry is None or geometry.depth is None:
-        raise ValueError(f"sample {sample.id!r} ({sample.source}) has no depth; the point-map cue from ground "
-                         "truth needs geometry.depth (or give the cue a teacher)")
-    depth = geometry.depth.float()
-    if not torch.isfinite(depth).all() or (depth < 0).any():
-        raise ValueError(f"sample {sample.id!r} ({sample.source}): depth has NaN, infinite or negative values")
-    per_group = math.ceil(sample.num_frames / len(grids))
-    points, depths, valid = [], [], []
-    for group, (rows, cols) in enumerate(grids):
-        sums = torch.zeros(rows * cols, 4)  # x, y, z, depth
-        counts = torch.zeros(rows * cols)
-        for s in range(group * per_group, min((group + 1) * per_group, sample.num_frames)):
-            d = depth[s]
-            h, w = d.shape
-            xyz = backproject(d, geometry.intrinsics[s].float(), geometry.cam_from_world[s].float())
-            token = (torch.arange(h)[:, None] * rows // h) * cols + (torch.arange(w)[None, :] * cols // w)
-            ok = d > 0
-            sums.index_add_(0, token[ok], torch.cat([xyz[ok], d[ok][:, None]], dim=1))
-            counts.index_add_(0, token[ok], torch.ones(int(ok.sum())))
-        mean = sums / counts.clamp(min=1)[:, None]
-        points.append(mean[:, :3])
-        depths.append(mean[:, 3])
-        valid.append(counts > 0)
-    return torch.cat(points), torch.cat(depths), torch.cat(valid)
+Quantity = Literal["points", "depth"]  # world points or depth per visual token
 
 
 class PointMapCue(Cue):
@@ -82,15 +44,14 @@ class PointMapCue(Cue):
 
     def __init__(
         self,
-        quantity: Literal["points", "depth"] = "points",
+        quantity: Quantity = "points",
         teacher: GeometryTeacher | None = None,
         cache: str | None = None,
         bands: int = 6,
         extent: float = 16.0,
     ) -> None:
         super().__init__()
-        if quantity not in ("points", "depth"):
-            raise ValueError(f"PointMapCue.quantity must be 'points' or 'depth', got {quantity!r}")
+        check_choice("PointMapCue.quantity", quantity, Quantity)
         if teacher is None and cache is not None:
             raise ValueError("PointMapCue: a cache needs the teacher that wrote it (init_args.teacher)")
         if teacher is not None and cache is None and not getattr(teacher, "runs_in_workers", True):
@@ -120,7 +81,8 @@ class PointMapCue(Cue):
         """``(features [N, in_channels], valid [N] bool)`` for the sample's N visual tokens."""
         if self.teacher is not None:
             return self._teacher_tokens(sample, grids)
-        points, depth, valid = token_geometry(sample, grids)
+        points, depth, valid = token_geometry(
+            sample, grids, "the point-map cue from ground truth needs geometry.depth (or give the cue a teacher)")
         value = points if self.quantity == "points" else depth[:, None]
         features = fourier_encode(value, self.extent, self.bands).flatten(1)
         return features * valid[:, None], valid

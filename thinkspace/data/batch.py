@@ -1,6 +1,8 @@
 """What the collator hands the model: a padded :class:`Batch` and where its visual tokens are.
 
-The data pipeline's output types; backbones read them, nothing here imports a backbone.
+The data pipeline's output types; backbones read them, nothing here imports a backbone. The one
+home of batch reshaping: :meth:`Batch.prompts` (the prompts alone, left-padded for decoding) and
+:meth:`Batch.repeat` (each prompt's rows repeated for a group of completions).
 """
 
 from __future__ import annotations
@@ -63,6 +65,30 @@ class VisualTokens:
     def to(self, device: torch.device | str) -> VisualTokens:
         return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
+    def shifted(self, shift: Tensor) -> VisualTokens:
+        """The index with sample ``b``'s positions moved right by ``shift[b]`` (``[B]`` tokens)."""
+        return replace(self, position=self.position + shift.to(self.position.device)[self.sample])
+
+    def repeat(self, group: int, samples: list[int] | None = None) -> VisualTokens:
+        """The index of samples ``samples`` (default all ``B``) for ``len(samples) x group`` rows:
+        sample ``samples[i]`` becomes rows ``i * group ... i * group + group - 1``, each with that
+        sample's tokens (positions, frames, grid rows and columns unchanged)."""
+        names = ("sample", "position", "frame", "row", "col")
+        parts: dict[str, list[Tensor]] = {name: [] for name in names}
+        grids = []
+        samples = list(range(len(self.frames_per_group))) if samples is None else samples
+        for i, b in enumerate(samples):
+            keep = self.sample == b
+            frames = self.grid[self.grid[:, 0] == b]
+            for g in range(group):
+                row = i * group + g
+                for name in names:
+                    value = getattr(self, name)[keep]
+                    parts[name].append(torch.full_like(value, row) if name == "sample" else value)
+                grids.append(torch.cat([torch.full_like(frames[:, :1], row), frames[:, 1:]], 1))
+        return VisualTokens(**{name: torch.cat(v) for name, v in parts.items()}, grid=torch.cat(grids),
+                            frames_per_group=self.frames_per_group[samples].repeat_interleave(group))
+
 
 @dataclass
 class Batch:
@@ -83,6 +109,9 @@ class Batch:
         answers: gold answers (letter, number or text), for metrics.
         answer_types: ``"choice"``, ``"number"`` or ``"text"`` per sample.
         tasks: task or setting name per sample, for per-task metrics.
+        texts: each sample's prompt as the dataset wrote it (before any objective or cue edited it;
+            what GRPO's reward functions receive as ``prompts``).
+        meta: each sample's metadata (``SpatialSample.meta``, a copy; the rewards' ``meta`` field).
     """
 
     ids: list[str]
@@ -94,9 +123,59 @@ class Batch:
     answers: list[Any] = field(default_factory=list)
     answer_types: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    meta: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def prompts(self, pad_id: int) -> Batch:
+        """The batch's prompts alone, left-padded for decoding (``[B, Lp]``, ``Lp`` the longest
+        prompt); visual positions shifted to match, labels all ignored, ``prompt_lengths`` ``Lp``.
+
+        Every per-token input (``[B, L]`` like ``input_ids``: the attention mask, Qwen-VL's
+        ``mm_token_type_ids``) is cut and left-padded the same way: ids with ``pad_id``, the rest with 0.
+        """
+        ids = self.inputs["input_ids"]
+        lengths = self.prompt_lengths
+        width = int(lengths.max())
+        shift = width - lengths  # [B] left padding per sample
+        per_token = [k for k, v in self.inputs.items()
+                     if v.shape == ids.shape and k not in ("input_ids", "attention_mask")]
+        new_ids = ids.new_full((len(lengths), width), pad_id)
+        new = {k: torch.zeros_like(new_ids, dtype=self.inputs[k].dtype) for k in per_token}
+        for b, n in enumerate(lengths.tolist()):
+            new_ids[b, width - n:] = ids[b, :n]
+            for k in per_token:
+                new[k][b, width - n:] = self.inputs[k][b, :n]
+        mask = (torch.arange(width, device=ids.device)[None] >= shift.to(ids.device)[:, None]).to(ids.dtype)
+        inputs = dict(self.inputs, **new, input_ids=new_ids, attention_mask=mask)
+        return replace(self, inputs=inputs, labels=torch.full_like(new_ids, IGNORE_INDEX),
+                       prompt_lengths=torch.full_like(lengths, width), visual=self.visual.shifted(shift))
+
+    def repeat(self, group: int, samples: list[int] | None = None) -> Batch:
+        """Samples ``samples`` (default all ``B``) as ``len(samples) x group`` rows, sample ``samples[i]``
+        giving rows ``i * group ... i * group + group - 1`` (a GRPO group of completions per prompt).
+
+        Repeated: the per-sample lists (ids, answers, answer types, tasks, texts, meta), the visual
+        index, labels, prompt lengths and the per-token inputs (``[B, L]`` like ``input_ids``). The
+        image inputs (``pixel_values``, grids) and ``targets`` stay as they are: the rows describe
+        completions of prompts that were run once (their KV cache repeated,
+        :meth:`~thinkspace.generation.prefill.Prefill.repeat`), not a batch to run again.
+        """
+        samples = list(range(len(self))) if samples is None else list(samples)
+
+        def rows(xs: list[Any]) -> list[Any]:
+            return [xs[b] for b in samples for _ in range(group)] if xs else xs
+
+        index = torch.tensor(samples, device=self.labels.device).repeat_interleave(group)
+        ids = self.inputs["input_ids"]
+        inputs = {k: v[index.to(v.device)] if v.shape == ids.shape else v for k, v in self.inputs.items()}
+        return replace(self, ids=rows(self.ids), inputs=inputs, labels=self.labels[index],
+                       prompt_lengths=self.prompt_lengths[index.to(self.prompt_lengths.device)],
+                       visual=self.visual.repeat(group, samples), answers=rows(self.answers),
+                       answer_types=rows(self.answer_types), tasks=rows(self.tasks), texts=rows(self.texts),
+                       meta=rows(self.meta))
 
     def to(self, device: torch.device | str) -> Batch:
         """Move every tensor (including targets) to ``device``; Lightning calls this."""

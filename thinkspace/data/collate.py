@@ -62,6 +62,7 @@ class Collator:
     def __call__(self, samples: list[SpatialSample]) -> Batch:
         if not samples:
             raise ValueError("cannot collate an empty list of samples")
+        texts, meta = [s.prompt for s in samples], [dict(s.meta) for s in samples]  # as written, before edits
         for objective in self.objectives.values():
             samples = [objective.prepare(s) for s in samples]
         encoded = [self.encode(s) for s in samples]
@@ -87,6 +88,8 @@ class Collator:
             answers=[s.answer for s in samples],
             answer_types=[s.answer_type for s in samples],
             tasks=[s.task for s in samples],
+            texts=texts,
+            meta=meta,
         )
 
     def prompt_text(self, sample: SpatialSample) -> str:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import Sampler
 
+from thinkspace.utils.seeds import mix_seed
+
 #: returns ``(epoch, batches already consumed in that epoch)`` at the start of iteration.
 Progress = Callable[[], tuple[int, int]]
 
@@ -29,8 +31,9 @@ class EpochSampler(Sampler[int]):
         rank: this process's index among ``world_size``.
         world_size: number of processes; each takes every ``world_size``-th index.
         progress: where the loop is; default: epoch 0 from the start.
-        drop_last: drop the tail that does not divide evenly across ranks (otherwise it
-            is padded by repeating the first indices, as ``DistributedSampler`` does).
+
+    A length that does not divide evenly across ranks is padded by repeating the first
+    indices, as ``DistributedSampler`` does.
     """
 
     def __init__(
@@ -42,29 +45,25 @@ class EpochSampler(Sampler[int]):
         rank: int = 0,
         world_size: int = 1,
         progress: Progress | None = None,
-        drop_last: bool = False,
     ) -> None:
         if length <= 0:
             raise ValueError(f"EpochSampler: the dataset is empty (length {length})")
         self.length, self.seed, self.shuffle = length, seed, shuffle
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.progress = progress
-        self.drop_last = drop_last
 
     def __len__(self) -> int:
-        if self.drop_last:
-            return self.length // self.world_size
         return -(-self.length // self.world_size)
 
     def order(self, epoch: int) -> list[int]:
         """This rank's indices for ``epoch``, in order."""
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
             indices = torch.randperm(self.length, generator=g).tolist()
         else:
             indices = list(range(self.length))
         total = len(self) * self.world_size
-        indices = indices[:total] if self.drop_last else (indices * 2)[:total]
+        indices = (indices * 2)[:total]
         return indices[self.rank::self.world_size]
 
     def __iter__(self) -> Iterator[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ import torch
 #: segments) or ``"linspace"`` (VSI-Bench's official evaluation: ``np.linspace(0, M - 1, N)``
 #: rounded down, first and last frames included; ``lmms_eval/models/llava_vid.py``).
 FrameSampling = Literal["segment_centres", "linspace"]
-FRAME_SAMPLINGS = ("segment_centres", "linspace")
+FRAME_SAMPLINGS = get_args(FrameSampling)
 
 
 @dataclass
@@ -35,6 +35,14 @@ class VideoClip:
     total_frames: int
 
 
+def _check_count(total: int, num: int) -> None:
+    """Both rules' precondition: at least one frame, at most the video's ``total``."""
+    if num < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num}")
+    if num > total:
+        raise ValueError(f"requested {num} frames from a video of {total}")
+
+
 def uniform_indices(total: int, num: int) -> list[int]:
     """``num`` frame indices spread uniformly over ``total`` frames (segment centres).
 
@@ -45,10 +53,7 @@ def uniform_indices(total: int, num: int) -> list[int]:
     Raises:
         ValueError: ``num`` < 1 or more frames requested than the video has.
     """
-    if num < 1:
-        raise ValueError(f"num_frames must be at least 1, got {num}")
-    if num > total:
-        raise ValueError(f"requested {num} frames from a video of {total}")
+    _check_count(total, num)
     edges = np.linspace(0, total, num + 1)
     return [int(i) for i in np.floor((edges[:-1] + edges[1:]) / 2)]
 
@@ -64,10 +69,7 @@ def linspace_indices(total: int, num: int) -> list[int]:
     Raises:
         ValueError: ``num`` < 1 or more frames requested than the video has.
     """
-    if num < 1:
-        raise ValueError(f"num_frames must be at least 1, got {num}")
-    if num > total:
-        raise ValueError(f"requested {num} frames from a video of {total}")
+    _check_count(total, num)
     return [int(i) for i in np.floor(np.linspace(0, total - 1, num))]
 
 

@@ -3,20 +3,20 @@
 Reads a predictions file in the benchmark's own format, scores it as the official
 evaluator does, and prints a table, or with ``--json`` one JSON object
 ``{"benchmark", "n", "overall", "by_setting" | "by_type", ...}`` (percentages).
-Exit code 2 with a one-line message on bad input (file and line named).
+Bad input (file and line named) is reported by :mod:`thinkspace.errors`: one line, exit code 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from thinkspace.errors import ToolParser
 from thinkspace.eval import SCORERS
-from thinkspace.eval.records import read_table
+from thinkspace.records import read_table
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ToolParser:
+    parser = ToolParser(
         prog="thinkspace score",
         description="Score a predictions file as the benchmark's official evaluator does.",
     )
@@ -39,21 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``thinkspace score``; bad input raises (``thinkspace.cli`` reports it: one line, exit code 2)."""
     args = build_parser().parse_args(argv)
-    try:
-        records = read_table(args.predictions)
-        if not records:
-            raise ValueError(f"{args.predictions}: no records")
-        options = {}
-        if args.localization is not None:
-            if args.benchmark != "sqa3d":
-                raise ValueError(f"--localization is for sqa3d, not {args.benchmark}")
-            options["localization"] = args.localization
-        score = SCORERS[args.benchmark](records, args.response_field, **options)
-    except (OSError, ValueError, KeyError, ImportError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"thinkspace score {args.benchmark}: {message}", file=sys.stderr)
-        return 2
+    records = read_table(args.predictions)
+    if not records:
+        raise ValueError(f"{args.predictions}: no records")
+    options = {}
+    if args.localization is not None:
+        if args.benchmark != "sqa3d":
+            raise ValueError(f"--localization is for sqa3d, not {args.benchmark}")
+        options["localization"] = args.localization
+    score = SCORERS[args.benchmark](records, args.response_field, **options)
     if args.json:
         print(score.to_json())
         for note in score.notes:
@@ -64,4 +60,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from thinkspace.cli import main as thinkspace
+
+    sys.exit(thinkspace(["score", *sys.argv[1:]]))

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import Counter
 
 from thinkspace.answers import mindcube_choice
-from thinkspace.eval.records import Located, field
-from thinkspace.eval.report import BenchmarkScore
+from thinkspace.records import Located, field
+from thinkspace.eval.benchmark_score import BenchmarkScore
 
 SETTINGS = ("around", "rotation", "translation", "among", "other")
 EXCLUDED_FROM_OVERALL = ("translation",)

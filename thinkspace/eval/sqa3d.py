@@ -23,18 +23,12 @@ forms) for localization, in SQA3D's frame (what ``thinkspace test`` writes).
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from thinkspace.answers import sqa3d_normalise
-from thinkspace.eval.records import Located, field
-from thinkspace.eval.report import BenchmarkScore
-
-POSITION_THRESHOLDS = (0.5, 1.0)  # metres
-YAW_THRESHOLDS = (15.0, 30.0)  # degrees
-
+from thinkspace.records import Located, field
+from thinkspace.eval.benchmark_score import BenchmarkScore
 
 QUESTION_KINDS = ("what", "is", "how", "can", "which")
 
@@ -44,61 +38,6 @@ def question_kind(question: str) -> str:
     words = question.split()
     first = words[0].lower() if words else ""
     return first if first in QUESTION_KINDS else "others"
-
-
-def quaternion_yaw(x: float, y: float, z: float, w: float) -> float:
-    """z component (radians) of the rotation vector of the unit quaternion (x, y, z, w).
-
-    The rotation angle is taken in [0, pi] (the quaternion's sign flipped when w < 0),
-    so for a turn about +z by yaw in (-pi, pi] this returns yaw.
-    """
-    norm = math.sqrt(x * x + y * y + z * z + w * w)
-    if norm == 0:
-        raise ValueError("quaternion (0, 0, 0, 0) is not a rotation")
-    x, y, z, w = (v / norm for v in (x, y, z, w))
-    if w < 0:
-        x, y, z, w = -x, -y, -z, -w
-    sin_half = math.sqrt(x * x + y * y + z * z)
-    if sin_half < 1e-12:
-        return 2.0 * z  # small-angle limit of angle * axis_z
-    angle = 2.0 * math.atan2(sin_half, w)
-    return angle * z / sin_half
-
-
-def yaw_error_degrees(a: float, b: float) -> float:
-    """``min(|a - b|, 2 pi - |a - b|)`` in degrees, for yaws a, b in radians in [-pi, pi]."""
-    diff = abs(a - b)
-    return min(diff, 2 * math.pi - diff) / math.pi * 180.0
-
-
-def localization_hits(gold_xy: tuple[float, float], gold_yaw: float,
-                      pred_xy: list[tuple[float, float]], pred_yaw: list[float]) -> dict[str, bool]:
-    """Whether the closest prediction is within each threshold: keys ``acc@0.5m``,
-    ``acc@1.0m``, ``acc@15deg``, ``acc@30deg``."""
-    dist = min(math.hypot(p[0] - gold_xy[0], p[1] - gold_xy[1]) for p in pred_xy)
-    turn = min(yaw_error_degrees(gold_yaw, r) for r in pred_yaw)
-    hits = {f"acc@{t}m": dist < t for t in POSITION_THRESHOLDS}
-    hits.update({f"acc@{t:g}deg": turn < t for t in YAW_THRESHOLDS})
-    return hits
-
-
-def as_position(value: Any, where: str) -> tuple[float, float]:
-    """(x, y) of ``{"x", "y", "z"}`` or ``[x, y, z]``."""
-    if isinstance(value, dict):
-        return float(value["x"]), float(value["y"])
-    if isinstance(value, (list, tuple)) and len(value) >= 2 and not isinstance(value[0], (list, dict)):
-        return float(value[0]), float(value[1])
-    raise ValueError(f"{where}: position {value!r} is neither {{x, y, z}} nor [x, y, z]")
-
-
-def as_quaternion(value: Any, where: str) -> tuple[float, float, float, float]:
-    """(x, y, z, w) of ``{"_x", "_y", "_z", "_w"}`` (or without underscores) or ``[x, y, z, w]``."""
-    if isinstance(value, dict):
-        get = lambda k: value[f"_{k}"] if f"_{k}" in value else value[k]  # noqa: E731
-        return tuple(float(get(k)) for k in "xyzw")  # type: ignore[return-value]
-    if isinstance(value, (list, tuple)) and len(value) == 4 and not isinstance(value[0], (list, dict)):
-        return tuple(float(v) for v in value)  # type: ignore[return-value]
-    raise ValueError(f"{where}: rotation {value!r} is neither {{_x, _y, _z, _w}} nor [x, y, z, w]")
 
 
 def score_sqa3d(records: list[Located], response_field: str | None = None,

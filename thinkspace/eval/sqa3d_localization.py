@@ -14,13 +14,16 @@ at most 3 predictions (the official metric asserts it); more is an error.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-from thinkspace.eval.records import Located, field, read_json_list
-from thinkspace.eval.sqa3d import as_position, as_quaternion, localization_hits, quaternion_yaw
+from thinkspace.records import Located, field, read_json_list
+from thinkspace.geometry import as_position, as_quaternion, quaternion_yaw, yaw_error_degrees
 
 MAX_PREDICTIONS = 3  # per record, utils/localization_metric.py
+POSITION_THRESHOLDS = (0.5, 1.0)  # metres
+YAW_THRESHOLDS = (15.0, 30.0)  # degrees
 
 Key = tuple[str, str]
 Pose = tuple[tuple[float, float], float]  # (x, y) metres, rotation-vector z radians
@@ -35,6 +38,17 @@ def situation_key(record: dict[str, Any], where: str) -> Key:
 def _pose(record: dict[str, Any], where: str) -> Pose:
     xy = as_position(field(record, "position", where, "gold position"), where)
     return xy, quaternion_yaw(*as_quaternion(field(record, "rotation", where, "gold rotation"), where))
+
+
+def localization_hits(gold_xy: tuple[float, float], gold_yaw: float,
+                      pred_xy: list[tuple[float, float]], pred_yaw: list[float]) -> dict[str, bool]:
+    """Whether the closest prediction is within each threshold: keys ``acc@0.5m``,
+    ``acc@1.0m``, ``acc@15deg``, ``acc@30deg``."""
+    dist = min(math.hypot(p[0] - gold_xy[0], p[1] - gold_xy[1]) for p in pred_xy)
+    turn = min(yaw_error_degrees(gold_yaw, r) for r in pred_yaw)
+    hits = {f"acc@{t}m": dist < t for t in POSITION_THRESHOLDS}
+    hits.update({f"acc@{t:g}deg": turn < t for t in YAW_THRESHOLDS})
+    return hits
 
 
 def several(value: Any, where: str, name: str) -> list[Any]:

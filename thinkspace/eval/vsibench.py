@@ -24,8 +24,8 @@ from collections import defaultdict
 import numpy as np
 
 from thinkspace.answers import parse_float, vsibench_token
-from thinkspace.eval.records import Located, field
-from thinkspace.eval.report import BenchmarkScore
+from thinkspace.records import Located, field
+from thinkspace.eval.benchmark_score import BenchmarkScore
 
 CHOICE_TYPES = (
     "object_rel_direction_easy",

@@ -1,4 +1,6 @@
-"""Decoding algorithms on top of the backbone contract (not backbones themselves): prompt-only
-batches (``prompts``), KV-cached decoding with latent steps and group rollouts
-(``latent_decoding``), the state such a decode loop prepares once (``decode_state``), and the
-lean per-token step (``decoder_step``, with what it reads from a decoder: ``decoder_weights``)."""
+"""Decoding on top of the backbone contract (not backbones themselves). The one entry is
+:func:`~thinkspace.generation.decode.decode`: thinkspace's KV-cached loop (``decode_loop``) over a prefill
+(``prefill``), the latent slot's rows (``slots``), one model step per token (``model_step``: the lean step,
+``decoder_step`` with ``decoder_weights`` and ``packed_linear``, or the Hugging Face step with the state
+prepared once, ``decode_state``); or, chosen explicitly, transformers' ``generate``
+(``transformers_generate``). The result is a :class:`~thinkspace.generation.decoded.Decoded`."""

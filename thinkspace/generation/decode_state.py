@@ -68,7 +68,3 @@ class DecodeMask:
             return self.buffer[:, :column + 1]
         self.bool_buffer[..., column] = live.bool()[:, None, None]
         return self.bool_buffer[..., :column + 1]
-
-    def completion(self, steps: int) -> Tensor:
-        """``[N, steps]`` which decoded tokens counted (1) in the mask."""
-        return self.buffer[:, self.prompt_length:self.prompt_length + steps]

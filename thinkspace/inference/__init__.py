@@ -5,8 +5,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from thinkspace.utils.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "load": "thinkspace.inference.load",
@@ -16,9 +15,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'thinkspace.inference' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,13 +7,14 @@ heading), when the model has the heads for them.
 
 from __future__ import annotations
 
-import argparse
+from thinkspace.errors import ToolParser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="thinkspace ask", description=__doc__.split("\n")[0])
+    parser = ToolParser(prog="thinkspace ask", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="export directory (thinkspace export), model directory or .ckpt")
-    parser.add_argument("--config", default=None, help="training config of a .ckpt (default: its run's config.yaml)")
+    parser.add_argument("--config", default=None, action="append",
+                        help="training config of a .ckpt, repeat for stacked configs (default: its run's config.yaml)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", nargs="+", help="one or more images, an unordered set of views")
     source.add_argument("--video", help="a video file")

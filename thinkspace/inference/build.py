@@ -2,59 +2,30 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from thinkspace.checkpoint_file import read_checkpoint
-
-
-#: arguments of ``Trainer.fit/validate/test/predict`` that a run's saved ``config.yaml`` holds
-#: (``ckpt_path: last``, ...): they belong to that invocation, not to the model, and are ignored here.
-RUN_KEYS = ("ckpt_path", "weights_only", "verbose", "return_predictions")
+from thinkspace.training.checkpoint_file import read_checkpoint
 
 
 def cli_from_config(files: list[str | Path], overrides: list[str] | None = None) -> Any:
-    """Lightning's CLI over a training config, instantiated as ``thinkspace fit`` would (on the
-    CPU, one process, no logger) but not run: ``.model`` and ``.datamodule`` are built.
-
-    A run's own ``config.yaml`` is accepted: the keys of the invocation that wrote it
-    (:data:`RUN_KEYS`) are read and ignored.
+    """The training config's objects as ``thinkspace fit`` builds them (on the CPU, one process, no
+    logger), nothing run: ``.model`` and ``.datamodule``, read by the one config reader
+    (:func:`thinkspace.lightning_cli.build_cli`). A run's own ``config.yaml`` is accepted (the keys
+    of the invocation that wrote it, ``ckpt_path`` ..., are ignored).
 
     Raises:
-        ValueError: naming the config files and the parser's complaint (a library call never
-            exits the process or prints a usage line).
+        ValueError: naming the config files and the parser's complaint.
     """
-    from jsonargparse import ArgumentError
-    from lightning.pytorch import LightningModule
+    from thinkspace.lightning_cli import ConfigError, build_cli
 
-    from thinkspace.cli import ThinkspaceCLI, names_model_class
-    from thinkspace.data.datamodule import SpatialDataModule
-    from thinkspace.modules.spatial_vlm import SpatialVLM
-
-    class ModelOnlyCLI(ThinkspaceCLI):
-        def add_arguments_to_parser(self, parser: Any) -> None:
-            super().add_arguments_to_parser(parser)
-            for key in RUN_KEYS:
-                parser.add_argument(f"--{key}", type=Any, default=None, help="belongs to a run; ignored here")
-
-    args = [a for f in files for a in ("--config", str(f))]
-    args += [*(overrides or []), "--trainer.logger", "false", "--trainer.accelerator", "cpu",
-             "--trainer.devices", "1", "--trainer.strategy", "auto", "--trainer.num_nodes", "1"]
-    subclass = names_model_class(args)
-    argv, sys.argv = sys.argv, sys.argv[:1]  # a library call: the caller's command line is not ours
     try:
-        return ModelOnlyCLI(LightningModule if subclass else SpatialVLM, SpatialDataModule,
-                            subclass_mode_model=subclass, run=False, save_config_callback=None,
-                            parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
-                            auto_configure_optimizers=False, args=args)
-    except ArgumentError as error:
+        return build_cli(None, files, overrides or [], until="built")
+    except ConfigError as error:
         names = ", ".join(map(str, files))
         raise ValueError(f"config {names} is not a valid training config: {error}") from None
-    finally:
-        sys.argv = argv
 
 
 def module_from_config(files: list[str | Path], overrides: list[str] | None = None) -> tuple[Any, dict[str, Any]]:

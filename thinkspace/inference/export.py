@@ -16,7 +16,6 @@ interrupted export leaves no half-written model.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -26,9 +25,10 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-import thinkspace
-from thinkspace.file_modes import apply_umask
+from thinkspace.errors import ToolParser
+from thinkspace.utils.file_modes import apply_umask
 from thinkspace.inference.build import load_checkpoint, module_from_config
+from thinkspace.version import __version__
 
 MANIFEST = "thinkspace.json"
 HEADS = "thinkspace_heads.safetensors"
@@ -80,13 +80,13 @@ def manifest(spec: dict[str, Any], backbone_class: type, backbone_args: dict[str
     init_args = {k: v for k, v in spec["init_args"].items() if k not in _TRAINING_ONLY}
     init_args["backbone"] = {"class_path": f"{backbone_class.__module__}.{backbone_class.__qualname__}",
                              "init_args": backbone_args}
-    return {"format": FORMAT, "thinkspace": thinkspace.__version__, "heads": HEADS,
+    return {"format": FORMAT, "thinkspace": __version__, "heads": HEADS,
             "model": {"class_path": spec["class_path"], "init_args": init_args},
             "exported_from": {"checkpoint": str(ckpt), "config": [str(f) for f in files]}}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="thinkspace export", description=__doc__.split("\n")[0])
+    parser = ToolParser(prog="thinkspace export", description=__doc__.split("\n")[0])
     parser.add_argument("--ckpt", required=True, help="checkpoint of the run (e.g. runs/NAME/checkpoints/last.ckpt)")
     parser.add_argument("--config", required=True, action="append",
                         help="the config the run was trained with (repeat for stacked configs)")

@@ -18,14 +18,14 @@ from thinkspace.inference.model import SpatialModel
 
 
 
-def load(path: str | Path, config: str | Path | None = None) -> SpatialModel:
+def load(path: str | Path, config: str | Path | list[str | Path] | None = None) -> SpatialModel:
     """Restore a model for :meth:`SpatialModel.ask`, in eval mode on the CPU (``.to(device)`` after).
 
     Args:
         path: an export directory (``thinkspace export``), a plain Hugging Face model
             directory (loaded as a VLM without heads, with a warning), or a ``.ckpt``.
-        config: the training config of a ``.ckpt`` (default: ``config.yaml`` of its run
-            directory, two levels above ``checkpoints/last.ckpt``).
+        config: the training config of a ``.ckpt``, or its stacked configs in order (default:
+            ``config.yaml`` of its run directory, two levels above ``checkpoints/last.ckpt``).
 
     Raises:
         FileNotFoundError: nothing at ``path``, or a checkpoint whose config cannot be found.
@@ -52,12 +52,14 @@ def load(path: str | Path, config: str | Path | None = None) -> SpatialModel:
     return SpatialModel(_build(spec), source=str(path))
 
 
-def _from_checkpoint(ckpt: Path, config: str | Path | None) -> SpatialModel:
-    config = Path(config) if config is not None else ckpt.parent.parent / "config.yaml"
-    if not config.is_file():
-        raise FileNotFoundError(f"{ckpt}: no config at {config}; pass config= (the YAML the run was trained with)")
-    module, _ = module_from_config([config])
-    load_checkpoint(module, ckpt, config)
+def _from_checkpoint(ckpt: Path, config: str | Path | list[str | Path] | None) -> SpatialModel:
+    given = config if isinstance(config, list) else [config] if config is not None else []
+    files = [Path(c) for c in given] or [ckpt.parent.parent / "config.yaml"]
+    for file in files:
+        if not file.is_file():
+            raise FileNotFoundError(f"{ckpt}: no config at {file}; pass config= (the YAML the run was trained with)")
+    module, _ = module_from_config(files)
+    load_checkpoint(module, ckpt, ", ".join(map(str, files)))
     return SpatialModel(module.eval(), source=str(ckpt))
 
 

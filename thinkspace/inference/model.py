@@ -119,7 +119,9 @@ class SpatialModel:
             question: the question, options included (``"...?\\nA. red\\nB. blue"``).
             num_frames: frames sampled from a video.
             video: ``True``: ``inputs`` is a video file whatever its extension (default: by extension).
-            generation: ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``top_k``.
+            generation: ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``top_k`` (the
+                options of :func:`~thinkspace.generation.decode.decode`; ``sampler="transformers"``:
+                transformers' ``generate``).
 
         Raises:
             ValueError: a model with input cues asked about frames without geometry; no question.
@@ -137,20 +139,18 @@ class SpatialModel:
             sample = question_sample(inputs, question, num_frames, video)
             objectives = {name: PromptOnly(o) for name, o in self.objectives.items()}
         batch = self.backbone.collator(objectives, None, with_response=False)([sample]).to(self.device)
-        hook = self.module.embeds_hook()
-        settings = self.generation(**generation)
+        gen = self.module.decode(batch, **self.generation(**generation))  # as test and predict decode
+        answer = Answer(text=gen.texts[0], answer=None)
         latent = self.objective("latent")
         if latent is not None:
             from thinkspace.points import decode_latents
 
-            gen = latent.decode(self.backbone, batch, inputs_embeds_hook=hook, **settings)
             out, seen = gen.prompt_out, gen.prompts
-            answer = Answer(text=gen.texts[0], answer=None)
             # an untrained projector may decode to no valid point: an empty cloud, not an error
             features, answer.points, answer.colours = decode_latents(latent, gen, sample, allow_empty=True)
             answer.features = features.tokens()
         else:
-            answer = Answer(text=self.backbone.generate(batch, hook, **settings)[0], answer=None)
+            hook = self.module.embeds_hook()
             out, seen = (self.backbone(batch, hook), batch) if self._has_heads() else (None, batch)
         answer.answer = parse_answer(answer.text, sample.prompt)
         situation, layout = self.objective("situation"), self.objective("layout")

@@ -4,7 +4,7 @@ GRPO (:class:`~thinkspace.rl.grpo.SpatialGRPO`) LightningModules share.
 The backbone, its input cues and their inputs-embeds hook, frozen parameters, the optimizer
 (with weight-decay groups and the warm-up schedule's total steps), and the inference API that
 callers (test/predict loops, :class:`thinkspace.inference.SpatialModel`) use on either module:
-:attr:`objectives`, :meth:`generation_settings`, :meth:`generate`, :meth:`locate`.
+:attr:`objectives`, :meth:`generation_settings`, :meth:`decode`, :meth:`generate`, :meth:`locate`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from torch import Tensor, nn
 
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.data.batch import Batch
+from thinkspace.generation.decode import decode
+from thinkspace.generation.decoded import Decoded
 from thinkspace.objectives.base import Objective, hook_owner
-from thinkspace.optim import WarmupSchedule
 from thinkspace.training.master_weights import keep_fp32_masters, wants_masters
-from thinkspace.weight_decay import decay_groups
+from thinkspace.training.optim import WarmupSchedule
+from thinkspace.training.weight_decay import decay_groups
 
 
 class SpatialModule(L.LightningModule):
@@ -35,9 +37,9 @@ class SpatialModule(L.LightningModule):
         backbone: the vision-language model.
         optimizer: optimizer factory over the trainable parameters.
         scheduler: learning-rate scheduler factory, stepped every optimizer step; a
-            :class:`~thinkspace.optim.WarmupSchedule` without ``total_steps`` gets the trainer's estimate.
+            :class:`~thinkspace.training.optim.WarmupSchedule` without ``total_steps`` gets the trainer's estimate.
         no_weight_decay: regular expressions of parameter names exempt from weight decay
-            (see :func:`~thinkspace.weight_decay.decay_groups`); ``None``: decay every one.
+            (see :func:`~thinkspace.training.weight_decay.decay_groups`); ``None``: decay every one.
     """
 
     #: objectives by name (a ``ModuleDict`` in SpatialVLM; GRPO: its latent objective, if any)
@@ -81,14 +83,24 @@ class SpatialModule(L.LightningModule):
         """The module's own decoding arguments (e.g. ``max_new_tokens``) for test, predict and inference."""
         return {}
 
-    def generate(self, batch: Batch) -> list[str]:
-        """Continuations of the batch's prompts with :meth:`generation_settings`; the objective
-        that owns decoding (e.g. latent steps) decides how, else the backbone."""
-        hook, settings = self.embeds_hook(), self.generation_settings()
+    def decode(self, batch: Batch, **overrides: Any) -> Decoded:
+        """The prompts' continuations, the whole result, with :meth:`generation_settings` updated by
+        ``overrides``, through the one :func:`~thinkspace.generation.decode.decode` both modules share:
+        the objective that owns decoding (its ``generate`` hook; e.g. the latent slot) passes its slot."""
+        hook, settings = self.embeds_hook(), {**self.generation_settings(), **overrides}
         decoder = hook_owner(self.objectives, "generate")
         if decoder is not None:
-            return decoder.generate(self.backbone, batch, inputs_embeds_hook=hook, **settings)
-        return self.backbone.generate(batch, hook, **settings)
+            return decoder.decode(self.backbone, batch, inputs_embeds_hook=hook, **settings)
+        return decode(self.backbone, batch, inputs_embeds_hook=hook, **settings)
+
+    def generate(self, batch: Batch) -> list[str]:
+        """Continuations of the batch's prompts with :meth:`generation_settings`, special tokens skipped:
+        the texts of :meth:`decode` (an objective that owns decoding gives its ``generate``'s)."""
+        decoder = hook_owner(self.objectives, "generate")
+        if decoder is not None:
+            return decoder.generate(self.backbone, batch, inputs_embeds_hook=self.embeds_hook(),
+                                    **self.generation_settings())
+        return self.decode(batch).texts
 
     def locate(self, batch: Batch) -> list[tuple[float, float, float]] | None:
         """Each sample's predicted situation, world ``(x, y, yaw)`` in metres and radians (the

@@ -13,13 +13,13 @@ from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
-from thinkspace.metrics import ChoiceAccuracy
+from thinkspace.accuracy import ChoiceAccuracy
 from thinkspace.mixers import LossMixer, WeightedSum
-from thinkspace.modules.base import SpatialModule, freeze_parameters
+from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.base import Objective
 from thinkspace.objectives.text import TextCrossEntropy
 
-__all__ = ["SpatialVLM", "freeze_parameters"]
+__all__ = ["SpatialVLM"]
 
 
 def _adamw(params: Any) -> torch.optim.Optimizer:
@@ -49,9 +49,13 @@ class SpatialVLM(SpatialModule):
             decay (with ``nn.LayerNorm`` parameters), as the Hugging Face Trainer's
             ``["bias", "layernorm", "rmsnorm"]``; ``None``: decay every trainable parameter.
         max_length: longest sample in tokens; longer samples fail with their id.
-        generation: arguments for :meth:`VLMBackbone.generate` in validation, test
-            and predict (e.g. ``{max_new_tokens: 4}``); ``None`` skips generation in
-            validation (losses only).
+        generation: decoding settings for validation, test and predict (e.g. ``{max_new_tokens: 4,
+            do_sample: false}``), the options of :func:`~thinkspace.generation.decode.decode`, the one
+            decoding GRPO's rollouts use too (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``,
+            ``top_k``, ``eos_token_id``, the latent slot's ``force_start``, ``latent_steps``,
+            ``early_end``, ``decode_step``); ``sampler: transformers`` decodes with transformers'
+            ``generate`` instead (its options; no latent slot). ``None`` skips generation in validation
+            (losses only).
         master_weights: fitting under ``bf16-mixed``, train float32 copies of bf16 trainable
             weights (default); False trains them in their loaded dtype, pure bf16 as 3DThinker's
             released stage 1 (:mod:`thinkspace.training.master_weights`).

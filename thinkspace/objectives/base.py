@@ -69,9 +69,10 @@ class Objective(Component):
 
     def generate(self, backbone: Any, batch: Batch, inputs_embeds_hook: Any = None,
                  **generation: Any) -> list[str] | None:
-        """Continuations of the batch's prompts when this objective decides how to decode
-        (e.g. latent steps); ``generation`` as for ``backbone.generate``. Default: ``None``
-        (the backbone decodes)."""
+        """Continuations of the batch's prompts when this objective decides how to decode (e.g. latent
+        steps); ``generation`` as for :func:`~thinkspace.generation.decode.decode`. An objective that owns
+        this hook also has ``decode`` (same arguments, the whole :class:`~thinkspace.generation.decoded.Decoded`),
+        which the modules call. Default: ``None`` (the module decodes without a slot)."""
         return None
 
     def locate(self, out: BackboneOutput, batch: Batch) -> list[tuple[float, float, float]] | None:

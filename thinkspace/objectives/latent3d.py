@@ -22,14 +22,19 @@ from torch import Tensor
 
 from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID
 from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.utils.choices import check_choice
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
-from thinkspace.distributed import mean_over_ranks
+from thinkspace.training.distributed import mean_over_ranks
 from thinkspace.heads.projector import LatentProjector, PaperProjector, View
 from thinkspace.objectives.base import Objective
 from thinkspace.objectives.latent_slot import LatentSlot, Placement
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures, check_features
 from thinkspace.teachers.oracle import OracleGeometryTeacher
+
+
+AlignmentLoss = Literal["mse", "cosine", "smooth_l1"]
+Reduction = Literal["mean", "token_mean", "sample_sum"]
 
 
 class LatentAlignment(Objective):
@@ -55,7 +60,6 @@ class LatentAlignment(Objective):
         paper_view_size: ``[width, height]`` in pixels (PIL's order, as the data adapters'
             ``image_size``) of every view for the ``paper`` projector; 3DThinker: ``[480, 640]``
             (portrait). Its token counts come from the backbone's processor and the teacher.
-        paper_image_size: removed (it was read as ``[height, width]``); naming it is an error.
         visual: which view tokens the projector fuses: ``input`` (the decoder's input
             embeddings at visual positions, as 3DThinker) or ``hidden`` (last layer).
         cache: directory of a teacher feature cache (``thinkspace cache-teacher``).
@@ -73,24 +77,18 @@ class LatentAlignment(Objective):
         placement: Placement = "start",
         marker: str | None = "<output_3D>",
         require_marker: bool = False,
-        loss: Literal["mse", "cosine", "smooth_l1"] = "mse",
-        reduction: Literal["mean", "token_mean", "sample_sum"] = "mean",
+        loss: AlignmentLoss = "mse",
+        reduction: Reduction = "mean",
         projector: Literal["attention", "paper"] = "attention",
         projector_width: int = 256,
         paper_view_size: tuple[int, int] | None = None,
-        paper_image_size: tuple[int, int] | None = None,
         visual: Literal["input", "hidden"] = "input",
         cache: str | None = None,
         decoding: Literal["feedback", "tokens"] = "feedback",
     ) -> None:
         super().__init__(weight)
-        if loss not in ("mse", "cosine", "smooth_l1"):
-            raise ValueError(f"LatentAlignment.loss must be 'mse', 'cosine' or 'smooth_l1', got {loss!r}")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"LatentAlignment.reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
-        if paper_image_size is not None:
-            raise ValueError(f"LatentAlignment.paper_image_size {list(paper_image_size)} was read as [height, width]; "
-                             "it is now paper_view_size: [width, height] (PIL's order; 3DThinker: [480, 640])")
+        check_choice("LatentAlignment.loss", loss, AlignmentLoss)
+        check_choice("LatentAlignment.reduction", reduction, Reduction)
         if projector == "paper" and paper_view_size is None:
             raise ValueError("LatentAlignment: projector 'paper' needs paper_view_size: [width, height] "
                              "(3DThinker: [480, 640], the size the data adapter's image_size gives every view)")
@@ -208,9 +206,9 @@ class LatentAlignment(Objective):
             i += n
         return result
 
-    def score(self, out: BackboneOutput, batch: Batch, latents: Tensor | None = None,
-              features: list[TeacherFeatures] | None = None) -> LatentScore:
-        """The batch's latents against the teacher: hidden latents -> projector -> teacher tokens,
+    def pair_with_teacher(self, out: BackboneOutput, batch: Batch, latents: Tensor | None = None,
+                          features: list[TeacherFeatures] | None = None) -> LatentPairs:
+        """The batch's latents beside the teacher: hidden latents -> projector -> teacher tokens,
         the teacher run once (what :meth:`loss`, :meth:`evaluate` and GRPO's latent-3D reward need).
 
         Args:
@@ -226,15 +224,15 @@ class LatentAlignment(Objective):
             if p.shape != t.shape:
                 raise ValueError(f"LatentAlignment: sample {sample_id!r}: projected tokens {tuple(p.shape)} "
                                  f"vs teacher {tuple(t.shape)}")
-        return LatentScore(projected, teacher)
+        return LatentPairs(projected, teacher)
 
     def loss(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
-        return {"align": self.align(self.score(out, batch))}
+        return {"align": self.align(self.pair_with_teacher(out, batch))}
 
-    def align(self, scored: LatentScore) -> Tensor:
-        """The ``align`` term of scored latents (``loss`` and ``reduction``), averaged over ranks."""
-        pairs = [(p.flatten(0, 1).float(), t.flatten(0, 1).float()) for p, t in zip(scored.projected, scored.teacher)]
-        if self.reduction == "sample_sum":  # a mean over every rank's samples (see thinkspace.distributed)
+    def align(self, paired: LatentPairs) -> Tensor:
+        """The ``align`` term of paired latents (``loss`` and ``reduction``), averaged over ranks."""
+        pairs = [(p.flatten(0, 1).float(), t.flatten(0, 1).float()) for p, t in zip(paired.projected, paired.teacher)]
+        if self.reduction == "sample_sum":  # a mean over every rank's samples (see thinkspace.training.distributed)
             value = torch.stack([alignment_loss(p, t, self.loss_kind, "sum") for p, t in pairs]).mean()
             count = len(pairs)
         else:  # a mean over every rank's tokens
@@ -246,13 +244,13 @@ class LatentAlignment(Objective):
     def evaluate(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
         """Validation metric: mean cosine (along channels) between projected and teacher tokens,
         the quantity behind 3DThinker's stage-2 latent reward ``(cos + 1) / 2``."""
-        return {"cosine": self.score(out, batch).cosine()}
+        return {"cosine": self.pair_with_teacher(out, batch).cosine()}
 
     @torch.no_grad()
     def validate(self, out: BackboneOutput, batch: Batch) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """The ``align`` term and the ``cosine`` metric from one :meth:`score` (one teacher run)."""
-        scored = self.score(out, batch)
-        return {"align": self.align(scored)}, {"cosine": scored.cosine()}
+        """The ``align`` term and the ``cosine`` metric from one :meth:`pair_with_teacher` (one teacher run)."""
+        paired = self.pair_with_teacher(out, batch)
+        return {"align": self.align(paired)}, {"cosine": paired.cosine()}
 
     # -- generation --------------------------------------------------------------------
 
@@ -263,21 +261,22 @@ class LatentAlignment(Objective):
 
     def decode(self, backbone: Any, batch: Batch, inputs_embeds_hook: Any = None, **generation: Any) -> Any:
         """Decode with this objective's slot and latent steps; the whole result (texts, latents,
-        the prompts' output; see :func:`generate_with_latents`, which takes ``generation``)."""
-        from thinkspace.generation.latent_decoding import generate_with_latents
+        the prompts' output; see :func:`~thinkspace.generation.decode.decode`, which takes ``generation``)."""
+        from thinkspace.generation.decode import decode
 
-        return generate_with_latents(backbone, batch, self.slot, mode=self.decoding,
-                                     inputs_embeds_hook=inputs_embeds_hook, **generation)
+        return decode(backbone, batch, self.slot, mode=self.decoding, inputs_embeds_hook=inputs_embeds_hook,
+                      **generation)
 
     def generate(self, backbone: Any, batch: Batch, inputs_embeds_hook: Any = None, **generation: Any) -> list[str]:
         """Decode with latent steps (``decoding`` chooses feedback or tokens; ``generation`` may set
-        ``force_start``, ``latent_steps`` and ``early_end``, see :func:`generate_with_latents`)."""
+        ``force_start``, ``latent_steps`` and ``early_end``, see
+        :func:`~thinkspace.generation.decode.thinkspace_decode`)."""
         return self.decode(backbone, batch, inputs_embeds_hook, **generation).texts
 
 
 @dataclass
-class LatentScore:
-    """Latents scored against the teacher, per sample: ``projected`` and ``teacher`` tokens
+class LatentPairs:
+    """Latents beside the teacher, per sample: ``projected`` and ``teacher`` tokens
     ``[S, P, C]`` (views, camera + registers + patches, teacher channels), on one device."""
 
     projected: list[Tensor]
@@ -289,8 +288,6 @@ class LatentScore:
         target = torch.cat([t.flatten(0, 1) for t in self.teacher]).float()
         return F.cosine_similarity(pred, target, dim=-1).mean()
 
-
-REDUCTIONS = ("mean", "token_mean", "sample_sum")
 
 
 def alignment_loss(pred: Tensor, target: Tensor, kind: str, reduction: str = "mean") -> Tensor:

@@ -11,7 +11,7 @@ Convention (the same in training, rewards and decoding):
   the pads' input embeddings are the pad token's (teacher forcing); in feedback
   decoding the hidden state at each of these positions is fed back as the next input
   embedding, and end is forced after k such steps (see
-  :mod:`thinkspace.generation.latent_decoding`).
+  :mod:`thinkspace.generation.slots`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from thinkspace.utils.choices import check_choice
 from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.schema import SpatialSample
+from thinkspace.slot_tokens import END, PAD, START
 
-START, PAD, END = "<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"
 Placement = Literal["start", "end"]
 
 
@@ -51,8 +52,7 @@ class LatentSlot:
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError(f"latent slot: k must be at least 1, got {self.k}")
-        if self.placement not in ("start", "end"):
-            raise ValueError(f"latent slot: placement must be 'start' or 'end', got {self.placement!r}")
+        check_choice("latent slot: placement", self.placement, Placement)
 
     @property
     def tokens(self) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -12,8 +11,9 @@ from thinkspace.backbones.outputs import BackboneOutput
 
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
-from thinkspace.distributed import mean_over_ranks
-from thinkspace.geometry import backproject, gaussian_nll
+from thinkspace.data.token_geometry import token_geometry
+from thinkspace.training.distributed import mean_over_ranks
+from thinkspace.geometry import gaussian_nll
 from thinkspace.objectives.base import Objective
 
 
@@ -33,28 +33,8 @@ def bev_targets(sample: SpatialSample, grids: list[tuple[int, int]]) -> tuple[Te
         ValueError: the sample has no depth, or its depth has NaN or negative values
             (naming the sample).
     """
-    geometry = sample.geometry
-    if geometry is None or geometry.depth is None:
-        raise ValueError(f"sample {sample.id!r} ({sample.source}) has no depth; layout targets need geometry.depth")
-    depth = geometry.depth.float()
-    if not torch.isfinite(depth).all() or (depth < 0).any():
-        raise ValueError(f"sample {sample.id!r} ({sample.source}): depth has NaN, infinite or negative values")
-    per_group = math.ceil(sample.num_frames / len(grids))
-    xy, valid = [], []
-    for group, (rows, cols) in enumerate(grids):
-        sums = torch.zeros(rows * cols, 2)
-        counts = torch.zeros(rows * cols)
-        for s in range(group * per_group, min((group + 1) * per_group, sample.num_frames)):
-            d = depth[s]
-            h, w = d.shape
-            points = backproject(d, geometry.intrinsics[s].float(), geometry.cam_from_world[s].float())
-            token = (torch.arange(h)[:, None] * rows // h) * cols + (torch.arange(w)[None, :] * cols // w)
-            ok = d > 0
-            sums.index_add_(0, token[ok], points[ok][:, :2])
-            counts.index_add_(0, token[ok], torch.ones(int(ok.sum())))
-        valid.append(counts > 0)
-        xy.append(sums / counts.clamp(min=1)[:, None])
-    return torch.cat(xy), torch.cat(valid)
+    points, _, valid = token_geometry(sample, grids, "layout targets need geometry.depth")
+    return points[:, :2].contiguous(), valid
 
 
 class LayoutReconstruction(Objective):

@@ -14,9 +14,9 @@ from thinkspace.backbones.outputs import BackboneOutput
 
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
-from thinkspace.distributed import mean_over_ranks
+from thinkspace.training.distributed import mean_over_ranks
 from thinkspace.geometry import circular_soft_argmax, gaussian_nll, wrapped_gaussian
-from thinkspace.metrics import LocalizationAccuracy
+from thinkspace.accuracy import LocalizationAccuracy
 from thinkspace.objectives.base import Objective
 
 POS_TOKEN, ORI_TOKEN = "<Pos>", "<Ori>"

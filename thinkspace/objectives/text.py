@@ -8,13 +8,13 @@ from torch import Tensor
 from thinkspace.backbones.outputs import BackboneOutput
 
 from thinkspace.data.batch import IGNORE_INDEX, Batch
-from thinkspace.distributed import mean_over_ranks
+from thinkspace.training.distributed import mean_over_ranks
 from thinkspace.objectives.base import Objective
 
 
 class TextCrossEntropy(Objective):
     """Cross-entropy of the response tokens, averaged over all supervised tokens of the batch
-    (of the global batch across data-parallel ranks, see :mod:`thinkspace.distributed`).
+    (of the global batch across data-parallel ranks, see :mod:`thinkspace.training.distributed`).
 
     The collator masks the prompt and padding (label -100); other objectives may mask
     more (e.g. latent pads). Logits are computed only at supervised positions.

@@ -1,5 +1,6 @@
 """Point clouds from a model's 3D latents: the library (:mod:`~thinkspace.points.decode`), the TensorBoard
-callback (:mod:`~thinkspace.points.callback`) and ``thinkspace points`` (:mod:`~thinkspace.points.command`)."""
+callback (:mod:`~thinkspace.points.callback`); ``thinkspace points`` builds on them from a checkpoint
+(:mod:`thinkspace.inference.points`)."""
 
 from thinkspace.points.callback import PointCloudLogger
 from thinkspace.points.decode import decode_latents, imagine, latent_objective

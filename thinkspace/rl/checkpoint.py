@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from thinkspace.checkpoint_file import read_checkpoint
+from thinkspace.training.checkpoint_file import read_checkpoint
 
 _PROJECTOR = re.compile(r"^objectives\.[^.]+\.projector\.(.+)$")
 _LORA = re.compile(r"\.(lora_[AB]|lora_embedding_[AB]|lora_magnitude_vector)\.")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import zlib
 from typing import Any, Literal
 
 import torch
@@ -25,22 +24,28 @@ from torchmetrics import MeanMetric
 
 from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.capabilities import LATENT_DECODING
+from thinkspace.utils.choices import check_choice
 from thinkspace.data.batch import Batch
-from thinkspace.generation.latent_decoding import generate_with_latents
+from thinkspace.generation.decode import DecodeStep
 from thinkspace.generation.prefill import Prefill
 from thinkspace.generation.sampling import stop_ids
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.rl.checkpoint import load_stage1
-from thinkspace.rl.collate import PromptCollator
-from thinkspace.rl.loss import clipped_loss, group_advantages
+from thinkspace.rl.loss import LossNormalisation, clipped_loss, group_advantages
 from thinkspace.rl.prefix_cache import allow_read_only_cache, train_mode_dropout
 from thinkspace.rl.reward_inputs import reward_inputs
-from thinkspace.rl.rewards import RewardScores, RewardSet
+from thinkspace.rl.rewards import CompletionRewards, RewardSet
 from thinkspace.rl.rollout import Rollout, completion_texts, sequence_logprobs
 from thinkspace.rl.stats import reward_statistics
+from thinkspace.utils.seeds import mix_seed
 
 logger = logging.getLogger(__name__)
+
+#: Which completion tokens the loss counts: the ones the policy chose, or every one (forced slot tokens too).
+LossTokens = Literal["sampled", "completion"]
+#: The frozen reference: the base model under the adapters (LoRA), a copy, or whichever applies.
+Reference = Literal["auto", "adapter", "copy"]
 
 DEFAULT_REWARDS = {"format": "thinkspace.rl.rewards.format_reward",
                    "answer": "thinkspace.rl.rewards.answer_reward",
@@ -108,7 +113,7 @@ class SpatialGRPO(SpatialModule):
         decode_step: the rollouts' per-token step: ``lean`` (weights fused and LoRA folded once
             per rollout, static KV buffers; the Hugging Face step where the decoder is not
             supported), ``compiled`` (the lean step through ``torch.compile``) or ``hugging_face``
-            (see :func:`~thinkspace.generation.latent_decoding.generate_with_latents`).
+            (see :func:`~thinkspace.generation.decode.thinkspace_decode`).
     """
 
     def __init__(
@@ -126,15 +131,15 @@ class SpatialGRPO(SpatialModule):
         stop_at_eos: bool = True,
         force_latent_start: bool = True,
         latent_early_end: bool = False,
-        loss_tokens: Literal["sampled", "completion"] = "sampled",
-        loss_normalisation: Literal["token", "sequence"] = "token",
+        loss_tokens: LossTokens = "sampled",
+        loss_normalisation: LossNormalisation = "token",
         beta: float = 0.04,
         epsilon: float = 0.2,
         epsilon_high: float | None = None,
         scale_rewards: bool = True,
         advantage_eps: float = 1e-4,
         num_iterations: int = 1,
-        reference: Literal["auto", "adapter", "copy"] = "auto",
+        reference: Reference = "auto",
         init_from: str | None = None,
         seed: int = 0,
         optimizer: OptimizerCallable = _adamw,
@@ -142,7 +147,7 @@ class SpatialGRPO(SpatialModule):
         freeze: list[str] | None = None,
         max_length: int | None = None,
         gradient_checkpointing: bool = False,
-        decode_step: Literal["lean", "compiled", "hugging_face"] = "lean",
+        decode_step: DecodeStep = "lean",
     ) -> None:
         super().__init__(backbone, optimizer, scheduler)
         if group_size < 2:
@@ -151,19 +156,15 @@ class SpatialGRPO(SpatialModule):
         if num_iterations < 1 or max_new_tokens < 1:
             raise ValueError(f"model.num_iterations and model.max_new_tokens must be positive, got "
                              f"{num_iterations} and {max_new_tokens}")
-        if loss_tokens not in ("sampled", "completion"):
-            raise ValueError(f"model.loss_tokens must be 'sampled' or 'completion', got {loss_tokens!r}")
-        if loss_normalisation not in ("token", "sequence"):
-            raise ValueError(f"model.loss_normalisation must be 'token' or 'sequence', got {loss_normalisation!r}")
-        if reference not in ("auto", "adapter", "copy"):
-            raise ValueError(f"model.reference must be 'auto', 'adapter' or 'copy', got {reference!r}")
-        if decode_step not in ("lean", "compiled", "hugging_face"):
-            raise ValueError(f"model.decode_step must be 'lean', 'compiled' or 'hugging_face', got {decode_step!r}")
+        check_choice("model.loss_tokens", loss_tokens, LossTokens)
+        check_choice("model.loss_normalisation", loss_normalisation, LossNormalisation)
+        check_choice("model.reference", reference, Reference)
+        check_choice("model.decode_step", decode_step, DecodeStep)
         backbone.require(LATENT_DECODING, "SpatialGRPO (its rollouts decode with latent steps)")
         self.latent = latent
         if latent is not None:  # keeps its name (its targets' key in the batch): nothing here assumes one
             latent.setup(backbone)
-            latent.projector.requires_grad_(False)  # the stage-1 projector scores latents; it is not trained
+            latent.projector.requires_grad_(False)  # the stage-1 projector pairs latents with the teacher; it is not trained
         chosen, kwargs = dict(DEFAULT_REWARDS if rewards is None else rewards), dict(reward_kwargs or {})
         if rewards is None and latent is None:  # no slot: no latent-3D reward, a format without the slot
             chosen.pop("latent3d")
@@ -195,9 +196,9 @@ class SpatialGRPO(SpatialModule):
 
     # -- data --------------------------------------------------------------------------
 
-    def collator(self, with_response: bool = True) -> PromptCollator:
+    def collator(self, with_response: bool = True) -> Any:
         """Prompts only (the policy writes the responses), plus their texts and gold answers."""
-        return PromptCollator(self.backbone.collator(self.objectives, self.max_length, False))
+        return self.backbone.collator(self.objectives, self.max_length, False)
 
     @property
     def objectives(self) -> dict[str, LatentAlignment]:
@@ -205,13 +206,13 @@ class SpatialGRPO(SpatialModule):
         return {self.latent.name: self.latent} if self.latent is not None else {}
 
     def generation_settings(self) -> dict[str, Any]:
-        """How this policy decodes outside training (test, predict, ``thinkspace.load``): its
-        ``max_new_tokens`` and, with a latent objective, the slot's opening and closing rules the
-        rollouts used (``force_latent_start``, ``latent_early_end``) and its ``decode_step``."""
-        settings: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
-        if self.latent is not None:  # latent decoding takes these; the backbone's own generate does not
-            settings.update(force_start=self.force_latent_start, early_end=self.latent_early_end,
-                            decode_step=self.decode_step)
+        """How this policy decodes outside training (validation, test, predict, ``thinkspace.load``): greedy,
+        its ``max_new_tokens`` and ``decode_step`` and, with a latent objective, the slot's opening and
+        closing rules the rollouts used (``force_latent_start``, ``latent_early_end``). Rollouts add the
+        sampling (``temperature``, ``top_p``, ``top_k``), through the same :meth:`decode`."""
+        settings: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "decode_step": self.decode_step}
+        if self.latent is not None:  # the slot's rules: only a decode with a slot takes them
+            settings.update(force_start=self.force_latent_start, early_end=self.latent_early_end)
         return settings
 
     # -- set-up: stage-1 weights, then the reference ------------------------------------
@@ -258,9 +259,8 @@ class SpatialGRPO(SpatialModule):
         """One generator per prompt, seeded by ``seed``, the step and the sample id: a prompt's
         group is the same whichever rank or batch it lands in (so N ranks reproduce one
         process on the same global batch) and a resumed run draws what it would have."""
-        seeds = [(self.seed * 1_000_003 + self.global_step) * 4_294_967_311 + zlib.crc32(i.encode())
-                 for i in batch.ids]
-        return [torch.Generator(device=self.device).manual_seed(s % 2**63) for s in seeds]
+        seeds = [mix_seed(self.seed, self.global_step, sample_id=i) for i in batch.ids]
+        return [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
 
     @torch.no_grad()
     def roll_out(self, batch: Batch) -> Rollout:
@@ -270,14 +270,14 @@ class SpatialGRPO(SpatialModule):
         training = self.backbone.training
         self.backbone.eval()  # no dropout while sampling and scoring the samples
         try:
-            gen = self._decode(batch, do_sample=True, temperature=self.temperature, top_p=self.top_p,
-                               top_k=self.top_k, eos_token_id=None if self.stop_at_eos else [], group=self.group_size,
-                               generator=self._generators(batch), return_logprobs=self.num_iterations > 1,
-                               keep_prefix=self.prefix_reuse_blocker is None)
+            gen = self.decode(batch, do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                              eos_token_id=None if self.stop_at_eos else [], group=self.group_size,
+                              generator=self._generators(batch), return_logprobs=self.num_iterations > 1,
+                              keep_prefix=self.prefix_reuse_blocker is None)
             stops = set(stop_ids(self.backbone.tokenizer, None).tolist())
             completions = completion_texts(self.backbone.tokenizer, gen, stops)
-            scores = self.score(batch, gen, completions)
-            advantages = group_advantages(scores.total.to(self.device), self.group_size, self.scale_rewards,
+            rewards = self.compute_rewards(batch, gen, completions)
+            advantages = group_advantages(rewards.total.to(self.device), self.group_size, self.scale_rewards,
                                           self.advantage_eps)
             # the sampling policy's log-probabilities: those the decode loop computed (the same
             # weights, mode and inputs as a scoring pass; equal to 1e-6, tests/test_grpo_reuse.py)
@@ -285,12 +285,12 @@ class SpatialGRPO(SpatialModule):
             ref = self.reference_logprobs(gen) if self.beta > 0 else None
         finally:
             self.backbone.train(training)
-        self._log_rewards(scores, gen)
+        self._log_rewards(rewards, gen)
         counted = gen.completion_mask if self.loss_tokens == "completion" else gen.sampled & gen.completion_mask
         return Rollout(prompts=gen.prompts, generation=gen, mask=counted,
-                       rewards=scores, advantages=advantages, old_logp=old, ref_logp=ref, completions=completions)
+                       rewards=rewards, advantages=advantages, old_logp=old, ref_logp=ref, completions=completions)
 
-    def score(self, batch: Batch, gen: Any, completions: list[str]) -> RewardScores:
+    def compute_rewards(self, batch: Batch, gen: Any, completions: list[str]) -> CompletionRewards:
         """Every reward of the ``B x G`` completions (see :mod:`thinkspace.rl.rewards` for the fields)."""
         prompts, fields = reward_inputs(batch, gen, self.latent)
         return self.rewards(prompts, completions, fields, fields["sample_id"])
@@ -341,10 +341,10 @@ class SpatialGRPO(SpatialModule):
         prompt_tokens = int(self._rollout.prompts.inputs["attention_mask"].sum())
         return gen.tokens.shape[0], prompt_tokens + int(gen.completion_mask.sum())
 
-    def _log_rewards(self, scores: RewardScores, gen: Any) -> None:
+    def _log_rewards(self, rewards: CompletionRewards, gen: Any) -> None:
         if self._trainer is None:
             return
-        logs = reward_statistics(scores, gen.group, self.device)
+        logs = reward_statistics(rewards, gen.group, self.device)
         lengths = gen.completion_mask.sum(1).float()
         logs["completion_length"] = lengths.mean()
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=len(lengths))
@@ -353,9 +353,10 @@ class SpatialGRPO(SpatialModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         """Greedy completions (one per prompt), each reward's mean logged as ``val/rewards/<name>``."""
-        gen = self.decode(batch, keep_slot=True)
-        scores = self.score(batch, gen, gen.texts)
-        for name, row in zip(scores.names, scores.values):
+        gen = self.decode(batch)
+        stops = set(stop_ids(self.backbone.tokenizer, None).tolist())
+        rewards = self.compute_rewards(batch, gen, completion_texts(self.backbone.tokenizer, gen, stops))  # slot kept
+        for name, row in zip(rewards.names, rewards.values):
             # a metric, not a conditional log: every rank takes part in the reduction
             metric = self.val_rewards[name]
             metric.update(row[~torch.isnan(row)].to(self.device))
@@ -366,20 +367,8 @@ class SpatialGRPO(SpatialModule):
         return self.decode(batch).texts
 
     @torch.no_grad()
-    def decode(self, batch: Batch, keep_slot: bool = False) -> Any:
-        """Greedy decoding of each prompt (latent steps included), the whole result; ``keep_slot``
-        keeps the special tokens in ``texts`` (as the rewards see them)."""
+    def decode(self, batch: Batch, **overrides: Any) -> Any:
+        """As :meth:`SpatialModule.decode`, once ``init_from`` is loaded (decoding alone, as in inference,
+        never builds the reference policy)."""
         self.prepare_policy(reference=False)
-        gen = self._decode(batch, do_sample=False)
-        if keep_slot:
-            gen.texts = completion_texts(self.backbone.tokenizer, gen, set(stop_ids(self.backbone.tokenizer,
-                                                                                     None).tolist()))
-        return gen
-
-    def _decode(self, batch: Batch, **sampling: Any) -> Any:
-        """The policy's decode loop: the latent objective's slot and steps, or plain tokens without one."""
-        settings = dict(max_new_tokens=self.max_new_tokens, force_start=self.force_latent_start,
-                        early_end=self.latent_early_end, decode_step=self.decode_step, **sampling)
-        if self.latent is not None:
-            return self.latent.decode(self.backbone, batch, **settings)
-        return generate_with_latents(self.backbone, batch, None, mode="tokens", **settings)
+        return super().decode(batch, **overrides)

@@ -6,10 +6,16 @@ Shapes: ``N = B x G`` completions (prompt ``b`` owns rows ``b * G ... b * G + G 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
 
-from thinkspace.distributed import mean_over_ranks
+from thinkspace.utils.choices import check_choice
+from thinkspace.training.distributed import mean_over_ranks
+
+#: How the clipped loss averages: over every token of the batch, or per sequence first.
+LossNormalisation = Literal["token", "sequence"]
 
 
 def group_advantages(rewards: Tensor, group: int, scale: bool = True, eps: float = 1e-4) -> Tensor:
@@ -48,7 +54,7 @@ def clipped_loss(
     epsilon_high: float | None = None,
     beta: float = 0.0,
     ref_logp: Tensor | None = None,
-    normalise: str = "token",
+    normalise: LossNormalisation = "token",
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """GRPO's loss ``-min(r A, clip(r, 1 - eps, 1 + eps_high) A) + beta * k3``, ``r = exp(logp - old_logp)``,
     averaged over the counted tokens.
@@ -71,8 +77,7 @@ def clipped_loss(
         the scalar loss and statistics: ``kl`` (mean k3), ``clip_fraction`` (tokens whose
         ratio was clipped in the direction that matters), ``ratio`` (mean).
     """
-    if normalise not in ("token", "sequence"):
-        raise ValueError(f"GRPO: loss normalisation must be 'token' or 'sequence', got {normalise!r}")
+    check_choice("GRPO: loss normalisation", normalise, LossNormalisation)
     if beta > 0 and ref_logp is None:
         raise ValueError("GRPO: beta > 0 needs the reference policy's log-probabilities")
     high = epsilon if epsilon_high is None else epsilon_high

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from thinkspace.answers import answer_text  # noqa: F401  (public here since custom rewards import it from rewards)
 from thinkspace.answers import choice, gold_choice, mindcube_choice, number, same_text, thinker_stage2_choice
-from thinkspace.objectives.latent_slot import END, PAD, START
+from thinkspace.utils.choices import check_choice
+from thinkspace.slot_tokens import END, PAD, START
 
 RewardFunction = Callable[..., Sequence[float | None]]
 
@@ -123,9 +123,7 @@ def latent3d_reward(prompts: list[str], completions: list[str], projected: list[
     ``[0, 1]``. ``cosine: channels``: the cosine along channels, averaged over tokens (and views);
     ``cosine: released``: :func:`released_cosine` (along the token axis when there are several
     views). 0.0 for a completion without latents, ``None`` for a sample without teacher features."""
-    if cosine not in ("channels", "released"):
-        raise ValueError(f"latent3d_reward: cosine must be 'channels' or 'released', got {cosine!r} "
-                         "(model.reward_kwargs.latent3d.cosine)")
+    check_choice("latent3d_reward (model.reward_kwargs.latent3d.cosine): cosine", cosine, ("channels", "released"))
     if projected is None or teacher is None:
         raise ValueError("latent3d_reward needs the fields 'projected' and 'teacher': give the GRPO module a "
                          "latent objective (model.latent: a LatentAlignment with the stage-1 projector)")
@@ -164,7 +162,7 @@ def resolve(name: str, spec: str | RewardFunction) -> RewardFunction:
 
 
 @dataclass
-class RewardScores:
+class CompletionRewards:
     """Rewards of ``N`` completions.
 
     Attributes:
@@ -208,7 +206,7 @@ class RewardSet:
         self.kwargs = {k: dict((kwargs or {}).get(k) or {}) for k in self.names}
 
     def __call__(self, prompts: list[str], completions: list[str], fields: dict[str, list[Any]],
-                 sample_ids: list[str]) -> RewardScores:
+                 sample_ids: list[str]) -> CompletionRewards:
         """Score ``N`` completions; ``sample_ids`` name them in errors.
 
         Raises:
@@ -242,4 +240,4 @@ class RewardSet:
         values = torch.tensor(rows, dtype=torch.float32)
         weights = torch.tensor([self.weights[k] for k in self.names])[:, None]
         total = torch.nan_to_num(values * weights, nan=0.0).sum(0)
-        return RewardScores(values=values, total=total, names=list(self.names))
+        return CompletionRewards(values=values, total=total, names=list(self.names))

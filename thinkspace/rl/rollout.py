@@ -2,24 +2,24 @@
 
 A rollout of ``B`` prompts with group size ``G`` gives ``N = B x G`` completions (rows
 ``b * G ... b * G + G - 1`` belong to prompt ``b``). Both the sampling
-(:func:`~thinkspace.generation.latent_decoding.generate_with_latents`) and the scoring
+(:func:`~thinkspace.generation.decode.decode`) and the scoring
 (:func:`sequence_logprobs`, with or without gradients) run the prompt and its images
 once, repeat its KV cache G times and process the G completions as one batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from thinkspace.data.batch import Batch, VisualTokens
-from thinkspace.generation.latent_decoding import LatentGeneration
+from thinkspace.data.batch import Batch
+from thinkspace.generation.decoded import Decoded
 from thinkspace.generation.prefill import Prefill, prefill
 from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
-from thinkspace.rl.rewards import RewardScores
+from thinkspace.rl.rewards import CompletionRewards
 
 
 @dataclass
@@ -39,9 +39,9 @@ class Rollout:
     """
 
     prompts: Batch
-    generation: LatentGeneration
+    generation: Decoded
     mask: Tensor
-    rewards: RewardScores
+    rewards: CompletionRewards
     advantages: Tensor
     old_logp: Tensor | None
     ref_logp: Tensor | None
@@ -52,7 +52,7 @@ class Rollout:
         return self.generation.group
 
 
-def completion_texts(tokenizer: Any, generation: LatentGeneration, stops: set[int]) -> list[str]:
+def completion_texts(tokenizer: Any, generation: Decoded, stops: set[int]) -> list[str]:
     """Each completion as text: its tokens up to (not including) the stop token, special
     tokens kept (the latent slot stays visible to format rewards)."""
     texts = []
@@ -62,38 +62,10 @@ def completion_texts(tokenizer: Any, generation: LatentGeneration, stops: set[in
     return texts
 
 
-def expand_visual(visual: VisualTokens, group: int, samples: list[int] | None = None) -> VisualTokens:
-    """The visual index of the prompts ``samples`` (default all ``B``) for ``len(samples) x group``
-    rows: prompt ``samples[i]`` becomes rows ``i * group ... i * group + group - 1``."""
-    fields = ("sample", "position", "frame", "row", "col")
-    parts: dict[str, list[Tensor]] = {f: [] for f in fields}
-    grids = []
-    samples = list(range(len(visual.frames_per_group))) if samples is None else samples
-    for i, b in enumerate(samples):
-        keep = visual.sample == b
-        rows = visual.grid[visual.grid[:, 0] == b]
-        for g in range(group):
-            for f in fields:
-                value = getattr(visual, f)[keep]
-                parts[f].append(torch.full_like(value, i * group + g) if f == "sample" else value)
-            grids.append(torch.cat([torch.full_like(rows[:, :1], i * group + g), rows[:, 1:]], 1))
-    return VisualTokens(**{f: torch.cat(v) for f, v in parts.items()}, grid=torch.cat(grids),
-                        frames_per_group=visual.frames_per_group[samples].repeat_interleave(group))
-
-
-def expand_batch(batch: Batch, group: int, samples: list[int] | None = None) -> Batch:
-    """Ids, answers and the visual index of prompts ``samples`` (default all) repeated for their
-    ``group`` rows (model inputs unchanged: they are not run again)."""
-    samples = list(range(len(batch))) if samples is None else samples
-    rep = lambda xs: [xs[b] for b in samples for _ in range(group)]  # noqa: E731
-    return replace(batch, ids=rep(batch.ids), answers=rep(batch.answers), answer_types=rep(batch.answer_types),
-                   tasks=rep(batch.tasks), visual=expand_visual(batch.visual, group, samples))
-
-
 def sequence_logprobs(
     backbone: Any,
     prompts: Batch,
-    generation: LatentGeneration,
+    generation: Decoded,
     temperature: float = 1.0,
     feedback: bool = False,
     inputs_embeds_hook: Any = None,
@@ -112,7 +84,7 @@ def sequence_logprobs(
         generation: tokens ``[N, T]``, completion mask, latents of ``N = B x G`` completions.
         temperature: logits are divided by it, as in sampling.
         prefix: the prompts' prefill for the ``N`` rows, already run with gradients by the same
-            weights (``LatentGeneration.prefix`` of a rollout decoded with ``keep_prefix``): used
+            weights (``Decoded.prefix`` of a rollout decoded with ``keep_prefix``): used
             instead of running the prompts again. Its graph is consumed by one backward pass.
     """
     tokens, keep, group = generation.tokens, generation.completion_mask, generation.group
@@ -136,7 +108,7 @@ def sequence_logprobs(
     return logp.masked_scatter(where, picked)
 
 
-def _feed_latents(embeds: Tensor, generation: LatentGeneration) -> Tensor:
+def _feed_latents(embeds: Tensor, generation: Decoded) -> Tensor:
     """``embeds`` ``[N, T, D]`` with pad ``j`` of each slot replaced by latent ``j - 1`` (a slot
     the model closed early has fewer pads: ``latent_count`` of them)."""
     k, length = generation.latents.shape[1], embeds.shape[1]

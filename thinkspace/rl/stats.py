@@ -6,10 +6,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from thinkspace.rl.rewards import RewardScores
+from thinkspace.rl.rewards import CompletionRewards
 
 
-def reward_statistics(scores: RewardScores, group: int, device: torch.device | str | None = None
+def reward_statistics(rewards: CompletionRewards, group: int, device: torch.device | str | None = None
                       ) -> dict[str, Tensor]:
     """``rewards/<name>/mean``, ``/std`` (over completions where the reward applied) and
     ``/zero_spread`` (share of groups whose applicable values are all equal: no learning
@@ -19,8 +19,8 @@ def reward_statistics(scores: RewardScores, group: int, device: torch.device | s
     process group's backend decides where tensors must live), so every rank logs the
     global values.
     """
-    rows = torch.cat([scores.values, scores.total[None]])  # [R + 1, N]
-    names = [*scores.names, "total"]
+    rows = torch.cat([rewards.values, rewards.total[None]])  # [R + 1, N]
+    names = [*rewards.names, "total"]
     valid = ~torch.isnan(rows)
     values = torch.nan_to_num(rows, nan=0.0)
     grouped = rows.view(len(names), -1, group)

@@ -1,6 +1,6 @@
 """``thinkspace sweep``: run a grid of configs, on this machine or as SLURM jobs, and tabulate the results.
 
-    thinkspace sweep --config BASE.yaml --grid SWEEP.yaml [--out DIR] [--dry-run [--show-configs]] [--max-runs N]
+    thinkspace sweep --config BASE.yaml [--config MORE.yaml] --grid SWEEP.yaml [--out DIR] [--dry-run [--show-configs]] [--max-runs N]
                      [--launcher local|slurm] [--max-parallel N] [--status] [--resubmit-unknown]
     thinkspace sweep --report DIR
 
@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
+from thinkspace.errors import ToolParser
 from thinkspace.sweep.grid import LAUNCHERS, Sweep, load_sweep
 from thinkspace.sweep.files import write_json
 from thinkspace.sweep.parallel import run_parallel
-from thinkspace.sweep.report import write_report
-from thinkspace.sweep.resolve import resolve
+from thinkspace.sweep.results import write_report
+from thinkspace.sweep.overrides import run_config
 from thinkspace.sweep.runner import prepare_run, read_status
 
 if TYPE_CHECKING:
@@ -40,8 +40,9 @@ if TYPE_CHECKING:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="thinkspace sweep", description=__doc__.splitlines()[0])
-    p.add_argument("--config", help="the base config every run starts from (a `thinkspace fit` config)")
+    p = ToolParser(prog="thinkspace sweep", description=__doc__.splitlines()[0])
+    p.add_argument("--config", action="append",
+                   help="the base config every run starts from (a `thinkspace fit` config; repeat to stack files)")
     p.add_argument("--grid", help="the sweep file: settings, grid, zip, seeds (see thinkspace.sweep.grid)")
     p.add_argument("--out", help="directory of the runs and results (default: runs/sweeps/<grid file stem>)")
     p.add_argument("--dry-run", action="store_true", help="check every run and print them as a table; run nothing")
@@ -64,39 +65,36 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``thinkspace sweep``; bad input raises (``thinkspace.cli`` reports it: one line, exit code 2)."""
     args = parser().parse_args(argv)
-    try:
-        if args.report:
-            saved = Path(args.report) / "sweep.json"
-            plan = json.loads(saved.read_text()) if saved.exists() else {}
-            paths = write_report(args.report, args.metric or plan.get("metric") or "val/accuracy",
-                                 chart=not args.no_chart, columns=plan.get("columns"),
-                                 baseline=args.baseline or plan.get("baseline"))
-            print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
-            return 0
-        if not args.config or not args.grid:
-            print("thinkspace sweep: give --config BASE.yaml and --grid SWEEP.yaml (or --report DIR)", file=sys.stderr)
-            return 2
-        return sweep(args)
-    except (ValueError, ImportError) as e:
-        print(f"thinkspace sweep: error: {e}", file=sys.stderr)
-        return 2
+    if args.report:
+        saved = Path(args.report) / "sweep.json"
+        plan = json.loads(saved.read_text()) if saved.exists() else {}
+        paths = write_report(args.report, args.metric or plan.get("metric") or "val/accuracy",
+                             chart=not args.no_chart, columns=plan.get("columns"),
+                             baseline=args.baseline or plan.get("baseline"))
+        print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
+        return 0
+    if not args.config or not args.grid:
+        raise ValueError("give --config BASE.yaml and --grid SWEEP.yaml (or --report DIR)")
+    return sweep(args)
 
 
 def sweep(args: argparse.Namespace) -> int:
-    config = str(args.config)
-    if not Path(config).is_file():
-        raise ValueError(f"--config {config}: no such file")
+    configs = [str(c) for c in args.config]
+    for config in configs:
+        if not Path(config).is_file():
+            raise ValueError(f"--config {config}: no such file")
     plan = load_sweep(args.grid)
     out = Path(args.out or Path("runs") / "sweeps" / Path(args.grid).stem)
     # check every run before any starts: a misspelt key fails here, not after hours
     resolved = {}
     for i, spec in enumerate(plan.runs):
         try:
-            resolved[spec.name] = resolve("fit", config, spec.overrides)
+            resolved[spec.name] = run_config("fit", configs, spec.overrides)
             if i == 0:
                 for name, extra in plan.evaluate.items():
-                    resolve("test", config, {**spec.overrides, **extra})
+                    run_config("test", configs, {**spec.overrides, **extra})
         except ValueError as e:
             raise ValueError(f"run {spec.name} ({spec.labels}): {e}") from None
     launcher = args.launcher or plan.launcher
@@ -120,19 +118,19 @@ def sweep(args: argparse.Namespace) -> int:
 
         require_commands(*(["sacct"] if args.status else ["sbatch", "srun", "sacct"]))
     if args.status:
-        return show_status(plan, config, out, launcher, settings if launcher == "slurm" else None)
+        return show_status(plan, configs, out, launcher, settings if launcher == "slurm" else None)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "sweep.json", {"config": config, "grid": str(args.grid), "runs": [s.name for s in plan.runs],
+    write_json(out / "sweep.json", {"config": configs, "grid": str(args.grid), "runs": [s.name for s in plan.runs],
                                     "metric": plan.metric, "columns": plan.columns, "baseline": plan.baseline})
     runs = []
     for spec in plan.runs:
-        prepare_run(spec, config, out / spec.name, resolved[spec.name])
+        prepare_run(spec, configs, out / spec.name, resolved[spec.name])
         runs.append((spec, out / spec.name))
     start = time.monotonic()
     if launcher == "slurm":
         from thinkspace.sweep.slurm import launch, slurm_log_hint
 
-        counts = launch(plan, settings, runs, config, out, args.max_runs, args.resubmit_unknown)
+        counts = launch(plan, settings, runs, configs, out, args.max_runs, args.resubmit_unknown)
         print(f"[sweep] {len(plan.runs)} runs: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
               + f"; {slurm_log_hint(out, settings)}")
         failed = counts.get("failed", 0) if settings.cluster == "debug" else 0
@@ -145,7 +143,7 @@ def sweep(args: argparse.Namespace) -> int:
                     continue
                 executed += 1
             todo.append((spec, run_dir))
-        statuses = run_parallel(plan, todo, config, args.max_parallel or plan.max_parallel)
+        statuses = run_parallel(plan, todo, configs, args.max_parallel or plan.max_parallel)
         failed = sum(status.get("state") == "failed" for status in statuses)
         print(f"[sweep] {executed} run(s) executed in {time.monotonic() - start:.0f} s, {failed} failed, "
               f"{len(plan.runs)} in the sweep")
@@ -185,13 +183,13 @@ def _slurm_settings(plan: Sweep, resolved: dict[str, str], args: argparse.Namesp
     return settings
 
 
-def show_status(plan: Sweep, config: str, out: Path, launcher: str, settings: SlurmSettings | None = None) -> int:
+def show_status(plan: Sweep, configs: list[str], out: Path, launcher: str, settings: SlurmSettings | None = None) -> int:
     """Print each run's state (with SLURM: its last job and that job's sacct state); run nothing."""
     runs = [(spec, out / spec.name) for spec in plan.runs]
     if launcher == "slurm":
         from thinkspace.sweep.slurm import launch
 
-        counts = launch(plan, settings, runs, config, out, submit=False)
+        counts = launch(plan, settings, runs, configs, out, submit=False)
     else:
         counts = {}
         for spec, run_dir in runs:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from thinkspace.utils.file_modes import atomic_write
 
 #: the columns of a questions file, in order
 QUESTION_COLUMNS = ("id", "correct", "answer", "prediction", "task")
@@ -26,12 +27,9 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write text atomically: a temporary file in the same directory, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write text atomically (:func:`~thinkspace.utils.file_modes.atomic_write`)."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
 
 
 def questions_path(run_dir: str | Path, stage: str) -> Path:

@@ -22,18 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from thinkspace.training.cpu_threads import usable_cores
 from thinkspace.sweep.grid import RunSpec, Sweep
 from thinkspace.sweep.runner import execute
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def available_cpus() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def visible_gpus() -> list[str]:
@@ -79,14 +72,14 @@ def split_resources(slots: int, cpus: int, gpus: list[str], threads: str | None 
     return envs
 
 
-def run_parallel(sweep: Sweep, jobs: list[tuple[RunSpec, Path]], config: str, slots: int,
+def run_parallel(sweep: Sweep, jobs: list[tuple[RunSpec, Path]], configs: list[str], slots: int,
                  echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
     """Execute ``jobs`` (run, its directory), up to ``slots`` at once; their statuses, in order.
 
     Raises:
         ValueError: from :func:`split_resources`, before any run starts.
     """
-    envs = split_resources(slots, available_cpus(), visible_gpus() if slots > 1 else [],
+    envs = split_resources(slots, usable_cores(), visible_gpus() if slots > 1 else [],
                            os.environ.get("OMP_NUM_THREADS"))
     if slots > 1:
         echo(f"[sweep] up to {slots} runs at once, each with " + ", ".join(f"{k}={v}" for k, v in envs[0].items()
@@ -106,7 +99,7 @@ def run_parallel(sweep: Sweep, jobs: list[tuple[RunSpec, Path]], config: str, sl
         spec, run_dir = job
         env = free.get()
         try:
-            return execute(sweep, spec, config, run_dir, echo=say, env=env)
+            return execute(sweep, spec, configs, run_dir, echo=say, env=env)
         finally:
             free.put(env)
 

@@ -15,7 +15,7 @@ from thinkspace.sweep.files import write_questions
 def is_correct(prediction: str, answer: Any) -> bool:
     """Whether a generated text answers a multiple-choice question correctly: its option
     letter, read by thinkspace's rule as the test accuracy reads it
-    (:class:`~thinkspace.metrics.ChoiceAccuracy`), equals the gold letter."""
+    (:class:`~thinkspace.accuracy.ChoiceAccuracy`), equals the gold letter."""
     return choice(prediction) == gold_choice(answer)
 
 

@@ -6,7 +6,7 @@ them run a run through :func:`execute`, so the guarantees below hold for each.
 
 A run's directory ``OUT/<run name>/`` holds::
 
-    run.json           # name, labels, overrides, base config; "jobs": SLURM job ids, oldest first
+    run.json           # name, labels, overrides, base config files; "jobs": SLURM job ids, oldest first
     resolved.yaml      # the full resolved fit config (from the parser, before the run)
     config.yaml        # what the CLI itself saved (of its last invocation)
     checkpoints/last.ckpt, events.out.tfevents.*
@@ -29,9 +29,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 from thinkspace.sweep.grid import RunSpec, Sweep
-from thinkspace.sweep.files import questions_path, write_json
-from thinkspace.sweep.resolve import as_arguments
+from thinkspace.sweep.files import questions_path, write_json, write_text
+from thinkspace.sweep.overrides import as_arguments
 
 
 def stage_names(sweep: Sweep) -> list[str]:
@@ -39,12 +41,13 @@ def stage_names(sweep: Sweep) -> list[str]:
     return ["fit", *(f"test_{name}" for name in sweep.evaluate)]
 
 
-def stage_argv(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, stage: str) -> list[str]:
-    """The command line of one stage of one run."""
-    metrics = {"class_path": "thinkspace.sweep.metrics.MetricsFile",
+def stage_argv(sweep: Sweep, spec: RunSpec, configs: list[str], run_dir: Path, stage: str) -> list[str]:
+    """The command line of one stage of one run (``configs``: the base config files, stacked in order)."""
+    metrics = {"class_path": "thinkspace.sweep.metrics_file.MetricsFile",
                "init_args": {"path": str(run_dir / f"metrics_{stage}.json")}}
     subcommand = "fit" if stage == "fit" else "test"
-    argv = [*sweep.command, subcommand, "--config", config, *as_arguments(spec.overrides), "--run_dir", str(run_dir),
+    files = [a for c in configs for a in ("--config", c)]
+    argv = [*sweep.command, subcommand, *files, *as_arguments(spec.overrides), "--run_dir", str(run_dir),
             "--trainer.callbacks+", json.dumps(metrics)]
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     if stage == "fit":
@@ -69,7 +72,7 @@ def read_info(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def prepare_run(spec: RunSpec, config: str, run_dir: Path, resolved: str) -> None:
+def prepare_run(spec: RunSpec, configs: list[str], run_dir: Path, resolved: str) -> None:
     """Write ``run.json`` and ``resolved.yaml``; refuse a run directory made with another config.
 
     Raises:
@@ -78,21 +81,20 @@ def prepare_run(spec: RunSpec, config: str, run_dir: Path, resolved: str) -> Non
             checkpoint would resume a different run.
     """
     old = run_dir / "resolved.yaml"
-    if old.exists() and old.read_text() != resolved:
-        raise ValueError(f"run {run_dir} was made with another resolved config than {config} gives now (was the "
+    # compared as mappings: the same config written by another version of the dumper is the same run
+    if old.exists() and yaml.safe_load(old.read_text()) != yaml.safe_load(resolved):
+        raise ValueError(f"run {run_dir} was made with another resolved config than {', '.join(configs)} gives now (was the "
                          "base config edited?); write the sweep to a new --out or delete that run directory")
     run_dir.mkdir(parents=True, exist_ok=True)
-    info = {"name": spec.name, "labels": spec.labels, "overrides": spec.overrides, "seed": spec.seed, "config": config}
+    info = {"name": spec.name, "labels": spec.labels, "overrides": spec.overrides, "seed": spec.seed, "config": configs}
     jobs = read_info(run_dir).get("jobs")
     if jobs:  # the jobs submitted for this run survive a new invocation of the sweep
         info["jobs"] = jobs
     write_json(run_dir / "run.json", info)
-    tmp = run_dir / f".resolved.yaml.{os.getpid()}.tmp"
-    tmp.write_text(resolved)
-    os.replace(tmp, old)
+    write_text(old, resolved)
 
 
-def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any = print,
+def execute(sweep: Sweep, spec: RunSpec, configs: list[str], run_dir: Path, echo: Any = print,
             env: dict[str, str] | None = None, record: bool = True,
             stopping: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run every unfinished stage of one run; return its status (also in ``status.json``).
@@ -113,12 +115,12 @@ def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any =
         echo(f"[sweep] {spec.name}: finished, skipped")
         return status
     if not record:
-        return _join_stages(sweep, spec, config, run_dir, env or {})
+        return _join_stages(sweep, spec, configs, run_dir, env or {})
     start = time.monotonic()
     for stage in stage_names(sweep):
         if (run_dir / f"metrics_{stage}.json").exists():
             continue
-        argv = stage_argv(sweep, spec, config, run_dir, stage)
+        argv = stage_argv(sweep, spec, configs, run_dir, stage)
         resumed = " (resumed from checkpoints/last.ckpt)" if "--ckpt_path" in argv and stage == "fit" else ""
         echo(f"[sweep] {spec.name}: {stage}{resumed}")
         log = run_dir / f"{stage}.log"
@@ -144,13 +146,13 @@ def execute(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, echo: Any =
     return status
 
 
-def _join_stages(sweep: Sweep, spec: RunSpec, config: str, run_dir: Path, env: dict[str, str]) -> dict[str, Any]:
+def _join_stages(sweep: Sweep, spec: RunSpec, configs: list[str], run_dir: Path, env: dict[str, str]) -> dict[str, Any]:
     """A non-zero rank of a multi-task job: the same stages, stdout discarded (rank 0 logs
     and records; stderr goes to this task's job log); stops at the first stage that fails."""
     for stage in stage_names(sweep):
         if (run_dir / f"metrics_{stage}.json").exists():
             continue
-        code = subprocess.call(stage_argv(sweep, spec, config, run_dir, stage), stdout=subprocess.DEVNULL,
+        code = subprocess.call(stage_argv(sweep, spec, configs, run_dir, stage), stdout=subprocess.DEVNULL,
                                env={**os.environ, **env, "PYTHONUNBUFFERED": "1"})
         if code != 0:
             return {"state": "failed", "stage": stage, "returncode": code}

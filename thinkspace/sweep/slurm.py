@@ -21,6 +21,7 @@ import datetime
 import os
 import shutil
 import signal
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -48,16 +49,16 @@ class RunJob:
     """One run as a submitit job: picklable, checkpointable.
 
     Args:
-        sweep, spec, config, run_dir: as for :func:`thinkspace.sweep.runner.execute`.
+        sweep, spec, configs, run_dir: as for :func:`thinkspace.sweep.runner.execute`.
     """
 
-    def __init__(self, sweep: Sweep, spec: RunSpec, config: str, run_dir: str | Path) -> None:
-        self.sweep, self.spec, self.config, self.run_dir = sweep, spec, config, Path(run_dir)
+    def __init__(self, sweep: Sweep, spec: RunSpec, configs: list[str], run_dir: str | Path) -> None:
+        self.sweep, self.spec, self.configs, self.run_dir = sweep, spec, configs, Path(run_dir)
 
     def __call__(self) -> dict[str, Any]:
         rank = _global_rank()
         if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or threading.current_thread() is not threading.main_thread():
-            return execute(self.sweep, self.spec, self.config, self.run_dir, record=rank == 0)
+            return execute(self.sweep, self.spec, self.configs, self.run_dir, record=rank == 0)
         # SLURM stops a preempted job with SIGTERM to all its processes: the stage then dies, and
         # that is no failure of the run (submitit's own handler, which ignores SIGTERM, still runs)
         received: list[int] = []
@@ -70,7 +71,7 @@ class RunJob:
 
         signal.signal(signal.SIGTERM, on_sigterm)
         try:
-            return execute(self.sweep, self.spec, self.config, self.run_dir, record=rank == 0,
+            return execute(self.sweep, self.spec, self.configs, self.run_dir, record=rank == 0,
                            stopping=lambda: bool(received))
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -79,7 +80,7 @@ class RunJob:
         """submitit's preemption/timeout hook: the same run again. Its fit resumes from
         ``checkpoints/last.ckpt`` (``stage_argv`` passes ``--ckpt_path`` when it exists) and
         stages that finished are skipped."""
-        return _submitit().helpers.DelayedSubmission(RunJob(self.sweep, self.spec, self.config, self.run_dir))
+        return _submitit().helpers.DelayedSubmission(RunJob(self.sweep, self.spec, self.configs, self.run_dir))
 
 
 def _global_rank() -> int:
@@ -115,18 +116,30 @@ def make_executor(settings: SlurmSettings, folder: str | Path) -> Any:
 
 
 def job_states(job_ids: list[str]) -> dict[str, str]:
-    """The sacct state of each SLURM job (``UNKNOWN`` for a job sacct has no record of), in one call."""
+    """The sacct state of each SLURM job (``UNKNOWN`` for a job sacct has no record of), in one call.
+
+    Asks ``sacct`` itself (SLURM's public interface) rather than submitit's internal watcher:
+    ``sacct -o JobID,State --parsable2 --noheader -j ID,...`` prints ``ID|STATE`` per job and
+    step (``ID.batch``, skipped); a state may carry a reason (``CANCELLED by 123``).
+
+    Raises:
+        ValueError: ``sacct`` is not on PATH.
+        RuntimeError: ``sacct`` failed (its message).
+    """
     if not job_ids:
         return {}
-    _submitit()
     require_commands("sacct")
-    from submitit.slurm.slurm import SlurmInfoWatcher
-
-    watcher = SlurmInfoWatcher()
-    for job_id in job_ids:
-        watcher.register_job(str(job_id))
-    watcher.update()
-    return {job_id: watcher.get_state(str(job_id), mode="cache").split()[0] for job_id in job_ids}
+    wanted = [str(job_id) for job_id in job_ids]
+    done = subprocess.run(["sacct", "-o", "JobID,State", "--parsable2", "--noheader", "-j", ",".join(wanted)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"sacct failed (exit {done.returncode}): {done.stderr.strip()}")
+    states = {}
+    for line in done.stdout.splitlines():
+        fields = line.split("|")
+        if len(fields) >= 2 and fields[0] in wanted and fields[1].strip():
+            states[fields[0]] = fields[1].split()[0]
+    return {job_id: states.get(str(job_id), "UNKNOWN") for job_id in job_ids}
 
 
 def last_job(run_dir: Path) -> dict[str, Any] | None:
@@ -160,7 +173,7 @@ def record_job(run_dir: Path, job_id: str, cluster: str) -> None:
     write_json(run_dir / "run.json", info)
 
 
-def launch(sweep: Sweep, settings: SlurmSettings, runs: list[tuple[RunSpec, Path]], config: str, out: Path,
+def launch(sweep: Sweep, settings: SlurmSettings, runs: list[tuple[RunSpec, Path]], configs: list[str], out: Path,
            max_runs: int | None = None, resubmit_unknown: bool = False, submit: bool = True,
            echo: Callable[[str], Any] = print) -> dict[str, int]:
     """Show every run's state and submit the runs that need a job (all when ``submit``).
@@ -187,7 +200,7 @@ def launch(sweep: Sweep, settings: SlurmSettings, runs: list[tuple[RunSpec, Path
         if executor is None:
             executor = make_executor(settings, settings.folder or out / ".submitit" / "%j")
         executor.update_parameters(name=f"thinkspace-{spec.name}"[:120])
-        submission = executor.submit(RunJob(sweep, spec, config, run_dir))
+        submission = executor.submit(RunJob(sweep, spec, configs, run_dir))
         record_job(run_dir, submission.job_id, settings.cluster)
         submitted += 1
         echo(f"[sweep] {spec.name}: submitted job {submission.job_id}" + (f" (was {state})" if job else ""))

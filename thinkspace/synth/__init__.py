@@ -12,7 +12,7 @@ One concept per module:
 * :mod:`~thinkspace.synth.walk`: smooth video walks;
 * :mod:`~thinkspace.synth.video_questions`: VSI-Bench-style questions about a walk;
 * :mod:`~thinkspace.synth.situations`: SQA3D-style situations;
-* :mod:`~thinkspace.synth.episodes`: rendered sets with questions -> ``SpatialSample``;
+* :mod:`~thinkspace.synth.episodes`: rendered image sets or walks with their questions;
 * :mod:`~thinkspace.synth.writer`: the on-disk tree; :mod:`~thinkspace.synth.command`: ``thinkspace synth``.
 
 open3d is imported only when something is rendered.

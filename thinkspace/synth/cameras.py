@@ -83,7 +83,3 @@ def yaw_quaternion(yaw: float) -> dict[str, float]:
     """SQA3D-style rotation ``{"_x", "_y", "_z", "_w"}`` of a turn by ``yaw`` about +z."""
     return {"_w": float(np.cos(yaw / 2)), "_x": 0.0, "_y": 0.0, "_z": float(np.sin(yaw / 2))}
 
-
-def wrap(angle: float | np.ndarray) -> float | np.ndarray:
-    """Angle(s) wrapped to ``[-pi, pi)``."""
-    return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi

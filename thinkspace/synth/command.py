@@ -20,9 +20,11 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from thinkspace.errors import ToolParser
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+
+def build_parser() -> ToolParser:
+    parser = ToolParser(
         prog="thinkspace synth",
         description="Generate rooms of primitives with exact 3D ground truth: image sets (MindCube-style), "
         "video walks (VSI-Bench-style) and situations (SQA3D-style).",
@@ -72,22 +74,16 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``thinkspace synth``; returns the exit code (2 for bad arguments)."""
+    """Run ``thinkspace synth``; bad arguments raise ``ValueError`` (``thinkspace.cli`` reports them:
+    one line, exit code 2)."""
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        _check(parser, args)
-    except SystemExit as stop:  # argparse printed the message (or the help)
-        return int(stop.code or 0)
+    args = parser.parse_args(argv)
+    _check(parser, args)
 
     from thinkspace.synth.writer import SynthConfig, check_config, clean_partials, scene_split, write_index, write_scene
 
     config = SynthConfig(seed=args.seed, size=args.size, kind=args.kind, frames=args.frames, fps=args.fps)
-    try:
-        check_config(args.out, config)
-    except ValueError as err:
-        print(f"thinkspace synth: error: {err}", file=sys.stderr)
-        return 2
+    check_config(args.out, config)
     clean_partials(args.out)
     start = time.perf_counter()
     written = 0
@@ -119,4 +115,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from thinkspace.cli import main as thinkspace
+
+    sys.exit(thinkspace(["synth", *sys.argv[1:]]))

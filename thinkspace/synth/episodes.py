@@ -1,9 +1,8 @@
-"""Episodes: one rendered image set or video of a scene with its questions, and their samples.
+"""Episodes: one rendered image set or video of a scene with the questions asked about it.
 
 An :class:`Episode` is what both the on-disk writer and the on-the-fly dataset build;
-:func:`to_sample` turns one of its questions into a :class:`~thinkspace.data.schema.SpatialSample`
-in the sample's world frame (origin at the first camera's centre, +x along its heading,
-+z up; see :func:`thinkspace.synth.cameras.world_from_room`).
+:func:`thinkspace.data.datasets.synthetic_sample.to_sample` turns one of its questions into a
+``SpatialSample`` (the synthetic world knows nothing of the data schema).
 """
 
 from __future__ import annotations
@@ -11,11 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from PIL import Image
 
-from thinkspace.data.schema import Geometry, Situation, SpatialSample
-from thinkspace.synth.cameras import heading_of, world_from_room
 from thinkspace.synth.question import Question
 from thinkspace.synth.render import Frame, Renderer
 from thinkspace.synth.scene import Scene
@@ -54,6 +49,7 @@ class Episode:
         return self.timestamps is not None
 
 
+# The arguments of make_view_set, spelled out so configs, callers and type checkers see them.
 def view_episode(
     scene: Scene,
     renderer: Renderer,
@@ -98,45 +94,3 @@ def video_episode(
             questions.append(q)
     return Episode(scene, "video", walk.cams, walk.K, frames, walk.timestamps, questions)
 
-
-def to_sample(episode: Episode, question: Question, source: str = "synthetic") -> SpatialSample:
-    """The ``SpatialSample`` of one question, geometry and situation in the world frame."""
-    world = world_from_room(episode.cams[0])
-    cam_from_world = episode.cams @ np.linalg.inv(world)
-    s = len(episode.frames)
-    geometry = Geometry(
-        intrinsics=torch.as_tensor(np.broadcast_to(episode.K, (s, 3, 3)).copy(), dtype=torch.float32),
-        cam_from_world=torch.as_tensor(cam_from_world, dtype=torch.float32),
-        depth=torch.as_tensor(np.stack([f.depth for f in episode.frames])),
-    )
-    situation = None
-    if question.situation is not None:
-        x, y = question.situation["position"]
-        p = world @ np.array([x, y, 0.0, 1.0])
-        yaw = float(np.angle(np.exp(1j * (question.situation["yaw"] - heading_of(episode.cams[0])))))
-        situation = Situation(position=(float(p[0]), float(p[1])), yaw=yaw, text=question.situation["text"])
-    if episode.is_video:
-        frames: list[Image.Image] | np.ndarray = np.stack([f.rgb for f in episode.frames])
-        timestamps = torch.as_tensor(episode.timestamps, dtype=torch.float32)
-    else:
-        frames, timestamps = [Image.fromarray(f.rgb) for f in episode.frames], None
-    return SpatialSample(
-        id=question.id,
-        source=source,
-        task=question.task,
-        frames=frames,
-        prompt=question.prompt(),
-        response=question.response(),
-        answer=question.answer,
-        answer_type=question.answer_type,
-        timestamps=timestamps,
-        geometry=geometry,
-        situation=situation,
-        meta={
-            "scene": episode.scene.name,
-            "setting": episode.setting,
-            "options": list(question.options),
-            "facts": dict(question.facts),
-            "world_from_room": world.tolist(),
-        },
-    )

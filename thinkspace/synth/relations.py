@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from thinkspace.synth.cameras import wrap
+from thinkspace.geometry import wrap_angle
 
 
 def bearing(eye: np.ndarray, heading: float, point: np.ndarray) -> float:
     """Bearing (rad, in ``[-pi, pi)``, positive = left) of ``point`` ``[2]`` seen from ``eye`` ``[2]``."""
     d = np.asarray(point, dtype=np.float64)[:2] - np.asarray(eye, dtype=np.float64)[:2]
-    return float(wrap(np.arctan2(d[1], d[0]) - heading))
+    return float(wrap_angle(np.arctan2(d[1], d[0]) - heading))
 
 
 def ego(eye: np.ndarray, heading: float, point: np.ndarray) -> tuple[float, float]:
@@ -39,7 +39,7 @@ DIRECTION = {"front": 0.0, "left": np.pi / 2, "back": np.pi, "right": -np.pi / 2
 
 def in_direction(a: float, direction: str, within: float) -> bool:
     """Is bearing ``a`` within ``within`` rad of ``direction`` (front/left/back/right)?"""
-    return abs(float(wrap(a - DIRECTION[direction]))) <= within
+    return abs(float(wrap_angle(a - DIRECTION[direction]))) <= within
 
 
 def left_right_back(a: float, margin: float = np.radians(10)) -> str | None:

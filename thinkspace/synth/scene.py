@@ -152,12 +152,6 @@ class Scene:
         body = ",\n".join(f"  {json.dumps(o)}" for o in objects)
         return "{\n" + "\n".join(lines) + '\n "objects": [\n' + body + "\n ]\n}\n"
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Scene:
-        keys = ("id", "name", "shape", "colour", "centre", "size", "yaw")
-        objects = [SceneObject(**{k: o[k] for k in keys}) for o in data["objects"]]
-        return cls(name=data["name"], size=list(data["room"]["size"]), objects=objects, seed=list(data.get("seed", [])))
-
 
 def _r(x: float) -> float:
     """Round to 0.1 mm so the JSON text is short and the same on every machine."""

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from thinkspace.geometry import wrap_angle
 from thinkspace.synth.question import Question
 from thinkspace.synth.relations import DIRECTION, bearing, facing
-from thinkspace.synth.cameras import wrap
 from thinkspace.synth.scene import Scene
 
 #: the option texts, in letter order; also the answers the generator draws from.
@@ -35,7 +35,7 @@ def situated_direction(stand: np.ndarray, face: np.ndarray, target: np.ndarray) 
     heading = facing(np.asarray(stand), np.asarray(face))
     a = bearing(np.asarray(stand), heading, np.asarray(target))
     for name in DIRECTIONS:
-        if abs(float(wrap(a - DIRECTION[name]))) <= WITHIN:
+        if abs(float(wrap_angle(a - DIRECTION[name]))) <= WITHIN:
             return name
     return None
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from thinkspace.utils.file_modes import atomic_write
 from thinkspace.synth.cameras import yaw_quaternion
 from thinkspace.synth.episodes import Episode, video_episode, view_episode
 from thinkspace.synth.render import Renderer
@@ -239,11 +240,10 @@ def write_scene(out: Path, index: int, config: SynthConfig, threads: int = 0) ->
 
 
 def _write_json(path: Path, data: Any, lines: bool = False) -> None:
-    """Write JSON (or JSON lines) via a temporary file and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write JSON (or JSON lines) atomically (:func:`~thinkspace.utils.file_modes.atomic_write`)."""
     text = "".join(json.dumps(r) + "\n" for r in data) if lines else json.dumps(data, indent=1) + "\n"
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_index(out: Path, num_scenes: int, config: SynthConfig) -> dict[str, int]:

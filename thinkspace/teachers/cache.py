@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from thinkspace.data.schema import SpatialSample
-from thinkspace.file_modes import apply_umask
+from thinkspace.utils.file_modes import atomic_write
 from thinkspace.teachers.base import TeacherFeatures
 
 SIGNATURE = "signature.json"
@@ -149,7 +148,8 @@ class CacheWriter:
         if (self.root / SIGNATURE).exists():
             check_signature(self.root, signature)
         else:
-            _atomic_write_text(self.root / SIGNATURE, json.dumps(signature, indent=1, sort_keys=True))
+            with atomic_write(self.root / SIGNATURE) as tmp:
+                tmp.write_text(json.dumps(signature, indent=1, sort_keys=True))
         self.shard_size = shard_size
         self.done: dict[str, dict[str, Any]] = {}
         shards = sorted(self.root.glob("shard-*.safetensors"))
@@ -181,16 +181,8 @@ class CacheWriter:
         if not self.pending:
             return
         path = self.root / f"shard-{self.next_shard:05d}.safetensors"
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        save_file(self.tensors, str(tmp), metadata={"samples": json.dumps(self.pending)})
-        apply_umask(tmp)  # save_file creates 0600
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            save_file(self.tensors, str(tmp), metadata={"samples": json.dumps(self.pending)})
         self.done.update(self.pending)
         self.next_shard += self.world_size
         self.tensors, self.pending = {}, {}
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # per process: concurrent writers never share it
-    tmp.write_text(text)
-    os.replace(tmp, path)

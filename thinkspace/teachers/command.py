@@ -1,9 +1,13 @@
-"""``thinkspace cache-teacher --config CFG --out DIR``: run a config's geometry teacher once over its data.
+"""``thinkspace cache-teacher --config CFG [--config CFG2] --out DIR``: run a config's geometry teacher once over its data.
 
-Reads the teacher from the config's latent objective (``model.objectives.<name>.init_args.teacher``,
-the oracle when absent; GRPO's ``model.init_args.latent``) and the datasets from ``data.<split>``, and writes fp16
-safetensors shards (see :mod:`thinkspace.teachers.cache`). Interrupted runs resume: samples
-already on disk are skipped without being loaded. Point the objective's ``cache`` at DIR.
+The config is read by the one config reader (:func:`thinkspace.lightning_cli.build_cli`: stacked
+files, ``${...}`` interpolation, every default), and the teacher and the datasets are the objects
+it builds: the teacher of the config's latent objective or camera cue (``model.objectives.<name>``,
+``model.cues.<name>``; GRPO's ``model.init_args.latent``), as that component builds it (so
+``LatentAlignment``'s default is its own), and ``data.<split>`` as the datamodule builds them. The
+backbone is not built. Writes fp16 safetensors shards (see :mod:`thinkspace.teachers.cache`).
+Interrupted runs resume: samples already on disk are skipped without being loaded. Point the
+objective's ``cache`` at DIR.
 
 Several processes fill one cache together: each takes every W-th sample and writes its own
 shards. Under ``torchrun --nproc_per_node W -m thinkspace.cli cache-teacher ...`` rank and
@@ -13,72 +17,56 @@ world size come from the environment (``RANK``, ``WORLD_SIZE``; ``--device cuda`
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from thinkspace.errors import ToolParser
 from thinkspace.teachers.base import GeometryTeacher, check_features
 from thinkspace.teachers.cache import CacheWriter
 
 
-def instantiate(spec: Any) -> Any:
-    """Build ``{class_path, init_args}`` specs (recursively), as the config does."""
-    if isinstance(spec, dict) and "class_path" in spec:
-        module, _, name = spec["class_path"].rpartition(".")
-        cls = getattr(importlib.import_module(module), name)
-        return cls(**{k: instantiate(v) for k, v in (spec.get("init_args") or {}).items()})
-    if isinstance(spec, dict):
-        return {k: instantiate(v) for k, v in spec.items()}
-    if isinstance(spec, list):
-        return [instantiate(v) for v in spec]
-    return spec
-
-
-def teacher_from_config(config: dict[str, Any], objective: str | None, path: str) -> GeometryTeacher:
-    """The teacher of the config's latent objective or camera cue (named, or the first with a teacher).
+def teacher_of(model: Any, objective: str | None, path: str) -> GeometryTeacher:
+    """The teacher of the config's latent objective or camera cue (named, or the first with a
+    teacher), each component built from the parsed ``model`` config alone.
 
     A config that names its LightningModule (``model.class_path``, e.g. GRPO) is read from
     ``model.init_args``, where a ``latent`` objective counts as one named ``latent``.
     """
-    model = config.get("model") or {}
-    if "class_path" in model:
-        model = model.get("init_args") or {}
-    components = {**(model.get("objectives") or {}), **(model.get("cues") or {})}
-    if isinstance(model.get("latent"), dict):
-        components.setdefault("latent", model["latent"])
-    names = [objective] if objective else list(components)
-    for name in names:
-        spec = components.get(name)
-        if not isinstance(spec, dict):
-            continue
-        if "teacher" in (spec.get("init_args") or {}):
-            return instantiate(spec["init_args"]["teacher"])
-        if spec.get("class_path", "").endswith("LatentAlignment"):
-            from thinkspace.teachers.oracle import OracleGeometryTeacher
+    from thinkspace.component import Component
+    from thinkspace.lightning_cli import build_part
 
-            return OracleGeometryTeacher()
+    if "class_path" in model:
+        model = model.init_args
+    components = {**(model.get("objectives") or {}), **(model.get("cues") or {})}
+    if model.get("latent") is not None:
+        components.setdefault("latent", model.latent)
+    for name in [objective] if objective else list(components):
+        spec = components.get(name)
+        teacher = getattr(build_part(spec, Component), "teacher", None)
+        if teacher is not None:
+            return teacher
     where = f"model.objectives.{objective} or model.cues.{objective}" if objective else "model.objectives or model.cues"
     raise ValueError(f"{path}: nothing under {where} has a teacher (expected a LatentAlignment or a CameraPrior "
                      "with init_args.teacher)")
 
 
-def datasets_of(config: dict[str, Any], splits: list[str], path: str) -> dict[str, Any]:
-    """The datasets of ``data.<split>`` for every configured split of ``splits``, opened (their
-    index read: a missing annotation file fails here, before any cache file is written).
+def datasets_of(data: Any, splits: list[str], path: str) -> dict[str, Any]:
+    """The datasets of ``data.<split>`` for every configured split of ``splits``, built by the
+    datamodule from the parsed ``data`` config and opened (their index read: a missing annotation
+    file fails here, before any cache file is written).
 
     Raises:
         ValueError: naming ``path``, when none of ``splits`` is configured or a split is empty.
     """
-    data = config.get("data") or {}
-    configured = [s for s in splits if data.get(s)]
+    from thinkspace.data.datamodule import SpatialDataModule
+    from thinkspace.lightning_cli import build_part
+
+    built = build_part(data, SpatialDataModule).datasets
+    configured = [s for s in splits if built.get(s) is not None]
     if not configured:
         raise ValueError(f"{path}: none of data.{', data.'.join(splits)} is configured; expected a dataset to cache "
                          "(choose the splits with --split)")
-    datasets = {split: instantiate(data[split]) for split in configured}
+    datasets = {split: built[split] for split in configured}
     for split, dataset in datasets.items():
         if len(dataset) == 0:
             raise ValueError(f"{path}: data.{split} has no samples; expected a dataset to cache")
@@ -86,8 +74,9 @@ def datasets_of(config: dict[str, Any], splits: list[str], path: str) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="thinkspace cache-teacher", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="training config (YAML) naming the teacher and the data")
+    parser = ToolParser(prog="thinkspace cache-teacher", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, action="append",
+                        help="training config (YAML) naming the teacher and the data (repeat for stacked configs)")
     parser.add_argument("--out", required=True, help="cache directory (created; resumed if it exists)")
     parser.add_argument("--split", nargs="+", default=["train", "val"],
                         help="data splits to cache (default: train val)")
@@ -109,12 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and "LOCAL_RANK" in os.environ:
         args.device = f"cuda:{os.environ['LOCAL_RANK']}"
 
-    config = yaml.safe_load(Path(args.config).read_text())
-    teacher = teacher_from_config(config, args.objective, args.config)
+    from thinkspace.lightning_cli import build_cli
+
+    path = ", ".join(args.config)
+    config = build_cli(None, args.config, until="parsed").config  # parsed only: no backbone is loaded
+    teacher = teacher_of(config.model, args.objective, path)
     if args.device and hasattr(teacher, "device"):
         teacher.device = args.device
     # the data is opened before the cache is created: a missing dataset leaves no signature.json behind
-    datasets = datasets_of(config, args.split, args.config)
+    datasets = datasets_of(config.data, args.split, path)
     writer = CacheWriter(args.out, teacher.signature(), shard_size=args.shard_size, rank=args.rank,
                          world_size=args.world_size, parts=tuple(args.parts))
     from rich.progress import Progress

@@ -31,11 +31,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from thinkspace.utils.choices import check_choice
 from thinkspace.data.schema import SpatialSample
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures, frame_size_of
 
 PATCH = 14
 
+
+CropMode = Literal["crop", "pad", "resize"]  # how frames become image_size squares (module doc)
+WeightDtype = Literal["float32", "bfloat16", "float16"]
 
 class VGGTTeacher(GeometryTeacher):
     """VGGT features, run on the model's device (or read from a cache).
@@ -57,16 +61,14 @@ class VGGTTeacher(GeometryTeacher):
     runs_in_workers = False
 
     def __init__(self, path: str = "facebook/VGGT-1B", image_size: int = 518,
-                 mode: Literal["crop", "pad", "resize"] = "crop", layer: int = -1, channels: int = 2048,
+                 mode: CropMode = "crop", layer: int = -1, channels: int = 2048,
                  num_register: int = 4, device: str | None = None,
-                 dtype: Literal["float32", "bfloat16", "float16"] = "float32", model: Any = None) -> None:
-        if mode not in ("crop", "pad", "resize"):
-            raise ValueError(f"VGGTTeacher.mode must be 'crop', 'pad' or 'resize', got {mode!r}")
+                 dtype: WeightDtype = "float32", model: Any = None) -> None:
+        check_choice("VGGTTeacher.mode", mode, CropMode)
         if image_size % PATCH:
             raise ValueError(f"VGGTTeacher.image_size must be a multiple of {PATCH}, got {image_size}")
         self.path, self.image_size, self.mode, self.layer = path, image_size, mode, layer
-        if dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"VGGTTeacher.dtype must be 'float32', 'bfloat16' or 'float16', got {dtype!r}")
+        check_choice("VGGTTeacher.dtype", dtype, WeightDtype)
         self.channels, self.num_register, self.device, self.dtype = channels, num_register, device, dtype
         self._model = model
         if model is not None:

@@ -35,7 +35,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import nn
 
-from thinkspace.strategies import layer_classes
+from thinkspace.training.strategies import layer_classes
 from thinkspace.training.shard_groups import shard_groups
 
 #: the LightningModule methods that run the model: each all-gathers the root group

@@ -15,7 +15,9 @@ from thinkspace.backbones.composed.io import compose, is_composed_dir, load_caus
 from thinkspace.backbones.composed.processor import ComposedProcessor
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora
-from thinkspace.backbones.registry import FAMILIES, resolve
+from thinkspace.backbones.paths import resolve_model_path
+from thinkspace.backbones.registry import FAMILIES
+from thinkspace.utils.choices import check_choice
 
 Stage = Literal["joint", "projector"]
 
@@ -54,6 +56,7 @@ class ComposedVLM(HFBackbone):
     capabilities = frozenset({VIDEO, LATENT_DECODING, FIXED_TOKEN_GRID})
     collator_class = ComposedCollator
 
+    # Spelled out per family, not shared: the typed signature is the config schema jsonargparse reads.
     def __init__(
         self,
         path: str | None = None,
@@ -71,8 +74,7 @@ class ComposedVLM(HFBackbone):
         lora: LoraSettings | None = None,
     ) -> None:
         super().__init__()
-        if stage not in ("joint", "projector"):
-            raise ValueError(f"ComposedVLM: stage must be 'joint' or 'projector', got {stage!r}")
+        check_choice("ComposedVLM: stage", stage, Stage)
         new = lm_path is not None or encoder is not None
         if (path is None) == (not new) or (new and (lm_path is None or encoder is None)):
             raise ValueError("ComposedVLM: give either path (a composed directory or tiny:composed) or both lm_path "
@@ -86,7 +88,7 @@ class ComposedVLM(HFBackbone):
                              f"the composed directory {path!r} records its own")
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         if path is not None:
-            self.path = resolve(path)
+            self.path = resolve_model_path(path)
             if not is_composed_dir(self.path):
                 raise ValueError(f"{self.path}: config.json is not a composed model (model_type "
                                  f"'thinkspace_composed'); for a causal LM directory use lm_path")

@@ -33,9 +33,9 @@ def load_causal_lm(lm_path: str, dtype: Any, attn_implementation: str) -> tuple[
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from thinkspace.backbones.registry import resolve
+    from thinkspace.backbones.paths import resolve_model_path
 
-    path = resolve(lm_path)
+    path = resolve_model_path(lm_path)
     lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation)
     return lm, AutoTokenizer.from_pretrained(path)
 

@@ -91,6 +91,7 @@ class ComposedModel(ComposedPreTrainedModel):
         proj_dtype = self.multi_modal_projector.layers[0].weight.dtype
         return self.multi_modal_projector(tokens.to(proj_dtype))
 
+    # transformers' forward signature, as each model class of a family spells it (generate reads it).
     def forward(
         self,
         input_ids: Tensor | None = None,
@@ -162,6 +163,7 @@ class ComposedForConditionalGeneration(ComposedPreTrainedModel, GenerationMixin)
     def set_output_embeddings(self, value: nn.Module) -> None:
         self.lm_head = value
 
+    # transformers' forward signature, as each model class of a family spells it (generate reads it).
     def forward(
         self,
         input_ids: Tensor | None = None,

@@ -2,8 +2,9 @@
 
 Every ``<image>`` in a prompt becomes ``rows x cols`` ``<image>`` tokens (one per pooled
 visual token of a frame); a ``<video>`` placeholder becomes that block once per frame.
-Frames are resized whole (no crop) to the encoder's input size, so each frame's token grid
-covers the whole frame, as the layout objective and the cues expect.
+Frames go through the encoder's own timm transform (its interpolation, mean and std), set to
+resize the whole frame (no crop) to the encoder's input size, so each frame's token grid covers
+the whole frame, as the layout objective and the cues expect.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from thinkspace.backbones.composed.config import IMAGE_TOKEN
@@ -50,6 +51,7 @@ class ComposedProcessor:
         self.token_grid = (int(token_grid[0]), int(token_grid[1]))
         self.image_token = IMAGE_TOKEN
         self.image_token_id = int(tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+        self.transform = whole_frame_transform(geometry)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -102,21 +104,26 @@ class ComposedProcessor:
         return out
 
     def preprocess(self, frame: Any) -> Tensor:
-        """``[3, H, W]`` float frame: RGB in ``[0, 1]``, resized whole to the encoder's size
-        with timm's filter, normalised with timm's mean and std."""
+        """``[3, H, W]`` float frame: resized whole to the encoder's size and normalised by
+        :func:`whole_frame_transform` (a PIL image or an ``[H, W, 3]`` uint8 array in)."""
         array = np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame)
         if array.ndim != 3 or array.shape[-1] != 3:
             raise ValueError(f"expected an RGB frame [H, W, 3], got shape {array.shape}")
-        x = torch.from_numpy(np.array(array, dtype=np.uint8))  # a copy: PIL arrays are read-only
-        x = x.permute(2, 0, 1).float()[None] / 255.0
-        mode = self.geometry.interpolation if self.geometry.interpolation in ("bilinear", "bicubic") else "bilinear"
-        x = F.interpolate(x, size=tuple(self.geometry.image_size), mode=mode, align_corners=False, antialias=True)[0]
-        mean = torch.tensor(self.geometry.mean).view(3, 1, 1)
-        std = torch.tensor(self.geometry.std).view(3, 1, 1)
-        return (x.clamp(0, 1) - mean) / std
+        return self.transform(Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)))
 
     def batch_decode(self, *args: Any, **kwargs: Any) -> list[str]:
         return self.tokenizer.batch_decode(*args, **kwargs)
+
+
+def whole_frame_transform(geometry: EncoderGeometry) -> Any:
+    """timm's evaluation transform of the encoder (its data config's interpolation, mean and
+    std): PIL image -> normalised ``[3, H, W]`` at ``geometry.image_size``. ``crop_mode="squash"``
+    with ``crop_pct=1`` resizes the whole frame and crops nothing."""
+    from timm.data import create_transform
+
+    return create_transform(input_size=(3, *geometry.image_size), is_training=False,
+                            interpolation=geometry.interpolation, mean=tuple(geometry.mean),
+                            std=tuple(geometry.std), crop_pct=1.0, crop_mode="squash")
 
 
 def _flatten(content: Any) -> str:

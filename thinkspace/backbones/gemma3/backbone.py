@@ -41,6 +41,7 @@ class Gemma3(HFBackbone):
     capabilities = frozenset({FIXED_TOKEN_GRID, LATENT_DECODING})
     collator_class = Gemma3Collator
 
+    # Spelled out per family, not shared: the typed signature is the config schema jsonargparse reads.
     def __init__(
         self,
         path: str,

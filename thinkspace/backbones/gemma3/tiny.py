@@ -110,6 +110,7 @@ def image_side(max_pixels: int) -> int:
     return (patches // TOKENS_PER_SIDE) * TOKENS_PER_SIDE * PATCH_SIZE
 
 
+# Each family writes its own tiny config in its folder (transformers' rule: nothing about a family outside it).
 def model_config(tokenizer: GemmaTokenizer, *, hidden_size: int, num_layers: int, num_heads: int, num_kv_heads: int,
                  intermediate_size: int, vision_hidden_size: int, vision_depth: int, max_pixels: int) -> Gemma3Config:
     """``Gemma3Config`` with a tiny SigLIP tower and a tiny Gemma 3 text model; ids read from ``tokenizer``."""

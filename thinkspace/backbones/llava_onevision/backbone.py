@@ -41,6 +41,7 @@ class LlavaOneVision(HFBackbone):
     capabilities = frozenset({VIDEO, LATENT_DECODING, FRAME_PREFIX_IN_VIDEO})
     collator_class = OneVisionCollator
 
+    # Spelled out per family, not shared: the typed signature is the config schema jsonargparse reads.
     def __init__(
         self,
         path: str,

@@ -44,6 +44,7 @@ def grid_pinpoints(side: int, max_pixels: int) -> list[list[int]]:
     return [[a * side, b * side] for a in range(1, most + 1) for b in range(1, most + 1) if a * b <= most]
 
 
+# Each family writes its own tiny config in its folder (transformers' rule: nothing about a family outside it).
 def model_config(
     tokenizer: PreTrainedTokenizerBase,
     *,

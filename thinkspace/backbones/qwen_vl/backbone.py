@@ -38,6 +38,7 @@ class QwenVL(HFBackbone):
     capabilities = frozenset({VIDEO, LATENT_DECODING, FIXED_TOKEN_GRID})
     collator_class = QwenVLCollator
 
+    # Spelled out per family, not shared: the typed signature is the config schema jsonargparse reads.
     def __init__(
         self,
         path: str,

@@ -117,6 +117,7 @@ def _vision_config(
     return {**common, "num_position_embeddings": side * side, "deepstack_visual_indexes": deepstack}
 
 
+# Each family writes its own tiny config in its folder (transformers' rule: nothing about a family outside it).
 def model_config(
     family: str,
     tokenizer: PreTrainedTokenizerBase,

@@ -157,6 +157,7 @@ def _chat_template(default_system: str | None) -> str:
     )
 
 
+# Each family's chat template is its own data (the processors expect these exact layouts), not shared code.
 def _llava_chat_template() -> str:
     """Jinja chat template in the LLaVA-OneVision layout (ChatML turns, no default system turn).
 

@@ -15,19 +15,16 @@ frame conversion is needed.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from thinkspace.answers import option_letters
-from thinkspace.data.datasets.benchmark import BenchmarkDataset
-from thinkspace.data.datasets.thinker_prompt import resize_view
-from thinkspace.data.images import load_image
+from thinkspace.data.datasets.image_set_file import ImageSetFile
 from thinkspace.data.schema import SpatialSample
 from thinkspace.eval.mindcube import LETTERS, setting_from_id
-from thinkspace.eval.records import field, read_jsonl
+from thinkspace.records import field, read_jsonl
 
 
-class MindCube(BenchmarkDataset):
+class MindCube(ImageSetFile):
     """MindCube questions from a jsonl file.
 
     Args:
@@ -59,11 +56,7 @@ class MindCube(BenchmarkDataset):
         skip_missing: bool = False,
         limit: int | None = None,
     ) -> None:
-        super().__init__(skip_missing, limit)
-        self.path = Path(path)
-        self.image_root = Path(image_root) if image_root is not None else self.path.parent
-        self.instruction = instruction
-        self.image_size, self.resave = image_size, resave
+        super().__init__(path, image_root, instruction, image_size, resave, skip_missing, limit)
         self.settings = settings
 
     def _build_index(self) -> list[dict[str, Any]]:
@@ -87,16 +80,11 @@ class MindCube(BenchmarkDataset):
                             "images": images, "options": letters})
         return entries
 
-    def _media(self, entry: dict[str, Any]) -> list[Path]:
-        return [self.image_root / p for p in entry["images"]]
-
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         record = entry["record"]
-        frames = [resize_view(load_image(p, entry["id"]), self.image_size, p if self.resave else None)
-                  for p in self._media(entry)]
-        prompt = record["question"] + (f"\n{self.instruction}" if self.instruction else "")
         return SpatialSample(
-            id=entry["id"], source="mindcube", task=entry["setting"], frames=frames, prompt=prompt,
+            id=entry["id"], source="mindcube", task=entry["setting"], frames=self.views(entry),
+            prompt=self.prompt(record["question"]),
             response=record["gt_answer"], answer=record["gt_answer"], answer_type="choice",
             meta={"options": entry["options"], "category": record.get("category"), "type": record.get("type"),
                   "meta_info": record.get("meta_info"), "where": entry["where"]},

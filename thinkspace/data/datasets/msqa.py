@@ -32,7 +32,7 @@ from thinkspace.data.datasets.scannet import SCANNET_FPS
 from thinkspace.data.datasets.scannet_questions import ScanNetQuestions
 from thinkspace.data.schema import SpatialSample, Situation
 from thinkspace.data.video import FrameSampling
-from thinkspace.eval.records import field, read_json_list
+from thinkspace.records import field, read_json_list
 
 #: ``<label-instance-IMG>``: an object shown by an image in MSQA's interleaved input.
 IMAGE_PLACEHOLDER = re.compile(r"<([^<>-]+)-\d+-IMG>")

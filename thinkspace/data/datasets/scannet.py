@@ -34,6 +34,7 @@ from PIL import Image
 from thinkspace.data.images import load_image
 from thinkspace.data.schema import Geometry
 from thinkspace.data.video import FrameSampling, sample_indices
+from thinkspace.geometry import wrap_angle
 
 #: ScanNet's capture rate (frames per second).
 SCANNET_FPS = 30.0
@@ -62,7 +63,7 @@ class PosedFrames:
     def to_world(self, xy: tuple[float, float], yaw: float) -> tuple[tuple[float, float], float]:
         """A floor position (m) and yaw (rad) in the scene frame, in the world frame (yaw in [-pi, pi))."""
         point = self.world_from_scene @ np.array([xy[0], xy[1], 0.0, 1.0])
-        turned = (yaw - self.heading + math.pi) % (2 * math.pi) - math.pi
+        turned = wrap_angle(yaw - self.heading)
         return (float(point[0]), float(point[1])), float(turned)
 
 

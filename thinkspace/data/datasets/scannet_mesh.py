@@ -14,13 +14,11 @@ a rename, so a reader never sees it half-written.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from thinkspace.file_modes import apply_umask
+from thinkspace.utils.file_modes import atomic_write
 
 
 def mesh_file(mesh_root: str | Path, scene_id: str) -> Path:
@@ -87,10 +85,6 @@ class MeshCentres:
     def _write(self) -> None:
         if self.cache is None:
             return
-        self.cache.parent.mkdir(parents=True, exist_ok=True)
         data = {k: [float(x) for x in v] for k, v in sorted(self.centres.items())}
-        handle, temp = tempfile.mkstemp(prefix=f".{self.cache.name}.", dir=self.cache.parent)
-        with os.fdopen(handle, "w") as out:
+        with atomic_write(self.cache) as temp, open(temp, "w") as out:
             json.dump(data, out, indent=1)
-        apply_umask(temp)  # mkstemp creates 0600
-        os.replace(temp, self.cache)

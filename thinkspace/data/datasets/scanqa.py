@@ -18,7 +18,7 @@ from typing import Any
 
 from thinkspace.data.datasets.scannet_questions import ScanNetQuestions
 from thinkspace.data.schema import SpatialSample
-from thinkspace.eval.records import field, read_json_list
+from thinkspace.records import field, read_json_list
 
 
 class ScanQA(ScanNetQuestions):

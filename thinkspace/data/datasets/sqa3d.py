@@ -41,8 +41,9 @@ from thinkspace.data.datasets.scannet_mesh import MeshCentres
 from thinkspace.data.datasets.sqa3d_frame import SituationFrame, situation_frame
 from thinkspace.data.schema import SpatialSample, Situation
 from thinkspace.data.video import FrameSampling
-from thinkspace.eval.records import field, read_json_list
-from thinkspace.eval.sqa3d import as_position, as_quaternion, question_kind, quaternion_yaw
+from thinkspace.records import field, read_json_list
+from thinkspace.eval.sqa3d import question_kind
+from thinkspace.geometry import as_position, as_quaternion, quaternion_yaw
 
 
 class SQA3D(BenchmarkDataset):

@@ -21,13 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thinkspace.geometry import wrap_angle
+
 #: the angle the SQA3D agent faces at rotation 0 (-x), radians
 FACING_AT_ROTATION_ZERO = math.pi
-
-
-def _wrap(angle: float) -> float:
-    """``angle`` in (-pi, pi]."""
-    return math.atan2(math.sin(angle), math.cos(angle))
 
 
 def _turn(rotation: np.ndarray, angle: float) -> float:
@@ -61,7 +58,7 @@ class SituationFrame:
         sqa3d_from_world = np.linalg.inv(self.world_from_sqa3d)
         point = sqa3d_from_world @ np.array([xy[0], xy[1], 0.0, 1.0])
         facing = _turn(sqa3d_from_world[:3, :3], yaw)
-        r = _wrap(facing - self.facing_at_zero)
+        r = wrap_angle(facing - self.facing_at_zero)
         return [float(point[0]), float(point[1]), 0.0], [0.0, 0.0, math.sin(r / 2), math.cos(r / 2)]
 
 

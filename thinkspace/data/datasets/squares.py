@@ -17,7 +17,9 @@ from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
 from thinkspace.data.schema import SpatialSample
+from thinkspace.utils.seeds import mix_seed
 
+# Its own palette (distinct, saturated at tiny sizes), not the synthetic world's.
 COLOURS = {
     "red": (220, 40, 40),
     "green": (40, 180, 60),
@@ -74,7 +76,7 @@ class ColouredSquares(Dataset):
     def __getitem__(self, index: int) -> SpatialSample:
         if not 0 <= index < self.num_samples:
             raise IndexError(f"ColouredSquares index {index} out of range [0, {self.num_samples})")
-        rng = random.Random(self.seed * 1_000_003 + index)
+        rng = random.Random(mix_seed(self.seed, index))
         palette = sorted(COLOURS) if self.shuffle_options else list(COLOURS)[:4]
         names = rng.sample(palette, 4)
         left, right = names[0], names[1]

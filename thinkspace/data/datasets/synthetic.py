@@ -27,25 +27,23 @@ Tasks (``settings``):
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from thinkspace.utils.choices import check_choice
 from thinkspace.data.schema import SpatialSample
-from thinkspace.synth.views import EYE_HEIGHT
+from thinkspace.synth.video_questions import VIDEO_TASKS
+from thinkspace.synth.views import Viewpoint
 
+#: the tasks of each ``kind``, in the order a default ``settings`` draws from: image-set families,
+#: and a walk's questions (:mod:`thinkspace.synth.video_questions`) plus its situation
 VIEW_TASKS = ("leftmost", "around", "among", "rotation", "perspective", "situated")
-VIDEO_TASKS = (
-    "object_counting",
-    "object_abs_distance",
-    "object_size_estimation",
-    "room_size_estimation",
-    "object_rel_distance",
-    "object_rel_direction_medium",
-    "situation",
-)
-SPLITS = ("train", "val", "test")
+WALK_TASKS = (*VIDEO_TASKS, "situation")
+Kind = Literal["views", "video"]
+Split = Literal["train", "val", "test"]
+SPLITS = get_args(Split)
 #: colours of ``shuffle_options=False`` scenes, in option order (A is always the red object).
 FIXED_PALETTE = ("red", "green", "blue", "yellow")
 #: tasks that take ``shuffle_options=False``.
@@ -83,7 +81,7 @@ class SyntheticSpatial(Dataset):
     def __init__(
         self,
         num_samples: int = 1024,
-        kind: Literal["views", "video"] = "views",
+        kind: Kind = "views",
         settings: list[str] | None = None,
         image_size: int = 112,
         num_views: int | tuple[int, int] = (2, 4),
@@ -91,16 +89,15 @@ class SyntheticSpatial(Dataset):
         fps: float = 2.0,
         num_objects: tuple[int, int] = (3, 6),
         seed: int = 0,
-        split: Literal["train", "val", "test"] = "train",
+        split: Split = "train",
         cache_size: int = 0,
         shuffle_options: bool = True,
-        viewpoint: Literal["standard", "held_out"] = "standard",
+        viewpoint: Viewpoint = "standard",
     ) -> None:
         if num_samples <= 0:
             raise ValueError(f"SyntheticSpatial.num_samples must be positive, got {num_samples}")
-        if kind not in ("views", "video"):
-            raise ValueError(f"SyntheticSpatial.kind must be 'views' or 'video', got {kind!r}")
-        known = VIEW_TASKS if kind == "views" else VIDEO_TASKS
+        check_choice("SyntheticSpatial.kind", kind, Kind)
+        known = VIEW_TASKS if kind == "views" else WALK_TASKS
         settings = list(known) if settings is None else list(settings)
         bad = [s for s in settings if s not in known]
         if bad or not settings:
@@ -115,8 +112,7 @@ class SyntheticSpatial(Dataset):
             raise ValueError(f"SyntheticSpatial.image_size must be at least 16 pixels, got {image_size}")
         if num_frames < 2:
             raise ValueError(f"SyntheticSpatial.num_frames must be at least 2, got {num_frames}")
-        if split not in SPLITS:
-            raise ValueError(f"SyntheticSpatial.split must be one of {SPLITS}, got {split!r}")
+        check_choice("SyntheticSpatial.split", split, Split)
         lo, hi = num_objects
         if not 1 <= lo <= hi <= 8:
             raise ValueError(f"SyntheticSpatial.num_objects must satisfy 1 <= lo <= hi <= 8, got {num_objects}")
@@ -126,8 +122,7 @@ class SyntheticSpatial(Dataset):
                 "at most "
                 f"{len(FIXED_PALETTE)}; got settings={settings}, num_objects={num_objects}"
             )
-        if viewpoint not in EYE_HEIGHT:
-            raise ValueError(f"SyntheticSpatial.viewpoint must be one of {list(EYE_HEIGHT)}, got {viewpoint!r}")
+        check_choice("SyntheticSpatial.viewpoint", viewpoint, Viewpoint)
         if viewpoint != "standard" and kind != "views":
             raise ValueError(f"SyntheticSpatial.viewpoint {viewpoint!r} applies to image sets (kind='views'); "
                              "videos follow walks at eye height")
@@ -172,7 +167,8 @@ class SyntheticSpatial(Dataset):
         return self.settings[int(rng.integers(len(self.settings)))], rng  # drawn once: tasks stay balanced
 
     def _make(self, index: int) -> SpatialSample:
-        from thinkspace.synth.episodes import to_sample, video_episode, view_episode
+        from thinkspace.data.datasets.synthetic_sample import to_sample
+        from thinkspace.synth.episodes import video_episode, view_episode
         from thinkspace.synth.render import Renderer
         from thinkspace.synth.scene import generate_scene
         from thinkspace.synth.views import BALANCED

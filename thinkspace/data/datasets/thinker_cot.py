@@ -20,21 +20,19 @@ trains: its VLM and its VGGT features both read the resized files.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from thinkspace.answers import gold_letter
-from thinkspace.data.datasets.benchmark import BenchmarkDataset
-from thinkspace.data.datasets.thinker_prompt import THINKER_IMAGE_SIZE, THINKER_INSTRUCTION, resize_view
-from thinkspace.data.images import load_image
+from thinkspace.data.datasets.image_set_file import ImageSetFile
+from thinkspace.data.datasets.thinker_prompt import THINKER_IMAGE_SIZE, THINKER_INSTRUCTION
 from thinkspace.data.schema import SpatialSample
 from thinkspace.eval.mindcube import setting_from_id
-from thinkspace.eval.records import field, read_jsonl
+from thinkspace.records import field, read_jsonl
 
 LATENT_MARKER = "<output_3D>"
 
 
-class ThinkerCoT(BenchmarkDataset):
+class ThinkerCoT(ImageSetFile):
     """3DThinker CoT records for supervised training with a latent slot.
 
     Args:
@@ -61,11 +59,7 @@ class ThinkerCoT(BenchmarkDataset):
         skip_missing: bool = False,
         limit: int | None = None,
     ) -> None:
-        super().__init__(skip_missing, limit)
-        self.path = Path(path)
-        self.image_root = Path(image_root) if image_root is not None else self.path.parent
-        self.instruction = instruction
-        self.image_size, self.resave = image_size, resave
+        super().__init__(path, image_root, instruction, image_size, resave, skip_missing, limit)
         self.require_marker = require_marker
 
     def _build_index(self) -> list[dict[str, Any]]:
@@ -86,17 +80,11 @@ class ThinkerCoT(BenchmarkDataset):
             entries.append({"where": where, "id": idx, "record": record, "images": images, "letter": letter})
         return entries
 
-    def _media(self, entry: dict[str, Any]) -> list[Path]:
-        return [self.image_root / p for p in entry["images"]]
-
     def _sample(self, entry: dict[str, Any]) -> SpatialSample:
         record = entry["record"]
-        frames = [resize_view(load_image(p, entry["id"]), self.image_size, p if self.resave else None)
-                  for p in self._media(entry)]
-        prompt = record["text_input"] + (f"\n{self.instruction}" if self.instruction else "")
         return SpatialSample(
-            id=entry["id"], source="thinker_cot", task=setting_from_id(entry["id"]), frames=frames,
-            prompt=prompt, response=record["text_output"], answer=entry["letter"],
+            id=entry["id"], source="thinker_cot", task=setting_from_id(entry["id"]), frames=self.views(entry),
+            prompt=self.prompt(record["text_input"]), response=record["text_output"], answer=entry["letter"],
             answer_type="choice",
             meta={"latent_marker": LATENT_MARKER, "latent_marker_is_slot": LATENT_MARKER in record["text_output"],
                   "where": entry["where"]},

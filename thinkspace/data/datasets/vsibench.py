@@ -35,7 +35,7 @@ from thinkspace.data.datasets.benchmark import BenchmarkDataset
 from thinkspace.data.datasets.scannet import SCANNET_FPS, load_posed_frames
 from thinkspace.data.schema import SpatialSample
 from thinkspace.data.video import FrameSampling, read_video
-from thinkspace.eval.records import field, read_table
+from thinkspace.records import field, read_table
 from thinkspace.eval.vsibench import CHOICE_TYPES, NUMBER_TYPES
 
 PRE_PROMPT = "These are frames of a video."

@@ -19,6 +19,8 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from thinkspace.utils.seeds import mix_seed
+
 #: default of ``--checkpoint_every_n_steps``: a long run loses at most this many optimizer steps
 #: to a crash, even without validation (GRPO) or with epochs longer than the run.
 CHECKPOINT_EVERY_N_STEPS = 500
@@ -66,7 +68,7 @@ class SeedPerBatch(Callback):
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # set by seed_everything (the CLI's seed_everything)
         done = int(trainer.fit_loop.epoch_loop.batch_progress.total.ready)
-        torch.manual_seed(((seed * 1_000_003 + done) * 65_537 + trainer.global_rank) % 2**63)
+        torch.manual_seed(mix_seed(seed, done, rank=trainer.global_rank))
 
 
 class ResumeReport(Callback):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torchmetrics import Metric
 
 from thinkspace.answers import choice, gold_choice
+from thinkspace.utils.choices import check_choice
+from thinkspace.geometry import yaw_error_degrees
+
+LocalizationKind = Literal["position", "yaw"]
 
 
 class ChoiceAccuracy(Metric):
@@ -39,10 +45,9 @@ class LocalizationAccuracy(Metric):
 
     full_state_update = False
 
-    def __init__(self, kind: str, threshold: float) -> None:
+    def __init__(self, kind: LocalizationKind, threshold: float) -> None:
         super().__init__()
-        if kind not in ("position", "yaw"):
-            raise ValueError(f"LocalizationAccuracy kind must be 'position' or 'yaw', got {kind!r}")
+        check_choice("LocalizationAccuracy kind", kind, LocalizationKind)
         self.kind, self.threshold = kind, threshold
         self.add_state("hits", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
@@ -59,8 +64,3 @@ class LocalizationAccuracy(Metric):
     def compute(self) -> torch.Tensor:
         return self.hits / self.total.clamp(min=1)
 
-
-def yaw_error_degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Absolute difference of yaw angles (radians) in degrees, wrapped to [0, 180]."""
-    diff = torch.remainder(torch.rad2deg(a - b), 360.0)
-    return torch.minimum(diff, 360.0 - diff)

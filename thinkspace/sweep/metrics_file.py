@@ -9,9 +9,6 @@ from lightning.pytorch.callbacks import Callback
 
 from thinkspace.sweep.files import write_json
 
-__all__ = ["MetricsFile", "write_json"]
-
-
 class MetricsFile(Callback):
     """At the end of fit, validate or test, write ``trainer.callback_metrics`` to ``path``.
 

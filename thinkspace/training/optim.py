@@ -11,9 +11,10 @@ from torch.optim.lr_scheduler import LRScheduler
 class WarmupSchedule(LRScheduler):
     """A per-step multiplier of the base rate: linear warm-up, then a decay to ``total_steps``.
 
+    Warm-up is transformers' rule: factor ``step / warmup_steps``, 0 at the first step.
     Stepped once per optimizer step. ``total_steps=None`` lets the module
     (:class:`SpatialVLM`, :class:`SpatialGRPO`) fill in the trainer's estimate
-    (``max_steps`` or epochs x batches) before training. Subclasses give ``factor``.
+    (``max_steps`` or epochs x batches) before training. Subclasses give ``decay``.
     """
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int = 0, total_steps: int | None = None,
@@ -24,6 +25,12 @@ class WarmupSchedule(LRScheduler):
 
     def factor(self, step: int) -> float:
         """Multiplier of the base learning rate at optimizer step ``step`` (0-based)."""
+        if step < self.warmup_steps:
+            return step / self.warmup_steps
+        return self.decay(step)
+
+    def decay(self, step: int) -> float:
+        """The multiplier after warm-up (``step >= warmup_steps``)."""
         raise NotImplementedError
 
     def get_lr(self) -> list[float]:
@@ -45,9 +52,7 @@ class WarmupLinear(WarmupSchedule):
         total_steps: step at which the rate reaches 0; None: set by the module.
     """
 
-    def factor(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return step / max(1, self.warmup_steps)
+    def decay(self, step: int) -> float:
         if not self.total_steps:
             return 1.0
         return max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
@@ -56,8 +61,10 @@ class WarmupLinear(WarmupSchedule):
 class WarmupCosine(WarmupSchedule):
     """Linear warm-up from 0, then cosine decay to ``min_lr_ratio`` of the base rate.
 
-    Stepped once per optimizer step. ``total_steps=None`` lets :class:`SpatialVLM`
-    fill in the trainer's estimate (``max_steps`` or epochs x batches) before training.
+    The rule of transformers' ``get_cosine_with_min_lr_schedule_with_warmup`` (with
+    ``min_lr_rate``; ``get_cosine_schedule_with_warmup`` at 0): factor ``step / warmup_steps``
+    during warm-up (0 at the first step), then ``min + (1 - min) * (1 + cos(pi * progress)) / 2``;
+    after ``total_steps`` it stays at ``min_lr_ratio`` (transformers' cosine rises again).
 
     Args:
         optimizer: the wrapped optimizer.
@@ -77,9 +84,7 @@ class WarmupCosine(WarmupSchedule):
         self.min_lr_ratio = min_lr_ratio
         super().__init__(optimizer, warmup_steps, total_steps, last_epoch)
 
-    def factor(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / (self.warmup_steps + 1)
+    def decay(self, step: int) -> float:
         if not self.total_steps or self.total_steps <= self.warmup_steps:
             return 1.0
         progress = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))

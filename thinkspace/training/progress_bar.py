@@ -6,6 +6,10 @@ Here the bar counts batches into the epoch against the batch at which this epoch
 epoch's length, or sooner when ``max_steps`` stops the run inside it; and the epoch it names is the
 one the data is in (a checkpoint written when ``max_steps`` stopped a run mid-epoch records that
 epoch as completed, so Lightning's counter is one ahead after such a resume).
+
+Only Lightning's public API is used: the bars' hooks, ``total_train_batches``, and the rich
+bar's ``progress``, ``train_progress_bar_id`` and ``theme`` (its description is set after
+Lightning's hooks rather than by overriding a private method).
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
-from lightning.pytorch.callbacks.progress.rich_progress import _RICH_AVAILABLE
 
 
 def epoch_total(trainer: Any) -> int | float:
@@ -54,16 +57,40 @@ class ThinkspaceRichBar(EpochTotal, RichProgressBar):
     """Lightning's rich bar with the epoch total of :func:`epoch_total`, :func:`data_epoch`, and no
     ``/-2`` after the epoch when the run is limited by steps, not epochs."""
 
-    def _get_train_description(self, current_epoch: int) -> str:
+    def train_description(self) -> str:
+        """``Epoch E`` (the data's epoch), ``/max_epochs - 1`` when epochs limit the run, padded to
+        the validation bar's description as Lightning pads it (no flicker between bars)."""
         max_epochs = self.trainer.max_epochs
         description = f"Epoch {data_epoch(self.trainer)}"
         if max_epochs and max_epochs > 0:  # Lightning adds "/{max_epochs - 1}" always: "/-2" for step-limited runs
             description += f"/{max_epochs - 1}"
-        if len(self.validation_description) > len(description):  # as Lightning: no flicker between bars
+        if len(self.validation_description) > len(description):
             description = f"{description:{len(self.validation_description)}}"
         return description
+
+    def describe_train_bar(self) -> None:
+        """Put :meth:`train_description` on the training bar (styled as Lightning styles it)."""
+        if self.progress is None or self.train_progress_bar_id is None:
+            return
+        text = self.train_description()
+        style = self.theme.description
+        self.progress.update(self.train_progress_bar_id, description=f"[{style}]{text}" if style else text)
+        self.refresh()
+
+    def on_train_epoch_start(self, trainer: Any, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.describe_train_bar()
+
+    def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+        fresh = self.train_progress_bar_id is None  # Lightning makes the bar here after a validation
+        super().on_train_batch_end(trainer, *args)
+        if fresh:
+            self.describe_train_bar()
 
 
 def progress_bar() -> TQDMProgressBar | RichProgressBar:
     """The bar Lightning would pick (rich when installed), with the fixes above."""
-    return ThinkspaceRichBar() if _RICH_AVAILABLE else ThinkspaceTQDMBar()
+    try:
+        return ThinkspaceRichBar()
+    except ModuleNotFoundError:  # Lightning's RichProgressBar refuses to exist without rich
+        return ThinkspaceTQDMBar()

@@ -9,11 +9,12 @@ import csv
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from thinkspace.utils.file_modes import atomic_write
 from thinkspace.sweep.paired import PairedComparison
+from thinkspace.sweep.files import write_text
 from thinkspace.sweep.paired_report import paired_section
 
 #: metrics shown in results.md (results.csv has every logged scalar)
@@ -77,12 +78,6 @@ def summarise(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict[str, 
     return table
 
 
-def _atomic(path: Path, text: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(text if isinstance(text, bytes) else text.encode())
-    os.replace(tmp, path)
-
-
 def write_report(out: str | Path, headline: str = "val/accuracy", chart: bool = True,
                  columns: list[str] | None = None, baseline: str | None = None) -> dict[str, Path]:
     """Write ``results.csv``, ``results.md`` and (with ``chart``) ``results.png`` into ``out``.
@@ -109,7 +104,7 @@ def write_report(out: str | Path, headline: str = "val/accuracy", chart: bool = 
                          r["seconds"] if r["seconds"] is not None else "",
                          *("" if r["metrics"].get(k) is None else f"{r['metrics'][k]:.6g}" for k in all_keys)])
     paths = {"csv": out / "results.csv", "md": out / "results.md"}
-    _atomic(paths["csv"], buffer.getvalue())
+    write_text(paths["csv"], buffer.getvalue())
     shown = [k for k in all_keys if any(k.split(":")[-1].startswith(p) for p in SHOWN)]
     if columns is not None:
         shown = list(columns)
@@ -118,7 +113,7 @@ def write_report(out: str | Path, headline: str = "val/accuracy", chart: bool = 
         shown.insert(0, headline)
     table = summarise(rows, shown)
     paired = paired_section(rows, headline, baseline)
-    _atomic(paths["md"], markdown(table, shown) + paired.markdown)
+    write_text(paths["md"], markdown(table, shown) + paired.markdown)
     if chart:
         paths["png"] = out / "results.png"
         bar_chart(table, headline, paths["png"], paired.comparisons, baseline)
@@ -183,7 +178,8 @@ def bar_chart(table: list[dict[str, Any]], metric: str, path: Path,
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    _atomic(path, buffer.getvalue())
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
 
 
 def difference_panel(ax: Any, comparisons: list[tuple[str, PairedComparison]], baseline: str | None) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity; ``os.cpu_count()`` where that is unknown)."""
@@ -30,6 +28,7 @@ def default_cpu_threads(cores: int) -> int:
 
 def runs_on_cpu(accelerator: object) -> bool:
     """Whether Lightning's ``trainer.accelerator`` setting puts the run on the CPU."""
+    import torch  # here: the sweep's launcher counts cores without loading torch
     name = getattr(accelerator, "__class__", type(None)).__name__ if not isinstance(accelerator, str) else accelerator
     if name in ("cpu", "CPUAccelerator"):
         return True
@@ -47,6 +46,8 @@ def set_cpu_threads(accelerator: object, environ: dict[str, str] | None = None) 
     environ = os.environ if environ is None else environ
     if environ.get("OMP_NUM_THREADS") or not runs_on_cpu(accelerator):
         return None
+    import torch
+
     cores = usable_cores()
     threads = default_cpu_threads(cores)
     torch.set_num_threads(threads)

@@ -1,0 +1,64 @@
+"""The model's part of one decode step: the next token's input embeddings in, the last hidden states out.
+
+Two ways, picked once per decode (``decode_step``): the lean step
+(:class:`~thinkspace.generation.decoder_step.LeanDecoder`: weights read once, static KV buffers) where
+the decoder supports it, or the Hugging Face step (the decoder's own forward over the prefill's
+``DynamicCache``, with the mask prepared once: :class:`~thinkspace.generation.decode_state.DecodeMask`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor
+
+from thinkspace.generation.decode_state import DecodeMask, sliding_window_layers
+from thinkspace.generation.decoder_step import lean_decoder_or_reason
+from thinkspace.generation.prefill import Prefill
+
+#: ``step(embeds [N, 1, D], t, live [N]) -> last hidden states [N, D]`` (after the final norm)
+ModelStep = Callable[[Tensor, int, Tensor], Tensor]
+
+
+class HuggingFaceStep:
+    """The decoder's own forward of one position per row, continuing the prefill ``pre``.
+
+    Args:
+        language_model: the decoder stack.
+        pre: the (repeated) prefill: its cache grows by one position per step.
+        steps: tokens to decode at most.
+        fast: hand the decoder the attention mask prepared for all steps at once; ``False`` lets it
+            build the mask at every token, as a plain forward does (the same tokens). A decoder with
+            sliding-window layers always builds its own (one prepared mask cannot serve both kinds).
+    """
+
+    def __init__(self, language_model: Any, pre: Prefill, steps: int, fast: bool = True) -> None:
+        self.decoder, self.cache, self.mrope = language_model, pre.cache, pre.mrope
+        self.rows = pre.mask.shape[0]
+        self.attention = DecodeMask(pre.mask, steps, prepared=fast and not sliding_window_layers(language_model.config))
+        # text positions continue from each sample's own valid length (left padding is not counted);
+        # a finished row's positions run on too, harmlessly: its outputs are never read again
+        self.first_position = (pre.mask.sum(1, keepdim=True) + pre.deltas).to(pre.hidden.device)  # [N, 1]
+
+    def __call__(self, embeds: Tensor, t: int, live: Tensor) -> Tensor:
+        position = self.first_position + t
+        position = position.view(1, self.rows, 1).expand(3, self.rows, 1) if self.mrope else position
+        out = self.decoder(inputs_embeds=embeds, attention_mask=self.attention.step(t, live), position_ids=position,
+                           past_key_values=self.cache, use_cache=True, return_dict=True)
+        return out.last_hidden_state[:, -1]
+
+
+def model_step(language_model: Any, pre: Prefill, steps: int, decode_step: str = "lean", fast: bool = True,
+               rows_stop: bool = True) -> tuple[ModelStep, str]:
+    """``(step, name)``: the lean step (``decode_step`` ``lean``, or ``compiled`` through ``torch.compile``)
+    where the decoder supports it, else the Hugging Face step; ``name`` says which ran and why
+    (``"lean"``, ``"hugging face: <reason>"``). Built once per decode: the weights do not change while
+    it decodes. ``rows_stop``: rows may stop before the last step."""
+    reason = "hugging face: decode_step hugging_face"
+    if decode_step != "hugging_face":
+        lean, reason = lean_decoder_or_reason(language_model, pre.cache, pre.mask, pre.positions(steps),
+                                              compile=decode_step == "compiled", rows_stop=rows_stop)
+        if lean is not None:
+            return (lambda embeds, t, live: lean.step(embeds[:, 0], t, live)), reason
+    return HuggingFaceStep(language_model, pre, steps, fast), reason

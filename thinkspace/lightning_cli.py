@@ -1,0 +1,288 @@
+"""THE config reader: every command reads its training config through :func:`build_cli`.
+
+``thinkspace fit|validate|test|predict``, ``export``, ``points``, ``ask`` / ``thinkspace.load``,
+``cache-teacher`` and ``sweep`` all parse ``--config FILE [--config FILE2 ...]`` plus ``--a.b value``
+overrides with one parser: Lightning's CLI over :class:`SpatialVLM` (or the LightningModule a config
+names in ``model.class_path``) and :class:`SpatialDataModule`, with OmegaConf interpolation
+(``${data.batch_size}``, resolved within each file), later files and overrides winning, and every
+default of the classes' signatures. How far a command goes is ``until``:
+
+- ``"parsed"``: arguments checked, config resolved (``cli.parser``, ``cli.config``); nothing seeded,
+  built or run (the sweep checks its runs this way; :func:`resolved_yaml`).
+- ``"built"``: model, datamodule and trainer instantiated on the CPU, nothing run (``export``,
+  ``points``, ``thinkspace.load``).
+- ``"run"``: the subcommand runs (``thinkspace fit ...``).
+
+Bad arguments (a missing file, a misspelt key, a wrong type) raise :class:`ConfigError` (a ``ValueError``) with
+jsonargparse's reason as one line (:func:`thinkspace.errors.parser_error_summary`); a library call
+never exits the process or prints a usage text.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonargparse import ArgumentError, ArgumentParser, Namespace
+from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, ThroughputMonitor
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
+
+from thinkspace.training.cpu_threads import set_cpu_threads
+from thinkspace.data.datamodule import SpatialDataModule
+from thinkspace.errors import parser_error_summary
+from thinkspace.eval.predictions import BenchmarkPredictions
+from thinkspace.modules.spatial_vlm import SpatialVLM
+from thinkspace.training.progress_bar import progress_bar
+from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
+                               run_checkpoint, step_checkpoint)
+from thinkspace.training.run_summary import FitSummary
+from thinkspace.training.throughput import Throughput
+
+Until = Literal["parsed", "built", "run"]
+
+#: arguments of ``Trainer.fit/validate/test/predict`` that a run's saved ``config.yaml`` holds
+#: (``ckpt_path: last``, ...): they belong to that invocation, not to the model; read and ignored
+#: when a config is read without a subcommand.
+RUN_KEYS = ("ckpt_path", "weights_only", "verbose", "return_predictions")
+
+#: what a config built without running is built for: one process on the CPU, no logger
+_BUILD_ONLY = ["--trainer.logger", "false", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+               "--trainer.strategy", "auto", "--trainer.num_nodes", "1"]
+
+
+class ConfigError(ValueError):
+    """Arguments or config files the parser refuses (one line naming the file or key); errors raised
+    while the parsed classes are built (a model's own checks) are not this."""
+
+
+class ThinkspaceCLI(LightningCLI):
+    """LightningCLI plus ``run_dir``: a default TensorBoard logger and checkpointing there.
+
+    Args (besides LightningCLI's):
+        ignore_run_keys: accept and ignore :data:`RUN_KEYS` (a run's own ``config.yaml``).
+        parse_only: stop once the arguments are parsed (:class:`_Parsed` carries the CLI out).
+    """
+
+    def __init__(self, *args: Any, ignore_run_keys: bool = False, parse_only: bool = False, **kwargs: Any) -> None:
+        self.ignore_run_keys, self.parse_only = ignore_run_keys, parse_only
+        super().__init__(*args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--run_dir",
+            type=str | None,
+            default=None,
+            help="Directory for logs, checkpoints and the resolved config (default: --trainer.default_root_dir, else "
+                 "runs/<config stem>).",
+        )
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int,
+            default=CHECKPOINT_EVERY_N_STEPS,
+            help="Rewrite checkpoints/last.ckpt every N optimizer steps (0: only at validation and epoch ends).",
+        )
+        if self.ignore_run_keys:
+            for key in RUN_KEYS:
+                parser.add_argument(f"--{key}", type=Any, default=None, help="belongs to a run; ignored here")
+
+    def _subcommand_config(self) -> Any:
+        return self.config.get(str(self.subcommand), self.config)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Lightning's parsing, a bad argument raised as a :class:`ConfigError` of one line (not the usage
+        text and jsonargparse's tree of union members tried)."""
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:
+            raise ConfigError(parser_error_summary(f"error: {error}")) from None
+        if self.parse_only:
+            raise _Parsed(self)
+
+    def _run_dir(self) -> Path:
+        """``--run_dir``, else ``--trainer.default_root_dir`` (Lightning's name for it), else
+        ``runs/<stem of the first --config>``."""
+        config = self._subcommand_config()
+        root = (config.get("trainer") or {}).get("default_root_dir")
+        if config.get("run_dir") and root and Path(config["run_dir"]) != Path(root):
+            raise ValueError(f"--run_dir {config['run_dir']} and --trainer.default_root_dir {root} disagree: "
+                             "both name the run directory; set only --run_dir")
+        if config.get("run_dir") or root:
+            return Path(config.get("run_dir") or root)
+        files = config.get("config") or []
+        stem = Path(str(files[0])).stem if files else "default"
+        return Path("runs") / stem
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Any:
+        check_gpu_count(config.get("accelerator"), config.get("devices"))
+        threads = set_cpu_threads(config.get("accelerator")) if self.subcommand else None  # not for `ask`
+        if threads:
+            rank_zero_info(threads)
+        run_dir = self._run_dir()
+        if config.get("default_root_dir") is None:
+            config["default_root_dir"] = str(run_dir)
+        if config.get("logger") in (None, True):
+            config["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="")
+        listed = config.get("callbacks") or []
+        listed = listed if isinstance(listed, list) else [listed]
+        if config.get("enable_checkpointing", True) is not False and not any(
+            isinstance(c, ModelCheckpoint) for c in listed
+        ):
+            callbacks = [*callbacks, run_checkpoint(run_dir / "checkpoints")]
+            every = self._subcommand_config().get("checkpoint_every_n_steps")
+            if self.subcommand == "fit" and every:  # a crash loses at most `every` steps, validation or not
+                callbacks = [*callbacks, step_checkpoint(run_dir / "checkpoints", every)]
+        if self.subcommand == "fit":
+            # one line saying what was resumed; dropout keyed by the batch, so resumes are exact
+            callbacks = [*callbacks, ResumeReport(), SeedPerBatch()]
+        if config.get("enable_progress_bar", True) is not False and not any(
+            isinstance(c, ProgressBar) for c in listed
+        ):
+            callbacks = [*callbacks, progress_bar()]  # right epoch totals for step-limited and resumed runs
+        if self.subcommand == "fit" and config.get("logger") is not False and not any(
+            isinstance(c, ThroughputMonitor) for c in [*listed, *callbacks]
+        ):
+            callbacks = [*callbacks, Throughput()]  # samples/s, tokens/s, MFU estimate in the logs
+        if self.subcommand == "fit":
+            callbacks = [*callbacks, FitSummary(run_dir)]
+        if self.subcommand in ("test", "predict") and not any(isinstance(c, BenchmarkPredictions) for c in listed):
+            callbacks = [*callbacks, BenchmarkPredictions()]  # predictions jsonl + scores in the run dir
+        return super()._instantiate_trainer(config, callbacks)
+
+    def before_fit(self) -> None:
+        folders = [Path(c.dirpath) for c in self.trainer.checkpoint_callbacks
+                   if isinstance(c, ModelCheckpoint) and c.dirpath]
+        report_missing_last(self._subcommand_config().get("ckpt_path"), folders)
+
+
+class _Parsed(Exception):
+    """Raised by a parse-only :class:`ThinkspaceCLI` right after parsing: LightningCLI's constructor
+    would go on to seed, instantiate and run; :func:`build_cli` catches it and returns the CLI."""
+
+    def __init__(self, cli: ThinkspaceCLI) -> None:
+        super().__init__("parsed")
+        self.cli = cli
+
+
+def build_cli(subcommand: str | None, configs: Sequence[str | Path] = (), overrides: Sequence[str] = (), *,
+              until: Until = "built") -> ThinkspaceCLI:
+    """Read a training config the one way every command does (see the module docstring).
+
+    Args:
+        subcommand: ``fit``, ``validate``, ``test`` or ``predict``: that subcommand's parser, with its
+            own arguments (``--ckpt_path``, ...); ``None``: the config alone, a run's :data:`RUN_KEYS`
+            ignored (with ``until="run"`` the subcommand is then among ``overrides``, in Lightning's
+            own order: ``--config F fit``).
+        configs: YAML files, stacked in order (later keys win).
+        overrides: command-line arguments after the files (``["--trainer.max_steps", "5"]``).
+        until: ``"parsed"``, ``"built"`` or ``"run"``.
+
+    Returns:
+        the CLI: ``.config`` (and ``.parser``) always; ``.model``, ``.datamodule``, ``.trainer`` once built.
+
+    Raises:
+        ConfigError: a missing file or bad key or value, one line naming it.
+    """
+    args = [*([subcommand] if subcommand else []), *(a for f in configs for a in ("--config", str(f))), *overrides]
+    run = subcommand is not None or until == "run"
+    if until == "built":
+        args += _BUILD_ONLY
+    subclass = names_model_class(args)
+    kwargs: dict[str, Any] = {
+        "subclass_mode_model": subclass,
+        "seed_everything_default": 0,
+        "parser_kwargs": {"parser_mode": "omegaconf", "exit_on_error": False},
+        "trainer_defaults": {"use_distributed_sampler": False},
+        "auto_configure_optimizers": False,
+        "run": run,
+        "ignore_run_keys": not run,
+        "parse_only": until == "parsed",
+    }
+    if until == "run":
+        kwargs["save_config_kwargs"] = {"overwrite": True}
+    else:
+        kwargs["save_config_callback"] = None
+    # A config whose `model` names a class_path (e.g. thinkspace.rl.SpatialGRPO) selects that
+    # LightningModule; without one the model is SpatialVLM, as in every stage-1 config.
+    model = LightningModule if subclass else SpatialVLM
+    if until == "run":  # sys.argv stays: Lightning's DDP launcher starts the other processes with it
+        return ThinkspaceCLI(model, SpatialDataModule, args=args, **kwargs)
+    argv, sys.argv = sys.argv, sys.argv[:1]  # a library call: the caller's command line is not ours
+    try:
+        return ThinkspaceCLI(model, SpatialDataModule, args=args, **kwargs)
+    except _Parsed as parsed:
+        return parsed.cli
+    finally:
+        sys.argv = argv
+
+
+def resolved_yaml(subcommand: str, configs: Sequence[str | Path], overrides: Sequence[str] = ()) -> str:
+    """The fully resolved config of ``thinkspace SUBCOMMAND --config ... OVERRIDES`` as YAML (what
+    ``--print_config`` prints), parsed only: nothing is instantiated, no model loaded.
+
+    Raises:
+        ConfigError: as :func:`build_cli`.
+    """
+    import yaml
+
+    cli = build_cli(subcommand, configs, overrides, until="parsed")
+    dumped = yaml.safe_load(cli.parser.dump(cli.config, skip_unset=False))
+    return yaml.safe_dump(dumped[subcommand], sort_keys=False)
+
+
+def build_part(spec: Namespace | dict[str, Any] | None, kind: type) -> Any:
+    """One part of a parsed config built alone, as the full build would build it: a component
+    (``{class_path, init_args}`` of a ``kind`` subclass) or the init args of class ``kind`` itself
+    (e.g. ``data`` for :class:`SpatialDataModule`). ``None`` stays ``None``.
+
+    For a command that needs a config's teacher and data but not its backbone (``cache-teacher``).
+    """
+    if spec is None:
+        return None
+    parser = ArgumentParser(exit_on_error=False)
+    if "class_path" in spec:
+        parser.add_argument("--part", type=kind)
+    else:
+        parser.add_class_arguments(kind, "part")
+    return parser.instantiate_classes(parser.parse_object({"part": spec})).part
+
+
+def check_gpu_count(accelerator: Any, devices: Any) -> None:
+    """Refuse more GPUs than the machine has, before anything is loaded or launched."""
+    if accelerator not in ("gpu", "cuda"):
+        return
+    if isinstance(devices, list | tuple):
+        wanted = len(devices)
+    elif isinstance(devices, int) or str(devices).isdigit():
+        wanted = int(devices)
+    else:  # "auto", -1, "0,1": Lightning resolves these against the machine itself
+        return
+    import torch
+
+    have = torch.cuda.device_count()
+    if wanted > have:
+        raise ValueError(f"trainer.devices asks for {wanted} GPUs but this machine has {have} "
+                         "(torch.cuda.device_count()); lower trainer.devices or run on a GPU node")
+
+
+def names_model_class(args: list[str]) -> bool:
+    """Whether the run selects its LightningModule: ``--model CLASS`` on the command line, or a
+    ``--config`` file whose ``model`` mapping has a ``class_path`` (default: :class:`SpatialVLM`)."""
+    import yaml
+
+    files = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    files += [b for a, b in zip(args, args[1:]) if a == "--config"]
+    if "--model" in args or any(a.startswith("--model=") for a in args):
+        return True
+    for file in files:
+        try:
+            data = yaml.safe_load(Path(file).read_text())
+        except (OSError, yaml.YAMLError):
+            continue  # the parser reports unreadable configs with its own message
+        if isinstance(data, dict) and isinstance(data.get("model"), dict) and "class_path" in data["model"]:
+            return True
+    return False
