@@ -28,8 +28,6 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.fabric.utilities.init import _materialize_distributed_module
-from lightning.fabric.utilities.optimizer import _optimizers_to_device
 from lightning.pytorch.strategies import ModelParallelStrategy
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
@@ -85,7 +83,7 @@ class FSDP2(ModelParallelStrategy):
         ``configure_model`` requirement of ``ModelParallelStrategy`` does not apply)."""
         assert self.model is not None and self.accelerator is not None
         self.accelerator.setup(trainer)
-        _materialize_distributed_module(self.model, self.root_device)
+        refuse_meta_weights(self.model)
         self.model = self.precision_plugin.convert_module(self.model)  # bf16-true: before sharding
         self.shard(self.model)
         self.model_to_device()
@@ -94,7 +92,7 @@ class FSDP2(ModelParallelStrategy):
             self.setup_optimizers(trainer)
         self.setup_precision_plugin()
         if trainer.state.fn == TrainerFn.FITTING:
-            _optimizers_to_device(self.optimizers, self.root_device)
+            optimizer_states_to(self.optimizers, self.root_device)
 
     def shard(self, module: nn.Module) -> None:
         """``fully_shard`` every group of ``module`` (once) on the data-parallel mesh."""
@@ -138,3 +136,23 @@ class FSDP2(ModelParallelStrategy):
             return getattr(torch, self.param_dtype)
         precision = str(getattr(self.precision_plugin, "precision", ""))
         return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+
+
+def refuse_meta_weights(model: nn.Module) -> None:
+    """thinkspace builds its models with their weights; one on the meta device (no values) cannot be sharded.
+
+    Raises:
+        ValueError: naming the first such parameter or buffer.
+    """
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_meta:
+            raise ValueError(f"FSDP2: {name} is on the meta device (no values); build the model with its weights")
+
+
+def optimizer_states_to(optimizers: list[torch.optim.Optimizer], device: torch.device) -> None:
+    """Move the optimizers' state tensors to ``device`` (``step`` stays where the optimizer keeps it)."""
+    for optimizer in optimizers:
+        for state in optimizer.state.values():
+            for key, value in state.items():
+                if key != "step" and isinstance(value, torch.Tensor):
+                    state[key] = value.to(device)
