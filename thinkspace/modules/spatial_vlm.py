@@ -13,6 +13,7 @@ from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
+from thinkspace.generation.rank_agreement import sharded_weights
 from thinkspace.accuracy import ChoiceAccuracy
 from thinkspace.mixers import LossMixer, WeightedSum
 from thinkspace.modules.base import SpatialModule
@@ -152,6 +153,8 @@ class SpatialVLM(SpatialModule):
     def _log_accuracy(self, batch: Batch, metric: ChoiceAccuracy, name: str, texts: list[str] | None = None) -> None:
         choice = [i for i, kind in enumerate(batch.answer_types) if kind == "choice"]
         if not choice:
+            if texts is None and sharded_weights(self.backbone):
+                self.generate(batch)  # sharded: every decoding step is a collective, so every rank decodes
             return
         if texts is None:
             texts = self.generate(batch)
