@@ -29,6 +29,17 @@ def test_ranks_partition_each_epoch():
     assert set(seen) == set(range(10)) and len(seen) == 12  # two padded repeats
 
 
+@pytest.mark.parametrize("length,world_size,batch_size", [(7, 2, 3), (32, 2, 1), (5, 4, 2), (1, 2, 4)])
+def test_evaluation_splits_give_every_rank_the_same_batch_sizes(length, world_size, batch_size):
+    """Under sharding every forward is a collective: no rank may have a batch, or a last smaller batch,
+    the others lack (the split is padded with repeats instead)."""
+    sizes = []
+    for rank in range(world_size):
+        order = EpochSampler(length, shuffle=False, rank=rank, world_size=world_size).order(0)
+        sizes.append([len(order[i:i + batch_size]) for i in range(0, len(order), batch_size)])
+    assert all(s == sizes[0] for s in sizes), sizes
+
+
 def test_empty_dataset_is_an_error():
     with pytest.raises(ValueError, match="dataset is empty"):
         EpochSampler(0)

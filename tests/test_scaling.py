@@ -1,6 +1,7 @@
 """Scale-out settings: the multi-GPU configs, FSDP's units and the global batch."""
 
 import pytest
+import torch
 import yaml
 from lightning.pytorch import LightningModule
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
@@ -9,7 +10,8 @@ from cli_helpers import FAST, QUICKSTART, REPO, run_cli, weights
 from thinkspace.lightning_cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule, accumulation_steps
 from thinkspace.modules.spatial_vlm import SpatialVLM
-from thinkspace.training.strategies import FSDP, layer_classes
+from thinkspace.training.fsdp2 import FSDP2
+from thinkspace.training.strategies import layer_classes
 
 SCALE = sorted(REPO.glob("configs/*/scale/*.yaml"))
 TINY = {"stage1.yaml": "tiny:qwen2_5_vl", "joint.yaml": "tiny:llava_onevision", "stage2_grpo.yaml": "tiny:qwen2_5_vl"}
@@ -103,13 +105,16 @@ def test_scale_config_builds_its_strategy_for_8_processes(config, tmp_path):
         assert trainable and all("lora_" in n for n in trainable)
         assert cli.model.reference_kind == "adapter" and cli.model.group_size == 8
         return
-    assert type(trainer.precision_plugin).__name__ in ("FSDPPrecision", "DeepSpeedPrecision")
-    if "fsdp" in config.name:
-        assert isinstance(trainer.strategy, FSDP)
-        assert trainer.strategy.sharding_strategy.name == "FULL_SHARD"
+    if "fsdp" in config.name:  # FSDP2: Lightning's autocast plugin (it clips), bf16 layers, fp32 reductions
+        assert type(trainer.precision_plugin).__name__ == "MixedPrecision"
+        assert isinstance(trainer.strategy, FSDP2)
+        unit, other = trainer.strategy.policies()
+        assert (unit.param_dtype, unit.reduce_dtype, other.param_dtype) == (torch.bfloat16, torch.float32, None)
+        assert not trainer.strategy._save_distributed_checkpoint  # one .ckpt that export reads
         units = {c.__name__ for c in layer_classes(cli.model.backbone.model)}
         assert any("DecoderLayer" in u for u in units) and len(units) >= 2
     else:
+        assert type(trainer.precision_plugin).__name__ == "DeepSpeedPrecision"
         assert isinstance(trainer.strategy, DeepSpeedStrategy)
         assert trainer.strategy.config["zero_optimization"]["stage"] == 3
     assert cli.model.backbone.hf.is_gradient_checkpointing

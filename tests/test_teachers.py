@@ -260,7 +260,12 @@ def test_vggt_teacher_sizes_without_loading_weights():
     assert crop.signature()["layer"] == -1 and crop.signature() != VGGTTeacher(layer=-2).signature()
 
 
-def test_point_cloud_logger_adds_a_mesh_at_validation_end(monkeypatch, tiny_cache):
+@pytest.mark.parametrize("autocast", [False, True])
+def test_point_cloud_logger_adds_a_mesh_at_validation_end(monkeypatch, tiny_cache, autocast):
+    """Also under the steps' bf16 autocast (bf16-mixed), which the callback decodes in; the teacher's
+    geometry stays float32 (CPU linear algebra has no bf16 inverse)."""
+    from contextlib import nullcontext
+    from functools import partial
     from types import SimpleNamespace
 
     from thinkspace.backbones import QwenVL
@@ -275,7 +280,9 @@ def test_point_cloud_logger_adds_a_mesh_at_validation_end(monkeypatch, tiny_cach
     meshes = []
     logger = SimpleNamespace(experiment=SimpleNamespace(add_mesh=lambda tag, **kw: meshes.append((tag, kw))))
     trainer = SimpleNamespace(datamodule=SimpleNamespace(datasets={"val": val}), logger=logger,
-                              sanity_checking=False, global_step=7)
+                              sanity_checking=False, global_step=7,
+                              precision_plugin=SimpleNamespace(forward_context=partial(
+                                  torch.autocast, "cpu", dtype=torch.bfloat16) if autocast else nullcontext))
     PointCloudLogger(index=0).on_validation_epoch_end(trainer, module)
     (tag, kw), = meshes
     assert tag == "val/latent_points" and kw["global_step"] == 7

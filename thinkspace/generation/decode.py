@@ -27,6 +27,7 @@ from thinkspace.generation.decode_state import draw_uniforms
 from thinkspace.generation.decoded import Decoded
 from thinkspace.generation.model_step import model_step
 from thinkspace.generation.prefill import prefill
+from thinkspace.generation.rank_agreement import stop_test
 from thinkspace.generation.sampling import stop_ids
 from thinkspace.generation.slots import slot_rows
 from thinkspace.generation.transformers_generate import transformers_generate
@@ -111,7 +112,8 @@ def thinkspace_decode(
         decode_step: the per-token step: ``lean`` where the decoder supports it (else the Hugging Face
             step; ``Decoded.decoder_step`` says which ran and why), ``compiled`` (the lean step through
             ``torch.compile``) or ``hugging_face``. The tokens are the same (bit for bit without LoRA;
-            folded LoRA rounds within 1e-5).
+            folded LoRA rounds within 1e-5). Sharded weights (FSDP2, ZeRO-3) always take the Hugging
+            Face step, and the ranks stop together (:mod:`~thinkspace.generation.rank_agreement`).
         fast: (the Hugging Face step) the attention mask prepared once for all steps (the same tokens).
         keep_prefix: run the prefill with gradients and return it (``Decoded.prefix``), so GRPO's scoring
             pass reuses it (equal only where the model has no dropout: the caller decides).
@@ -146,11 +148,12 @@ def thinkspace_decode(
         force_start = slot is not None and slot.placement == "start"
     rows = slot_rows(slot, k, max_new_tokens, force_start, early_end, mode == "feedback", last)
     uniforms = draw_uniforms(last.shape[0], max_new_tokens, generator, last.device) if do_sample else None
+    all_done, sharded = stop_test(backbone.language_model())  # sharded: every step a collective, ranks agree
     step, decoder_step = model_step(backbone.language_model(), pre, max_new_tokens, decode_step, fast,
-                                    rows_stop=stops.numel() > 0)
+                                    rows_stop=stops.numel() > 0, sharded=sharded)
     out = decode_loop(step, hf.lm_head, hf.get_input_embeddings(), last, rows, max_new_tokens,
                       Sampling(do_sample, temperature, top_p, top_k, uniforms), stops, tokenizer.pad_token_id,
-                      return_logprobs)
+                      return_logprobs, all_done)
     started, count = rows.outcome()
     complete = (count == k) & (k > 0) & (slot is not None and k == slot.k)  # the projector takes k latents
     return Decoded(texts=tokenizer.batch_decode(out.tokens, skip_special_tokens=True), tokens=out.tokens,

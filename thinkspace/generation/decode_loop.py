@@ -2,7 +2,10 @@
 
 Per token it runs one model step and a few tensor operations; it reads nothing back from the device
 except, when a row can stop, whether all rows have stopped, every 8 tokens (steps after that are
-trimmed). The sampling's random numbers are drawn before the loop (one uniform per row and step).
+trimmed). With sharded weights that test is one decision of all ranks
+(:mod:`~thinkspace.generation.rank_agreement`): each model step is then a collective, so every rank
+steps until every rank's rows are done. The sampling's random numbers are drawn before the loop (one
+uniform per row and step).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from thinkspace.generation.model_step import ModelStep
+from thinkspace.generation.rank_agreement import AllDone, rows_done
 from thinkspace.generation.sampling import sample_token
 from thinkspace.generation.slots import PlainRows
 
@@ -48,7 +52,8 @@ class LoopOutput:
 
 
 def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, last: Tensor, rows: PlainRows,
-                steps: int, sampling: Sampling, stops: Tensor, pad_id: int, return_logprobs: bool = False) -> LoopOutput:
+                steps: int, sampling: Sampling, stops: Tensor, pad_id: int, return_logprobs: bool = False,
+                all_done: AllDone = rows_done) -> LoopOutput:
     """Decode up to ``steps`` tokens for ``N`` rows whose last hidden states are ``last`` ``[N, D]``.
 
     Args:
@@ -58,6 +63,8 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
         stops: ids that end a row (empty: no row stops, every row decodes ``steps`` tokens).
         pad_id: what a row emits after its stop token.
         return_logprobs: also the emitted tokens' log-probabilities, from the logits computed anyway.
+        all_done: whether to stop, given ``done`` ``[N]`` (every 8 tokens): this rank's rows all done, or,
+            with sharded weights, every rank's (:func:`~thinkspace.generation.rank_agreement.stop_test`).
     """
     n, device = last.shape[0], last.device
     every_row = torch.ones(n, dtype=torch.bool, device=device)
@@ -95,8 +102,8 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
             scaled = logits / max(sampling.temperature, 1e-5)
             logprobs.append(scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1))
         last = step_model(embeds, step, live)
-        # the only device sync of the loop, and only when a row can stop: every 8 steps
-        if can_stop and step % 8 == 7 and bool(done.all()):
+        # the only device sync of the loop, and only when a row can stop: every 8 steps (sharded: all ranks')
+        if can_stop and step % 8 == 7 and all_done(done):
             break
     kept_steps = torch.stack(kept, 1)
     length = int(kept_steps.any(0).sum())  # steps after every row had stopped hold nothing: trimmed

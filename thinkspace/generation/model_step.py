@@ -4,6 +4,11 @@ Two ways, picked once per decode (``decode_step``): the lean step
 (:class:`~thinkspace.generation.decoder_step.LeanDecoder`: weights read once, static KV buffers) where
 the decoder supports it, or the Hugging Face step (the decoder's own forward over the prefill's
 ``DynamicCache``, with the mask prepared once: :class:`~thinkspace.generation.decode_state.DecodeMask`).
+
+Sharded weights (FSDP2, FSDP1, ZeRO-3) always take the Hugging Face step: each layer's forward
+all-gathers its weights for the token and frees them again, so a decode never holds more than one
+layer unsharded (gathering the whole decoder once per decode for the lean step would put every
+weight, unsharded, on every GPU for the decode's duration: the peak sharding exists to avoid).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 
 from thinkspace.generation.decode_state import DecodeMask, sliding_window_layers
@@ -19,6 +25,10 @@ from thinkspace.generation.prefill import Prefill
 
 #: ``step(embeds [N, 1, D], t, live [N]) -> last hidden states [N, D]`` (after the final norm)
 ModelStep = Callable[[Tensor, int, Tensor], Tensor]
+#: why a sharded decoder decodes with the Hugging Face step (``Decoded.decoder_step``)
+SHARDED_REASON = ("sharded weights: each layer all-gathers its weights per token; "
+                  "the ranks agree every 8 tokens on when to stop")
+_sharded_logged = False
 
 
 class HuggingFaceStep:
@@ -50,13 +60,20 @@ class HuggingFaceStep:
 
 
 def model_step(language_model: Any, pre: Prefill, steps: int, decode_step: str = "lean", fast: bool = True,
-               rows_stop: bool = True) -> tuple[ModelStep, str]:
+               rows_stop: bool = True, sharded: bool = False) -> tuple[ModelStep, str]:
     """``(step, name)``: the lean step (``decode_step`` ``lean``, or ``compiled`` through ``torch.compile``)
     where the decoder supports it, else the Hugging Face step; ``name`` says which ran and why
     (``"lean"``, ``"hugging face: <reason>"``). Built once per decode: the weights do not change while
-    it decodes. ``rows_stop``: rows may stop before the last step."""
+    it decodes. ``rows_stop``: rows may stop before the last step. ``sharded``: the decoder's weights are
+    sharded over processes: the Hugging Face step, whatever ``decode_step`` asks (logged once)."""
     reason = "hugging face: decode_step hugging_face"
-    if decode_step != "hugging_face":
+    if sharded:
+        global _sharded_logged
+        reason = f"hugging face: {SHARDED_REASON}"
+        if decode_step != "hugging_face" and not _sharded_logged:
+            _sharded_logged = True
+            rank_zero_info(f"decoding with the Hugging Face step: {SHARDED_REASON}")
+    elif decode_step != "hugging_face":
         lean, reason = lean_decoder_or_reason(language_model, pre.cache, pre.mask, pre.positions(steps),
                                               compile=decode_step == "compiled", rows_stop=rows_stop)
         if lean is not None:

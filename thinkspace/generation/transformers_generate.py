@@ -2,7 +2,9 @@
 
 Its sampling, stopping and options (``num_beams``, ``repetition_penalty``, the checkpoint's
 ``generation_config.json`` for what is not given) are transformers'; it has no latent slot. Greedy, it
-gives the tokens of thinkspace's decoding (``tests/test_decode.py``).
+gives the tokens of thinkspace's decoding (``tests/test_decode.py``). With sharded weights it runs with
+``synced_gpus`` (each rank steps until every rank is done; transformers detects FSDP only where the model
+itself is the wrapped module, not thinkspace's layer-wise FSDP2).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 
 from thinkspace.data.batch import Batch
 from thinkspace.generation.decoded import Decoded
+from thinkspace.generation.rank_agreement import stop_test
 
 #: options only thinkspace's decoding takes: refused here rather than handed to transformers
 THINKSPACE_ONLY = ("force_start", "latent_steps", "early_end", "group", "generator", "fast", "return_logprobs",
@@ -37,6 +40,8 @@ def transformers_generate(backbone: Any, batch: Batch, inputs_embeds_hook: Any =
     tokenizer = backbone.tokenizer
     prompts = batch.prompts(tokenizer.pad_token_id)
     options.setdefault("pad_token_id", tokenizer.pad_token_id)
+    if stop_test(backbone.language_model())[1]:  # sharded: every forward a collective, the ranks stop together
+        options.setdefault("synced_gpus", True)
     with backbone.inputs_embeds_hook(inputs_embeds_hook, prompts):
         out = backbone.hf.generate(**backbone.model_inputs(prompts), **options)
     tokens = out[:, prompts.inputs["input_ids"].shape[1]:]

@@ -22,6 +22,7 @@ from thinkspace.data.batch import Batch
 from thinkspace.generation.decode import decode
 from thinkspace.generation.decoded import Decoded
 from thinkspace.objectives.base import Objective, hook_owner
+from thinkspace.training.master_weights import keep_fp32_masters, wants_masters
 from thinkspace.training.optim import WarmupSchedule
 from thinkspace.training.weight_decay import decay_groups
 
@@ -43,6 +44,8 @@ class SpatialModule(L.LightningModule):
 
     #: objectives by name (a ``ModuleDict`` in SpatialVLM; GRPO: its latent objective, if any)
     objectives: Mapping[str, Objective]
+    #: float32 masters of bf16 trainable weights under mixed precision (SpatialVLM's argument)
+    master_weights: bool = True
 
     def __init__(self, backbone: VLMBackbone, optimizer: OptimizerCallable,
                  scheduler: LRSchedulerCallable | None = None, no_weight_decay: list[str] | None = None) -> None:
@@ -135,6 +138,12 @@ class SpatialModule(L.LightningModule):
         if isinstance(scheduler, WarmupSchedule) and scheduler.total_steps is None:
             scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_model(self) -> None:
+        """Before the optimizer and any sharding, when fitting under mixed precision: float32
+        master weights for every trainable parameter (:mod:`thinkspace.training.master_weights`)."""
+        if self.master_weights and self.trainer.state.fn == "fit" and wants_masters(self.trainer.precision):
+            keep_fp32_masters(self)
 
 
 def freeze_parameters(module: nn.Module, patterns: list[str]) -> int:

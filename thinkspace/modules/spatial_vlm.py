@@ -14,6 +14,7 @@ from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
+from thinkspace.generation.rank_agreement import sharded_weights
 from thinkspace.mixers import LossMixer, WeightedSum
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.base import Objective
@@ -56,6 +57,9 @@ class SpatialVLM(SpatialModule):
             ``early_end``, ``decode_step``); ``sampler: transformers`` decodes with transformers'
             ``generate`` instead (its options; no latent slot). ``None`` skips generation in validation
             (losses only).
+        master_weights: fitting under ``bf16-mixed``, train float32 copies of bf16 trainable
+            weights (default); False trains them in their loaded dtype, pure bf16 as 3DThinker's
+            released stage 1 (:mod:`thinkspace.training.master_weights`).
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class SpatialVLM(SpatialModule):
         no_weight_decay: list[str] | None = None,
         max_length: int | None = None,
         generation: dict[str, Any] | None = None,
+        master_weights: bool = True,
     ) -> None:
         super().__init__(backbone, optimizer, scheduler, no_weight_decay)
         if objectives is None:
@@ -89,6 +94,7 @@ class SpatialVLM(SpatialModule):
         self.mixer.setup({k: v for o in self.objectives.values() for k, v in o.default_weights().items()})
         self.max_length = max_length
         self.generation = generation
+        self.master_weights = master_weights
         self.val_accuracy = ChoiceAccuracy()
         self.test_accuracy = ChoiceAccuracy()
         self.finish_init(freeze, gradient_checkpointing)
@@ -147,6 +153,8 @@ class SpatialVLM(SpatialModule):
     def _log_accuracy(self, batch: Batch, metric: ChoiceAccuracy, name: str, texts: list[str] | None = None) -> None:
         choice = [i for i, kind in enumerate(batch.answer_types) if kind == "choice"]
         if not choice:
+            if texts is None and sharded_weights(self.backbone):
+                self.generate(batch)  # sharded: every decoding step is a collective, so every rank decodes
             return
         if texts is None:
             texts = self.generate(batch)

@@ -25,7 +25,8 @@ class PointCloudLogger(L.Callback):
         from thinkspace.viz import log_point_cloud
 
         try:
-            points, colours = imagine(module, dataset[self.index], self.objective)
+            with trainer.precision_plugin.forward_context():  # the steps' autocast (bf16-mixed), as in validation
+                points, colours = imagine(module, dataset[self.index], self.objective)
         except RuntimeError as error:  # early in training the latents may decode to nothing
             from lightning.pytorch.utilities import rank_zero_warn
 

@@ -53,7 +53,8 @@ def decode_latents(latent: Any, gen: Any, sample: SpatialSample, allow_empty: bo
     grid = latent.teacher.sample_grid(sample)
     tokens = latent.project(gen.prompt_out, gen.prompts, [(sample.num_frames, grid)], latents=gen.latents)[0]
     features = TeacherFeatures.from_tokens(tokens.float().cpu(), latent.teacher.num_register, grid)
-    points, colours = latent.teacher.point_cloud(features, sample)
+    with torch.autocast("cpu", enabled=False):  # float32 geometry (inverses) even under a caller's bf16 autocast
+        points, colours = latent.teacher.point_cloud(features, sample)
     if points.shape[0] == 0 and not allow_empty:
         raise RuntimeError(f"sample {sample.id!r}: the projected latents decode to no valid point "
                            "(is the model trained with this teacher?)")

@@ -19,8 +19,10 @@ class QwenVL(HFBackbone):
 
     Args:
         path: model directory, Hub id, or ``tiny:<family>``.
-        dtype: weight dtype to load (``auto``: as stored). Keep float32 weights with
-            ``precision: bf16-mixed``; load bfloat16 to save memory with pure bf16.
+        dtype: weight dtype to load (``auto``: as stored). Fitting under ``bf16-mixed``, the
+            trainable weights become float32 masters and frozen ones keep this dtype
+            (:mod:`thinkspace.training.master_weights`); ``model.master_weights: false``
+            trains them in this dtype (pure bf16).
         attn_implementation: ``sdpa`` (default), ``flash_attention_2`` or ``eager``.
         min_pixels: override the image processor's minimum pixels per image.
         max_pixels: override the image processor's maximum pixels per image (fewer
