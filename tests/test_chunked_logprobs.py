@@ -103,7 +103,7 @@ def test_without_gradients_chunks_give_the_same_numbers():
 
 
 def largest_saved_tensor(chunk: int) -> int:
-    """Elements of the largest tensor autograd keeps for backward outside checkpointed chunks."""
+    """Elements of the largest tensor autograd keeps for backward."""
     head = plain_head()
     hidden, tokens = inputs()
     sizes = []
@@ -119,7 +119,7 @@ def largest_saved_tensor(chunk: int) -> int:
 
 def test_only_the_materialised_computation_keeps_the_logits_for_backward():
     assert largest_saved_tensor(0) == TOKENS * VOCAB
-    assert largest_saved_tensor(4) < 4 * VOCAB  # per chunk: its hidden states and tokens, no logits
+    assert largest_saved_tensor(4) == TOKENS * WIDTH  # the hidden states; tokens, logsumexps: no logits
 
 
 # -- a GRPO step ------------------------------------------------------------------------
@@ -162,3 +162,15 @@ def test_a_grpo_step_in_chunks_of_5_tokens_equals_one_chunk(tiny_cache, lora):
 def test_a_negative_chunk_size_is_refused(tiny_cache):
     with pytest.raises(ValueError, match="logprob_chunk_tokens must be 0"):
         SpatialGRPO(QwenVL("tiny:qwen2_5_vl"), group_size=2, logprob_chunk_tokens=-1)
+
+
+def test_backward_accumulates_the_head_gradients_as_the_materialised_pass_does():
+    """``loss.backward()`` (Lightning's way) fills ``.grad`` of the head and the hidden states alike."""
+    grads = []
+    for chunk in (0, 6):
+        head = plain_head()
+        hidden, tokens = inputs()
+        chosen_logprobs(head, hidden, tokens, 0.7, chunk).sum().backward()
+        grads.append([hidden.grad, head.weight.grad, head.bias.grad])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
