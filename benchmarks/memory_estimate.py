@@ -20,6 +20,18 @@ Assumptions, per device:
   supervised positions (thinkspace's losses), so they are left out; the frozen vision tower
   runs without storing activations.
 * plus 2 GB for the CUDA context, allocator slack and communication buffers.
+
+GRPO (LoRA r64, G = 8 completions of 2,048 tokens after a prompt of ``tokens/sample``), printed per
+part in a second table, summed (an upper bound: the rollout's parts and the scoring's need not
+coexist):
+* the lean decode step's copy of the decoder's projections with LoRA folded in (bf16);
+* the rollout's KV cache, bf16, for 8 x (prompt + 2,048) tokens;
+* the completions' activations under gradient checkpointing (8 x the rule above);
+* the prompt's prefill with gradients (computed once by the rollout and kept for the policy's
+  backward, not checkpointed: 34 x tokens x hidden bytes per layer);
+* float32 logits of one chunk of ``logprob_chunk_tokens`` = 1,024 positions and their gradient buffer
+  (``thinkspace/rl/chosen_logprobs.py``); materialised, all 8 x 2,048 positions' logits would be kept
+  for backward (9.3 GiB at Qwen's vocabulary, about 2.5 times that at the backward's peak).
 """
 
 from __future__ import annotations
@@ -81,6 +93,24 @@ def per_gpu(strategy: str, vision: int, rest: int, gpus: int, act: float, lora: 
     return states + act + 2.0
 
 
+def grpo_parts(model: nn.Module, vision: int, rest: int, lora: int, prompt: int, hidden: int, layers: int,
+               completion: int = 2048, group: int = 8, chunk: int = 1024) -> dict[str, float]:
+    """GB per part of a GRPO LoRA step on one GPU (see the module docstring)."""
+    text = model.config.get_text_config()
+    kv_width = text.num_key_value_heads * (text.hidden_size // text.num_attention_heads)
+    projections = sum(m.weight.numel() for n, m in model.model.language_model.named_modules()
+                      if isinstance(m, nn.Linear))
+    return {
+        "weights + adapter states": (2 * (vision + rest) + 16 * lora) / GB,
+        "folded LoRA copy": 2 * projections / GB,
+        "rollout KV cache": group * (prompt + completion) * layers * 2 * kv_width * 2 / GB,
+        "completion activations": group * activations(completion, hidden, layers),
+        "prompt prefill with gradients": 34 * prompt * hidden * layers / GB,
+        "logits (one chunk)": 2 * chunk * text.vocab_size * 4 / GB,
+        "context": 2.0,
+    }
+
+
 def main() -> None:
     setups = [
         # name, model, tokens per sample (sequence), hidden, layers
@@ -94,6 +124,7 @@ def main() -> None:
     print("| model | parameters (vision + rest) | tokens/sample | DDP | FSDP full shard, 8 GPUs | ZeRO-3, 8 GPUs "
           "| GRPO LoRA r64 DDP, G 8 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
+    grpo_rows = []
     for name, model, tokens, hidden, layers in setups:
         vision, rest = split_counts(model)
         act = activations(tokens, hidden, layers)
@@ -102,11 +133,18 @@ def main() -> None:
         for module in model.model.language_model.modules():
             if isinstance(module, nn.Linear):
                 lora += 64 * (module.in_features + module.out_features)
-        grpo_act = 8 * act  # a group of 8 completions in one backward
         cells = [per_gpu(s, vision, rest, 8, act) for s in ("ddp", "fsdp", "zero3")]
-        cells.append(per_gpu("lora-ddp", vision, rest, 8, grpo_act, lora))
+        parts = grpo_parts(model, vision, rest, lora, tokens, hidden, layers)
+        grpo_rows.append((name, parts))
+        cells.append(sum(parts.values()))
         print(f"| {name} | {vision / 1e9:.2f}B + {rest / 1e9:.2f}B | {tokens} | "
               + " | ".join(f"{c:.0f} GB" for c in cells) + " |")
+    names = list(grpo_rows[0][1])
+    print("\nGRPO LoRA r64 DDP, G 8 x 2,048 completion tokens, per part (GB):\n")
+    print("| model | " + " | ".join(names) + " | total |")
+    print("| --- |" + " --- |" * (len(names) + 1))
+    for name, parts in grpo_rows:
+        print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in parts.values()) + f" | {sum(parts.values()):.0f} |")
 
 
 if __name__ == "__main__":

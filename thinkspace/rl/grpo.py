@@ -31,6 +31,7 @@ from thinkspace.generation.sampling import stop_ids
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.rl.checkpoint import load_stage1
+from thinkspace.rl.chosen_logprobs import DEFAULT_CHUNK_TOKENS
 from thinkspace.rl.loss import LossNormalisation, clipped_loss, group_advantages
 from thinkspace.rl.prefix_cache import allow_read_only_cache, train_mode_dropout
 from thinkspace.rl.reward_inputs import reward_inputs
@@ -114,6 +115,9 @@ class SpatialGRPO(SpatialModule):
             per rollout, static KV buffers; the Hugging Face step where the decoder is not
             supported), ``compiled`` (the lean step through ``torch.compile``) or ``hugging_face``
             (see :func:`~thinkspace.generation.decode.thinkspace_decode`).
+        logprob_chunk_tokens: completion tokens whose float32 logits exist at once when the policy
+            and the reference score a rollout (1,024 x 151,936 are 0.58 GiB; the backward pass
+            recomputes each chunk's logits); 0: all at once (see :mod:`thinkspace.rl.chosen_logprobs`).
     """
 
     def __init__(
@@ -148,6 +152,7 @@ class SpatialGRPO(SpatialModule):
         max_length: int | None = None,
         gradient_checkpointing: bool = False,
         decode_step: DecodeStep = "lean",
+        logprob_chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
     ) -> None:
         super().__init__(backbone, optimizer, scheduler)
         if group_size < 2:
@@ -160,6 +165,9 @@ class SpatialGRPO(SpatialModule):
         check_choice("model.loss_normalisation", loss_normalisation, LossNormalisation)
         check_choice("model.reference", reference, Reference)
         check_choice("model.decode_step", decode_step, DecodeStep)
+        if logprob_chunk_tokens < 0:
+            raise ValueError(f"model.logprob_chunk_tokens must be 0 (no chunks) or positive, "
+                             f"got {logprob_chunk_tokens}")
         backbone.require(LATENT_DECODING, "SpatialGRPO (its rollouts decode with latent steps)")
         self.latent = latent
         if latent is not None:  # keeps its name (its targets' key in the batch): nothing here assumes one
@@ -179,7 +187,7 @@ class SpatialGRPO(SpatialModule):
         self.beta, self.epsilon, self.epsilon_high = beta, epsilon, epsilon_high
         self.scale_rewards, self.advantage_eps = scale_rewards, advantage_eps
         self.num_iterations, self.seed = num_iterations, seed
-        self.decode_step = decode_step
+        self.decode_step, self.logprob_chunk_tokens = decode_step, logprob_chunk_tokens
         self.init_from, self.max_length = init_from, max_length
         uses_adapter = hasattr(backbone.model, "disable_adapter")
         if reference == "adapter" and not uses_adapter:
@@ -301,7 +309,8 @@ class SpatialGRPO(SpatialModule):
         """``[N, T]`` log-probabilities of the rollout's tokens under the current policy (from
         ``prefix``, the rollout's own prefill with its graph, when given)."""
         feedback = self.latent is not None and self.latent.feeds_back
-        return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback, prefix=prefix)
+        return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback, prefix=prefix,
+                                 chunk_tokens=self.logprob_chunk_tokens)
 
     @torch.no_grad()
     def reference_logprobs(self, gen: Any) -> Tensor:
@@ -309,11 +318,13 @@ class SpatialGRPO(SpatialModule):
         feedback = self.latent is not None and self.latent.feeds_back
         if self.reference_kind == "adapter":
             with self.backbone.model.disable_adapter():
-                return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback)
+                return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback,
+                                         chunk_tokens=self.logprob_chunk_tokens)
         reference = self.__dict__["_reference"]
         if next(reference.parameters()).device != self.device:  # moved once (a walk over every module)
             reference.to(self.device)
-        return sequence_logprobs(reference, gen.prompts, gen, self.temperature, feedback)
+        return sequence_logprobs(reference, gen.prompts, gen, self.temperature, feedback,
+                                 chunk_tokens=self.logprob_chunk_tokens)
 
     # -- the step ------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from torch import Tensor
 from thinkspace.data.batch import Batch
 from thinkspace.generation.decoded import Decoded
 from thinkspace.generation.prefill import Prefill, prefill
+from thinkspace.rl.chosen_logprobs import DEFAULT_CHUNK_TOKENS, chosen_logprobs
 from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
 from thinkspace.rl.rewards import CompletionRewards
 
@@ -70,6 +71,7 @@ def sequence_logprobs(
     feedback: bool = False,
     inputs_embeds_hook: Any = None,
     prefix: Prefill | None = None,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
 ) -> Tensor:
     """Log-probabilities ``[N, T]`` of the generated tokens (0 outside the completion).
 
@@ -86,6 +88,8 @@ def sequence_logprobs(
         prefix: the prompts' prefill for the ``N`` rows, already run with gradients by the same
             weights (``Decoded.prefix`` of a rollout decoded with ``keep_prefix``): used
             instead of running the prompts again. Its graph is consumed by one backward pass.
+        chunk_tokens: completion tokens whose logits exist at once (see
+            :func:`~thinkspace.rl.chosen_logprobs.chosen_logprobs`; 0: all of them).
     """
     tokens, keep, group = generation.tokens, generation.completion_mask, generation.group
     if prefix is not None:
@@ -103,8 +107,7 @@ def sequence_logprobs(
     hidden = torch.cat([pre.hidden[:, -1:], out.last_hidden_state[:, :-1]], 1)
     logp = torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)
     where = keep.bool()
-    logits = backbone.hf.lm_head(hidden[where]).float() / max(temperature, 1e-5)
-    picked = logits.gather(-1, tokens[where][:, None])[:, 0] - torch.logsumexp(logits, -1)
+    picked = chosen_logprobs(backbone.hf.lm_head, hidden[where], tokens[where], temperature, chunk_tokens)
     return logp.masked_scatter(where, picked)
 
 
