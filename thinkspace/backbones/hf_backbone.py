@@ -17,6 +17,7 @@ from torch import nn
 
 from thinkspace.backbones.base import EmbedsHook, VLMBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora, unwrap
+from thinkspace.backbones.merge import merged_copy
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.backbones.paths import read_model_type, resolve_model_path
 from thinkspace.data.batch import Batch
@@ -87,8 +88,8 @@ class HFBackbone(VLMBackbone):
         args: dict[str, Any] = {"path": ".", **self.load_args}
         if self.model is self.hf:
             self.hf.save_pretrained(out)
-        elif merge_lora:
-            copy.deepcopy(self.model).merge_and_unload().save_pretrained(out)
+        elif merge_lora:  # a LoRA'd lm_head tied to the embeddings is untied (backbones/merge.py)
+            merged_copy(self.model).save_pretrained(out)
         else:
             copy.deepcopy(self.model).unload().save_pretrained(out)  # base weights without adapter layers
             self.model.save_pretrained(out / "adapter")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +14,7 @@ from thinkspace.backbones.composed.io import compose, is_composed_dir, load_caus
 from thinkspace.backbones.composed.processor import ComposedProcessor
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora
+from thinkspace.backbones.merge import merged_copy
 from thinkspace.backbones.paths import resolve_model_path
 from thinkspace.backbones.registry import FAMILIES
 from thinkspace.utils.choices import check_choice
@@ -147,7 +147,7 @@ class ComposedVLM(HFBackbone):
             if not merge_lora:
                 raise ValueError("ComposedVLM.save_pretrained: the model has LoRA adapters; a plain causal-LM "
                                  "directory cannot hold them, so export with merge_lora=True")
-            model = copy.deepcopy(model).merge_and_unload()
+            model = merged_copy(model)
         save_composed(model, self.tokenizer, out_dir)
         return {"path": ".", "stage": self.stage, "freeze_encoder": self.freeze_encoder}
 
