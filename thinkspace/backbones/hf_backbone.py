@@ -15,6 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from thinkspace.backbones.attention import check_attn_implementation
 from thinkspace.backbones.base import EmbedsHook, VLMBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora, unwrap
 from thinkspace.backbones.merge import merged_copy
@@ -44,6 +45,7 @@ class HFBackbone(VLMBackbone):
         add LoRA adapters: new ones (``lora``) or saved ones (``adapter_path``, a peft directory)."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        check_attn_implementation(attn_implementation, path)
         self.path = resolve_model_path(path)
         model_type = read_model_type(self.path)
         if model_type not in self.families:

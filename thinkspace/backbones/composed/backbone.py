@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import torch
 
+from thinkspace.backbones.attention import check_attn_implementation
 from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID, LATENT_DECODING, VIDEO
 from thinkspace.backbones.composed.collator import ComposedCollator, ComposedLayout
 from thinkspace.backbones.composed.encoder import EncoderGeometry
@@ -87,6 +88,7 @@ class ComposedVLM(HFBackbone):
             raise ValueError(f"ComposedVLM: {sorted(given)} describe a new composition (with lm_path and encoder); "
                              f"the composed directory {path!r} records its own")
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+        check_attn_implementation(attn_implementation, path or lm_path)
         if path is not None:
             self.path = resolve_model_path(path)
             if not is_composed_dir(self.path):
