@@ -196,6 +196,36 @@ def test_the_bfloat16_export_gives_the_trained_modules_logits_within_bf16_roundi
     assert (exported.argmax(-1) == trained.argmax(-1)).float().mean() > 0.95
 
 
+def test_a_composed_model_with_a_lora_on_its_tied_lm_head_exports_untied_with_its_logits(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    fragment = tmp_path / "lora.yaml"
+    fragment.write_text("model:\n  backbone:\n    init_args:\n      lora:\n        r: 4\n        alpha: 8\n"
+                        "        dropout: 0.0\n        target_modules: '(?:.*language_model.*\\.(q_proj|v_proj)|lm_head)'\n")
+    files = [REPO / "configs" / "composed" / "tiny.yaml", fragment]
+    module, _ = module_from_config(files)
+    hf = module.backbone.hf
+    assert hf.lm_head.get_base_layer().weight is hf.get_input_embeddings().weight  # tied, float32
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for key, param in module.named_parameters():
+            if "lora_B" in key:
+                param.add_(0.05 * torch.randn_like(param))
+    torch.save({"state_dict": module.state_dict()}, tmp_path / "composed.ckpt")
+    out = export(tmp_path / "composed.ckpt", files, tmp_path / "composed")
+    language_model = AutoModelForCausalLM.from_pretrained(out / "language_model")  # plain transformers
+    assert language_model.config.tie_word_embeddings is False
+    assert torch.equal(language_model.get_input_embeddings().weight, hf.get_input_embeddings().weight.detach())
+    video = situated_video()
+    batch = module.eval().collator()([video])
+    restored = thinkspace.load(out).module
+    with torch.no_grad():
+        expected = module.backbone(batch, module.embeds_hook())
+        got = restored.backbone(batch, restored.embeds_hook())
+        # float32: the merged weight W + dW differs from W x + dW x by float32 rounding only
+        torch.testing.assert_close(got.logits, expected.logits, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.slow
 def test_plain_transformers_loads_the_untied_bfloat16_export_with_thinkspaces_logits(grpo_bf16, tmp_path):
     module, out = grpo_bf16
