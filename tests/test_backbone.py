@@ -1,5 +1,6 @@
 """The Qwen-VL adapter: same numbers as transformers, hooks, tokens, loading errors."""
 
+import importlib.util
 import json
 
 import pytest
@@ -10,6 +11,8 @@ from thinkspace.backbones import QwenVL
 from thinkspace.data.datasets.squares import ColouredSquares
 from thinkspace.generation.decode import decode
 from thinkspace.objectives import TextCrossEntropy
+
+from cli_helpers import QUICKSTART, command
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +148,17 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(batch):
     ckpt, ckpt_grad = loss_and_grad(True)
     torch.testing.assert_close(ckpt, plain)
     torch.testing.assert_close(ckpt_grad, plain_grad, rtol=1e-5, atol=1e-6)
+
+
+
+@pytest.mark.skipif(importlib.util.find_spec("flash_attn") is not None, reason="flash-attn is installed here")
+def test_flash_attention_without_flash_attn_is_one_line_naming_the_setting(capsys):
+    with pytest.raises(ImportError, match=r"^tiny:qwen2_5_vl: attn_implementation: flash_attention_2 needs the "
+                                          r"flash-attn package, which is not installed .*use attn_implementation: sdpa$"):
+        QwenVL("tiny:qwen2_5_vl", attn_implementation="flash_attention_2")
+    assert command("fit")(["--config", str(QUICKSTART), "--model.backbone.init_args.attn_implementation",
+                           "flash_attention_2"]) == 2  # through the config reader: one line, before any weights
+    err = capsys.readouterr().err  # Lightning's "Seed set to 0" line comes first
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(
+        "thinkspace fit: error: Problem with given class_path 'thinkspace.backbones.QwenVL': tiny:qwen2_5_vl: "
+        "attn_implementation: flash_attention_2 needs the flash-attn package")

@@ -11,8 +11,9 @@ from thinkspace.version import __version__
 __all__ = ["__version__", "load"]
 
 
-def load(path: Any, config: Any = None) -> Any:
-    """A trained model from an export directory or a checkpoint (see :func:`thinkspace.inference.load.load`)."""
+def load(path: Any, config: Any = None, device: Any = "cpu") -> Any:
+    """A trained model from an export directory or a checkpoint, on ``device`` (``cpu``, ``cuda``,
+    ``cuda:1``, ...; see :func:`thinkspace.inference.load.load`)."""
     from thinkspace.inference.load import load as _load
 
-    return _load(path, config)
+    return _load(path, config, device)

@@ -15,8 +15,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from thinkspace.backbones.attention import check_attn_implementation
 from thinkspace.backbones.base import EmbedsHook, VLMBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora, unwrap
+from thinkspace.backbones.merge import merged_copy
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.backbones.paths import read_model_type, resolve_model_path
 from thinkspace.data.batch import Batch
@@ -43,6 +45,7 @@ class HFBackbone(VLMBackbone):
         add LoRA adapters: new ones (``lora``) or saved ones (``adapter_path``, a peft directory)."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        check_attn_implementation(attn_implementation, path)
         self.path = resolve_model_path(path)
         model_type = read_model_type(self.path)
         if model_type not in self.families:
@@ -87,8 +90,8 @@ class HFBackbone(VLMBackbone):
         args: dict[str, Any] = {"path": ".", **self.load_args}
         if self.model is self.hf:
             self.hf.save_pretrained(out)
-        elif merge_lora:
-            copy.deepcopy(self.model).merge_and_unload().save_pretrained(out)
+        elif merge_lora:  # a LoRA'd lm_head tied to the embeddings is untied (backbones/merge.py)
+            merged_copy(self.model).save_pretrained(out)
         else:
             copy.deepcopy(self.model).unload().save_pretrained(out)  # base weights without adapter layers
             self.model.save_pretrained(out / "adapter")

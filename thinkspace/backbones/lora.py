@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -44,7 +45,12 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
         target_modules=settings.target_modules,
         modules_to_save=settings.modules_to_save or None,
     )
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # peft warns that a tied lm_head is adapted: intended (the embeddings stay the base's, as in
+        # 3DThinker's release), and the export unties it before merging (thinkspace/backbones/merge.py)
+        warnings.filterwarnings("ignore", message=r"Model has `tie_word_embeddings=True` and a tied layer is part "
+                                                  r"of the adapter")
+        return get_peft_model(model, config)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import FRAME_PREFIX, SpatialSample
+from thinkspace.heads.precision import into_head
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures
 from thinkspace.teachers.cache import FeatureCache
 
@@ -83,5 +84,5 @@ class CameraPrior(Cue):
                 f"(samples {batch.ids})"
             )
         embeds = embeds.clone()
-        embeds[rows, cols] = self.mlp(cameras.to(embeds.dtype)).to(embeds.dtype)
+        embeds[rows, cols] = self.mlp(into_head(cameras, self.mlp)).to(embeds.dtype)
         return embeds

@@ -14,6 +14,7 @@ from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
 from thinkspace.data.token_geometry import token_geometry
+from thinkspace.heads.precision import into_head
 from thinkspace.teachers.base import GeometryTeacher
 from thinkspace.teachers.cache import FeatureCache
 from thinkspace.teachers.fourier import fourier_encode
@@ -116,7 +117,8 @@ class PointMapCue(Cue):
         if target["features"].shape[0] != len(visual):
             raise ValueError(f"PointMapCue: {target['features'].shape[0]} token encodings for {len(visual)} visual "
                              f"tokens (samples {batch.ids})")
-        added = self.mlp(target["features"].to(embeds.dtype)) * target["valid"][:, None].to(embeds.dtype)
+        added = self.mlp(into_head(target["features"], self.mlp)) * target["valid"][:, None]
+        added = added.to(embeds.dtype)
         embeds = embeds.clone()
         embeds[visual.sample, visual.position] = embeds[visual.sample, visual.position] + added
         return embeds

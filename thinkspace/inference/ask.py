@@ -23,14 +23,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=None, help="decoding budget (default: the model's)")
     parser.add_argument("--ply", default=None, help="write the point cloud decoded from the latents here")
     parser.add_argument("--bev", default=None, help="write a bird's-eye PNG here")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, cuda:1, mps, ... (default: cuda if available, else cpu)")
     args = parser.parse_args(argv)
 
+    from thinkspace.inference.device import inference_device
     from thinkspace.inference.inputs import question_sample
     from thinkspace.inference.load import load
 
-    # the inputs are read before the (slow) model load, so a missing or broken file fails at once
+    # the device and inputs are checked before the (slow) model load, so a bad one fails at once
+    device = inference_device(args.device, "--device")
     question_sample(args.video or args.images, args.question, args.num_frames, video=args.video is not None)
-    model = load(args.model, args.config)
+    model = load(args.model, args.config, device=device)
     if args.ply and model.objective("latent") is None:
         raise SystemExit(f"{args.model}: the model has no 3D latents; --ply needs a latent-alignment model")
     if args.bev and not model.can_draw():

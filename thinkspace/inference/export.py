@@ -10,6 +10,10 @@ thinkspace uses::
       thinkspace_heads.safetensors   # projector, layout/situation heads, camera-prior MLP, ...
       thinkspace.json                # the module and backbone specs that rebuild the whole model
 
+The backbone is written in the dtype its config loads it in (``dtype``: bfloat16 for the paper
+configs), LoRA merged from float32 and rounded once; a LoRA'd ``lm_head`` tied to the input
+embeddings is written untied (:mod:`thinkspace.backbones.merge`); the heads keep their dtype.
+
 It is written to a temporary directory beside ``DIR`` and renamed when complete, so an
 interrupted export leaves no half-written model.
 """

@@ -8,30 +8,42 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from safetensors.torch import load_file
 
 from thinkspace.backbones.registry import family_of_model_type, model_types
 from thinkspace.inference.build import load_checkpoint, module_from_config
+from thinkspace.inference.device import inference_device
 from thinkspace.inference.export import MANIFEST
 from thinkspace.inference.model import SpatialModel
 
 
+def load(path: str | Path, config: str | Path | list[str | Path] | None = None,
+         device: str | torch.device = "cpu") -> SpatialModel:
+    """Restore a model for :meth:`SpatialModel.ask`, in eval mode on ``device``.
 
-def load(path: str | Path, config: str | Path | list[str | Path] | None = None) -> SpatialModel:
-    """Restore a model for :meth:`SpatialModel.ask`, in eval mode on the CPU (``.to(device)`` after).
+    The backbone keeps the dtype it was exported in (or, for a ``.ckpt``, the ``dtype`` its config
+    loads it in: bfloat16 for the paper configs); the heads keep theirs (float32) and take the
+    backbone's hidden states in it (:mod:`thinkspace.heads.precision`).
 
     Args:
         path: an export directory (``thinkspace export``), a plain Hugging Face model
             directory (loaded as a VLM without heads, with a warning), or a ``.ckpt``.
         config: the training config of a ``.ckpt``, or its stacked configs in order (default:
             ``config.yaml`` of its run directory, two levels above ``checkpoints/last.ckpt``).
+        device: ``cpu``, ``cuda``, ``cuda:1``, ... (checked before anything is loaded).
 
     Raises:
         FileNotFoundError: nothing at ``path``, or a checkpoint whose config cannot be found.
-        ValueError: a checkpoint that does not match its config; heads that do not match the manifest.
+        ValueError: a checkpoint that does not match its config; heads that do not match the manifest;
+            a device this machine does not have.
     """
-    path = Path(path).expanduser()
+    device = inference_device(device)
+    return _load(Path(path).expanduser(), config).to(device)
+
+
+def _load(path: Path, config: str | Path | list[str | Path] | None) -> SpatialModel:
     if path.is_file():
         return _from_checkpoint(path, config)
     if not path.is_dir():
@@ -46,7 +58,7 @@ def load(path: str | Path, config: str | Path | list[str | Path] | None = None) 
         raise ValueError(f"{path}: model_type {model_type!r} has no thinkspace backbone; expected one of "
                          f"{model_types()} or a thinkspace export")
     warnings.warn(f"{path} has no {MANIFEST}: loaded as a plain VLM, without latent, layout or situation heads",
-                  stacklevel=2)
+                  stacklevel=3)
     spec = {"class_path": "thinkspace.modules.spatial_vlm.SpatialVLM",
             "init_args": {"backbone": {"class_path": family.class_path, "init_args": {"path": str(path)}}}}
     return SpatialModel(_build(spec), source=str(path))

@@ -24,6 +24,7 @@ from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
+from thinkspace.heads.precision import into_head
 from thinkspace.heads.projector import LatentProjector, PaperProjector, View
 from thinkspace.objectives.base import Objective
 from thinkspace.objectives.latent_slot import LatentSlot, Placement
@@ -195,10 +196,10 @@ class LatentAlignment(Objective):
                     raise ValueError(f"sample {batch.ids[b]!r}: teacher features for {num_views} views but the "
                                      f"sequence holds {frames.shape[0]} frames")
                 _, _, rows, cols = frames[g].tolist()
-                tokens = source[b, visual.positions(b, g)]
+                tokens = into_head(source[b, visual.positions(b, g)], self.projector)
                 views.append(View(sample=b, tokens=tokens, grid=(rows, cols), out_grid=tuple(out_grid)))
             counts.append(num_views)
-        projected = self.projector(latents, views)
+        projected = self.projector(into_head(latents, self.projector), views)
         result, i = [], 0
         for n in counts:
             result.append(torch.stack(projected[i:i + n]))

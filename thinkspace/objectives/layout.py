@@ -14,6 +14,7 @@ from thinkspace.data.schema import SpatialSample
 from thinkspace.data.token_geometry import token_geometry
 from thinkspace.training.distributed import mean_over_ranks
 from thinkspace.geometry import gaussian_nll
+from thinkspace.heads.precision import into_head
 from thinkspace.objectives.base import Objective
 
 
@@ -72,7 +73,7 @@ class LayoutReconstruction(Objective):
 
     def predict(self, out: BackboneOutput) -> tuple[Tensor, Tensor]:
         """Predicted ``(xy [N, 2], log_var [N, 2])`` for every visual token."""
-        raw = self.head(out.visual.gather(out.hidden)).float()
+        raw = self.head(into_head(out.visual.gather(out.hidden), self.head)).float()
         return raw[:, :2], raw[:, 2:]
 
     def loss(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:

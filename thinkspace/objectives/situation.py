@@ -16,6 +16,7 @@ from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
 from thinkspace.training.distributed import mean_over_ranks
 from thinkspace.geometry import circular_soft_argmax, gaussian_nll, wrapped_gaussian
+from thinkspace.heads.precision import into_head
 from thinkspace.accuracy import LocalizationAccuracy
 from thinkspace.objectives.base import Objective
 
@@ -105,8 +106,8 @@ class Situation(Objective):
     def predict(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
         """``xy [B, 2]``, ``log_var [B, 2]``, ``yaw_logits [B, K]`` and ``yaw [B]`` radians."""
         pos, ori = self.states(out, batch)
-        raw = self.position_head(pos).float()
-        logits = self.orientation_head(ori).float()
+        raw = self.position_head(into_head(pos, self.position_head)).float()
+        logits = self.orientation_head(into_head(ori, self.orientation_head)).float()
         return {"xy": raw[:, :2], "log_var": raw[:, 2:], "yaw_logits": logits,
                 "yaw": circular_soft_argmax(logits.softmax(-1))}
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from thinkspace.backbones.attention import check_attn_implementation
 from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID, LATENT_DECODING, VIDEO
 from thinkspace.backbones.composed.collator import ComposedCollator, ComposedLayout
 from thinkspace.backbones.composed.encoder import EncoderGeometry
@@ -15,6 +15,7 @@ from thinkspace.backbones.composed.io import compose, is_composed_dir, load_caus
 from thinkspace.backbones.composed.processor import ComposedProcessor
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
 from thinkspace.backbones.lora import LoraSettings, apply_lora
+from thinkspace.backbones.merge import merged_copy
 from thinkspace.backbones.paths import resolve_model_path
 from thinkspace.backbones.registry import FAMILIES
 from thinkspace.utils.choices import check_choice
@@ -87,6 +88,7 @@ class ComposedVLM(HFBackbone):
             raise ValueError(f"ComposedVLM: {sorted(given)} describe a new composition (with lm_path and encoder); "
                              f"the composed directory {path!r} records its own")
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+        check_attn_implementation(attn_implementation, path or lm_path)
         if path is not None:
             self.path = resolve_model_path(path)
             if not is_composed_dir(self.path):
@@ -147,7 +149,7 @@ class ComposedVLM(HFBackbone):
             if not merge_lora:
                 raise ValueError("ComposedVLM.save_pretrained: the model has LoRA adapters; a plain causal-LM "
                                  "directory cannot hold them, so export with merge_lora=True")
-            model = copy.deepcopy(model).merge_and_unload()
+            model = merged_copy(model)
         save_composed(model, self.tokenizer, out_dir)
         return {"path": ".", "stage": self.stage, "freeze_encoder": self.freeze_encoder}
 
