@@ -4,9 +4,6 @@
 import copy
 import json
 import math
-import os
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -21,6 +18,7 @@ from thinkspace.inference.export import export
 from thinkspace.inference.model import SpatialModel
 
 from cli_helpers import REPO, command, one_error_line
+from plain_transformers import plain_transformers_logits
 
 STAGE1 = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"
 GRPO = REPO / "configs" / "3dthinker" / "stage2_grpo_tiny.yaml"
@@ -230,25 +228,12 @@ def test_a_composed_model_with_a_lora_on_its_tied_lm_head_exports_untied_with_it
 def test_plain_transformers_loads_the_untied_bfloat16_export_with_thinkspaces_logits(grpo_bf16, tmp_path):
     module, out = grpo_bf16
     inputs = dict(module.collator()(leftmost(2)).inputs)
-    torch.save(inputs, tmp_path / "inputs.pt")
     with torch.no_grad():
         expected = thinkspace.load(out).module.backbone.hf(**inputs).logits
-    script = (  # a fresh interpreter that never imports thinkspace
-        "import sys, torch\n"
-        "from transformers import AutoModelForImageTextToText\n"
-        f"model = AutoModelForImageTextToText.from_pretrained({str(out)!r}).eval()\n"
-        f"inputs = torch.load({str(tmp_path / 'inputs.pt')!r})\n"
-        "with torch.no_grad():\n"
-        f"    torch.save(model(**inputs).logits, {str(tmp_path / 'logits.pt')!r})\n"
-        "tied = model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()\n"
-        "print(model.dtype, tied, 'thinkspace' in sys.modules)\n"
-    )
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH="")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split("\n")[-2] == "torch.bfloat16 False False"
-    assert torch.equal(torch.load(tmp_path / "logits.pt"), expected)  # the same bf16 weights, the same kernels
+    report = "model.dtype, model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()"
+    logits, line = plain_transformers_logits(out, inputs, tmp_path, report)  # (dtype, tied)
+    assert line == "torch.bfloat16 False False"
+    assert torch.equal(logits, expected)  # the same bf16 weights, the same kernels
 
 
 # -- the device -------------------------------------------------------------------------------------
