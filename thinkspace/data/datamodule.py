@@ -108,6 +108,10 @@ class SpatialDataModule(L.LightningDataModule):
             collate_fn=collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # workers start from a single-threaded server, not forked from this process: a fork while
+            # another thread holds the interpreter's thread-state lock deadlocks the child (seen under
+            # DDP with Lightning's and tqdm's threads: rank 1's worker hung in PyOS_AfterFork_Child)
+            multiprocessing_context="forkserver" if self.num_workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
