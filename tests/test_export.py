@@ -10,11 +10,11 @@ from safetensors.torch import load_file
 
 import thinkspace
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
-from thinkspace.inference.build import module_from_config
 from thinkspace.inference.export import export
 
 from cli_helpers import REPO
 from plain_transformers import plain_transformers_logits
+from trained_module import trained_like
 
 STAGE1 = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"
 GRPO = REPO / "configs" / "3dthinker" / "stage2_grpo_tiny.yaml"
@@ -27,23 +27,10 @@ def val_samples(n=2):
     return [data[i] for i in range(n)]
 
 
-def trained_like(config, tmp_path, name):
-    """A module of ``config`` whose heads and adapters are not at their initial values, saved as a .ckpt."""
-    module, _ = module_from_config([config])
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for key, param in module.named_parameters():
-            if "lora_B" in key or not key.startswith("backbone."):
-                param.add_(0.05 * torch.randn_like(param))
-    ckpt = tmp_path / f"{name}.ckpt"
-    torch.save({"state_dict": module.state_dict(), "global_step": 3}, ckpt)
-    return module.eval(), ckpt
-
-
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stage1")
-    module, ckpt = trained_like(STAGE1, tmp, "stage1")
+    module, ckpt = trained_like([STAGE1], tmp, "stage1")
     return module, ckpt, export(ckpt, STAGE1, tmp / "model")
 
 
@@ -95,7 +82,7 @@ def test_a_checkpoint_loads_with_its_config_and_answers_like_the_export(stage1):
 
 
 def test_merged_lora_is_base_plus_adapter_and_a_kept_adapter_restores(tmp_path):
-    module, ckpt = trained_like(GRPO, tmp_path, "grpo")
+    module, ckpt = trained_like([GRPO], tmp_path, "grpo")
     merged = load_file(str(export(ckpt, GRPO, tmp_path / "merged") / "model.safetensors"))
     layer = module.backbone.model.base_model.model.model.language_model.layers[0].self_attn.q_proj
     scale = layer.scaling["default"]
@@ -147,7 +134,7 @@ def test_ask_writes_a_point_cloud_and_a_birds_eye_picture(stage1, tmp_path, monk
 
 
 def test_situation_and_layout_heads_answer_where_the_agent_stands(tmp_path):
-    module, ckpt = trained_like(JOINT, tmp_path, "joint")
+    module, ckpt = trained_like([JOINT], tmp_path, "joint")
     out = export(ckpt, JOINT, tmp_path / "joint")
     model = thinkspace.load(out)
     video = SyntheticSpatial(1, kind="video", settings=["situation"], image_size=56, num_frames=4, split="val")[0]
@@ -165,7 +152,7 @@ def test_a_composed_model_exports_and_restores_exactly(tmp_path):
     from transformers import AutoModelForCausalLM
 
     config = REPO / "configs" / "composed" / "tiny.yaml"
-    module, ckpt = trained_like(config, tmp_path, "composed")
+    module, ckpt = trained_like([config], tmp_path, "composed")
     out = export(ckpt, config, tmp_path / "composed")
     restored = thinkspace.load(out).module
     video = SyntheticSpatial(1, kind="video", settings=["situation"], image_size=112, num_frames=4, split="val")[0]

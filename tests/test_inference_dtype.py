@@ -19,6 +19,7 @@ from thinkspace.inference.model import SpatialModel
 
 from cli_helpers import REPO, command, one_error_line
 from plain_transformers import plain_transformers_logits
+from trained_module import trained_like
 
 STAGE1 = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"
 GRPO = REPO / "configs" / "3dthinker" / "stage2_grpo_tiny.yaml"
@@ -39,15 +40,8 @@ def trained_bf16(tmp_path, config, name):
     """A bfloat16-backbone module of ``config`` whose heads and adapters moved off their initial values,
     saved as a .ckpt; returns ``(module in eval mode, ckpt, configs)``."""
     files = bf16_config(tmp_path, config)
-    module, _ = module_from_config(files)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for key, param in module.named_parameters():
-            if "lora_B" in key or not key.startswith("backbone."):
-                param.add_(0.05 * torch.randn_like(param))
-    ckpt = tmp_path / f"{name}.ckpt"
-    torch.save({"state_dict": module.state_dict(), "global_step": 3}, ckpt)
-    return module.eval(), ckpt, files
+    module, ckpt = trained_like(files, tmp_path, name)
+    return module, ckpt, files
 
 
 def dtypes(module):
