@@ -2,7 +2,8 @@
 
 Reads a predictions file in the benchmark's own format, scores it as the official
 evaluator does, and prints a table, or with ``--json`` one JSON object
-``{"benchmark", "n", "overall", "by_setting" | "by_type", ...}`` (percentages).
+``{"benchmark", "n", "overall", "by_setting" | "by_type" | "by_category", ...}`` (percentages;
+Ego3D-Bench's RMSEs, in metres, under ``extra``).
 Bad input (file and line named) is reported by :mod:`thinkspace.errors`: one line, exit code 2.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from thinkspace.errors import ToolParser
-from thinkspace.eval import SCORERS
+from thinkspace.eval import READERS, SCORERS
 from thinkspace.records import read_table
 
 
@@ -21,12 +22,13 @@ def build_parser() -> ToolParser:
         description="Score a predictions file as the benchmark's official evaluator does.",
     )
     parser.add_argument("benchmark", choices=sorted(SCORERS), help="which benchmark's format and scoring")
-    parser.add_argument("predictions", help="predictions file (.jsonl; .json list or .parquet also read)")
+    parser.add_argument("predictions", help="predictions file (.jsonl; .json list or .parquet also read); "
+                        "ego3d: a <category>[-results].jsonl file or a folder of them")
     parser.add_argument(
         "--response-field",
         default=None,
         help="field holding the model's response (default: mindcube 'cogmap_gen_answer' else 'answer', "
-        "vsibench 'prediction', sqa3d 'answer')",
+        "vsibench 'prediction', sqa3d 'answer', ego3d 'Processed_Pred')",
     )
     parser.add_argument(
         "--localization",
@@ -41,7 +43,7 @@ def build_parser() -> ToolParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``thinkspace score``; bad input raises (``thinkspace.cli`` reports it: one line, exit code 2)."""
     args = build_parser().parse_args(argv)
-    records = read_table(args.predictions)
+    records = READERS.get(args.benchmark, read_table)(args.predictions)
     if not records:
         raise ValueError(f"{args.predictions}: no records")
     options = {}
