@@ -124,3 +124,17 @@ def test_bad_input_names_file_line_and_expectation(tmp_path, capsys, name, rows,
 def test_empty_folder_is_an_error(tmp_path, capsys):
     assert score_main(["ego3d", str(tmp_path)]) == 2
     assert "no .jsonl result files in this folder" in one_error_line(capsys, "score")
+
+
+def test_one_file_of_all_categories_splits_back_into_upstreams_files(tmp_path, capsys):
+    """What ``thinkspace test`` writes (one file, a ``category`` per row) becomes upstream's layout again."""
+    merged = fx.write_jsonl(tmp_path / "predictions_test_ego3d.jsonl", [r for _, r in read_ego3d_results(QWEN)])
+    assert score_main(["ego3d", str(merged), "--split-into", str(tmp_path / "logs"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["overall"] == pytest.approx(37.5)
+    written = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert written == sorted(p.name.replace("-results", "") for p in QWEN.iterdir())
+    for path in QWEN.iterdir():
+        ours = (tmp_path / "logs" / path.name.replace("-results", "")).read_text().splitlines()
+        assert [json.loads(line) for line in ours] == [json.loads(line) for line in path.read_text().splitlines()]
+    assert score_main(["mindcube", str(merged), "--split-into", str(tmp_path / "x")]) == 2
+    assert one_error_line(capsys, "score") == "thinkspace score: error: --split-into is for ego3d, not mindcube"

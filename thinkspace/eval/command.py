@@ -1,4 +1,4 @@
-"""``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--json]``.
+"""``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--split-into DIR] [--json]``.
 
 Reads a predictions file in the benchmark's own format, scores it as the official
 evaluator does, and prints a table, or with ``--json`` one JSON object
@@ -36,6 +36,13 @@ def build_parser() -> ToolParser:
         help="sqa3d only: the official v1_balanced_localization_{split}_scannetv2.json, gold of the "
         "per-situation localization score (default: the predictions' own position/rotation)",
     )
+    parser.add_argument(
+        "--split-into",
+        default=None,
+        metavar="DIR",
+        help="ego3d only: also write one <category>.jsonl per category into DIR (upstream's result files, "
+        "which its utils/eval.py reads)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return parser
 
@@ -51,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.benchmark != "sqa3d":
             raise ValueError(f"--localization is for sqa3d, not {args.benchmark}")
         options["localization"] = args.localization
+    if args.split_into is not None:
+        if args.benchmark != "ego3d":
+            raise ValueError(f"--split-into is for ego3d, not {args.benchmark}")
+        from thinkspace.eval.ego3d import write_category_files
+
+        write_category_files(records, args.split_into)
     score = SCORERS[args.benchmark](records, args.response_field, **options)
     if args.json:
         print(score.to_json())

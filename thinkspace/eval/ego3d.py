@@ -24,6 +24,7 @@ record's ``category`` field, which :func:`read_ego3d_results` fills in from the 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import defaultdict
@@ -53,6 +54,8 @@ DISTANCE_CAP = 100.0
 NUMBER = re.compile(r"[-+]?\d*\.?\d+")
 OPEN, CLOSE = "<answer>", "</answer>"
 RESULTS_SUFFIX = "-results"
+#: the fields of upstream's result rows, in its order.
+RESULT_FIELDS = ("Question", "Question_Type", "Pred", "Processed_Pred", "GT")
 
 
 def choice_text(response: str) -> str:
@@ -116,6 +119,28 @@ def read_ego3d_results(path: str | Path) -> list[Located]:
                 record = {**record, "category": named}
             out.append((where, record))
     return out
+
+
+def write_category_files(records: list[Located], directory: str | Path) -> list[Path]:
+    """Write ``<category>.jsonl`` per category under ``directory`` (upstream's layout, which its
+    ``utils/eval.py`` reads): the rows' :data:`RESULT_FIELDS` only, in the records' order.
+
+    Raises:
+        KeyError: a record lacks ``category`` or one of the result fields (names file and line).
+    """
+    rows: dict[str, list[str]] = defaultdict(list)
+    for where, record in records:
+        category = field(record, "category", where, "Ego3D-Bench category")
+        row = {key: field(record, key, where, "a field of upstream's result rows") for key in RESULT_FIELDS}
+        rows[str(category)].append(json.dumps(row) + "\n")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for category, lines in sorted(rows.items()):
+        path = directory / f"{category}.jsonl"
+        path.write_text("".join(lines))
+        written.append(path)
+    return written
 
 
 def rmse(truths: list[float], predictions: list[float]) -> float:
