@@ -95,3 +95,34 @@ def test_answer_outside_options_warns(tmp_path):
     fx.write_jsonl(path, rows)
     with pytest.warns(UserWarning, match=r"1 multiple-choice answer\(s\) are not one of their options' letters"):
         assert len(Ego3DBench(str(path), image_root=str(tmp_path / "images"))) == 2
+
+
+@pytest.mark.slow
+def test_thinkspace_test_writes_rows_score_and_upstream_read(tmp_path, capsys):
+    """The real CLI in this process on the tiny model: interleaved views through generation to scores."""
+    import json
+
+    from cli_helpers import QUICKSTART, command
+
+    from thinkspace.cli import main
+
+    data = fx.ego3d(tmp_path)
+    args = ["--config", str(QUICKSTART), "--run_dir", str(tmp_path / "run"),
+            "--data.test", "thinkspace.data.datasets.ego3d.Ego3DBench",
+            "--data.test.init_args.path", str(data), "--data.test.init_args.image_root", str(tmp_path / "images"),
+            "--data.batch_size", "2", "--data.num_workers", "0", "--model.generation.max_new_tokens", "3",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    assert main(["test", *args]) == 0
+    run = tmp_path / "run"
+    rows = [json.loads(line) for line in (run / "predictions_test_ego3d.jsonl").read_text().splitlines()]
+    assert [(r["idx"], r["category"], r["GT"]) for r in rows] == [
+        (7, "Localization", "B"), (8, "Ego_Centric_Absolute_Distance", "27.29")]
+    assert all(set(r) >= {"Question", "Question_Type", "Pred", "Processed_Pred", "GT"} for r in rows)
+    logged = json.loads((run / "scores_test_ego3d.json").read_text())
+    assert logged["n"] == 2 and set(logged["by_category"]) == {"Localization"}
+    capsys.readouterr()
+    assert command("score")(["ego3d", str(run / "predictions_test_ego3d.jsonl"), "--json",
+                             "--split-into", str(tmp_path / "logs")]) == 0
+    assert json.loads(capsys.readouterr().out) == {k: v for k, v in logged.items() if k != "notes"}
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [
+        "Ego_Centric_Absolute_Distance.jsonl", "Localization.jsonl"]
