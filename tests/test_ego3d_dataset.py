@@ -62,6 +62,16 @@ def test_each_image_right_after_its_label(dataset, qwen25):
     assert batch.visual.grid[:, 0].bincount().tolist() == [6, 5]  # frames per sample, in order
 
 
+def test_slots_hold_for_another_family(dataset, llava_onevision):
+    """LLaVA-OneVision's template writes "<image>\n" per image part: each still follows its label."""
+    collator = llava_onevision.collator({"text": TextCrossEntropy()})
+    text = collator.prompt_text(dataset[0])
+    assert re.findall(r"([A-Za-z ]+) view:<image>", text) == ["Front Left", "Front", "Front Right", "Back Right",
+                                                              "Back", "Back Left"]
+    batch = collator([dataset[0], dataset[1]])
+    assert batch.visual.grid[:, 0].bincount().tolist() == [6, 5]
+
+
 def test_prediction_records_score_as_official(dataset):
     rows = [dataset.prediction_record(0, "<think>it is behind</think>\n<answer>\nB\n</answer>"),
             dataset.prediction_record(1, "<think>far</think><answer>30</answer>")]
