@@ -60,7 +60,7 @@ class BenchmarkScore:
         from rich.table import Table
 
         console = console or Console()
-        name = "setting" if self.group_key == "by_setting" else "question type"
+        name = {"by_setting": "setting", "by_category": "category"}.get(self.group_key, "question type")
         table = Table(title=f"{self.benchmark}: {self.n} records")
         table.add_column(name)
         table.add_column("n", justify="right")
