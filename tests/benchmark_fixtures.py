@@ -167,3 +167,32 @@ def sqa3d_localization(path: Path) -> Path:
             "rotation": {"_w": r["_w"], "_x": r["_x"], "_y": r["_y"], "_z": r["_z"]}})
     path.write_text(json.dumps({"annotations": list(situations.values())}))
     return path
+
+
+#: Ego3D-Bench views of the fixture, in the official order, each a distinct flat colour.
+EGO3D_NUSCENES = {"Front_Left": (250, 0, 0), "Front": (0, 250, 0), "Front_Right": (0, 0, 250),
+                  "Back_Right": (250, 250, 0), "Back": (0, 250, 250), "Back_Left": (250, 0, 250)}
+EGO3D_WAYMO = {"Front": (10, 10, 10), "Front_Left": (60, 60, 60), "Side_Left": (110, 110, 110),
+               "Front_Right": (160, 160, 160), "Side_Right": (210, 210, 210)}
+
+
+def ego3d(root: Path) -> Path:
+    """Two Ego3D-Bench rows in the dataset's layout (``images`` keys deliberately out of order):
+    a nuScenes Localization question and a Waymo absolute-distance one."""
+    def views(source: str, colours: dict) -> dict:
+        return {v: str(image(root / "images" / f"{source}_{v}.png", c, (56, 28)).relative_to(root / "images"))
+                for v, c in reversed(colours.items())}
+
+    nuscenes_labels = "".join(f"{v.replace('_', ' ')} view: <image>\n" for v in EGO3D_NUSCENES)
+    waymo_labels = "".join(f"{v.replace('_', ' ')} view: <image>\n" for v in EGO3D_WAYMO)
+    return write_jsonl(root / "test.jsonl", [
+        {"idx": 7, "question": "These are six camera views mounted on an ego car\n\n" + nuscenes_labels
+         + "\nIf I stand at the location of the red bus in the front view facing north, is the ego car to my "
+           "left, right, front, or back?",
+         "options": ["A.Front", "B.Back", "C.Right", "D.Left"], "answer": "B", "category": "Localization",
+         "source": "nuscenes", "images": views("nuscenes", EGO3D_NUSCENES)},
+        {"idx": 8, "question": "These are five camera views mounted on an ego car\n\n" + waymo_labels
+         + "How far, in meters, is the white suv in the front left view from the ego car?",
+         "options": [], "answer": "27.29", "category": "Ego_Centric_Absolute_Distance", "source": "waymo",
+         "images": views("waymo", EGO3D_WAYMO)},
+    ])

@@ -75,7 +75,7 @@ def test_video_decodes_with_decord_at_the_written_rate():
     [
         (["--scenes", "0"], "--scenes: expected a positive number of scenes, got 0"),
         (["--scenes", "2", "--size", "33"], "--size: expected an even number of pixels"),
-        (["--scenes", "2", "--kind", "pictures"], "--kind: expected one of views, video, all; got 'pictures'"),
+        (["--scenes", "2", "--kind", "pictures"], "--kind: expected one of views, video, all, ego; got 'pictures'"),
         (["--scenes", "2", "--frames", "1"], "--frames: expected at least 2 frames"),
         (["--scenes", "two"], "argument --scenes: invalid int value: 'two'"),
         ([], "the following arguments are required: --scenes"),

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from thinkspace.data.batch import IGNORE_INDEX, Batch, VisualTokens
-from thinkspace.data.schema import FRAME_PREFIX, SpatialSample
+from thinkspace.data.schema import FRAME_PREFIX, IMAGE_SLOT, IMAGE_SLOTS, SpatialSample
 
 
 class Collator:
@@ -95,6 +95,9 @@ class Collator:
     def prompt_text(self, sample: SpatialSample) -> str:
         """The chat-templated prompt, ending where the assistant's response begins."""
         prefix = sample.meta.get(FRAME_PREFIX)
+        if sample.meta.get(IMAGE_SLOTS) and not sample.is_video:
+            messages = [{"role": "user", "content": slotted_content(sample, prefix)}]
+            return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         if sample.is_video:  # the prefixes of all frame groups stand together before the video
             before = prefix * self.frame_groups(sample) if prefix else ""
             content = ([{"type": "text", "text": before}] if before else []) + [{"type": "video"}]
@@ -152,6 +155,28 @@ class Collator:
         """Locate every visual token (sample, sequence position, frame, row, col) in the padded
         ``input_ids`` ``[B, L]``; ``encoded`` holds each sample's :meth:`encode` output. The family's rule."""
         raise NotImplementedError(f"{type(self).__name__} does not say where its visual tokens are")
+
+
+def slotted_content(sample: SpatialSample, prefix: str | None = None) -> list[dict[str, str]]:
+    """Chat content of a prompt whose :data:`IMAGE_SLOT` marks say where each frame goes, in order.
+
+    Text pieces are stripped and empty ones dropped; ``prefix`` (a frame prefix) goes right
+    before each image.
+
+    Raises:
+        ValueError: the number of slots differs from the number of frames (names the sample).
+    """
+    pieces = sample.prompt.split(IMAGE_SLOT)
+    if len(pieces) - 1 != sample.num_frames:
+        raise ValueError(f"sample {sample.id!r} ({sample.source}): the prompt has {len(pieces) - 1} {IMAGE_SLOT} "
+                         f"slot(s) for {sample.num_frames} frame(s); expected one slot per frame")
+    content: list[dict[str, str]] = []
+    for i, piece in enumerate(pieces):
+        if piece.strip():
+            content.append({"type": "text", "text": piece.strip()})
+        if i < sample.num_frames:
+            content += ([{"type": "text", "text": prefix}] if prefix else []) + [{"type": "image"}]
+    return content
 
 
 def fixed_grid_tokens(input_ids: Tensor, frames: list[int], token_id: int, rows: int, cols: int,

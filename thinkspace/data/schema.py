@@ -25,6 +25,13 @@ AnswerType = Literal["choice", "number", "text"]
 #: placeholder tokens.
 FRAME_PREFIX = "frame_prefix"
 
+#: ``SpatialSample.meta`` key: when true, the prompt holds one :data:`IMAGE_SLOT` per frame and
+#: the collator places each image at its slot (image sets only): the text between slots is
+#: stripped and empty pieces dropped, as Ego3D-Bench's ``convert_to_qwen_input`` builds its
+#: messages ("Front view: <image>" puts the front view right after its label).
+IMAGE_SLOTS = "image_slots"
+IMAGE_SLOT = "<image>"
+
 
 @dataclass
 class Geometry:

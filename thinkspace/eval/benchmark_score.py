@@ -12,13 +12,15 @@ class BenchmarkScore:
     """Scores of one predictions file.
 
     Attributes:
-        benchmark: ``"mindcube"``, ``"vsibench"`` or ``"sqa3d"``.
+        benchmark: ``"mindcube"``, ``"vsibench"``, ``"sqa3d"`` or ``"ego3d"``.
         n: records scored (all of them; see ``skipped`` for any the official code skips).
         overall: the benchmark's headline number, in percent.
-        groups: percent per setting (MindCube), question type (VSI-Bench) or metric (SQA3D).
-        group_key: JSON key of ``groups``: ``"by_setting"`` or ``"by_type"``.
+        groups: percent per setting (MindCube), question type (VSI-Bench), metric (SQA3D) or
+            multiple-choice category (Ego3D-Bench).
+        group_key: JSON key of ``groups``: ``"by_setting"``, ``"by_type"`` or ``"by_category"``.
         counts: records per group (where a group is a set of records).
-        extra: further numbers in percent (e.g. localization accuracies).
+        extra: further numbers in percent (e.g. localization accuracies), unless the key names
+            another unit (Ego3D-Bench's ``<category>_rmse_m``: metres).
         notes: remarks worth printing (records skipped, unparseable answers, ...).
     """
 
@@ -58,7 +60,7 @@ class BenchmarkScore:
         from rich.table import Table
 
         console = console or Console()
-        name = "setting" if self.group_key == "by_setting" else "question type"
+        name = {"by_setting": "setting", "by_category": "category"}.get(self.group_key, "question type")
         table = Table(title=f"{self.benchmark}: {self.n} records")
         table.add_column(name)
         table.add_column("n", justify="right")

@@ -1,8 +1,9 @@
-"""``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--json]``.
+"""``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--split-into DIR] [--json]``.
 
 Reads a predictions file in the benchmark's own format, scores it as the official
 evaluator does, and prints a table, or with ``--json`` one JSON object
-``{"benchmark", "n", "overall", "by_setting" | "by_type", ...}`` (percentages).
+``{"benchmark", "n", "overall", "by_setting" | "by_type" | "by_category", ...}`` (percentages;
+Ego3D-Bench's RMSEs, in metres, under ``extra``).
 Bad input (file and line named) is reported by :mod:`thinkspace.errors`: one line, exit code 2.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from thinkspace.errors import ToolParser
-from thinkspace.eval import SCORERS
+from thinkspace.eval import READERS, SCORERS
 from thinkspace.records import read_table
 
 
@@ -21,18 +22,26 @@ def build_parser() -> ToolParser:
         description="Score a predictions file as the benchmark's official evaluator does.",
     )
     parser.add_argument("benchmark", choices=sorted(SCORERS), help="which benchmark's format and scoring")
-    parser.add_argument("predictions", help="predictions file (.jsonl; .json list or .parquet also read)")
+    parser.add_argument("predictions", help="predictions file (.jsonl; .json list or .parquet also read); "
+                        "ego3d: a <category>[-results].jsonl file or a folder of them")
     parser.add_argument(
         "--response-field",
         default=None,
         help="field holding the model's response (default: mindcube 'cogmap_gen_answer' else 'answer', "
-        "vsibench 'prediction', sqa3d 'answer')",
+        "vsibench 'prediction', sqa3d 'answer', ego3d 'Processed_Pred')",
     )
     parser.add_argument(
         "--localization",
         default=None,
         help="sqa3d only: the official v1_balanced_localization_{split}_scannetv2.json, gold of the "
         "per-situation localization score (default: the predictions' own position/rotation)",
+    )
+    parser.add_argument(
+        "--split-into",
+        default=None,
+        metavar="DIR",
+        help="ego3d only: also write one <category>.jsonl per category into DIR (upstream's result files, "
+        "which its utils/eval.py reads)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return parser
@@ -41,7 +50,7 @@ def build_parser() -> ToolParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``thinkspace score``; bad input raises (``thinkspace.cli`` reports it: one line, exit code 2)."""
     args = build_parser().parse_args(argv)
-    records = read_table(args.predictions)
+    records = READERS.get(args.benchmark, read_table)(args.predictions)
     if not records:
         raise ValueError(f"{args.predictions}: no records")
     options = {}
@@ -49,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.benchmark != "sqa3d":
             raise ValueError(f"--localization is for sqa3d, not {args.benchmark}")
         options["localization"] = args.localization
+    if args.split_into is not None:
+        if args.benchmark != "ego3d":
+            raise ValueError(f"--split-into is for ego3d, not {args.benchmark}")
+        from thinkspace.eval.ego3d import write_category_files
+
+        write_category_files(records, args.split_into)
     score = SCORERS[args.benchmark](records, args.response_field, **options)
     if args.json:
         print(score.to_json())

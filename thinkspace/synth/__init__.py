@@ -12,6 +12,7 @@ One concept per module:
 * :mod:`~thinkspace.synth.walk`: smooth video walks;
 * :mod:`~thinkspace.synth.video_questions`: VSI-Bench-style questions about a walk;
 * :mod:`~thinkspace.synth.situations`: SQA3D-style situations;
+* :mod:`~thinkspace.synth.rig`: an ego camera rig and Ego3D-Bench-style questions;
 * :mod:`~thinkspace.synth.episodes`: rendered image sets or walks with their questions;
 * :mod:`~thinkspace.synth.writer`: the on-disk tree; :mod:`~thinkspace.synth.command`: ``thinkspace synth``.
 

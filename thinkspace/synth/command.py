@@ -1,6 +1,6 @@
 """``thinkspace synth``: write a synthetic spatial dataset to disk.
 
-    thinkspace synth --out DIR --scenes N --seed S [--kind views|video|all] [--size 224]
+    thinkspace synth --out DIR --scenes N --seed S [--kind views|video|all|ego] [--size 224]
 
 The tree and file formats are described in :mod:`thinkspace.synth.writer`. The same
 arguments give byte-identical files; rerunning into the same ``--out`` skips the scenes
@@ -18,7 +18,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from thinkspace.errors import ToolParser
 
@@ -27,12 +34,13 @@ def build_parser() -> ToolParser:
     parser = ToolParser(
         prog="thinkspace synth",
         description="Generate rooms of primitives with exact 3D ground truth: image sets (MindCube-style), "
-        "video walks (VSI-Bench-style) and situations (SQA3D-style).",
+        "video walks (VSI-Bench-style), situations (SQA3D-style) and camera rigs (Ego3D-Bench-style).",
     )
     parser.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
     parser.add_argument("--scenes", required=True, type=int, help="number of scenes to write (>= 1)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    parser.add_argument("--kind", default="all", help="views, video or all (default all)")
+    parser.add_argument("--kind", default="all",
+                        help="views, video, all (both) or ego (a camera rig, Ego3D-Bench-style) (default all)")
     parser.add_argument("--size", type=int, default=224, help="image width = height in pixels, even (default 224)")
     parser.add_argument("--frames", type=int, default=32, help="frames per video walk (default 32)")
     parser.add_argument("--fps", type=float, default=4.0, help="video frame rate (default 4)")
@@ -47,8 +55,8 @@ def build_parser() -> ToolParser:
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.scenes < 1:
         parser.error(f"--scenes: expected a positive number of scenes, got {args.scenes}")
-    if args.kind not in ("views", "video", "all"):
-        parser.error(f"--kind: expected one of views, video, all; got {args.kind!r}")
+    if args.kind not in ("views", "video", "all", "ego"):
+        parser.error(f"--kind: expected one of views, video, all, ego; got {args.kind!r}")
     if not (32 <= args.size <= 2048 and args.size % 2 == 0):
         parser.error(
             f"--size: expected an even number of pixels in [32, 2048] (the video encoder needs even sizes), "
@@ -80,7 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _check(parser, args)
 
-    from thinkspace.synth.writer import SynthConfig, check_config, clean_partials, scene_split, write_index, write_scene
+    from thinkspace.synth.writer import (
+        SynthConfig,
+        check_config,
+        clean_partials,
+        scene_split,
+        write_index,
+        write_scene,
+    )
 
     config = SynthConfig(seed=args.seed, size=args.size, kind=args.kind, frames=args.frames, fps=args.fps)
     check_config(args.out, config)

@@ -13,6 +13,7 @@ import numpy as np
 
 from thinkspace.synth.question import Question
 from thinkspace.synth.render import Frame, Renderer
+from thinkspace.synth.rig import make_rig
 from thinkspace.synth.scene import Scene
 from thinkspace.synth.situations import make_situation
 from thinkspace.synth.video_questions import ask_video
@@ -26,7 +27,7 @@ class Episode:
 
     Attributes:
         scene: the scene (room frame).
-        setting: ``"around"``, ``"among"``, ``"rotation"``, ``"leftmost"`` or ``"video"``.
+        setting: ``"around"``, ``"among"``, ``"rotation"``, ``"leftmost"``, ``"video"`` or ``"ego"`` (a rig).
         cams: ``[S, 4, 4]`` camera-from-room transforms (OpenCV axes).
         K: ``[3, 3]`` intrinsics (pixels), shared by all frames.
         frames: the S rendered frames.
@@ -94,3 +95,13 @@ def video_episode(
             questions.append(q)
     return Episode(scene, "video", walk.cams, walk.K, frames, walk.timestamps, questions)
 
+
+
+def rig_episode(scene: Scene, renderer: Renderer, rng: np.random.Generator, size: int) -> Episode | None:
+    """Six views of an ego camera rig and Ego3D-Bench-style questions (:mod:`thinkspace.synth.rig`);
+    ``None`` if no spot in the room gives a question."""
+    made = make_rig(scene, renderer, rng, size)
+    if made is None:
+        return None
+    cams, K, frames, questions = made
+    return Episode(scene, "ego", cams, K, frames, None, questions)

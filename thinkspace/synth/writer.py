@@ -14,6 +14,7 @@ Tree under ``OUT`` (paths inside records are relative to ``OUT``)::
     vsibench/<split>.jsonl         # video questions (VSI-Bench fields)
     sqa3d/v1_balanced_questions_<split>_synthetic.json        # situations + questions
     sqa3d/v1_balanced_sqa_annotations_<split>_synthetic.json  # answers, position, rotation
+    ego3d/<split>.jsonl            # --kind ego: camera-rig questions (Ego3D-Bench fields), views in scenes/*/ego/
 
 ``depth/N.png``: uint16 millimetres, 0 = no hit. ``pose/N.txt``: 4x4 camera-to-room
 (OpenCV camera axes). ``intrinsic.txt``: 4x4 (pinhole in the top-left 3x3).
@@ -39,8 +40,9 @@ import numpy as np
 from PIL import Image
 
 from thinkspace.synth.cameras import yaw_quaternion
-from thinkspace.synth.episodes import Episode, video_episode, view_episode
+from thinkspace.synth.episodes import Episode, rig_episode, video_episode, view_episode
 from thinkspace.synth.render import Renderer
+from thinkspace.synth.rig import RIG
 from thinkspace.synth.scene import FRAME_DOC, Scene, generate_scene
 from thinkspace.synth.video_questions import VIDEO_TASKS
 from thinkspace.synth.views import SETTINGS
@@ -48,7 +50,8 @@ from thinkspace.utils.file_modes import atomic_write
 
 SPLITS = ("train", "val", "test", "test_viewpoint")
 PNG_LEVEL = 1  # zlib level: 2-3x faster to write than the default 6, files about 25% larger
-FORMATS = {"views": ("mindcube",), "video": ("vsibench", "sqa3d"), "all": ("mindcube", "vsibench", "sqa3d")}
+FORMATS = {"views": ("mindcube",), "video": ("vsibench", "sqa3d"), "all": ("mindcube", "vsibench", "sqa3d"),
+           "ego": ("ego3d",)}
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class SynthConfig:
     Attributes:
         seed: base seed; scene ``i`` depends on ``(seed, i)`` only.
         size: image width = height (pixels, even for the video encoder).
-        kind: ``"views"``, ``"video"`` or ``"all"``.
+        kind: ``"views"``, ``"video"``, ``"all"`` (both) or ``"ego"`` (a camera rig, Ego3D-Bench-style).
         frames: frames per video walk.
         fps: video frame rate.
         num_objects: inclusive range of objects per room.
@@ -88,8 +91,8 @@ def build_scene(index: int, config: SynthConfig, threads: int = 0) -> tuple[Scen
     own child seed, so ``--kind views`` and ``--kind all`` agree on the shared parts.
     ``threads`` is the ray-casting thread count (0 = all cores); it never changes the output.
     """
-    streams = np.random.SeedSequence([config.seed, index]).spawn(4)
-    scene_rng, views_rng, held_rng, video_rng = (np.random.default_rng(s) for s in streams)
+    streams = np.random.SeedSequence([config.seed, index]).spawn(5)  # child i does not depend on the count
+    scene_rng, views_rng, held_rng, video_rng, rig_rng = (np.random.default_rng(s) for s in streams)
     name = scene_name(index)
     scene = generate_scene(scene_rng, name, config.num_objects, [config.seed, index])
     renderer = Renderer(scene, threads)
@@ -110,6 +113,10 @@ def build_scene(index: int, config: SynthConfig, threads: int = 0) -> tuple[Scen
         tasks = VIDEO_TASKS + ("situation", "situation")
         ep = video_episode(scene, renderer, video_rng, config.frames, config.size, tasks, config.fps)
         episodes.append(("video", split, ep))
+    if config.kind == "ego":
+        ep = rig_episode(scene, renderer, rig_rng, config.size)
+        if ep is not None:
+            episodes.append(("ego", split, ep))
     return scene, episodes
 
 
@@ -160,7 +167,20 @@ def records(index: int, scene: Scene, episodes: list[tuple[str, str, Episode]]) 
     for path, split, ep in episodes:
         for j, q in enumerate(ep.questions):
             number += 1
-            if not ep.is_video:
+            if ep.setting == "ego":
+                q.id = str(index * 100 + number)
+                out.append({"format": "ego3d", "split": split, "record": {
+                    "idx": index * 100 + number,
+                    "question": q.question,
+                    "options": q.option_lines(),
+                    "answer": q.response(),
+                    "category": q.task,
+                    "source": "synthetic",
+                    "images": {name: f"{base}/{path}/color/{k}.png" for k, (name, _) in enumerate(RIG)},
+                    "sequence": f"{base}/{path}",
+                    "facts": q.facts,
+                }})
+            elif not ep.is_video:
                 tag = "_hv" if ep.viewpoint == "held_out" else ""
                 q.id = f"{ep.setting}_{scene.name}{tag}_q{j}"
                 out.append({"format": "mindcube", "split": split, "record": {
@@ -259,7 +279,7 @@ def write_index(out: Path, num_scenes: int, config: SynthConfig) -> dict[str, in
     for index in range(num_scenes):
         name = scene_name(index)
         splits[scene_split(index)].append(name)
-        if scene_split(index) == "train" and config.kind != "video":
+        if scene_split(index) == "train" and config.kind in ("views", "all"):
             splits["test_viewpoint"].append(name)
         for item in json.loads((out / "scenes" / name / "questions.json").read_text()):
             gathered[item["format"]][item["split"]].append(item["record"])
@@ -272,9 +292,7 @@ def write_index(out: Path, num_scenes: int, config: SynthConfig) -> dict[str, in
             if split == "test_viewpoint" and fmt != "mindcube":
                 continue  # held-out viewpoints are image sets only
             counts[split] += len(rows)
-            if fmt == "mindcube":
-                _write_json(out / fmt / f"{split}.jsonl", rows, lines=True)
-            elif fmt == "vsibench":
+            if fmt in ("mindcube", "ego3d") or fmt == "vsibench":
                 _write_json(out / fmt / f"{split}.jsonl", rows, lines=True)
             else:
                 _write_json(out / fmt / f"v1_balanced_questions_{split}_synthetic.json", {"questions": rows})
