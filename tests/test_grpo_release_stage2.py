@@ -212,3 +212,22 @@ def test_paper_configs_take_the_released_stage2():
     assert stage2["latent"]["init_args"]["k"] == 12  # trained with 12, decoded with 8
     evaluation = yaml.safe_load((REPO / "configs" / "eval" / "mindcube_3dthinker.yaml").read_text())
     assert evaluation["model"]["generation"]["latent_steps"] == 8
+
+
+@pytest.mark.slow
+def test_the_tiny_recipe_runs_with_the_released_stage2_settings(tmp_path):
+    """stage2_grpo_tiny.yaml with the paper config's four settings, through the CLI: 8 latent steps of
+    k = 12 score on the latent-3D reward (the decoded latents would have none to project)."""
+    from cli_helpers import run_cli
+    from test_grpo_cli import FAST, TINY, scalars
+
+    released = ["--model.latent_steps", "8", "--model.reward_latents", "after_start", "--model.logprob_inputs", "pads",
+                "--model.rollout_mode", "train", "--model.max_new_tokens", "24", "--model.stop_at_eos", "false"]
+    run_cli("fit", "--config", str(TINY), "--run_dir", "runs/r", "--trainer.max_steps", "2", *FAST, *released,
+            cwd=tmp_path)
+    run = tmp_path / "runs" / "r"
+    saved = yaml.safe_load((run / "config.yaml").read_text())["model"]["init_args"]
+    assert (saved["latent_steps"], saved["reward_latents"], saved["logprob_inputs"], saved["rollout_mode"]) == \
+        (8, "after_start", "pads", "train")
+    latent3d = scalars(run, "train/rewards/latent3d/mean")
+    assert len(latent3d) == 2 and all(0.0 < v < 1.0 for v in latent3d)
