@@ -84,8 +84,9 @@ class SpatialGRPO(SpatialModule):
         reward_weights: weight per reward name (default 1.0 each; the paper sums them).
         reward_kwargs: extra keyword arguments per reward name (e.g. ``{answer: {rel_tol: 0.05}}``).
         latent: the stage-1 latent objective (its slot, teacher and projector; the projector
-            is frozen): completions decode with exactly k latent steps, and the latent-3D
-            reward compares the projected latents with the teacher's tokens. ``None``: no slot.
+            is frozen): completions decode with its slot (``latent_steps`` latent steps), and the
+            latent-3D reward compares the projected latents (``reward_latents``) with the teacher's
+            tokens. ``None``: no slot.
         group_size: completions per prompt, G (at least 2).
         max_new_tokens: decoding steps per completion (latent steps included).
         temperature: sampling temperature (the log-probabilities use the same).
@@ -289,8 +290,8 @@ class SpatialGRPO(SpatialModule):
         if not self._initialised:
             if self.init_from:
                 load_stage1(self, self.init_from)
-            # the rollout prefills in evaluation mode, the policy scores in training mode: the same
-            # numbers unless dropout is drawn in training
+            # the rollout prefills in evaluation mode (rollout_mode: eval) or draws its own dropout (train),
+            # the policy scores in training mode: the same numbers unless dropout is drawn in training
             self.prefix_reuse_blocker = train_mode_dropout(self.backbone)
             if self.prefix_reuse_blocker is not None:
                 logger.info("GRPO: the policy's scoring pass runs the prompts again instead of reusing the "
