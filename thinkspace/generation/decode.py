@@ -102,8 +102,9 @@ def thinkspace_decode(
             stops (every row decodes ``max_new_tokens``, e.g. for benchmarks).
         force_start: emit the start token first; ``False``: the model opens the slot when it chooses the
             start token (official); ``None``: forced when the slot's ``placement`` is ``start``.
-        latent_steps: latent steps (pads) before the end is forced; ``None``: the slot's k (official:
-            ``MAX_LATENT_LEN``, 12; the released MindCube-Tiny responses hold 8).
+        latent_steps: latent steps (pads) before the end is forced; ``None``: the slot's k. 3DThinker's
+            authors decode 8 (``MAX_LATENT_LEN`` in their patched ``generation/utils.py``, c0961ad to
+            4787857) after training with k = 12; the mirror's commit 717ed3f changed it to 12.
         early_end: the model may close the slot before ``latent_steps`` by choosing the end token.
         group: continuations per prompt, decoded as one batch from one shared prefill.
         generator: random generator for sampling, or one per prompt: each prompt's ``group`` continuations

@@ -35,7 +35,8 @@ class LatentSlot:
     """Where the latent tokens go and how to find them again.
 
     Args:
-        k: number of latent pads (3DThinker: 12 in training).
+        k: number of latent pads (3DThinker: 12 in training; its authors decode 8 steps, see
+            ``latent_steps`` in :func:`~thinkspace.generation.decode.thinkspace_decode`).
         placement: where to insert the slot when the response has no marker.
         marker: text in the response that the slot replaces (``None``: no marker).
         require_marker: a response without the marker is an error instead of an insertion.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from contextlib import nullcontext
 from typing import Any, Literal
 
 import torch
@@ -33,9 +34,13 @@ from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.rl.checkpoint import load_stage1
 from thinkspace.rl.chosen_logprobs import DEFAULT_CHUNK_TOKENS
 from thinkspace.rl.loss import LossNormalisation, clipped_loss, group_advantages
-from thinkspace.rl.prefix_cache import allow_read_only_cache, train_mode_dropout
-from thinkspace.rl.reward_inputs import reward_inputs
-from thinkspace.rl.rewards import CompletionRewards, RewardSet
+from thinkspace.rl.prefix_cache import (
+    allow_read_only_cache,
+    checkpointing_paused,
+    train_mode_dropout,
+)
+from thinkspace.rl.reward_inputs import latents_after_start, reward_inputs
+from thinkspace.rl.rewards import CompletionRewards, RewardSet, latent3d_reward
 from thinkspace.rl.rollout import Rollout, completion_texts, sequence_logprobs
 from thinkspace.rl.stats import reward_statistics
 from thinkspace.utils.choices import check_choice
@@ -47,6 +52,12 @@ logger = logging.getLogger(__name__)
 LossTokens = Literal["sampled", "completion"]
 #: The frozen reference: the base model under the adapters (LoRA), a copy, or whichever applies.
 Reference = Literal["auto", "adapter", "copy"]
+#: The hidden states the latent-3D reward projects (see :mod:`thinkspace.rl.reward_inputs`).
+RewardLatents = Literal["decoded", "after_start"]
+#: What enters at the slot's pads when the policy and the reference score a rollout.
+LogprobInputs = Literal["latents", "pads"]
+#: The module mode rollouts sample and score in: ``train`` draws dropout (LoRA's included).
+RolloutMode = Literal["eval", "train"]
 
 DEFAULT_REWARDS = {"format": "thinkspace.rl.rewards.format_reward",
                    "answer": "thinkspace.rl.rewards.answer_reward",
@@ -73,8 +84,9 @@ class SpatialGRPO(SpatialModule):
         reward_weights: weight per reward name (default 1.0 each; the paper sums them).
         reward_kwargs: extra keyword arguments per reward name (e.g. ``{answer: {rel_tol: 0.05}}``).
         latent: the stage-1 latent objective (its slot, teacher and projector; the projector
-            is frozen): completions decode with exactly k latent steps, and the latent-3D
-            reward compares the projected latents with the teacher's tokens. ``None``: no slot.
+            is frozen): completions decode with its slot (``latent_steps`` latent steps), and the
+            latent-3D reward compares the projected latents (``reward_latents``) with the teacher's
+            tokens. ``None``: no slot.
         group_size: completions per prompt, G (at least 2).
         max_new_tokens: decoding steps per completion (latent steps included).
         temperature: sampling temperature (the log-probabilities use the same).
@@ -84,8 +96,25 @@ class SpatialGRPO(SpatialModule):
             ``max_new_tokens`` every time (equal work for benchmarks).
         force_latent_start: open the latent slot as the first token of every completion;
             ``False``: the policy opens it when it samples the start token (3DThinker's release).
-        latent_early_end: the policy may close the slot before k latent steps by sampling the
-            end token (3DThinker's release); otherwise the end is forced after exactly k.
+        latent_early_end: the policy may close the slot before ``latent_steps`` by sampling the
+            end token (3DThinker's release); otherwise the end is forced after exactly ``latent_steps``.
+        latent_steps: latent steps (pads) per slot when decoding, rollouts and evaluation alike
+            (``None``: the slot's k; 3DThinker's authors decode 8 after training with 12). Other
+            than k, ``reward_latents: decoded`` has no k latents to project: refused with a
+            latent-3D reward.
+        reward_latents: the hidden states the latent-3D reward projects: ``decoded`` (the k latents
+            fed back while decoding; a completion without them scores 0) or ``after_start`` (a
+            pass over the sampled ids with pad tokens in the slot, the k positions after the start
+            token, or after the prompt without a slot, as 3DThinker's release); see
+            :mod:`thinkspace.rl.reward_inputs`.
+        logprob_inputs: what enters at the slot's pads when the policy and the reference score a
+            rollout: ``latents`` (the latents fed back while sampling, as the sampler saw them, with
+            ``decoding: feedback``) or ``pads`` (the ``<|latent_pad|>`` embedding: a plain forward of
+            the sampled ids, as 3DThinker's release).
+        rollout_mode: the mode rollouts sample, score and compute rewards in: ``eval`` (no dropout) or
+            ``train`` (LoRA dropout drawn, as 3DThinker's release, whose trainer never leaves train mode;
+            the decode then takes the Hugging Face step, which draws it). The reference pass disables
+            the adapters, so it draws no LoRA dropout either way.
         loss_tokens: which completion tokens the loss counts: ``sampled`` (tokens the policy
             chose; the forced start, pads and end are not) or ``completion`` (every completion
             token up to and including the stop token, forced ones too, as 3DThinker's release).
@@ -135,6 +164,10 @@ class SpatialGRPO(SpatialModule):
         stop_at_eos: bool = True,
         force_latent_start: bool = True,
         latent_early_end: bool = False,
+        latent_steps: int | None = None,
+        reward_latents: RewardLatents = "decoded",
+        logprob_inputs: LogprobInputs = "latents",
+        rollout_mode: RolloutMode = "eval",
         loss_tokens: LossTokens = "sampled",
         loss_normalisation: LossNormalisation = "token",
         beta: float = 0.04,
@@ -165,6 +198,9 @@ class SpatialGRPO(SpatialModule):
         check_choice("model.loss_normalisation", loss_normalisation, LossNormalisation)
         check_choice("model.reference", reference, Reference)
         check_choice("model.decode_step", decode_step, DecodeStep)
+        check_choice("model.reward_latents", reward_latents, RewardLatents)
+        check_choice("model.logprob_inputs", logprob_inputs, LogprobInputs)
+        check_choice("model.rollout_mode", rollout_mode, RolloutMode)
         if logprob_chunk_tokens < 0:
             raise ValueError(f"model.logprob_chunk_tokens must be 0 (no chunks) or positive, "
                              f"got {logprob_chunk_tokens}")
@@ -178,11 +214,13 @@ class SpatialGRPO(SpatialModule):
             chosen.pop("latent3d")
             kwargs.setdefault("format", {"latent": False})
         self.rewards = RewardSet(chosen, reward_weights, kwargs)
+        self._check_latent_steps(latent, latent_steps, reward_latents)
         self.val_rewards = torch.nn.ModuleDict({name: MeanMetric() for name in self.rewards.names})
         self.group_size, self.max_new_tokens = group_size, max_new_tokens
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.stop_at_eos, self.force_latent_start = stop_at_eos, force_latent_start
-        self.latent_early_end = latent_early_end
+        self.latent_early_end, self.latent_steps = latent_early_end, latent_steps
+        self.reward_latents, self.logprob_inputs, self.rollout_mode = reward_latents, logprob_inputs, rollout_mode
         self.loss_tokens, self.loss_normalisation = loss_tokens, loss_normalisation
         self.beta, self.epsilon, self.epsilon_high = beta, epsilon, epsilon_high
         self.scale_rewards, self.advantage_eps = scale_rewards, advantage_eps
@@ -201,6 +239,19 @@ class SpatialGRPO(SpatialModule):
         self.finish_init(freeze, gradient_checkpointing)
         if gradient_checkpointing:
             allow_read_only_cache(backbone.language_model())  # the scoring pass reads its prefix read-only
+
+    def _check_latent_steps(self, latent: LatentAlignment | None, steps: int | None, reward_latents: str) -> None:
+        if steps is None:
+            return
+        if latent is None:
+            raise ValueError(f"model.latent_steps {steps} needs a latent slot (model.latent: a LatentAlignment)")
+        if steps < 1:
+            raise ValueError(f"model.latent_steps must be at least 1 (or null: the slot's k), got {steps}")
+        if steps != latent.slot.k and reward_latents == "decoded" and latent3d_reward in self.rewards.functions.values():
+            raise ValueError(f"model.latent_steps {steps} differs from the slot's k {latent.slot.k}: the projector "
+                             f"takes k latents, so with model.reward_latents 'decoded' every completion would score 0 "
+                             "on the latent-3D reward; set model.reward_latents: after_start (3DThinker's release) "
+                             f"or model.latent_steps: {latent.slot.k}")
 
     # -- data --------------------------------------------------------------------------
 
@@ -221,6 +272,8 @@ class SpatialGRPO(SpatialModule):
         settings: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "decode_step": self.decode_step}
         if self.latent is not None:  # the slot's rules: only a decode with a slot takes them
             settings.update(force_start=self.force_latent_start, early_end=self.latent_early_end)
+            if self.latent_steps is not None:
+                settings["latent_steps"] = self.latent_steps
         return settings
 
     # -- set-up: stage-1 weights, then the reference ------------------------------------
@@ -237,8 +290,8 @@ class SpatialGRPO(SpatialModule):
         if not self._initialised:
             if self.init_from:
                 load_stage1(self, self.init_from)
-            # the rollout prefills in evaluation mode, the policy scores in training mode: the same
-            # numbers unless dropout is drawn in training
+            # the rollout prefills in evaluation mode (rollout_mode: eval) or draws its own dropout (train),
+            # the policy scores in training mode: the same numbers unless dropout is drawn in training
             self.prefix_reuse_blocker = train_mode_dropout(self.backbone)
             if self.prefix_reuse_blocker is not None:
                 logger.info("GRPO: the policy's scoring pass runs the prompts again instead of reusing the "
@@ -275,13 +328,19 @@ class SpatialGRPO(SpatialModule):
         """Sample G completions per prompt, score them, and compute what the loss needs."""
         self.prepare_policy()
         self._check_lengths(batch)
-        training = self.backbone.training
-        self.backbone.eval()  # no dropout while sampling and scoring the samples
+        training, in_train = self.backbone.training, self.rollout_mode == "train"
+        self.backbone.train(in_train)  # eval: no dropout while sampling and scoring the samples
+        # fresh log-probabilities from the decode loop serve as the sampling policy's when the loop
+        # saw the scoring pass's inputs (not when it fed latents back and the scoring feeds pads)
+        loop_logprobs = self.num_iterations > 1 and self._decode_feeds() == self._score_feeds()
         try:
-            gen = self.decode(batch, do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                              eos_token_id=None if self.stop_at_eos else [], group=self.group_size,
-                              generator=self._generators(batch), return_logprobs=self.num_iterations > 1,
-                              keep_prefix=self.prefix_reuse_blocker is None)
+            # transformers turns the KV cache off in checkpointed layers in training mode (as the
+            # release's unwrap_model_for_generation, decoding runs without checkpointing)
+            with checkpointing_paused(self.backbone.language_model()) if in_train else nullcontext():
+                gen = self.decode(batch, do_sample=True, temperature=self.temperature, top_p=self.top_p,
+                                  top_k=self.top_k, eos_token_id=None if self.stop_at_eos else [],
+                                  group=self.group_size, generator=self._generators(batch),
+                                  return_logprobs=loop_logprobs, keep_prefix=self.prefix_reuse_blocker is None)
             stops = set(stop_ids(self.backbone.tokenizer, None).tolist())
             completions = completion_texts(self.backbone.tokenizer, gen, stops)
             rewards = self.compute_rewards(batch, gen, completions)
@@ -289,7 +348,9 @@ class SpatialGRPO(SpatialModule):
                                           self.advantage_eps)
             # the sampling policy's log-probabilities: those the decode loop computed (the same
             # weights, mode and inputs as a scoring pass; equal to 1e-6, tests/test_grpo_reuse.py)
-            old = gen.logprobs if self.num_iterations > 1 else None
+            old = None
+            if self.num_iterations > 1:
+                old = gen.logprobs if loop_logprobs else self.logprobs(gen)
             ref = self.reference_logprobs(gen) if self.beta > 0 else None
         finally:
             self.backbone.train(training)
@@ -300,22 +361,32 @@ class SpatialGRPO(SpatialModule):
 
     def compute_rewards(self, batch: Batch, gen: Any, completions: list[str]) -> CompletionRewards:
         """Every reward of the ``B x G`` completions (see :mod:`thinkspace.rl.rewards` for the fields)."""
-        prompts, fields = reward_inputs(batch, gen, self.latent)
+        latents = None
+        if self.latent is not None and self.reward_latents == "after_start":
+            latents = latents_after_start(self.backbone, gen, self.latent.slot)
+        prompts, fields = reward_inputs(batch, gen, self.latent, latents)
         return self.rewards(prompts, completions, fields, fields["sample_id"])
 
     # -- log-probabilities ---------------------------------------------------------------
 
+    def _decode_feeds(self) -> bool:
+        """Whether decoding feeds the latents back at the slot's pads (``decoding: feedback``)."""
+        return self.latent is not None and self.latent.feeds_back
+
+    def _score_feeds(self) -> bool:
+        """Whether the scoring passes feed the decoded latents at the slot's pads (``logprob_inputs``)."""
+        return self._decode_feeds() and self.logprob_inputs == "latents"
+
     def logprobs(self, gen: Any, prefix: Prefill | None = None) -> Tensor:
         """``[N, T]`` log-probabilities of the rollout's tokens under the current policy (from
         ``prefix``, the rollout's own prefill with its graph, when given)."""
-        feedback = self.latent is not None and self.latent.feeds_back
-        return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback, prefix=prefix,
+        return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, self._score_feeds(), prefix=prefix,
                                  chunk_tokens=self.logprob_chunk_tokens)
 
     @torch.no_grad()
     def reference_logprobs(self, gen: Any) -> Tensor:
         """``[N, T]`` log-probabilities under the reference policy (adapter disabled, or the frozen copy)."""
-        feedback = self.latent is not None and self.latent.feeds_back
+        feedback = self._score_feeds()
         if self.reference_kind == "adapter":
             with self.backbone.model.disable_adapter():
                 return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback,

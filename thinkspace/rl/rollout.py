@@ -91,6 +91,32 @@ def sequence_logprobs(
         chunk_tokens: completion tokens whose logits exist at once (see
             :func:`~thinkspace.rl.chosen_logprobs.chosen_logprobs`; 0: all of them).
     """
+    tokens, keep = generation.tokens, generation.completion_mask
+    last, states = completion_pass(backbone, prompts, generation, feedback, inputs_embeds_hook, prefix)
+    # token t is predicted by the hidden state before it: the prompt's last for t = 0
+    hidden = torch.cat([last[:, None], states[:, :-1]], 1)
+    logp = torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)
+    where = keep.bool()
+    picked = chosen_logprobs(backbone.hf.lm_head, hidden[where], tokens[where], temperature, chunk_tokens)
+    return logp.masked_scatter(where, picked)
+
+
+def completion_pass(
+    backbone: Any,
+    prompts: Batch,
+    generation: Decoded,
+    feedback: bool = False,
+    inputs_embeds_hook: Any = None,
+    prefix: Prefill | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``(last [N, D], hidden [N, T, D])``: the last-layer hidden states (after the final norm) at the
+    prompt's last position and at every completion position, from one pass of the ``N`` completions
+    over the prompts' KV cache (run here, once per prompt, unless ``prefix`` is given).
+
+    The completion's ids enter as their embeddings (the slot's pads as ``<|latent_pad|>``'s), unless
+    ``feedback``: then pad ``j`` of a slot enters as latent ``j - 1`` fed back while decoding. Gradients
+    flow when the caller has them enabled; see :func:`sequence_logprobs` for the arguments.
+    """
     tokens, keep, group = generation.tokens, generation.completion_mask, generation.group
     if prefix is not None:
         pre = prefix
@@ -103,12 +129,7 @@ def sequence_logprobs(
     mask = torch.cat([pre.mask, keep.long()], 1)
     out = backbone.language_model()(inputs_embeds=embeds, attention_mask=mask, position_ids=pre.positions(
         tokens.shape[1]), past_key_values=read_only(pre.cache), use_cache=True, return_dict=True)
-    # token t is predicted by the hidden state before it: the prompt's last for t = 0
-    hidden = torch.cat([pre.hidden[:, -1:], out.last_hidden_state[:, :-1]], 1)
-    logp = torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)
-    where = keep.bool()
-    picked = chosen_logprobs(backbone.hf.lm_head, hidden[where], tokens[where], temperature, chunk_tokens)
-    return logp.masked_scatter(where, picked)
+    return pre.hidden[:, -1], out.last_hidden_state
 
 
 def _feed_latents(embeds: Tensor, generation: Decoded) -> Tensor:
