@@ -132,3 +132,21 @@ def test_batch_8_latent_decoding_gives_the_batch_1_tokens_and_latents(tiny_cache
         # the latents are hidden states: the prompt's attention over a padded batch and products over 8 rows
         # or 1 sum in other orders (measured: 1.3e-5 at most here), the tokens they lead to are the same
         torch.testing.assert_close(batched.latents[i], one.latents[0], rtol=1e-4, atol=1e-4)
+
+
+def test_transformers_generate_at_batch_8_gives_its_batch_1_tokens(tiny_cache):
+    """``sampler: transformers`` (configs/eval/mindcube_3dthinker_base.yaml) left-pads the same way; with a
+    repetition penalty, as the base checkpoint's generation config sets one. It masks finished rows to the end."""
+    backbone = varied(QwenVL("tiny:qwen2_5_vl"))
+    backbone.hf.eval()
+    collate = backbone.collator(with_response=False)
+    questions = samples(SIZES)
+    settings = {"sampler": "transformers", "max_new_tokens": 24, "do_sample": False, "repetition_penalty": 1.05,
+                "eos_token_id": list(range(0, 1024, 9))}
+    batched = decode(backbone, collate(questions), **settings)
+    alone = [decode(backbone, collate([q]), **settings) for q in questions]
+    lengths = [one.tokens.shape[1] for one in alone]
+    assert min(lengths) < max(lengths)
+    for i, one in enumerate(alone):
+        assert torch.equal(batched.tokens[i, :lengths[i]], one.tokens[0]), f"row {i}"
+    assert batched.texts == [one.texts[0] for one in alone]
