@@ -1,8 +1,8 @@
 """The per-token loop of thinkspace's decoding: choose a token, let the slot rows place it, run the model.
 
 Per token it runs one model step and a few tensor operations; it reads nothing back from the device
-except, when a row can stop, whether all rows have stopped, every 8 tokens (steps after that are
-trimmed). With sharded weights that test is one decision of all ranks
+except, when a row can stop, whether all rows have stopped (and which have), every 8 tokens (steps
+after that are trimmed). With sharded weights that test is one decision of all ranks
 (:mod:`~thinkspace.generation.rank_agreement`): each model step is then a collective, so every rank
 steps until every rank's rows are done. The sampling's random numbers are drawn before the loop (one
 uniform per row and step).
@@ -111,12 +111,13 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
             logprob = scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1)
         run.record(token, live, free, logprob)
         last = step_model(embeds, step, live)
-        # the only device sync of the loop, and only when a row can stop: every 8 steps (sharded: all ranks')
+        # the loop's only device syncs, and only when a row can stop: every 8 steps whether all rows are done
+        # (sharded: all ranks'), then, to drop finished rows, which are live
         if can_stop and step % 8 == 7:
             if all_done(run.done):
                 break
             if drops:
-                index = run.live_rows(step)
+                index = run.live_rows()
                 if index is not None:  # some rows have stopped: the others run on alone
                     step_model.keep(index)
                     rows.keep(index)
@@ -149,7 +150,7 @@ class _Running:
     def record(self, token: Tensor, live: Tensor, free: Tensor, logprob: Tensor | None) -> None:
         self.pending.append((token, live, free, logprob))
 
-    def live_rows(self, step: int) -> Tensor | None:
+    def live_rows(self) -> Tensor | None:
         """The running rows not done ``[n']`` (positions among the running rows) when some are done and
         some not (and makes them the running rows), else ``None``."""
         if not bool(self.done.any()):
