@@ -8,7 +8,9 @@ vision blocks as units, the rest in a root that holds the embeddings and the out
 ``generate`` registered as an FSDP forward as the strategy registers ``validation_step``), and rank
 ``r`` decodes prompt ``r`` alone: rank 0's row stops after a few tokens, rank 1's runs to the last one.
 Each rank saves ``OUT/rank{r}.pt``: the reference and sharded results, for thinkspace's decoding and
-for ``sampler: transformers``, and how many times its decoder ran.
+for ``sampler: transformers``, and how many times its decoder ran. Last, every rank decodes both prompts
+as one sharded batch: prompt 0's row stops and is dropped from the running batch (the cache's rows of a
+sharded decoder), prompt 1's runs on; both are compared with each prompt decoded alone, unsharded.
 """
 
 from __future__ import annotations
@@ -38,13 +40,14 @@ class Decoding(nn.Module):
 
 
 def prompts(backbone) -> list:
-    """Two one-prompt batches (prompt 0 for rank 0, prompt 1 for rank 1)."""
+    """Two one-prompt batches (prompt 0 for rank 0, prompt 1 for rank 1), then both prompts in one batch."""
     from thinkspace.data.datasets.synthetic import SyntheticSpatial
 
     data = SyntheticSpatial(2, image_size=56, num_views=(1, 2), settings=["leftmost"], num_objects=(2, 3),
                             shuffle_options=False, seed=5)
     collate = backbone.collator(with_response=False)
-    return [collate([replace(data[i], response=None)]) for i in range(2)]
+    samples = [replace(data[i], response=None) for i in range(2)]
+    return [collate([sample]) for sample in samples] + [collate(samples)]
 
 
 def spread(backbone: nn.Module, scale: float = 0.2) -> None:
@@ -84,12 +87,13 @@ def main(out: Path) -> None:
 
     backbone = QwenVL("tiny:qwen2_5_vl").eval()
     spread(backbone)
-    batches = prompts(backbone)
+    *batches, both = prompts(backbone)
     model = Decoding(backbone)
     free = [model.generate(b, max_new_tokens=STEPS, eos_token_id=[]).tokens[0].tolist() for b in batches]
     eos = stop_token(*free)
     mine = batches[rank]
     reference = model.generate(mine, max_new_tokens=STEPS, eos_token_id=eos)  # one process, unsharded
+    alone = [kept(model.generate(b, max_new_tokens=STEPS, eos_token_id=eos))[0] for b in batches]
     reference_hf = model.generate(mine, sampler="transformers", max_new_tokens=STEPS, eos_token_id=eos,
                                   do_sample=False)
 
@@ -101,10 +105,12 @@ def main(out: Path) -> None:
     sharded = model.generate(mine, max_new_tokens=STEPS, eos_token_id=eos)
     decoder_calls = len(calls)
     sharded_hf = model.generate(mine, sampler="transformers", max_new_tokens=STEPS, eos_token_id=eos, do_sample=False)
+    together = model.generate(both, max_new_tokens=STEPS, eos_token_id=eos)  # row 0 dropped at token 8
     torch.save({"eos": eos, "reference": kept(reference), "reference_hf": reference_hf.tokens.tolist(),
                 "sharded": kept(sharded), "sharded_hf": sharded_hf.tokens.tolist(),
                 "steps": sharded.tokens.shape[1], "decoder_calls": decoder_calls,
-                "decoder_step": sharded.decoder_step, "texts": sharded.texts}, out / f"rank{rank}.pt")
+                "decoder_step": sharded.decoder_step, "texts": sharded.texts, "alone": alone,
+                "together": kept(together)}, out / f"rank{rank}.pt")
     dist.barrier()
     dist.destroy_process_group()
 

@@ -20,12 +20,12 @@ def module(tiny_cache):
     return latent_module()
 
 
-def rollout(module, decode_step, slot, do_sample, mode):
+def rollout(module, decode_step, slot, do_sample, mode, drop_finished=True):
     generators = [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]
     # many stop ids: rows end at different steps, so finished rows' masking is exercised
     return decode(module.backbone, prompts(module), slot, mode=mode, max_new_tokens=16,
                   do_sample=do_sample, group=3, generator=generators, eos_token_id=list(range(400)),
-                  return_logprobs=True, decode_step=decode_step)
+                  return_logprobs=True, decode_step=decode_step, drop_finished=drop_finished)
 
 
 @pytest.mark.parametrize("with_slot, do_sample, mode", [
@@ -42,9 +42,14 @@ def test_fixed_seed_rollout_gives_the_same_tokens_with_and_without_the_lean_step
     assert torch.equal(lean.tokens, plain.tokens)
     assert torch.equal(lean.completion_mask, plain.completion_mask)
     assert torch.equal(lean.sampled, plain.sampled)
-    # no adapter to fold: the lean step gives the Hugging Face step's numbers bit for bit
-    assert torch.equal(lean.latents, plain.latents)
-    assert torch.equal(lean.logprobs, plain.logprobs)
+    # no adapter to fold: the lean step gives the Hugging Face step's numbers bit for bit at the same row count;
+    # once finished rows are dropped the fused q/k/v product runs on fewer rows, whose sgemm may round
+    # otherwise than the three separate products (last bits); without dropping, bit for bit
+    assert torch.allclose(lean.latents, plain.latents, rtol=0, atol=1e-5)
+    assert torch.allclose(lean.logprobs, plain.logprobs, rtol=0, atol=1e-5)
+    masked = [rollout(module, step, slot, do_sample, mode, drop_finished=False) for step in ("lean", "hugging_face")]
+    assert torch.equal(masked[0].tokens, lean.tokens)
+    assert torch.equal(masked[0].latents, masked[1].latents) and torch.equal(masked[0].logprobs, masked[1].logprobs)
     lengths = lean.completion_mask.sum(1)
     if do_sample:
         assert lengths.min() < lengths.max()  # rows did stop at different steps

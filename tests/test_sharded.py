@@ -154,3 +154,6 @@ def test_ranks_whose_rows_stop_at_different_steps_decode_what_one_process_decode
         assert result["decoder_calls"] == 1 + steps  # the prefill, then every step on both ranks
         assert result["decoder_step"].startswith("hugging face: sharded weights")
     assert first["steps"] == len(row0)  # the steps after its row stopped are trimmed from its result
+    # both prompts in one sharded batch: prompt 0's row dropped once it stopped, prompt 1's decoded on
+    for result in (first, second):
+        assert result["together"] == result["alone"] == [row0, row1]

@@ -141,6 +141,9 @@ def test_stage1_config_names_the_released_recipe():
     assert model["backbone"]["init_args"]["dtype"] == "bfloat16" and model["gradient_checkpointing"] is True
     assert model["no_weight_decay"] == ["bias", "layernorm", "rmsnorm"]
     assert model["generation"] == {"max_new_tokens": 2048, "do_sample": False}  # run_inference_clean.py
+    # model selection: batch 8, at most 1024 new tokens (every completed released response fits), the whole set
+    assert (model["val_generation"], data["eval_batch_size"], data.get("val_subset")) == ({"max_new_tokens": 1024}, 8,
+                                                                                          None)
     optimizer = model["optimizer"]
     assert optimizer["class_path"] == "torch.optim.AdamW"
     assert optimizer["init_args"] == {"lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01}

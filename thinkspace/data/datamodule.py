@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import partial
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from thinkspace.data.sampler import EpochSampler
 
@@ -27,12 +28,16 @@ class SpatialDataModule(L.LightningDataModule):
         test: test dataset.
         predict: prediction dataset.
         batch_size: samples per process per step.
-        eval_batch_size: batch size for val/test/predict (default: ``batch_size``).
+        eval_batch_size: batch size for val/test/predict (default: ``batch_size``); generation decodes the
+            batch at once (left-padded prompts, finished rows dropped), each answer that of batch 1.
         num_workers: data-loading worker processes (decoding, processing, targets).
         seed: seed of the training order.
         global_batch_size: samples per optimizer step over all processes; the gradient
             accumulation is derived from it (``global / (processes x batch_size)``) and a
             global batch that does not divide evenly is an error before any work starts.
+        val_subset: validate on this many samples of ``val`` only: a fixed subset drawn once from ``seed``
+            (:func:`validation_subset`: the same samples at every validation and in every run with that
+            seed, in dataset order), for cheaper model selection; ``None``: all.
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class SpatialDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         global_batch_size: int | None = None,
+        val_subset: int | None = None,
     ) -> None:
         super().__init__()
         self.datasets = {"train": train, "val": val, "test": test, "predict": predict}
@@ -54,6 +60,9 @@ class SpatialDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.global_batch_size = global_batch_size
+        if val_subset is not None and val_subset < 1:
+            raise ValueError(f"data.val_subset must be at least 1 (or null for the whole validation set), got {val_subset}")
+        self.val_subset = val_subset
         if val is None:
             # No loader at all (rather than an empty one): Lightning then skips
             # validation without warning about an empty dataloader.
@@ -88,6 +97,8 @@ class SpatialDataModule(L.LightningDataModule):
         dataset = self.datasets[split]
         if dataset is None:
             raise ValueError(f"data.{split}: no dataset configured for this stage")
+        if split == "val" and self.val_subset is not None:
+            dataset = Subset(dataset, validation_subset(len(dataset), self.val_subset, self.seed))
         trainer = self.trainer
         batch_size = self.batch_size if shuffle else self.eval_batch_size
         sampler = EpochSampler(
@@ -144,6 +155,20 @@ class EpochLoader(DataLoader):
         if state and state != now:
             rank_zero_warn(f"resuming with training data seed/length {now} where the checkpoint had {state}: the "
                            "order continues from the same batch count but is not the uninterrupted run's")
+
+
+def validation_subset(length: int, size: int, seed: int) -> list[int]:
+    """``size`` indices of a dataset of ``length`` samples, drawn without replacement from ``seed`` alone
+    (a permutation's first ``size``), sorted: the same subset at every call, on every rank and machine.
+
+    Raises:
+        ValueError: ``size`` exceeds ``length`` (naming ``data.val_subset`` and both numbers).
+    """
+    if size > length:
+        raise ValueError(f"data.val_subset {size} exceeds the validation set's {length} samples; "
+                         "use a smaller subset or null for all of them")
+    order = torch.randperm(length, generator=torch.Generator().manual_seed(seed))
+    return sorted(order[:size].tolist())
 
 
 def accumulation_steps(global_batch: int, processes: int, batch_size: int, configured: int = 1) -> int:

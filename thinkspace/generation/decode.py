@@ -89,6 +89,7 @@ def thinkspace_decode(
     decode_step: Literal["lean", "compiled", "hugging_face"] = "lean",
     fast: bool = True,
     keep_prefix: bool = False,
+    drop_finished: bool = True,
     **unknown: Any,
 ) -> Decoded:
     """thinkspace's decoding of each prompt (``group`` times), with a latent slot of ``latent_steps`` steps
@@ -118,6 +119,10 @@ def thinkspace_decode(
         fast: (the Hugging Face step) the attention mask prepared once for all steps (the same tokens).
         keep_prefix: run the prefill with gradients and return it (``Decoded.prefix``), so GRPO's scoring
             pass reuses it (equal only where the model has no dropout: the caller decides).
+        drop_finished: drop rows that have stopped from the running batch every 8 tokens (their KV cache,
+            positions, slot and sampling state), so a batch costs what its live rows cost; ``False`` masks
+            them until every row is done (the same tokens; see
+            :func:`~thinkspace.generation.decode_loop.decode_loop`).
 
     Raises:
         ValueError: an option it does not take (a transformers ``generate`` option such as ``num_beams``
@@ -126,7 +131,8 @@ def thinkspace_decode(
     if unknown:  # e.g. a transformers generate option in model.generation: refused, never silently ignored
         raise ValueError(f"{'latent decoding' if slot is not None else 'decoding'} takes no generation option(s) "
                          f"{sorted(unknown)} (from model.generation or the call); it takes max_new_tokens, do_sample, "
-                         "temperature, top_p, top_k, eos_token_id, force_start, latent_steps, early_end, decode_step; "
+                         "temperature, top_p, top_k, eos_token_id, force_start, latent_steps, early_end, decode_step, "
+                         "drop_finished; "
                          "sampler: transformers hands every option to transformers' generate (no latent slot)")
     check_choice("latent decoding mode", mode, DecodeMode)
     if group < 1:
@@ -154,7 +160,7 @@ def thinkspace_decode(
                                     rows_stop=stops.numel() > 0, sharded=sharded)
     out = decode_loop(step, hf.lm_head, hf.get_input_embeddings(), last, rows, max_new_tokens,
                       Sampling(do_sample, temperature, top_p, top_k, uniforms), stops, tokenizer.pad_token_id,
-                      return_logprobs, all_done)
+                      return_logprobs, all_done, drop_finished)
     started, count = rows.outcome()
     complete = (count == k) & (k > 0) & (slot is not None and k == slot.k)  # the projector takes k latents
     return Decoded(texts=tokenizer.batch_decode(out.tokens, skip_special_tokens=True), tokens=out.tokens,

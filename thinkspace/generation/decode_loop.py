@@ -1,11 +1,20 @@
 """The per-token loop of thinkspace's decoding: choose a token, let the slot rows place it, run the model.
 
 Per token it runs one model step and a few tensor operations; it reads nothing back from the device
-except, when a row can stop, whether all rows have stopped, every 8 tokens (steps after that are
-trimmed). With sharded weights that test is one decision of all ranks
+except, when a row can stop, whether all rows have stopped (and which have), every 8 tokens (steps
+after that are trimmed). With sharded weights that test is one decision of all ranks
 (:mod:`~thinkspace.generation.rank_agreement`): each model step is then a collective, so every rank
 steps until every rank's rows are done. The sampling's random numbers are drawn before the loop (one
 uniform per row and step).
+
+Rows that have stopped stop costing compute: at the same test, every 8 tokens, rows that have stopped
+are dropped from the running batch (``drop_finished``): the model step's KV cache, mask and positions,
+the slot's per-row state, the last hidden states and the sampling's draws keep the live rows only
+(:class:`_Running`), and the outputs are written back to each row's place. A row's numbers do not
+depend on the other rows (no operation mixes rows), so its tokens are those of the full batch
+(tested in ``tests/test_batched_decoding.py``). Under sharding the ranks still step together: dropping
+rows changes how many rows a rank's step computes, never how many steps it runs, and a rank keeps at
+least one row (its last rows, masked) until every rank is done.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ class LoopOutput:
 
 def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, last: Tensor, rows: PlainRows,
                 steps: int, sampling: Sampling, stops: Tensor, pad_id: int, return_logprobs: bool = False,
-                all_done: AllDone = rows_done) -> LoopOutput:
+                all_done: AllDone = rows_done, drop_finished: bool = True) -> LoopOutput:
     """Decode up to ``steps`` tokens for ``N`` rows whose last hidden states are ``last`` ``[N, D]``.
 
     Args:
@@ -65,48 +74,120 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
         return_logprobs: also the emitted tokens' log-probabilities, from the logits computed anyway.
         all_done: whether to stop, given ``done`` ``[N]`` (every 8 tokens): this rank's rows all done, or,
             with sharded weights, every rank's (:func:`~thinkspace.generation.rank_agreement.stop_test`).
+        drop_finished: drop rows that have stopped from the running batch (at the stop test, every 8
+            tokens) where the model step can (its ``drops_rows``); ``False`` masks them to the end (the
+            same tokens, more compute).
     """
     n, device = last.shape[0], last.device
-    every_row = torch.ones(n, dtype=torch.bool, device=device)
-    no_row = ~every_row
-    done = torch.zeros(n, dtype=torch.bool, device=device)
     stops = stops.to(device)
     can_stop = stops.numel() > 0
-    tokens, free, kept, logprobs = [], [], [], []
+    run = _Running(n, steps, pad_id, return_logprobs, sampling.uniforms, device)
+    drops = drop_finished and can_stop and getattr(step_model, "drops_rows", False)
     for step in range(steps):
         token = rows.known(step)
         if token is not None:  # the slot's scheduled token: no logits, no row has stopped yet
-            embeds = rows.feed(step, embed(token)[:, None], last, done, None)
-            live = every_row
-            free.append(no_row)
+            embeds = rows.feed(step, embed(token)[:, None], last, run.done, None)
+            live, free = run.every_row, run.no_row
             logits = lm_head(last).float() if return_logprobs else None
         else:
             logits = lm_head(last).float()
             if sampling.do_sample:
                 chosen = sample_token(logits, sampling.temperature, sampling.top_p, sampling.top_k,
-                                      uniform=sampling.uniforms[step])
+                                      uniform=run.uniforms[step])
             else:
                 chosen = logits.argmax(-1)
             token, latent_step, sampled, forced = rows.choose(step, chosen)
             if can_stop:  # no row stops otherwise: done stays all False
-                token = torch.where(done, torch.full_like(token, pad_id), token)
-            embeds = rows.feed(step, embed(token)[:, None], last, done, latent_step)
-            live = ~done if can_stop else every_row  # this step's token counts unless the row had stopped
-            free.append(live & sampled if not forced else no_row)
-            rows.advance(step, token, latent_step, sampled, done)
+                token = torch.where(run.done, torch.full_like(token, pad_id), token)
+            embeds = rows.feed(step, embed(token)[:, None], last, run.done, latent_step)
+            live = ~run.done if can_stop else run.every_row  # this step's token counts unless the row had stopped
+            free = live & sampled if not forced else run.no_row
+            rows.advance(step, token, latent_step, sampled, run.done)
             if can_stop:
-                done = done | (sampled & torch.isin(token, stops))
-        kept.append(live)
-        tokens.append(token)
+                run.done = run.done | (sampled & torch.isin(token, stops))
+        logprob = None
         if return_logprobs:
             scaled = logits / max(sampling.temperature, 1e-5)
-            logprobs.append(scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1))
+            logprob = scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1)
+        run.record(token, live, free, logprob)
         last = step_model(embeds, step, live)
-        # the only device sync of the loop, and only when a row can stop: every 8 steps (sharded: all ranks')
-        if can_stop and step % 8 == 7 and all_done(done):
-            break
-    kept_steps = torch.stack(kept, 1)
-    length = int(kept_steps.any(0).sum())  # steps after every row had stopped hold nothing: trimmed
-    logp = torch.stack(logprobs, 1)[:, :length].where(kept_steps[:, :length], 0.0) if return_logprobs else None
-    return LoopOutput(tokens=torch.stack(tokens, 1)[:, :length], kept=kept_steps[:, :length],
-                      sampled=torch.stack(free, 1)[:, :length], logprobs=logp)
+        # the loop's only device syncs, and only when a row can stop: every 8 steps whether all rows are done
+        # (sharded: all ranks'), then, to drop finished rows, which are live
+        if can_stop and step % 8 == 7:
+            if all_done(run.done):
+                break
+            if drops:
+                index = run.live_rows()
+                if index is not None:  # some rows have stopped: the others run on alone
+                    step_model.keep(index)
+                    rows.keep(index)
+                    last = last[index]
+    rows.restore()
+    return run.output()
+
+
+class _Running:
+    """The loop's running rows and what they emitted: ``n`` of the ``N`` rows once finished rows were dropped.
+
+    Tokens are collected per step for the running rows and written to each row's place in ``[N, steps]``
+    outputs when the running rows change (and at the end): a dropped row keeps ``pad_id``, not kept, not
+    sampled, log-probability 0 after its last step, what a masked row would have emitted.
+    """
+
+    def __init__(self, rows: int, steps: int, pad_id: int, logprobs: bool, uniforms: Tensor | None,
+                 device: torch.device) -> None:
+        self.every_row = torch.ones(rows, dtype=torch.bool, device=device)
+        self.no_row = ~self.every_row
+        self.done = self.no_row.clone()
+        self.uniforms = uniforms  # [T, n] the running rows' draws
+        self.origin: Tensor | None = None  # [n] each running row's place among the N (None: all, in order)
+        self.tokens = torch.full((rows, steps), pad_id, dtype=torch.long, device=device)
+        self.kept = torch.zeros(rows, steps, dtype=torch.bool, device=device)
+        self.sampled = torch.zeros_like(self.kept)
+        self.logprobs = torch.zeros(rows, steps, device=device) if logprobs else None
+        self.first, self.pending = 0, []  # the first step not yet written out, and the steps since
+
+    def record(self, token: Tensor, live: Tensor, free: Tensor, logprob: Tensor | None) -> None:
+        self.pending.append((token, live, free, logprob))
+
+    def live_rows(self) -> Tensor | None:
+        """The running rows not done ``[n']`` (positions among the running rows) when some are done and
+        some not (and makes them the running rows), else ``None``."""
+        if not bool(self.done.any()):
+            return None
+        index = (~self.done).nonzero()[:, 0]
+        if index.numel() == 0:  # every row done on this rank, not on every rank: keep stepping, masked
+            return None
+        self.flush()
+        base = self.origin if self.origin is not None else torch.arange(self.done.shape[0], device=index.device)
+        self.origin = base[index]
+        self.done, self.every_row, self.no_row = self.done[index], self.every_row[index], self.no_row[index]
+        if self.uniforms is not None:
+            self.uniforms = self.uniforms[:, index]
+        return index
+
+    def flush(self) -> None:
+        """Write the steps since the last flush to the running rows' places in the outputs."""
+        if not self.pending:
+            return
+        columns = slice(self.first, self.first + len(self.pending))
+        self.first = columns.stop
+        parts = list(zip(*self.pending))
+        self.pending = []
+        outputs = [(self.tokens, parts[0]), (self.kept, parts[1]), (self.sampled, parts[2])]
+        if self.logprobs is not None:
+            outputs.append((self.logprobs, parts[3]))
+        for out, values in outputs:
+            stacked = torch.stack(values, 1)
+            if self.origin is None:
+                out[:, columns] = stacked
+            else:
+                out[self.origin, columns] = stacked
+
+    def output(self) -> LoopOutput:
+        """The outputs over the steps that hold a live token (later ones trimmed)."""
+        self.flush()
+        length = int(self.kept.any(0).sum())  # steps after every row had stopped hold nothing: trimmed
+        kept = self.kept[:, :length]
+        logp = self.logprobs[:, :length].where(kept, 0.0) if self.logprobs is not None else None
+        return LoopOutput(tokens=self.tokens[:, :length], kept=kept, sampled=self.sampled[:, :length], logprobs=logp)

@@ -68,3 +68,9 @@ class DecodeMask:
             return self.buffer[:, :column + 1]
         self.bool_buffer[..., column] = live.bool()[:, None, None]
         return self.bool_buffer[..., :column + 1]
+
+    def keep(self, index: Tensor) -> None:
+        """Continue with the rows ``index`` ``[n]`` only (finished rows dropped from the running batch)."""
+        self.buffer = self.buffer[index]
+        if self.bool_buffer is not None:
+            self.bool_buffer = self.bool_buffer[index]

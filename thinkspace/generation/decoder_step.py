@@ -164,6 +164,16 @@ class LeanDecoder:
         return self._run(embeds, self.cos[t], self.sin[t], column, self.mask[..., :seen], self.weights,
                          [k[:, :, :seen] for k in self.keys], [v[:, :, :seen] for v in self.values])
 
+    def keep(self, index: Tensor) -> None:
+        """Continue with the rows ``index`` ``[n]`` only: their KV buffers, mask and rotary tables (copies of
+        ``n`` rows: later steps cost ``n`` rows, not ``N``). Packed weights stay (packed for ``N`` rows, they
+        multiply any number)."""
+        self.keys = [k[index] for k in self.keys]
+        self.values = [v[index] for v in self.values]
+        self.mask = self.mask[index]
+        self.cos, self.sin = self.cos[:, index], self.sin[:, index]
+        self.rows = index.shape[0]
+
 
 def lean_decoder_or_reason(language_model: nn.Module, cache: Any, prompt_mask: Tensor, positions: Tensor,
                            compile: bool = False, rows_stop: bool = True) -> tuple[LeanDecoder | None, str]:

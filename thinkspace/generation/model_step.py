@@ -23,7 +23,8 @@ from thinkspace.generation.decode_state import DecodeMask, sliding_window_layers
 from thinkspace.generation.decoder_step import lean_decoder_or_reason
 from thinkspace.generation.prefill import Prefill
 
-#: ``step(embeds [N, 1, D], t, live [N]) -> last hidden states [N, D]`` (after the final norm)
+#: ``step(embeds [N, 1, D], t, live [N]) -> last hidden states [N, D]`` (after the final norm); a step
+#: with a ``keep(index)`` method can drop finished rows from the running batch (``index`` ``[n]``: the rows to keep)
 ModelStep = Callable[[Tensor, int, Tensor], Tensor]
 #: why a sharded decoder decodes with the Hugging Face step (``Decoded.decoder_step``)
 SHARDED_REASON = ("sharded weights: each layer all-gathers its weights per token; "
@@ -43,6 +44,8 @@ class HuggingFaceStep:
             sliding-window layers always builds its own (one prepared mask cannot serve both kinds).
     """
 
+    drops_rows = True  # :meth:`keep` shrinks the batch
+
     def __init__(self, language_model: Any, pre: Prefill, steps: int, fast: bool = True) -> None:
         self.decoder, self.cache, self.mrope = language_model, pre.cache, pre.mrope
         self.rows = pre.mask.shape[0]
@@ -57,6 +60,32 @@ class HuggingFaceStep:
         out = self.decoder(inputs_embeds=embeds, attention_mask=self.attention.step(t, live), position_ids=position,
                            past_key_values=self.cache, use_cache=True, return_dict=True)
         return out.last_hidden_state[:, -1]
+
+    def keep(self, index: Tensor) -> None:
+        """Continue with the rows ``index`` ``[n]`` only: the cache's rows (new tensors: a kept prefix's
+        copy is not touched), the mask's and the positions'."""
+        self.cache.batch_select_indices(index)
+        self.attention.keep(index)
+        self.first_position = self.first_position[index]
+        self.rows = index.shape[0]
+
+
+class LeanStep:
+    """The lean step (:class:`~thinkspace.generation.decoder_step.LeanDecoder`) as a :data:`ModelStep`.
+
+    Args:
+        drops_rows: whether :meth:`keep` may shrink the batch; not for a compiled step (``torch.compile``
+            with fixed shapes would compile again for every new row count).
+    """
+
+    def __init__(self, lean: Any, drops_rows: bool = True) -> None:
+        self.lean, self.drops_rows = lean, drops_rows
+
+    def __call__(self, embeds: Tensor, t: int, live: Tensor) -> Tensor:
+        return self.lean.step(embeds[:, 0], t, live)
+
+    def keep(self, index: Tensor) -> None:
+        self.lean.keep(index)
 
 
 def model_step(language_model: Any, pre: Prefill, steps: int, decode_step: str = "lean", fast: bool = True,
@@ -77,5 +106,5 @@ def model_step(language_model: Any, pre: Prefill, steps: int, decode_step: str =
         lean, reason = lean_decoder_or_reason(language_model, pre.cache, pre.mask, pre.positions(steps),
                                               compile=decode_step == "compiled", rows_stop=rows_stop)
         if lean is not None:
-            return (lambda embeds, t, live: lean.step(embeds[:, 0], t, live)), reason
+            return LeanStep(lean, drops_rows=decode_step != "compiled"), reason
     return HuggingFaceStep(language_model, pre, steps, fast), reason

@@ -19,7 +19,10 @@ pads but the last), recorded when fed: a slot closed early holds as many latents
 
 Every kind answers the same four questions: :meth:`known` (the step's whole-row token when it is
 fixed in advance), :meth:`choose` (the step's tokens from the sampler's choice), :meth:`feed` (the
-next input embeddings, recording latents), :meth:`advance` (the state after the step).
+next input embeddings, recording latents), :meth:`advance` (the state after the step). When the loop
+drops finished rows from the running batch it calls :meth:`~PlainRows.keep` (the per-row state of the
+live rows only; the dropped rows' results are kept aside) and, after the loop,
+:meth:`~PlainRows.restore` (every row's results again, in the original row order).
 """
 
 from __future__ import annotations
@@ -37,11 +40,39 @@ class PlainRows:
     """Decoding without a slot: ``N`` rows, last hidden states like ``last`` ``[N, D]``."""
 
     k = 0
+    #: attributes holding one entry per running row (row axis first): compacted by :meth:`keep`
+    row_state: tuple[str, ...] = ("latents", "every_row")
 
     def __init__(self, last: Tensor) -> None:
         rows = last.shape[0]
         self.latents = last.new_zeros(rows, 0, last.shape[-1])
         self.every_row = torch.ones(rows, dtype=torch.bool, device=last.device)
+        self.origin: Tensor | None = None  # [n] original row of each running row, once rows were dropped
+        self.full: dict[str, Tensor] = {}  # every original row's state (the dropped rows' final one)
+
+    def keep(self, index: Tensor) -> None:
+        """Continue with the running rows ``index`` ``[n]`` only (positions among the current rows): the
+        other rows have finished, their state (latents, slot outcome) is set aside for :meth:`restore`."""
+        if self.origin is None:
+            self.origin = torch.arange(self.every_row.shape[0], device=index.device)
+            self.full = {name: getattr(self, name).clone() for name in self.row_state}
+        self._set_aside()
+        self.origin = self.origin[index]
+        for name in self.row_state:
+            setattr(self, name, getattr(self, name)[index])
+
+    def restore(self) -> None:
+        """After the loop: every original row's state again (the running rows' latest), in row order."""
+        if self.origin is None:
+            return
+        self._set_aside()
+        for name in self.row_state:
+            setattr(self, name, self.full[name])
+        self.origin, self.full = None, {}
+
+    def _set_aside(self) -> None:
+        for name in self.row_state:
+            self.full[name][self.origin] = getattr(self, name)
 
     def known(self, step: int) -> Tensor | None:
         """The step's token ``[N]`` when it is fixed before the loop (no logits needed), else ``None``."""
@@ -81,13 +112,15 @@ class ScheduledSlot(PlainRows):
         last: ``[N, D]`` the prompt's last hidden states (rows, width, device, dtype).
     """
 
+    row_state = ("latents", "every_row", "slot_rows")
+
     def __init__(self, slot: Any, k: int, steps: int, feedback: bool, last: Tensor) -> None:
         super().__init__(last)
         self.k, self.steps, self.feedback = k, steps, feedback
         self.latents = last.new_zeros(last.shape[0], k, last.shape[-1])
-        # the slot's three tokens as whole rows, made once (not at every step)
-        self.slot_rows = [torch.full((last.shape[0],), i, dtype=torch.long, device=last.device)
-                          for i in (slot.start_id, slot.pad_id, slot.end_id)]
+        # the slot's three tokens (start, pad, end) as whole rows ``[N, 3]``, made once (not at every step)
+        ids = torch.tensor([slot.start_id, slot.pad_id, slot.end_id], dtype=torch.long, device=last.device)
+        self.slot_rows = ids.expand(last.shape[0], 3).contiguous()
 
     @staticmethod
     def fits(force_start: bool, early_end: bool) -> bool:
@@ -97,7 +130,7 @@ class ScheduledSlot(PlainRows):
     def known(self, step: int) -> Tensor | None:
         if step > self.k + 1:
             return None
-        return self.slot_rows[0 if step == 0 else 1 if step <= self.k else 2]
+        return self.slot_rows[:, 0 if step == 0 else 1 if step <= self.k else 2]
 
     def feed(self, step: int, embeds: Tensor, last: Tensor, done: Tensor, latent_step: Tensor | None) -> Tensor:
         if 0 < step <= self.k:  # the hidden state before a pad is latent step - 1 (fed back in feedback mode)
@@ -124,6 +157,8 @@ class TrackedSlot(PlainRows):
         feedback: latent steps feed the hidden state back (else the pad embedding).
         last: ``[N, D]`` the prompt's last hidden states.
     """
+
+    row_state = ("latents", "every_row", "remaining", "count", "started")
 
     def __init__(self, slot: Any, k: int, force_start: bool, early_end: bool, feedback: bool, last: Tensor) -> None:
         super().__init__(last)
@@ -169,6 +204,14 @@ class TrackedSlot(PlainRows):
         closed = ~latent_step & (token == self.end_id) & (remaining >= 0)
         remaining = torch.where(closed, torch.full_like(remaining, -2), remaining)
         self.remaining = torch.where(opened, torch.full_like(remaining, self.k), remaining)
+
+    def keep(self, index: Tensor) -> None:
+        super().keep(index)
+        self.rows = torch.arange(index.shape[0], device=index.device)
+
+    def restore(self) -> None:
+        super().restore()
+        self.rows = torch.arange(self.every_row.shape[0], device=self.every_row.device)
 
     def outcome(self) -> tuple[Tensor, Tensor]:
         return self.started, self.count

@@ -19,7 +19,7 @@ from thinkspace.generation.rank_agreement import stop_test
 
 #: options only thinkspace's decoding takes: refused here rather than handed to transformers
 THINKSPACE_ONLY = ("force_start", "latent_steps", "early_end", "group", "generator", "fast", "return_logprobs",
-                   "decode_step", "keep_prefix")
+                   "decode_step", "keep_prefix", "drop_finished")
 
 
 @torch.no_grad()

@@ -93,14 +93,15 @@ class SpatialModule(L.LightningModule):
             return decoder.decode(self.backbone, batch, inputs_embeds_hook=hook, **settings)
         return decode(self.backbone, batch, inputs_embeds_hook=hook, **settings)
 
-    def generate(self, batch: Batch) -> list[str]:
-        """Continuations of the batch's prompts with :meth:`generation_settings`, special tokens skipped:
-        the texts of :meth:`decode` (an objective that owns decoding gives its ``generate``'s)."""
+    def generate(self, batch: Batch, **overrides: Any) -> list[str]:
+        """Continuations of the batch's prompts with :meth:`generation_settings` updated by ``overrides``
+        (e.g. validation's token cap), special tokens skipped: the texts of :meth:`decode` (an objective that
+        owns decoding gives its ``generate``'s)."""
         decoder = hook_owner(self.objectives, "generate")
         if decoder is not None:
             return decoder.generate(self.backbone, batch, inputs_embeds_hook=self.embeds_hook(),
-                                    **self.generation_settings())
-        return self.decode(batch).texts
+                                    **{**self.generation_settings(), **overrides})
+        return self.decode(batch, **overrides).texts
 
     def locate(self, batch: Batch) -> list[tuple[float, float, float]] | None:
         """Each sample's predicted situation, world ``(x, y, yaw)`` in metres and radians (the

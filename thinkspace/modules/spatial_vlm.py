@@ -56,7 +56,11 @@ class SpatialVLM(SpatialModule):
             ``top_k``, ``eos_token_id``, the latent slot's ``force_start``, ``latent_steps``,
             ``early_end``, ``decode_step``); ``sampler: transformers`` decodes with transformers'
             ``generate`` instead (its options; no latent slot). ``None`` skips generation in validation
-            (losses only).
+            (losses only). Prompts decode as a batch (``data.eval_batch_size``), left-padded, each row's
+            tokens those of its prompt alone (greedy; ``tests/test_batched_decoding.py``).
+        val_generation: what validation (fit's and ``thinkspace validate``) changes in ``generation``, e.g.
+            ``{max_new_tokens: 1024}``: a cheaper decode for model selection while ``test`` keeps the full
+            budget (docs/benchmarks_data.md, "Batched evaluation"). Needs ``generation``.
         master_weights: fitting under ``bf16-mixed``, train float32 copies of bf16 trainable
             weights (default); False trains them in their loaded dtype, pure bf16 as 3DThinker's
             released stage 1 (:mod:`thinkspace.training.master_weights`).
@@ -76,6 +80,7 @@ class SpatialVLM(SpatialModule):
         max_length: int | None = None,
         generation: dict[str, Any] | None = None,
         master_weights: bool = True,
+        val_generation: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(backbone, optimizer, scheduler, no_weight_decay)
         if objectives is None:
@@ -93,7 +98,12 @@ class SpatialVLM(SpatialModule):
         self.mixer = mixer if mixer is not None else WeightedSum()
         self.mixer.setup({k: v for o in self.objectives.values() for k, v in o.default_weights().items()})
         self.max_length = max_length
+        if val_generation and generation is None:
+            raise ValueError("model.val_generation is set but model.generation is null: validation decodes only "
+                             "with model.generation (e.g. generation: {max_new_tokens: 2048}); set it or drop "
+                             "val_generation")
         self.generation = generation
+        self.val_generation = dict(val_generation or {})
         self.master_weights = master_weights
         self.val_accuracy = ChoiceAccuracy()
         self.test_accuracy = ChoiceAccuracy()
@@ -142,7 +152,7 @@ class SpatialVLM(SpatialModule):
         self.log_dict({f"val/{k}": v for k, v in logs.items() if "/" not in k}, batch_size=len(batch),
                       sync_dist=True)
         if self.generation is not None:
-            self._log_accuracy(batch, self.val_accuracy, "val/accuracy")
+            self._log_accuracy(batch, self.val_accuracy, "val/accuracy", overrides=self.val_generation)
 
     def test_step(self, batch: Batch, batch_idx: int) -> dict[str, list[Any]]:
         """As :meth:`SpatialModule.test_step`, logging ``test/accuracy`` on choice questions."""
@@ -150,13 +160,15 @@ class SpatialVLM(SpatialModule):
         self._log_accuracy(batch, self.test_accuracy, "test/accuracy", outputs["predictions"])
         return outputs
 
-    def _log_accuracy(self, batch: Batch, metric: ChoiceAccuracy, name: str, texts: list[str] | None = None) -> None:
+    def _log_accuracy(self, batch: Batch, metric: ChoiceAccuracy, name: str, texts: list[str] | None = None,
+                      overrides: dict[str, Any] | None = None) -> None:
         choice = [i for i, kind in enumerate(batch.answer_types) if kind == "choice"]
         if not choice:
             if texts is None and sharded_weights(self.backbone):
-                self.generate(batch)  # sharded: every decoding step is a collective, so every rank decodes
+                # sharded: every decoding step is a collective, so every rank decodes
+                self.generate(batch, **(overrides or {}))
             return
         if texts is None:
-            texts = self.generate(batch)
+            texts = self.generate(batch, **(overrides or {}))
         metric.update([texts[i] for i in choice], [batch.answers[i] for i in choice])
         self.log(name, metric, prog_bar=True, batch_size=len(choice))
