@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from thinkspace.generation.model_step import ModelStep
 from thinkspace.generation.rank_agreement import AllDone, rows_done
+from thinkspace.generation.repetition import RepetitionPenalty
 from thinkspace.generation.sampling import sample_token
 from thinkspace.generation.slots import PlainRows
 
@@ -24,13 +25,24 @@ from thinkspace.generation.slots import PlainRows
 @dataclass
 class Sampling:
     """How a token is chosen from logits: the argmax, or a draw at ``temperature`` restricted by ``top_p``
-    and ``top_k`` (see :func:`~thinkspace.generation.sampling.sample_token`) from ``uniforms`` ``[T, N]``."""
+    and ``top_k`` (see :func:`~thinkspace.generation.sampling.sample_token`) from ``uniforms`` ``[T, N]``;
+    with ``repetition``, of the logits after its penalty (transformers' order: processors, then warpers)."""
 
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
     uniforms: Tensor | None = None
+    repetition: RepetitionPenalty | None = None
+
+    def scores(self, logits: Tensor) -> Tensor:
+        """The logits ``[N, V]`` a token is chosen from (the log-probabilities stay the model's own)."""
+        return logits if self.repetition is None else self.repetition(logits)
+
+    def emitted(self, token: Tensor) -> None:
+        """Each row's token of this step ``[N]``, forced ones included: it counts as seen from now on."""
+        if self.repetition is not None:
+            self.repetition.see(token)
 
 
 @dataclass
@@ -82,11 +94,12 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
             logits = lm_head(last).float() if return_logprobs else None
         else:
             logits = lm_head(last).float()
+            scores = sampling.scores(logits)
             if sampling.do_sample:
-                chosen = sample_token(logits, sampling.temperature, sampling.top_p, sampling.top_k,
+                chosen = sample_token(scores, sampling.temperature, sampling.top_p, sampling.top_k,
                                       uniform=sampling.uniforms[step])
             else:
-                chosen = logits.argmax(-1)
+                chosen = scores.argmax(-1)
             token, latent_step, sampled, forced = rows.choose(step, chosen)
             if can_stop:  # no row stops otherwise: done stays all False
                 token = torch.where(done, torch.full_like(token, pad_id), token)
@@ -98,6 +111,7 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
                 done = done | (sampled & torch.isin(token, stops))
         kept.append(live)
         tokens.append(token)
+        sampling.emitted(token)
         if return_logprobs:
             scaled = logits / max(sampling.temperature, 1e-5)
             logprobs.append(scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1))
