@@ -93,7 +93,7 @@ GRPO_FAST = [
 
 def test_ddp_grpo_equals_one_process_with_rollouts_seeded_per_prompt(tmp_path):
     # each prompt's group samples from its own generator (seed, step, sample id), groups stay
-    # on one rank, and the token mean covers every rank's completions
+    # on one rank, and the loss's mean (the tiny config's sequence normalisation) covers every rank's completions
     path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
     _ddp_matches_one_process(tmp_path, GRPO, GRPO_FAST, steps=2, env={"PYTHONPATH": path})
 

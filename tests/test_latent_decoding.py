@@ -101,9 +101,10 @@ def test_decoding_step_count_is_separate_from_training_k(module):
 
 
 def test_an_option_latent_decoding_does_not_take_is_named_not_ignored(module):
-    module.generation = {"max_new_tokens": 9, "num_beams": 4, "repetition_penalty": 1.2}
-    with pytest.raises(ValueError, match=r"latent decoding takes no generation option\(s\) \['num_beams', "
-                                         r"'repetition_penalty'\] \(from model.generation or the call\)"):
+    # a logits processor transformers' generate would build from a generation config, not taken here
+    module.generation = {"max_new_tokens": 9, "num_beams": 4, "no_repeat_ngram_size": 3, "repetition_penalty": 1.2}
+    with pytest.raises(ValueError, match=r"latent decoding takes no generation option\(s\) \['no_repeat_ngram_size', "
+                                         r"'num_beams'\] \(from model.generation or the call\)"):
         module.generate(prompts(module))
 
 

@@ -49,8 +49,10 @@ def test_eval_config_decodes_as_the_release():
     from thinkspace.data.datasets.thinker_prompt import THINKER_INSTRUCTION
 
     config = yaml.safe_load((REPO / "configs" / "eval" / "mindcube_3dthinker.yaml").read_text())
-    assert config["model"]["generation"] == {"max_new_tokens": 4096, "do_sample": False, "force_start": False,
-                                             "latent_steps": 8, "early_end": True}
+    assert config["model"]["generation"] == {"max_new_tokens": 4096, "do_sample": False, "repetition_penalty": 1.05,
+                                             "force_start": False, "latent_steps": 8, "early_end": True}
+    base = yaml.safe_load((REPO / "configs" / "eval" / "mindcube_3dthinker_base.yaml").read_text())
+    assert base["model"]["generation"] == {"max_new_tokens": 4096, "do_sample": False, "repetition_penalty": 1.05}
     assert config["model"]["backbone"]["init_args"]["max_pixels"] == 480 * 480
     data = config["data"]["test"]["init_args"]
     assert data["instruction"] == THINKER_INSTRUCTION and data["image_size"] is None

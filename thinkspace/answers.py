@@ -19,6 +19,8 @@ Official rules (kept bit-for-bit; tests replay released records through them):
   ``vsibench/utils.py``): the text before the first space, trailing dots removed.
 * :func:`sqa3d_normalise` follows SQA3D's answer cleaning (``LLM/eval_sqa3d_llm.py``):
   lower case, collapsed spaces, punctuation dropped, numbers 0-20 spelt out.
+* :func:`first_answer_block` is 3DThinker's evaluation engine's ``answer`` field: the first ``<answer>``
+  block's content, ``""`` without one.
 * :func:`thinker_stage2_choice` is 3DThinker's stage-2 GRPO answer rule (``open_r1/vlm_modules/qwen_module.py``,
   ``response_text_reward``): MindCube's extractor on the *first* ``<answer>`` block, nothing without one.
 
@@ -181,6 +183,13 @@ def gold_letter(answer: object) -> str | None:
     text = str(answer).strip()
     match = _GOLD_LETTER.match(text)
     return match.group(1) if match else mindcube_choice(text)
+
+
+def first_answer_block(completion: str) -> str:
+    """The content of the first ``<answer>`` block, stripped; ``""`` without one: what 3DThinker's evaluation
+    engine writes as a record's ``answer`` (``eval/src/inference/engines/qwen_engine.py``, ``extract_answer``)."""
+    found = _ANSWER_BLOCK.search(completion)
+    return found.group(1).strip() if found else ""
 
 
 def thinker_stage2_choice(completion: str) -> str | None:

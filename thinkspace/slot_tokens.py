@@ -6,3 +6,7 @@ Their own base-level module because both sides need them: the answer parser
 """
 
 START, PAD, END = "<|latent_start|>", "<|latent_pad|>", "<|latent_end|>"
+
+#: the order 3DThinker adds them in (``3dthinker/stage1/src/main.py``), which decides their ids:
+#: 151665, 151666, 151667 on Qwen2.5-VL's tokenizer (``LatentAlignment(token_layout="released")``)
+RELEASED_ORDER = (PAD, START, END)

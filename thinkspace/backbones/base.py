@@ -100,8 +100,13 @@ class VLMBackbone(nn.Module):
 
     # -- running ----------------------------------------------------------------------
 
-    def add_tokens(self, tokens: list[str]) -> list[int]:
-        """Add special tokens (idempotent), resize the embeddings; return their ids."""
+    def add_tokens(self, tokens: list[str], exact_vocabulary: bool = False) -> list[int]:
+        """Add special tokens (idempotent; new ones get ids in the order given), resize the embeddings
+        when the tokenizer outgrows them; return their ids.
+
+        ``exact_vocabulary``: resize the embeddings (and a tied LM head) to exactly the tokenizer's
+        length, dropping a padded vocabulary's spare rows, as 3DThinker's stage 1 does
+        (``model.resize_token_embeddings(len(tokenizer))``: Qwen2.5-VL's 151,936 rows become 151,668)."""
         raise NotImplementedError
 
     def language_model(self) -> nn.Module:

@@ -17,7 +17,12 @@ from torch import nn
 
 from thinkspace.backbones.attention import check_attn_implementation
 from thinkspace.backbones.base import EmbedsHook, VLMBackbone
-from thinkspace.backbones.lora import LoraSettings, apply_lora, unwrap
+from thinkspace.backbones.lora import (
+    LoraSettings,
+    apply_lora,
+    resize_vocabulary,
+    unwrap,
+)
 from thinkspace.backbones.merge import merged_copy
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.backbones.paths import read_model_type, resolve_model_path
@@ -108,15 +113,15 @@ class HFBackbone(VLMBackbone):
     def hidden_size(self) -> int:
         return int(self.hf.config.text_config.hidden_size)
 
-    def add_tokens(self, tokens: list[str]) -> list[int]:
+    def add_tokens(self, tokens: list[str], exact_vocabulary: bool = False) -> list[int]:
         tokenizer = self.tokenizer
         new = [t for t in tokens if t not in tokenizer.get_vocab()]
         if new:
-            tokenizer.add_tokens(new, special_tokens=True)
-            rows = self.hf.get_input_embeddings().weight.shape[0]
-            # Qwen pads its vocabulary: new ids often fit in rows that already exist.
-            if len(tokenizer) > rows:
-                self.hf.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+            tokenizer.add_tokens(new, special_tokens=True)  # in the order given: it decides the ids
+        rows = self.hf.get_input_embeddings().weight.shape[0]
+        # Qwen pads its vocabulary: new ids often fit in rows that already exist (kept unless exact)
+        if len(tokenizer) > rows or (exact_vocabulary and len(tokenizer) != rows):
+            resize_vocabulary(self.hf, len(tokenizer))
         return tokenizer.convert_tokens_to_ids(tokens)
 
     def language_model(self) -> nn.Module:

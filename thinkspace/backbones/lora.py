@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 #: the language model's attention and MLP projections (not the vision tower's).
@@ -57,3 +58,47 @@ def unwrap(model: nn.Module) -> nn.Module:
     """The transformers model inside a peft wrapper (LoRA layers stay in place)."""
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model
+
+
+def resize_vocabulary(model: nn.Module, rows: int) -> None:
+    """``model.resize_token_embeddings(rows)`` (new rows mean-initialised, a tied head resized with the
+    embeddings), also when peft's LoRA adapts the LM head: its base layer is resized and re-tied as a plain
+    head, and its ``lora_B`` rows (one per token) are cut or extended with zeros (a new token's adapter
+    output starts at 0). Whether each weight trains is kept.
+
+    Raises:
+        ValueError: an LM head peft wraps otherwise (``modules_to_save``, DoRA), naming it.
+    """
+    head = model.get_output_embeddings()
+    base = getattr(head, "base_layer", None)
+    embed_grad = model.get_input_embeddings().weight.requires_grad
+    if base is None:
+        model.resize_token_embeddings(rows, mean_resizing=True)
+        model.get_input_embeddings().weight.requires_grad_(embed_grad)
+        return
+    if not isinstance(getattr(head, "lora_B", None), nn.ModuleDict) or getattr(head, "lora_magnitude_vector", None):
+        raise ValueError(f"resizing the vocabulary to {rows} rows: the LM head is wrapped by {type(head).__name__}, "
+                         "which thinkspace cannot resize; add the tokens before LoRA (a model directory that has "
+                         "them) or adapt the head with plain LoRA")
+    head_grad = base.weight.requires_grad
+    model.lm_head = base  # peft's wrapper off: transformers resizes (and ties) a plain Linear
+    try:
+        model.resize_token_embeddings(rows, mean_resizing=True)
+    finally:
+        head.base_layer = model.get_output_embeddings()
+        model.lm_head = head
+    head.base_layer.weight.requires_grad_(head_grad)
+    model.get_input_embeddings().weight.requires_grad_(embed_grad)
+    for name, old in list(head.lora_B.items()):
+        new = nn.Linear(old.in_features, rows, bias=old.bias is not None, device=old.weight.device,
+                        dtype=old.weight.dtype)
+        with torch.no_grad():
+            new.weight.zero_()
+            keep = min(rows, old.out_features)
+            new.weight[:keep] = old.weight[:keep]
+            if old.bias is not None:
+                new.bias.zero_()
+                new.bias[:keep] = old.bias[:keep]
+        new.requires_grad_(old.weight.requires_grad)
+        head.lora_B[name] = new
+    head.out_features = rows

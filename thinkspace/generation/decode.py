@@ -28,6 +28,7 @@ from thinkspace.generation.decoded import Decoded
 from thinkspace.generation.model_step import model_step
 from thinkspace.generation.prefill import prefill
 from thinkspace.generation.rank_agreement import stop_test
+from thinkspace.generation.repetition import RepetitionPenalty
 from thinkspace.generation.sampling import stop_ids
 from thinkspace.generation.slots import slot_rows
 from thinkspace.generation.transformers_generate import transformers_generate
@@ -79,6 +80,7 @@ def thinkspace_decode(
     temperature: float = 1.0,
     top_p: float = 1.0,
     top_k: int = 0,
+    repetition_penalty: float = 1.0,
     eos_token_id: int | list[int] | None = None,
     force_start: bool | None = None,
     latent_steps: int | None = None,
@@ -99,6 +101,11 @@ def thinkspace_decode(
     Args:
         max_new_tokens: decoding steps in total, latent steps included.
         do_sample: sample (``temperature``, ``top_p``, ``top_k``) instead of the argmax.
+        repetition_penalty: transformers' repetition penalty (1.0: none) on every choice, latent steps
+            included, over the prompt and every emitted token, the slot's included
+            (:mod:`~thinkspace.generation.repetition`). The other logits processors transformers' generate
+            builds from a generation config (``no_repeat_ngram_size``, ``min_new_tokens``, ``bad_words_ids``,
+            ...) are not taken: refused by name, as every unknown option.
         eos_token_id: stop token(s); default the tokenizer's and the end-of-turn token; ``[]`` never
             stops (every row decodes ``max_new_tokens``, e.g. for benchmarks).
         force_start: emit the start token first; ``False``: the model opens the slot when it chooses the
@@ -131,8 +138,8 @@ def thinkspace_decode(
     if unknown:  # e.g. a transformers generate option in model.generation: refused, never silently ignored
         raise ValueError(f"{'latent decoding' if slot is not None else 'decoding'} takes no generation option(s) "
                          f"{sorted(unknown)} (from model.generation or the call); it takes max_new_tokens, do_sample, "
-                         "temperature, top_p, top_k, eos_token_id, force_start, latent_steps, early_end, decode_step, "
-                         "drop_finished; "
+                         "temperature, top_p, top_k, repetition_penalty, eos_token_id, force_start, latent_steps, "
+                         "early_end, decode_step, drop_finished; "
                          "sampler: transformers hands every option to transformers' generate (no latent slot)")
     check_choice("latent decoding mode", mode, DecodeMode)
     if group < 1:
@@ -155,12 +162,15 @@ def thinkspace_decode(
         force_start = slot is not None and slot.placement == "start"
     rows = slot_rows(slot, k, max_new_tokens, force_start, early_end, mode == "feedback", last)
     uniforms = draw_uniforms(last.shape[0], max_new_tokens, generator, last.device) if do_sample else None
+    repetition = None if repetition_penalty == 1.0 else RepetitionPenalty(
+        repetition_penalty, prompts.inputs["input_ids"].repeat_interleave(group, 0),
+        prompts.inputs["attention_mask"].repeat_interleave(group, 0))  # rows b * G .. b * G + G - 1: prompt b
     all_done, sharded = stop_test(backbone.language_model())  # sharded: every step a collective, ranks agree
     step, decoder_step = model_step(backbone.language_model(), pre, max_new_tokens, decode_step, fast,
                                     rows_stop=stops.numel() > 0, sharded=sharded)
     out = decode_loop(step, hf.lm_head, hf.get_input_embeddings(), last, rows, max_new_tokens,
-                      Sampling(do_sample, temperature, top_p, top_k, uniforms), stops, tokenizer.pad_token_id,
-                      return_logprobs, all_done, drop_finished)
+                      Sampling(do_sample, temperature, top_p, top_k, uniforms, repetition), stops,
+                      tokenizer.pad_token_id, return_logprobs, all_done, drop_finished)
     started, count = rows.outcome()
     complete = (count == k) & (k > 0) & (slot is not None and k == slot.k)  # the projector takes k latents
     return Decoded(texts=tokenizer.batch_decode(out.tokens, skip_special_tokens=True), tokens=out.tokens,

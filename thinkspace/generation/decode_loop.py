@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from thinkspace.generation.model_step import ModelStep
 from thinkspace.generation.rank_agreement import AllDone, rows_done
+from thinkspace.generation.repetition import RepetitionPenalty
 from thinkspace.generation.sampling import sample_token
 from thinkspace.generation.slots import PlainRows
 
@@ -33,13 +34,29 @@ from thinkspace.generation.slots import PlainRows
 @dataclass
 class Sampling:
     """How a token is chosen from logits: the argmax, or a draw at ``temperature`` restricted by ``top_p``
-    and ``top_k`` (see :func:`~thinkspace.generation.sampling.sample_token`) from ``uniforms`` ``[T, N]``."""
+    and ``top_k`` (see :func:`~thinkspace.generation.sampling.sample_token`) from ``uniforms`` ``[T, N]``;
+    with ``repetition``, of the logits after its penalty (transformers' order: processors, then warpers)."""
 
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
     uniforms: Tensor | None = None
+    repetition: RepetitionPenalty | None = None
+
+    def scores(self, logits: Tensor) -> Tensor:
+        """The logits ``[N, V]`` a token is chosen from (the log-probabilities stay the model's own)."""
+        return logits if self.repetition is None else self.repetition(logits)
+
+    def emitted(self, token: Tensor) -> None:
+        """Each row's token of this step ``[N]``, forced ones included: it counts as seen from now on."""
+        if self.repetition is not None:
+            self.repetition.see(token)
+
+    def keep(self, index: Tensor) -> None:
+        """Keep the running rows ``index`` ``[n']`` of the per-row state (finished rows dropped)."""
+        if self.repetition is not None:
+            self.repetition.keep(index)
 
 
 @dataclass
@@ -91,11 +108,12 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
             logits = lm_head(last).float() if return_logprobs else None
         else:
             logits = lm_head(last).float()
+            scores = sampling.scores(logits)
             if sampling.do_sample:
-                chosen = sample_token(logits, sampling.temperature, sampling.top_p, sampling.top_k,
+                chosen = sample_token(scores, sampling.temperature, sampling.top_p, sampling.top_k,
                                       uniform=run.uniforms[step])
             else:
-                chosen = logits.argmax(-1)
+                chosen = scores.argmax(-1)
             token, latent_step, sampled, forced = rows.choose(step, chosen)
             if can_stop:  # no row stops otherwise: done stays all False
                 token = torch.where(run.done, torch.full_like(token, pad_id), token)
@@ -105,6 +123,7 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
             rows.advance(step, token, latent_step, sampled, run.done)
             if can_stop:
                 run.done = run.done | (sampled & torch.isin(token, stops))
+        sampling.emitted(token)
         logprob = None
         if return_logprobs:
             scaled = logits / max(sampling.temperature, 1e-5)
@@ -121,6 +140,7 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
                 if index is not None:  # some rows have stopped: the others run on alone
                     step_model.keep(index)
                     rows.keep(index)
+                    sampling.keep(index)
                     last = last[index]
     rows.restore()
     return run.output()

@@ -145,6 +145,46 @@ class PaperProjector(nn.Module):
         return out
 
 
+#: the released projector's submodules (``multimodal_projector/mmprojector.py``, class ``projector``) -> ours
+RELEASED_NAMES = {"prompte_model.": "latent_mix.", "fusion_model.": "fusion.", "proj_3d_model.": "channels."}
+
+
+def load_released_projector(projector: PaperProjector, tensors: dict[str, Tensor], source: str) -> None:
+    """Copy 3DThinker's released projector weights into ``projector`` (names as saved inside the model
+    without their ``projector_model.`` prefix: ``prompte_model.0.weight``, ``fusion_model.10.bias``, ...).
+
+    Raises:
+        ValueError: naming ``source`` and the tensors that are missing, have another shape, or are not
+            the released projector's (nothing is copied then).
+    """
+    renamed, unknown = {}, []
+    for name, tensor in tensors.items():
+        old = next((o for o in RELEASED_NAMES if name.startswith(o)), None)
+        if old is None:
+            unknown.append(name)
+        else:
+            renamed[RELEASED_NAMES[old] + name[len(old):]] = tensor
+    ours = projector.state_dict()
+    inverse = {v: k for k, v in RELEASED_NAMES.items()}
+
+    def released(name: str) -> str:
+        head = next(n for n in inverse if name.startswith(n))
+        return "projector_model." + inverse[head] + name[len(head):]
+
+    missing = [released(n) for n in ours if n not in renamed]
+    shapes = [f"{released(n)} {list(renamed[n].shape)} (expected {list(t.shape)})" for n, t in ours.items()
+              if n in renamed and renamed[n].shape != t.shape]
+    unknown += [released(n) for n in renamed if n not in ours]
+    problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
+        [f"shape of {', '.join(shapes)}"] if shapes else []) + (
+        [f"not the projector's: {', '.join(sorted(unknown))}"] if unknown else [])
+    if problems:
+        raise ValueError(f"{source}: its released 3DThinker projector does not fit LatentAlignment's paper projector "
+                         f"(k {projector.latent_mix[0].in_features}, {projector.visual_tokens} visual and "
+                         f"{projector.teacher_tokens} teacher tokens): " + "; ".join(problems))
+    projector.load_state_dict({n: renamed[n] for n in ours})
+
+
 def _pad(rows: list[Tensor]) -> tuple[Tensor, Tensor]:
     """Stack ``[n_i, W]`` into ``[V, n_max, W]`` and a padding mask ``[V, n_max]`` (True = padding)."""
     longest = max(r.shape[0] for r in rows)

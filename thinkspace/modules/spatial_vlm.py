@@ -53,7 +53,7 @@ class SpatialVLM(SpatialModule):
         generation: decoding settings for validation, test and predict (e.g. ``{max_new_tokens: 4,
             do_sample: false}``), the options of :func:`~thinkspace.generation.decode.decode`, the one
             decoding GRPO's rollouts use too (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``,
-            ``top_k``, ``eos_token_id``, the latent slot's ``force_start``, ``latent_steps``,
+            ``top_k``, ``repetition_penalty``, ``eos_token_id``, the latent slot's ``force_start``, ``latent_steps``,
             ``early_end``, ``decode_step``); ``sampler: transformers`` decodes with transformers'
             ``generate`` instead (its options; no latent slot). ``None`` skips generation in validation
             (losses only). Prompts decode as a batch (``data.eval_batch_size``), left-padded, each row's

@@ -12,6 +12,7 @@ from the teacher on the model's device in the training step (VGGT without a cach
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,18 +23,28 @@ from torch import Tensor
 
 from thinkspace.backbones.capabilities import FIXED_TOKEN_GRID
 from thinkspace.backbones.outputs import BackboneOutput
+from thinkspace.backbones.released_checkpoint import PROJECTOR_PREFIX, prefixed_tensors
 from thinkspace.data.batch import Batch
 from thinkspace.data.schema import SpatialSample
 from thinkspace.heads.precision import into_head
-from thinkspace.heads.projector import LatentProjector, PaperProjector, View
+from thinkspace.heads.projector import (
+    LatentProjector,
+    PaperProjector,
+    View,
+    load_released_projector,
+)
 from thinkspace.objectives.base import Objective
-from thinkspace.objectives.latent_slot import LatentSlot, Placement
+from thinkspace.objectives.latent_slot import LatentSlot, Placement, add_slot_tokens
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures, check_features
 from thinkspace.teachers.oracle import OracleGeometryTeacher
 from thinkspace.training.distributed import mean_over_ranks
 from thinkspace.utils.choices import check_choice
 
+logger = logging.getLogger(__name__)
+
 AlignmentLoss = Literal["mse", "cosine", "smooth_l1"]
+TokenLayout = Literal["thinkspace", "released"]
+ProjectorInit = Literal["auto", "checkpoint", "new"]
 Reduction = Literal["mean", "token_mean", "sample_sum"]
 
 
@@ -65,6 +76,13 @@ class LatentAlignment(Objective):
         cache: directory of a teacher feature cache (``thinkspace cache-teacher``).
         decoding: latent steps at generation: ``feedback`` (hidden state fed back as the
             next input embedding, the paper's inference) or ``tokens`` (pad tokens).
+        token_layout: ``thinkspace`` adds start, pad, end and keeps a padded vocabulary's rows
+            (Qwen2.5-VL: ids 151665-151667, 151,936 rows); ``released`` adds pad, start, end (ids 151665,
+            151666, 151667) and resizes the tied vocabulary to the tokenizer's length (151,668), as
+            3DThinker's stage 1 and its released checkpoints.
+        projector_init: ``auto`` loads a released 3DThinker checkpoint's projector (its ``projector_model.*``
+            tensors in the backbone directory's safetensors) into the ``paper`` projector when the directory
+            holds one; ``checkpoint`` requires it (an error names what is missing); ``new`` never loads it.
     """
 
     terms = {"align": 1.0}
@@ -85,10 +103,15 @@ class LatentAlignment(Objective):
         visual: Literal["input", "hidden"] = "input",
         cache: str | None = None,
         decoding: Literal["feedback", "tokens"] = "feedback",
+        token_layout: TokenLayout = "thinkspace",
+        projector_init: ProjectorInit = "auto",
     ) -> None:
         super().__init__(weight)
         check_choice("LatentAlignment.loss", loss, AlignmentLoss)
         check_choice("LatentAlignment.reduction", reduction, Reduction)
+        check_choice("LatentAlignment.token_layout", token_layout, TokenLayout)
+        check_choice("LatentAlignment.projector_init", projector_init, ProjectorInit)
+        self.token_layout, self.projector_init = token_layout, projector_init
         if projector == "paper" and paper_view_size is None:
             raise ValueError("LatentAlignment: projector 'paper' needs paper_view_size: [width, height] "
                              "(3DThinker: [480, 640], the size the data adapter's image_size gives every view)")
@@ -104,7 +127,7 @@ class LatentAlignment(Objective):
     # -- setup and data workers ------------------------------------------------------
 
     def setup(self, backbone: Any) -> None:
-        self.slot = self.slot.bind(backbone.add_tokens(self.slot.tokens))
+        self.slot = self.slot.bind(add_slot_tokens(backbone, self.token_layout))
         d, c, special = backbone.hidden_size, self.teacher.channels, 1 + self.teacher.num_register
         if self.projector_kind == "paper":
             w, h = self.paper_view_size
@@ -115,6 +138,27 @@ class LatentAlignment(Objective):
                                             teacher_tokens=special + rows * cols, view_size=(w, h))
         else:
             self.projector = LatentProjector(d, c, self.slot.k, num_special=special, width=self.projector_width)
+        self.load_released_projector(backbone)
+
+    def load_released_projector(self, backbone: Any) -> None:
+        """``projector_init``: the released checkpoint's projector into the paper projector, or not."""
+        if self.projector_init == "new":
+            return
+        tensors = prefixed_tensors(backbone.path, PROJECTOR_PREFIX)
+        where = f"{backbone.path} (LatentAlignment projector_init: {self.projector_init})"
+        if not tensors:
+            if self.projector_init == "checkpoint":
+                raise ValueError(f"{where}: no {PROJECTOR_PREFIX}* tensors in the model directory's safetensors; "
+                                 "expected a released 3DThinker checkpoint (its projector saved inside the model); "
+                                 "projector_init: new starts a fresh projector")
+            return
+        if self.projector_kind != "paper":
+            if self.projector_init == "checkpoint":
+                raise ValueError(f"{where}: the released projector loads into projector: paper only, not "
+                                 f"{self.projector_kind!r}")
+            logger.info("%s holds a released projector; projector %r starts fresh", backbone.path, self.projector_kind)
+            return
+        load_released_projector(self.projector, tensors, str(backbone.path))
 
     def prepare(self, sample: SpatialSample) -> SpatialSample:
         return self.slot.insert(sample)

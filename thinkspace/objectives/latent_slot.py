@@ -17,14 +17,15 @@ Convention (the same in training, rewards and decoding):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from thinkspace.backbones.released_checkpoint import SLOT_ID_KEYS, slot_ids_in_config
 from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.schema import SpatialSample
-from thinkspace.slot_tokens import END, PAD, START
+from thinkspace.slot_tokens import END, PAD, RELEASED_ORDER, START
 from thinkspace.utils.choices import check_choice
 
 Placement = Literal["start", "end"]
@@ -131,3 +132,31 @@ class LatentSlot:
         """Latents ``[B, k, D]`` from last-layer hidden states ``[B, L, D]``."""
         pos = self.positions(input_ids, ids)
         return hidden.gather(1, pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+
+
+def add_slot_tokens(backbone: Any, layout: str = "thinkspace") -> list[int]:
+    """Add the slot's tokens to ``backbone`` and return their ids ``[start, pad, end]``.
+
+    ``layout``: ``thinkspace`` adds start, pad, end and keeps a padded vocabulary's spare rows;
+    ``released`` adds pad, start, end and resizes the vocabulary to the tokenizer's length, as 3DThinker's
+    stage 1 (``3dthinker/stage1/src/main.py``: ``add_tokens`` in that order, then
+    ``resize_token_embeddings(len(tokenizer))``). Tokens the tokenizer already holds (a checkpoint that
+    saved them) keep their ids either way.
+
+    Raises:
+        ValueError: the model directory's ``config.json`` records other slot ids than the tokenizer now gives
+            (a released checkpoint whose tokenizer lacked the tokens, read with the other layout), naming both.
+    """
+    if layout == "released":
+        pad, start, end = backbone.add_tokens(list(RELEASED_ORDER), exact_vocabulary=True)
+    else:
+        start, pad, end = backbone.add_tokens([START, PAD, END])
+    ids = {"start": int(start), "pad": int(pad), "end": int(end)}
+    recorded = slot_ids_in_config(backbone.path) if isinstance(getattr(backbone, "path", None), str) else {}
+    wrong = {role: (recorded[role], ids[role]) for role in recorded if recorded[role] != ids[role]}
+    if wrong:
+        detail = ", ".join(f"{SLOT_ID_KEYS[r]} {want} but the tokenizer gives {got}"
+                           for r, (want, got) in wrong.items())
+        raise ValueError(f"{backbone.path}/config.json: {detail}; a released 3DThinker checkpoint needs "
+                         f"LatentAlignment token_layout: released (got {layout!r})")
+    return [ids["start"], ids["pad"], ids["end"]]

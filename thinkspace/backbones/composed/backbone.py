@@ -120,8 +120,8 @@ class ComposedVLM(HFBackbone):
         train_encoder = self.stage == "joint" and not self.freeze_encoder and not lora
         inner.vision_tower.requires_grad_(train_encoder)
 
-    def add_tokens(self, tokens: list[str]) -> list[int]:
-        ids = super().add_tokens(tokens)
+    def add_tokens(self, tokens: list[str], exact_vocabulary: bool = False) -> list[int]:
+        ids = super().add_tokens(tokens, exact_vocabulary)
         self.apply_recipe()  # a resize makes new embedding tensors that would otherwise train
         return ids
 

@@ -15,13 +15,17 @@ frame conversion is needed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from thinkspace.answers import option_letters
+from thinkspace.answers import first_answer_block, option_letters
 from thinkspace.data.datasets.image_set_file import ImageSetFile
 from thinkspace.data.schema import SpatialSample
 from thinkspace.eval.mindcube import LETTERS, setting_from_id
 from thinkspace.records import field, read_jsonl
+from thinkspace.utils.choices import check_choice
+
+PromptField = Literal["question", "input_prompt"]
+PredictionAnswer = Literal["response", "first_block"]
 
 
 class MindCube(ImageSetFile):
@@ -41,6 +45,15 @@ class MindCube(ImageSetFile):
         skip_missing: drop questions with missing images (count in ``skipped``)
             instead of failing when they are read.
         limit: keep the first ``limit`` questions.
+        prompt_field: the record's text the prompt starts with: ``question`` (the question with its
+            options, what 3DThinker's engine sends after cutting ``input_prompt`` at ``[Question]``) or
+            ``input_prompt`` (the prompt files' whole MindCube prompt, task and answer format included, as
+            that engine sends it to a model whose directory name lacks ``3dthinker``); the instruction
+            follows either.
+        prediction_answer: what a prediction record's ``answer`` (the field MindCube's evaluator scores)
+            holds: the whole ``response``, or its ``first_block`` (the first ``<answer>`` block's content,
+            ``""`` without one), as 3DThinker's engine writes it for its own models and the plain prompt.
+            The whole response is in ``reasoning_chain`` either way.
     """
 
     benchmark = "mindcube"
@@ -55,15 +68,22 @@ class MindCube(ImageSetFile):
         settings: list[str] | None = None,
         skip_missing: bool = False,
         limit: int | None = None,
+        prompt_field: PromptField = "question",
+        prediction_answer: PredictionAnswer = "response",
     ) -> None:
         super().__init__(path, image_root, instruction, image_size, resave, skip_missing, limit)
-        self.settings = settings
+        check_choice("MindCube.prompt_field", prompt_field, PromptField)
+        check_choice("MindCube.prediction_answer", prediction_answer, PredictionAnswer)
+        self.settings, self.prompt_field, self.prediction_answer = settings, prompt_field, prediction_answer
 
     def _build_index(self) -> list[dict[str, Any]]:
         entries = []
         for where, record in read_jsonl(self.path):
             sample_id = str(field(record, "id", where, "question id"))
             question = field(record, "question", where, "question text with options")
+            if self.prompt_field == "input_prompt":
+                field(record, "input_prompt", where, "MindCube's whole prompt (prompt_field: input_prompt; the "
+                      "prompt files such as data/prompts/general/MindCube_tinybench_raw_qa.jsonl carry it)")
             images = field(record, "images", where, "list of image paths")
             gold = field(record, "gt_answer", where, "gold option letter")
             images = [images] if isinstance(images, str) else list(images)
@@ -84,13 +104,15 @@ class MindCube(ImageSetFile):
         record = entry["record"]
         return SpatialSample(
             id=entry["id"], source="mindcube", task=entry["setting"], frames=self.views(entry),
-            prompt=self.prompt(record["question"]),
+            prompt=self.prompt(record[self.prompt_field]),
             response=record["gt_answer"], answer=record["gt_answer"], answer_type="choice",
             meta={"options": entry["options"], "category": record.get("category"), "type": record.get("type"),
                   "meta_info": record.get("meta_info"), "where": entry["where"]},
         )
 
     def prediction_record(self, index: int, response: str) -> dict[str, Any]:
-        """The official record with the response in ``answer`` (the evaluator's default field)."""
+        """The official record with the whole response in ``reasoning_chain`` and, in ``answer`` (the
+        evaluator's default field), the response or its first ``<answer>`` block (``prediction_answer``)."""
         record = {k: v for k, v in self.index[index]["record"].items() if k != "cogmap_gen_answer"}
-        return record | {"answer": response}
+        answer = first_answer_block(response) if self.prediction_answer == "first_block" else response
+        return record | {"reasoning_chain": response, "answer": answer}
