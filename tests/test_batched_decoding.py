@@ -91,6 +91,23 @@ def test_batch_8_decodes_the_batch_1_tokens_with_rows_dropped_as_they_stop(tiny_
     assert torch.equal(masked.tokens, batched.tokens)
 
 
+def test_the_repetition_penalty_follows_the_rows_batched_decoding_keeps(tiny_cache, monkeypatch):
+    """The penalty's seen tokens are per row: dropping finished rows drops theirs, so each row still decodes
+    what it decodes alone (a penalty of 2 changes the tokens, so a mixed-up row would show)."""
+    backbone = varied(LlavaOneVision("tiny:llava_onevision"))
+    backbone.hf.eval()
+    collate = backbone.collator(with_response=False)
+    questions = samples()
+    settings = {"max_new_tokens": 24, "eos_token_id": list(range(0, 1024, 9)), "repetition_penalty": 2.0}
+    dropped = DroppedRows(monkeypatch)
+    batched = decode(backbone, collate(questions), **settings)
+    assert dropped.sizes and dropped.sizes[0] < ROWS
+    plain = decode(backbone, collate(questions), **{**settings, "repetition_penalty": 1.0})
+    assert not torch.equal(plain.tokens, batched.tokens)
+    alone = [decode(backbone, collate([q]), **settings) for q in questions]
+    assert_rows_match(batched, alone, backbone.tokenizer.pad_token_id)
+
+
 class RowChoiceHead(nn.Module):
     """The real ``lm_head``, and at decoding steps a row 'chooses' the slot's start where its own argmax is
     divisible by 7 and the end where by 4 (+1e4): each row's choice depends on that row alone, so the tiny
