@@ -1,7 +1,8 @@
 """FSDP2 on two CPU processes (gloo) through the real CLI and the shipped fragments: checkpoint and
 resume with a validation that generates (sanity batches included), clipping of the sharded gradients,
 the same weights as one process; and decoding whose rows stop at different steps on different ranks
-(``sharded_decode_probe.py``) giving the tokens of one unsharded process.
+(``sharded_decode_probe.py``) giving the tokens of one unsharded process. GRPO with LoRA through its DDP
+fragment: the adapters train, a resume is exact, the export loads in plain transformers.
 """
 
 import os
