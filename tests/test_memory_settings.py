@@ -1,11 +1,15 @@
 """Memory settings of data-parallel training reach torch (issue 28 item 6): DDP's gradients as views into
 its all-reduce buckets, AdamW's step by name (fused on CUDA), and the 7B config sharded by default."""
 
+from collections.abc import Callable, Iterable
+
 import pytest
 import torch
 import torch.distributed as dist
 from cli_helpers import REPO
+from lightning.pytorch import LightningModule, Trainer
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.lightning_cli import ThinkspaceCLI
@@ -102,3 +106,45 @@ def test_joint_7b_config_on_8_devices_without_a_fragment_shards_and_steps_fused(
     optimizer = cli.model.optimizer_factory([nn.Parameter(torch.zeros(2))])
     assert type(optimizer) is AdamW and optimizer.defaults["lr"] == 1e-5
     assert optimizer.implementation == "torch's default"  # the CPU here; fused where the weights are on CUDA
+
+
+class _Regression(LightningModule):
+    """One linear layer on random data: a real Lightning fit in a second."""
+
+    def __init__(self, optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]) -> None:
+        super().__init__()
+        self.layer, self.optimizer = nn.Linear(8, 1), optimizer
+        self.clipped: list[float] = []
+
+    def training_step(self, batch: list[torch.Tensor], index: int) -> torch.Tensor:
+        x, y = batch
+        return 100 * ((self.layer(x) - y) ** 2).mean()  # large gradients: clipping has work to do
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.clipped.append(float(torch.cat([p.grad.flatten() for p in self.parameters()]).norm()))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer(self.parameters())
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(0)
+        return DataLoader(TensorDataset(torch.randn(8, 8, generator=generator), torch.randn(8, 1, generator=generator)),
+                          batch_size=4)
+
+
+def _fit_bf16_mixed_with_clipping(optimizer) -> _Regression:
+    module = _Regression(optimizer)
+    trainer = Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", gradient_clip_val=1.0, max_steps=2,
+                      logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)
+    trainer.fit(module)
+    return module
+
+
+def test_the_fused_step_trains_under_bf16_mixed_with_gradient_clipping_where_torchs_fused_adamw_is_refused():
+    with pytest.raises(RuntimeError, match="does not allow for gradient clipping"):  # Lightning's check
+        _fit_bf16_mixed_with_clipping(lambda params: torch.optim.AdamW(params, lr=0.1, fused=True))
+    module = _fit_bf16_mixed_with_clipping(lambda params: AdamW(params, lr=0.1, implementation="fused"))
+    # on_before_optimizer_step sees the gradients before clipping: large (the loss is scaled by 100)
+    assert len(module.clipped) == 2 and min(module.clipped) > 1.0
+    assert module.trainer.global_step == 2

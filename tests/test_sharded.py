@@ -164,13 +164,13 @@ GRPO = REPO / "configs" / "3dthinker" / "stage2_grpo_tiny.yaml"
 #: the GRPO fragment's DDP at its smallest: one prompt per rank and step (global batch 2), groups of 4,
 #: 20 new tokens (the 12 latent steps, their start and end, 6 sampled), a length reward so the random
 #: model's groups have spread (the released rewards are equal within every group here: no gradient);
-#: validation generates greedily on 2 held-out prompts, in the sanity check and after every step
+#: validation generates greedily on 2 held-out prompts, in the sanity check and after step 2
 GRPO_SHORT = [
     "--data.global_batch_size", "2", "--model.group_size", "4", "--model.max_new_tokens", "20",
     "--model.rewards.length", "ddp_probe.length_reward", "--data.train.init_args.num_samples", "8",
     "--data.val", "thinkspace.data.datasets.synthetic.SyntheticSpatial", "--data.val.init_args.num_samples", "2",
     "--data.val.init_args.settings", "[leftmost]", "--data.val.init_args.image_size", "56",
-    "--data.val.init_args.seed", "1", "--trainer.val_check_interval", "1",
+    "--data.val.init_args.seed", "1", "--trainer.val_check_interval", "2",
     "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
 ]
 
