@@ -2,16 +2,17 @@
 
 torch's AdamW on CUDA defaults to the ``foreach`` step, which works on whole lists of tensors
 at once: its intermediates (``sqrt(v) + eps`` for every parameter, ...) are as large as all the
-parameters of a group together. At 7.6 B float32 trainable weights that is about 14 GiB on top of
-the weights, gradients and moments (docs/scaling.md). The ``fused`` step does the same update in
+parameters of a group together: 28 GiB at 7.6 B float32 trainable weights (14 GiB in bf16), on top
+of the weights, gradients and moments (docs/scaling.md). The ``fused`` step does the same update in
 one kernel per tensor list with no full-size intermediates, and is the fastest on CUDA. Clipping:
 torch's fused AdamW declares that it can unscale float16 gradients inside its step
 (``_step_supports_amp_scaling``), and Lightning's mixed-precision plugin then refuses
 ``gradient_clip_val`` ("does not allow for gradient clipping"), under ``bf16-mixed`` too, where no
 scaler exists. This AdamW declares no such thing: a ``GradScaler`` (``16-mixed``) unscales the
 gradients itself before Lightning clips them, and the fused step updates with the clipped gradients,
-so the paper configs' ``gradient_clip_val: 1.0`` works with the fused step. The ``for_loop`` step updates one parameter at a time (its
-intermediates one parameter large): the low-memory choice where no fused kernel exists.
+so the paper configs' ``gradient_clip_val: 1.0`` works with the fused step. The ``for_loop`` step
+updates one parameter at a time (its intermediates one parameter large): the low-memory choice
+where no fused kernel exists.
 
 ``implementation: auto`` (the default) is ``fused`` when every parameter is a floating tensor on
 CUDA at construction (Lightning builds the optimizer after moving, and FSDP2 after sharding, the
