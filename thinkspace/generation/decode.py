@@ -115,9 +115,10 @@ def thinkspace_decode(
         decode_step: the per-token step: ``auto`` (``lean`` on the CPU; the Hugging Face step on a GPU until
             the lean one is measured there, logged once: :func:`~thinkspace.generation.model_step.auto_step`),
             ``lean`` where the decoder supports it (else the Hugging Face step; ``Decoded.decoder_step`` says
-            which ran and why), ``compiled`` (the lean step through ``torch.compile``) or ``hugging_face``. The tokens are the same (bit for bit without LoRA;
-            folded LoRA rounds within 1e-5). Sharded weights (FSDP2, ZeRO-3) always take the Hugging
-            Face step, and the ranks stop together (:mod:`~thinkspace.generation.rank_agreement`).
+            which ran and why), ``compiled`` (the lean step through ``torch.compile``) or ``hugging_face``.
+            The tokens are the same (bit for bit without LoRA; folded LoRA rounds within 1e-5). Sharded
+            weights (FSDP2, ZeRO-3) always take the Hugging Face step, and the ranks stop together
+            (:mod:`~thinkspace.generation.rank_agreement`).
         fast: (the Hugging Face step) the attention mask prepared once for all steps (the same tokens).
         keep_prefix: run the prefill with gradients and return it (``Decoded.prefix``), so GRPO's scoring
             pass reuses it (equal only where the model has no dropout: the caller decides).
