@@ -233,7 +233,7 @@ def test_outside_training_the_policy_opens_its_slot_as_the_rollouts_did(tiny_cac
     module = SpatialGRPO(QwenVL("tiny:qwen2_5_vl"), latent=LatentAlignment(k=3, projector_width=16), group_size=2,
                          max_new_tokens=6, beta=0.0, force_latent_start=force, latent_early_end=True)
     assert module.generation_settings() == {"max_new_tokens": 6, "force_start": force, "early_end": True,
-                                            "decode_step": "lean"}
+                                            "decode_step": "auto"}
     batch = module.collator()(views(1))
     gen = module.latent.decode(module.backbone, batch, **module.generation_settings())
     slot = module.latent.slot

@@ -4,14 +4,14 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch import LightningModule
-from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
+from lightning.pytorch.strategies import DeepSpeedStrategy
 
 from cli_helpers import FAST, QUICKSTART, REPO, run_cli, weights
 from thinkspace.lightning_cli import ThinkspaceCLI
 from thinkspace.data.datamodule import SpatialDataModule, accumulation_steps
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.training.fsdp2 import FSDP2
-from thinkspace.training.strategies import layer_classes
+from thinkspace.training.strategies import DDP, layer_classes
 
 SCALE = sorted(REPO.glob("configs/*/scale/*.yaml"))
 TINY = {"stage1.yaml": "tiny:qwen2_5_vl", "joint.yaml": "tiny:llava_onevision", "stage2_grpo.yaml": "tiny:qwen2_5_vl"}
@@ -100,7 +100,9 @@ def test_scale_config_builds_its_strategy_for_8_processes(config, tmp_path):
     assert accumulation_steps(cli.datamodule.global_batch_size, trainer.world_size, cli.datamodule.batch_size) == (
         raw["data"]["global_batch_size"] // 8)
     if "grpo" in config.name:  # LoRA under DDP: only the adapters train
-        assert type(trainer.strategy) is DDPStrategy and type(cli.model).__name__ == "SpatialGRPO"
+        assert type(trainer.strategy) is DDP and type(cli.model).__name__ == "SpatialGRPO"
+        assert trainer.strategy._ddp_kwargs["gradient_as_bucket_view"] is True  # no second gradient copy
+        assert trainer.strategy._ddp_kwargs["find_unused_parameters"] is False
         trainable = [n for n, p in cli.model.named_parameters() if p.requires_grad]
         assert trainable and all("lora_" in n for n in trainable)
         assert cli.model.reference_kind == "adapter" and cli.model.group_size == 8

@@ -35,8 +35,9 @@ from thinkspace.generation.transformers_generate import transformers_generate
 from thinkspace.utils.choices import check_choice
 
 Sampler = Literal["thinkspace", "transformers"]
-#: The per-token step: thinkspace's lean step, the same compiled, or the Hugging Face forward.
-DecodeStep = Literal["lean", "compiled", "hugging_face"]
+#: The per-token step: by device (lean on the CPU), thinkspace's lean step, the same compiled, or the
+#: Hugging Face forward.
+DecodeStep = Literal["auto", "lean", "compiled", "hugging_face"]
 #: Latent steps feed back the hidden state, or the pad token's embedding.
 DecodeMode = Literal["feedback", "tokens"]
 
@@ -88,7 +89,7 @@ def thinkspace_decode(
     group: int = 1,
     generator: torch.Generator | list[torch.Generator] | None = None,
     return_logprobs: bool = False,
-    decode_step: Literal["lean", "compiled", "hugging_face"] = "lean",
+    decode_step: DecodeStep = "auto",
     fast: bool = True,
     keep_prefix: bool = False,
     drop_finished: bool = True,
@@ -118,11 +119,13 @@ def thinkspace_decode(
         generator: random generator for sampling, or one per prompt: each prompt's ``group`` continuations
             then draw from its own generator only (independent of the other prompts in the batch, or rank).
         return_logprobs: also each emitted token's log-probability at ``temperature``.
-        decode_step: the per-token step: ``lean`` where the decoder supports it (else the Hugging Face
-            step; ``Decoded.decoder_step`` says which ran and why), ``compiled`` (the lean step through
-            ``torch.compile``) or ``hugging_face``. The tokens are the same (bit for bit without LoRA;
-            folded LoRA rounds within 1e-5). Sharded weights (FSDP2, ZeRO-3) always take the Hugging
-            Face step, and the ranks stop together (:mod:`~thinkspace.generation.rank_agreement`).
+        decode_step: the per-token step: ``auto`` (``lean`` on the CPU; the Hugging Face step on a GPU until
+            the lean one is measured there, logged once: :func:`~thinkspace.generation.model_step.auto_step`),
+            ``lean`` where the decoder supports it (else the Hugging Face step; ``Decoded.decoder_step`` says
+            which ran and why), ``compiled`` (the lean step through ``torch.compile``) or ``hugging_face``.
+            The tokens are the same (bit for bit without LoRA; folded LoRA rounds within 1e-5). Sharded
+            weights (FSDP2, ZeRO-3) always take the Hugging Face step, and the ranks stop together
+            (:mod:`~thinkspace.generation.rank_agreement`).
         fast: (the Hugging Face step) the attention mask prepared once for all steps (the same tokens).
         keep_prefix: run the prefill with gradients and return it (``Decoded.prefix``), so GRPO's scoring
             pass reuses it (equal only where the model has no dropout: the caller decides).

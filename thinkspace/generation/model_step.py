@@ -5,6 +5,10 @@ Two ways, picked once per decode (``decode_step``): the lean step
 the decoder supports it, or the Hugging Face step (the decoder's own forward over the prefill's
 ``DynamicCache``, with the mask prepared once: :class:`~thinkspace.generation.decode_state.DecodeMask`).
 
+``decode_step: auto`` (the default) is the lean step on the CPU, where it is measured (docs/benchmarks.md),
+and the Hugging Face step on any other device (CUDA) until ``benchmarks/gpu_smoke.py`` has measured the lean
+step on a GPU; the choice and its reason are logged once per process.
+
 Sharded weights (FSDP2, FSDP1, ZeRO-3) always take the Hugging Face step: each layer's forward
 all-gathers its weights for the token and frees them again, so a decode never holds more than one
 layer unsharded (gathering the whole decoder once per decode for the lean step would put every
@@ -30,6 +34,10 @@ ModelStep = Callable[[Tensor, int, Tensor], Tensor]
 SHARDED_REASON = ("sharded weights: each layer all-gathers its weights per token; "
                   "the ranks agree every 8 tokens on when to stop")
 _sharded_logged = False
+#: why ``decode_step: auto`` decodes with the Hugging Face step off the CPU
+UNMEASURED_REASON = ("decode_step auto: the lean step is measured on CPUs only; transformers' step until "
+                     "benchmarks/gpu_smoke.py measures it on this device (decode_step: lean chooses it)")
+_auto_logged = False
 
 
 class HuggingFaceStep:
@@ -88,14 +96,19 @@ class LeanStep:
         self.lean.keep(index)
 
 
-def model_step(language_model: Any, pre: Prefill, steps: int, decode_step: str = "lean", fast: bool = True,
+def model_step(language_model: Any, pre: Prefill, steps: int, decode_step: str = "auto", fast: bool = True,
                rows_stop: bool = True, sharded: bool = False) -> tuple[ModelStep, str]:
     """``(step, name)``: the lean step (``decode_step`` ``lean``, or ``compiled`` through ``torch.compile``)
     where the decoder supports it, else the Hugging Face step; ``name`` says which ran and why
     (``"lean"``, ``"hugging face: <reason>"``). Built once per decode: the weights do not change while
     it decodes. ``rows_stop``: rows may stop before the last step. ``sharded``: the decoder's weights are
-    sharded over processes: the Hugging Face step, whatever ``decode_step`` asks (logged once)."""
+    sharded over processes: the Hugging Face step, whatever ``decode_step`` asks (logged once). ``auto``:
+    :func:`auto_step`."""
     reason = "hugging face: decode_step hugging_face"
+    if decode_step == "auto" and not sharded:  # sharded weights: the Hugging Face step anyway, for that reason
+        decode_step = auto_step(device_type(pre.hidden))
+        if decode_step == "hugging_face":
+            reason = f"hugging face: {UNMEASURED_REASON}"
     if sharded:
         global _sharded_logged
         reason = f"hugging face: {SHARDED_REASON}"
@@ -108,3 +121,20 @@ def model_step(language_model: Any, pre: Prefill, steps: int, decode_step: str =
         if lean is not None:
             return LeanStep(lean, drops_rows=decode_step != "compiled"), reason
     return HuggingFaceStep(language_model, pre, steps, fast), reason
+
+
+def auto_step(device: str) -> str:
+    """``decode_step: auto`` on a device of type ``device``: ``lean`` on the CPU, else ``hugging_face``
+    (logged once per process, on rank 0, with :data:`UNMEASURED_REASON`)."""
+    if device == "cpu":
+        return "lean"
+    global _auto_logged
+    if not _auto_logged:
+        _auto_logged = True
+        rank_zero_info(f"decoding on {device} with the Hugging Face step: {UNMEASURED_REASON}")
+    return "hugging_face"
+
+
+def device_type(tensor: Tensor) -> str:
+    """The type of the device ``tensor`` is on (``cpu``, ``cuda``; a function a test can fake)."""
+    return tensor.device.type

@@ -140,7 +140,8 @@ class SpatialGRPO(SpatialModule):
         max_length: longest prompt in tokens (the collator fails naming the sample).
         gradient_checkpointing: recompute the decoder's activations in the backward pass of
             the scoring pass (the ``B x G`` completions; the prompts' prefill keeps its own).
-        decode_step: the rollouts' per-token step: ``lean`` (weights fused and LoRA folded once
+        decode_step: the rollouts' per-token step: ``auto`` (``lean`` on the CPU, ``hugging_face`` on a GPU
+            until the lean step is measured there), ``lean`` (weights fused and LoRA folded once
             per rollout, static KV buffers; the Hugging Face step where the decoder is not
             supported), ``compiled`` (the lean step through ``torch.compile``) or ``hugging_face``
             (see :func:`~thinkspace.generation.decode.thinkspace_decode`).
@@ -184,7 +185,7 @@ class SpatialGRPO(SpatialModule):
         freeze: list[str] | None = None,
         max_length: int | None = None,
         gradient_checkpointing: bool = False,
-        decode_step: DecodeStep = "lean",
+        decode_step: DecodeStep = "auto",
         logprob_chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
     ) -> None:
         super().__init__(backbone, optimizer, scheduler)

@@ -1,18 +1,40 @@
-"""Lightning strategies that know how a transformers VLM is built.
+"""Lightning strategies that know how a transformers VLM is built, and DDP without a second gradient copy.
 
 :class:`FSDP` is Lightning's ``FSDPStrategy`` whose wrapping units are found in the model
 itself: by default the classes its transformers modules list in ``_no_split_modules``
 (decoder layers, vision blocks), which is what sharding a VLM needs, so a config names no
 model-specific class. Everything else (``sharding_strategy``, ``state_dict_type``,
 ``cpu_offload``, ``mixed_precision``, ...) is Lightning's.
+
+:class:`DDP` is Lightning's ``DDPStrategy`` with ``gradient_as_bucket_view=True``: torch's DDP then
+makes each gradient a view into its all-reduce bucket instead of copying it there, one copy of the
+trainable parameters' gradients less (28 GiB for a 7.6 B model's float32 gradients, 14 GiB in bf16).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 from torch import nn
+
+
+class DDP(DDPStrategy):
+    """Data parallel, every process a whole replica, gradients all-reduced in place in the buckets.
+
+    Args:
+        gradient_as_bucket_view: gradients are views into DDP's all-reduce buckets (no second copy;
+            torch's own default is False).
+        find_unused_parameters: look for parameters that took no part in the step (a graph traversal
+            per step); False, torch's and Lightning's default: every trainable parameter takes part.
+        kwargs: Lightning's ``DDPStrategy`` arguments (``process_group_backend``, ``timeout``, ...) and
+            torch's ``DistributedDataParallel`` ones (``static_graph``, ``bucket_cap_mb``, ...).
+    """
+
+    def __init__(self, gradient_as_bucket_view: bool = True, find_unused_parameters: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(gradient_as_bucket_view=gradient_as_bucket_view,
+                         find_unused_parameters=find_unused_parameters, **kwargs)
 
 
 class FSDP(FSDPStrategy):
