@@ -42,6 +42,7 @@ from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, 
                                         run_checkpoint, step_checkpoint)
 from thinkspace.training.run_summary import FitSummary
 from thinkspace.training.throughput import Throughput
+from thinkspace.utils.yaml_files import check_yaml_syntax, config_files
 
 Until = Literal["parsed", "built", "run"]
 
@@ -191,6 +192,7 @@ def build_cli(subcommand: str | None, configs: Sequence[str | Path] = (), overri
     run = subcommand is not None or until == "run"
     if until == "built":
         args += _BUILD_ONLY
+    check_config_syntax(args)
     subclass = names_model_class(args)
     kwargs: dict[str, Any] = {
         "subclass_mode_model": subclass,
@@ -267,6 +269,15 @@ def check_gpu_count(accelerator: Any, devices: Any) -> None:
     if wanted > have:
         raise ValueError(f"trainer.devices asks for {wanted} GPUs but this machine has {have} "
                          "(torch.cuda.device_count()); lower trainer.devices or run on a GPU node")
+
+
+def check_config_syntax(args: list[str]) -> None:
+    """Raise :class:`ConfigError` naming the ``--config`` file, line and column that is not YAML
+    (jsonargparse's own message names ``"<unicode string>"``)."""
+    try:
+        check_yaml_syntax(config_files(args))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def names_model_class(args: list[str]) -> bool:
