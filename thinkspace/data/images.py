@@ -71,10 +71,13 @@ def load_image(path: str | Path, sample_id: str | None = None) -> Image.Image:
 
     Raises:
         FileNotFoundError: the file does not exist (message names it and the sample).
+        IsADirectoryError: ``path`` is a folder.
         ValueError: the file exists but is not a decodable image, or its mode has no defined range.
     """
     path = Path(path)
     where = f" (sample {sample_id!r})" if sample_id is not None else ""
+    if path.is_dir():
+        raise IsADirectoryError(f"image file {path}{where} is a folder; expected an image file (.png, .jpg, ...)")
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} not found{where}")
     try:

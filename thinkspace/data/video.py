@@ -100,12 +100,15 @@ def read_video(path: str | Path, num_frames: int, *, allow_fewer: bool = False,
 
     Raises:
         FileNotFoundError: no such file.
+        IsADirectoryError: ``path`` is a folder.
         ValueError: the file cannot be decoded as a video, or has fewer frames than
             requested (unless ``allow_fewer``); the message names the file.
     """
     import decord
 
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"video file {path} is a folder; expected a video file (.mp4, .avi, .mkv, ...)")
     if not path.is_file():
         raise FileNotFoundError(f"video file {path} not found")
     try:
