@@ -36,7 +36,7 @@ from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.errors import parser_error_summary
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
-from thinkspace.training.cpu_threads import set_cpu_threads
+from thinkspace.training.cpu_threads import cpu_processes_warning, set_cpu_threads
 from thinkspace.training.progress_bar import progress_bar
 from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
                                         run_checkpoint, step_checkpoint)
@@ -123,6 +123,8 @@ class ThinkspaceCLI(LightningCLI):
         threads = set_cpu_threads(config.get("accelerator")) if self.subcommand else None  # not for `ask`
         if threads:
             rank_zero_info(threads)
+        if self.subcommand and (crowded := cpu_processes_warning(config.get("accelerator"), config.get("devices"))):
+            rank_zero_info(crowded)
         run_dir = self._run_dir()
         if config.get("default_root_dir") is None:
             config["default_root_dir"] = str(run_dir)
