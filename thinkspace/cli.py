@@ -25,7 +25,6 @@ from __future__ import annotations
 import sys
 
 from thinkspace.errors import BAD_INPUT, run_reporting_errors
-from thinkspace.lightning_cli import build_cli
 from thinkspace.training.noise import silence_known_noise
 
 #: subcommands that are not Lightning's: name -> module with ``main(argv) -> int``.
@@ -83,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_lightning(args: list[str]) -> int:
     """``thinkspace fit|validate|test|predict ...``: Lightning's CLI over the config's module, read by
     the one config reader (:func:`thinkspace.lightning_cli.build_cli`)."""
+    from thinkspace.lightning_cli import build_cli  # here: `score`, `synth` and `--help` need no Lightning
+
     build_cli(None, (), args, until="run")
     return 0
 
