@@ -26,7 +26,8 @@ EAGER = "import thinkspace.lightning_cli; " + LAZY
 
 def records(path: Path) -> Path:
     """Six MindCube predictions (half right)."""
-    rows = [{"id": f"among_{i}", "gt_answer": g, "answer": a} for i, (g, a) in enumerate("AB BB CC DA AA BC".split())]
+    pairs = ["AB", "BB", "CC", "DA", "AA", "BC"]  # (gold, answer)
+    rows = [{"id": f"among_{i}", "gt_answer": g, "answer": a} for i, (g, a) in enumerate(pairs)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 

@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_lightning(args: list[str]) -> int:
     """``thinkspace fit|validate|test|predict ...``: Lightning's CLI over the config's module, read by
     the one config reader (:func:`thinkspace.lightning_cli.build_cli`)."""
-    from thinkspace.lightning_cli import build_cli  # here: `score`, `synth` and `--help` need no Lightning
+    # imported here: `score`, `synth` and `--help` need no Lightning
+    from thinkspace.lightning_cli import build_cli
 
     build_cli(None, (), args, until="run")
     return 0
