@@ -27,9 +27,8 @@ from typing import Any, Literal
 
 from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from lightning.pytorch import LightningModule
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, ThroughputMonitor
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar, ThroughputMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from thinkspace.data.datamodule import SpatialDataModule
@@ -40,6 +39,8 @@ from thinkspace.training.cpu_threads import cpu_processes_warning, set_cpu_threa
 from thinkspace.training.progress_bar import progress_bar
 from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
                                         run_checkpoint, step_checkpoint)
+from thinkspace.training.model_summary import RunModelSummary
+from thinkspace.training.run_logger import RunLogger
 from thinkspace.training.run_summary import FitSummary
 from thinkspace.training.throughput import Throughput
 from thinkspace.utils.yaml_files import check_yaml_syntax, config_files
@@ -129,7 +130,7 @@ class ThinkspaceCLI(LightningCLI):
         if config.get("default_root_dir") is None:
             config["default_root_dir"] = str(run_dir)
         if config.get("logger") in (None, True):
-            config["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="")
+            config["logger"] = RunLogger(save_dir=str(run_dir), name="", version="")  # no empty hparams.yaml
         listed = config.get("callbacks") or []
         listed = listed if isinstance(listed, list) else [listed]
         if config.get("enable_checkpointing", True) is not False and not any(
@@ -146,6 +147,8 @@ class ThinkspaceCLI(LightningCLI):
             isinstance(c, ProgressBar) for c in listed
         ):
             callbacks = [*callbacks, progress_bar()]  # right epoch totals for step-limited and resumed runs
+        if config.get("enable_model_summary", True) is not False and not any(isinstance(c, ModelSummary) for c in listed):
+            callbacks = [*callbacks, RunModelSummary()]  # no FLOPs column of zeros
         if self.subcommand == "fit" and config.get("logger") is not False and not any(
             isinstance(c, ThroughputMonitor) for c in [*listed, *callbacks]
         ):
