@@ -6,6 +6,8 @@ user nothing (each filter names the one message it drops; nothing else is hidden
 - Lightning's "Restoring states from the checkpoint path at ..." and, on ``fit``, "Restored all states
   from the checkpoint at ..." (thinkspace's own line says what a resume restored: step, epoch,
   samples seen; ``test`` keeps Lightning's "Loaded model weights from the checkpoint at ..."),
+- Lightning's "The dirpath has changed from ..." when ``test`` loads a checkpoint of another run
+  directory (the checkpoint callbacks' bookkeeping, irrelevant to the weights being tested),
 - Lightning's note that it skips its default model summary (thinkspace's
   :class:`~thinkspace.training.model_summary.RunModelSummary` drops the FLOPs column of zeros),
 - with ``models=True`` (every command that builds a model) transformers' progress bars ("Loading
@@ -62,6 +64,7 @@ def silence_known_noise(quiet_trainer: bool = False, models: bool = False) -> No
         logger.addFilter(_DropMessages(prefixes))
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     warnings.filterwarnings("ignore", message=r".*`past_key_values`.*deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"The dirpath has changed from ")
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     if models:
         from transformers.utils import logging as transformers_logging
