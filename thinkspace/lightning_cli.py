@@ -36,10 +36,10 @@ from thinkspace.errors import parser_error_summary
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.training.cpu_threads import cpu_processes_warning, set_cpu_threads
+from thinkspace.training.model_summary import RunModelSummary
 from thinkspace.training.progress_bar import progress_bar
 from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
                                         run_checkpoint, step_checkpoint)
-from thinkspace.training.model_summary import RunModelSummary
 from thinkspace.training.run_logger import RunLogger
 from thinkspace.training.run_summary import FitSummary
 from thinkspace.training.throughput import Throughput
