@@ -32,8 +32,8 @@ def test_two_process_ddp_sees_every_sample_once_per_epoch(tmp_path):
     assert first != second  # a new order each epoch
     ckpt = torch.load(tmp_path / "runs/ddp/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 10
-    assert sorted(p.name for p in (tmp_path / "runs/ddp").iterdir() if p.suffix == ".yaml") == [
-        "config.yaml", "hparams.yaml"]
+    assert sorted(p.name for p in (tmp_path / "runs/ddp").iterdir() if p.suffix == ".yaml") == ["config.yaml"]
+    assert sorted(p.name for p in (tmp_path / "runs/ddp/checkpoints").iterdir()) == ["last.ckpt"]
 
 
 JOINT = QUICKSTART.parent / "loc3r" / "joint_tiny.yaml"

@@ -1,70 +1,36 @@
-"""What ``thinkspace synth --out DIR --scenes 2 --seed 0`` writes loads through the
-benchmark adapters, and the SQA3D/ScanNet world frame agrees with the generator's own."""
+"""README's "Evaluate a trained run on the synthetic world": the exact command runs on a run's own
+config.yaml and last checkpoint, answers held-out questions and says test/accuracy."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import re
 
-import numpy as np
 import pytest
-import torch
+from cli_helpers import REPO, run_cli
 
-from thinkspace.data.datasets.mindcube import MindCube
-from thinkspace.data.datasets.sqa3d import SQA3D
-from thinkspace.data.datasets.vsibench import VSIBench
-from thinkspace.eval import SCORERS
-
-FRAMES = 6
+STAGE1_TINY = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"
 
 
-@pytest.fixture(scope="module")
-def synth_out(tmp_path_factory) -> Path:
-    from thinkspace.synth.command import main
-
-    out = tmp_path_factory.mktemp("synth") / "out"
-    args = ["--out", str(out), "--scenes", "2", "--seed", "0", "--size", "64", "--frames", str(FRAMES),
-            "--workers", "1", "--quiet"]
-    assert main(args) == 0
-    return out
+def readme_command() -> list[str]:
+    """The README's command, as arguments after ``thinkspace``."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Evaluate a trained run on the synthetic world", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
+    return block.replace("\\\n", " ").split()[1:]
 
 
-def test_synthetic_mindcube_and_vsibench_load_and_score(synth_out):
-    mindcube = MindCube(str(synth_out / "mindcube" / "train.jsonl"), image_root=str(synth_out))
-    assert len(mindcube) > 0
-    sample = mindcube[0]
-    assert sample.answer in sample.meta["options"] and len(sample.frames) >= 2
-    vsi = VSIBench(str(synth_out / "vsibench" / "train.jsonl"), video_root=str(synth_out), num_frames=4)
-    assert len(vsi) > 0
-    clip = vsi[0]
-    assert clip.frames.shape == (4, 64, 64, 3) and clip.timestamps.shape == (4,)
-    # the gold answers as responses score 100% with the official scorers
-    for data in (mindcube, vsi):
-        rows = [(f"mem:{i}", data.prediction_record(i, str(data.index[i]["record"].get("gt_answer")
-                                                            or data.index[i]["record"].get("ground_truth"))))
-                for i in range(len(data))]
-        assert SCORERS[data.benchmark](rows, None).overall == pytest.approx(100.0)
-
-
-def test_synthetic_sqa3d_matches_the_generators_world_frame(synth_out):
-    from thinkspace.data.datasets.synthetic_sample import to_sample
-    from thinkspace.synth.writer import SynthConfig, build_scene, records
-
-    qfile = synth_out / "sqa3d" / "v1_balanced_questions_train_synthetic.json"
-    afile = synth_out / "sqa3d" / "v1_balanced_sqa_annotations_train_synthetic.json"
-    data = SQA3D(str(qfile), str(afile), scannet_root=str(synth_out), num_frames=FRAMES, frame="scene")
-    assert len(data) > 0
-    ours = data[0]
-    meta = json.loads((synth_out / "meta.json").read_text())["config"]
-    config = SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta.items()})
-    index = int(ours.meta["scene_id"].removeprefix("scene"))
-    scene, episodes = build_scene(index, config, threads=1)
-    records(index, scene, episodes)  # assigns the question ids the files carry
-    video = next(ep for _, _, ep in episodes if ep.is_video)
-    question = next(q for q in video.questions if q.id == ours.id)
-    theirs = to_sample(video, question)
-    torch.testing.assert_close(ours.geometry.cam_from_world, theirs.geometry.cam_from_world, atol=1e-5, rtol=0)
-    torch.testing.assert_close(ours.geometry.intrinsics, theirs.geometry.intrinsics, atol=1e-5, rtol=0)
-    torch.testing.assert_close(ours.geometry.depth, theirs.geometry.depth, atol=1e-3, rtol=0)  # PNG millimetres
-    assert ours.situation.position == pytest.approx(theirs.situation.position, abs=1e-6)
-    assert np.angle(np.exp(1j * (ours.situation.yaw - theirs.situation.yaw))) == pytest.approx(0.0, abs=1e-6)
+@pytest.mark.slow  # a 2-step fit and a 4-question test: about 90 s on a loaded machine
+def test_readme_evaluates_a_synthetic_run_on_held_out_rooms(tmp_path):
+    command = readme_command()
+    assert command[:2] == ["test", "--config"] and "configs/eval/synthetic.yaml" in command
+    command = [str(REPO / a) if a.startswith("configs/") else a for a in command]
+    run_cli("fit", "--config", str(STAGE1_TINY), "--trainer.max_steps", "2", "--data.batch_size", "2",
+            "--data.num_workers", "0", "--data.val", "null", "--trainer.enable_progress_bar", "false",
+            "--run_dir", "runs/stage1_tiny", cwd=tmp_path)
+    proc = run_cli(*command, "--data.test.init_args.num_samples", "4", "--trainer.enable_progress_bar", "false",
+                   cwd=tmp_path, env={"PYTHONWARNINGS": "default"})  # warnings shown, as a user sees them
+    assert "test/accuracy" in proc.stdout
+    assert "dirpath has changed" not in proc.stderr
+    rows = [json.loads(line) for line in (tmp_path / "runs/stage1_tiny_test/predictions_test.jsonl").open()]
+    assert len(rows) == 4 and all(r["id"].startswith("synthetic-test-0-") for r in rows), rows[:1]

@@ -2,6 +2,7 @@
 log-probabilities against full forwards; the reference policy; bad input; learning."""
 
 import dataclasses
+import logging
 import math
 from pathlib import Path
 
@@ -303,16 +304,25 @@ def test_bad_rewards_in_a_rollout_name_the_reward_and_sample(policy, reward, mes
 
 # -- stage 1 -> stage 2 -------------------------------------------------------------------
 
-def test_init_from_a_stage1_checkpoint_into_lora(tiny_cache, tmp_path):
+def test_init_from_a_stage1_checkpoint_into_lora(tiny_cache, tmp_path, caplog):
     torch.manual_seed(0)
     stage1 = SpatialVLM(QwenVL("tiny:qwen2_5_vl"), objectives={"latent": LatentAlignment(k=3, projector_width=16)})
     with torch.no_grad():
         for p in stage1.parameters():
             p.add_(torch.randn_like(p) * 0.01)  # "trained": differs from the tiny model on disk
-    torch.save({"state_dict": stage1.state_dict()}, tmp_path / "stage1.ckpt")
+    weights = {**stage1.state_dict(), "objectives.layout.head.weight": torch.zeros(2, 2)}  # a head stage 2 lacks
+    torch.save({"state_dict": weights, "global_step": 300, "epoch": 2}, tmp_path / "stage1.ckpt")
     module = SpatialGRPO(QwenVL("tiny:qwen2_5_vl", lora=LoraSettings(r=4, alpha=8)), group_size=2,
                          latent=LatentAlignment(k=3, projector_width=16), init_from=str(tmp_path / "stage1.ckpt"))
-    module.prepare_policy()
+    with caplog.at_level(logging.INFO):
+        module.prepare_policy()
+    backbone = sum(k.startswith("backbone.") for k in weights)
+    projector = len(stage1.objectives["latent"].projector.state_dict())
+    skipped = len(weights) - backbone - projector
+    assert skipped >= 1
+    assert f"model.init_from: loaded {tmp_path / 'stage1.ckpt'} (step 300, epoch 2): {backbone} backbone + " \
+           f"{projector} latent projector weights; {skipped} other weights skipped (stage-1 heads and cues)" in \
+           [r.getMessage() for r in caplog.records]
     source = stage1.backbone.hf.state_dict()
     target = module.backbone.hf.state_dict()
     q = "model.language_model.layers.0.self_attn.q_proj"

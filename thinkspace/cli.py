@@ -25,7 +25,6 @@ from __future__ import annotations
 import sys
 
 from thinkspace.errors import BAD_INPUT, run_reporting_errors
-from thinkspace.lightning_cli import build_cli
 from thinkspace.training.noise import silence_known_noise
 
 #: subcommands that are not Lightning's: name -> module with ``main(argv) -> int``.
@@ -33,6 +32,9 @@ TOOLS = {"synth": "thinkspace.synth.command", "score": "thinkspace.eval.command"
          "cache-teacher": "thinkspace.teachers.command", "points": "thinkspace.inference.points",
          "sweep": "thinkspace.sweep.command", "export": "thinkspace.inference.export",
          "ask": "thinkspace.inference.ask"}
+
+#: subcommands that build no model: they import neither transformers nor Lightning (fast start)
+LIGHT = ("score", "synth", "sweep")
 
 #: every subcommand with one line: ``thinkspace --help`` and the unknown-command error list them.
 COMMANDS = {
@@ -65,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
               f"commands:\n{command_list()}\n\n--debug: show the traceback of an error, not just its one line")
         return 0 if first else BAD_INPUT
     if first.startswith("-"):
-        silence_known_noise()  # Lightning's own options before the subcommand (--config F fit)
+        silence_known_noise(models=True)  # Lightning's own options before the subcommand (--config F fit)
         named = next((a for a in args if a in ("fit", "validate", "test", "predict")), "fit")
         return run_reporting_errors(named, run_lightning, args)
     if first not in COMMANDS:
         print(f"thinkspace: error: unknown command {first!r}; expected one of:\n{command_list()}", file=sys.stderr)
         return BAD_INPUT
-    silence_known_noise(quiet_trainer=first in ("ask", "export", "points"))
+    silence_known_noise(quiet_trainer=first in ("ask", "export", "points"), models=first not in LIGHT)
     rest = args[args.index(first) + 1:] + (["--debug"] if "--debug" in args[:args.index(first)] else [])
     if first in TOOLS:
         import importlib
@@ -83,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 def run_lightning(args: list[str]) -> int:
     """``thinkspace fit|validate|test|predict ...``: Lightning's CLI over the config's module, read by
     the one config reader (:func:`thinkspace.lightning_cli.build_cli`)."""
+    # imported here: `score`, `synth` and `--help` need no Lightning
+    from thinkspace.lightning_cli import build_cli
+
     build_cli(None, (), args, until="run")
     return 0
 

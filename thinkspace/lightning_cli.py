@@ -27,21 +27,23 @@ from typing import Any, Literal
 
 from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from lightning.pytorch import LightningModule
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, ThroughputMonitor
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar, ThroughputMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.errors import parser_error_summary
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
-from thinkspace.training.cpu_threads import set_cpu_threads
+from thinkspace.training.cpu_threads import cpu_processes_warning, set_cpu_threads
+from thinkspace.training.model_summary import RunModelSummary
 from thinkspace.training.progress_bar import progress_bar
 from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
                                         run_checkpoint, step_checkpoint)
+from thinkspace.training.run_logger import RunLogger
 from thinkspace.training.run_summary import FitSummary
 from thinkspace.training.throughput import Throughput
+from thinkspace.utils.yaml_files import check_yaml_syntax, config_files
 
 Until = Literal["parsed", "built", "run"]
 
@@ -122,11 +124,13 @@ class ThinkspaceCLI(LightningCLI):
         threads = set_cpu_threads(config.get("accelerator")) if self.subcommand else None  # not for `ask`
         if threads:
             rank_zero_info(threads)
+        if self.subcommand and (crowded := cpu_processes_warning(config.get("accelerator"), config.get("devices"))):
+            rank_zero_info(crowded)
         run_dir = self._run_dir()
         if config.get("default_root_dir") is None:
             config["default_root_dir"] = str(run_dir)
         if config.get("logger") in (None, True):
-            config["logger"] = TensorBoardLogger(save_dir=str(run_dir), name="", version="")
+            config["logger"] = RunLogger(save_dir=str(run_dir), name="", version="")  # no empty hparams.yaml
         listed = config.get("callbacks") or []
         listed = listed if isinstance(listed, list) else [listed]
         if config.get("enable_checkpointing", True) is not False and not any(
@@ -143,6 +147,8 @@ class ThinkspaceCLI(LightningCLI):
             isinstance(c, ProgressBar) for c in listed
         ):
             callbacks = [*callbacks, progress_bar()]  # right epoch totals for step-limited and resumed runs
+        if config.get("enable_model_summary", True) is not False and not any(isinstance(c, ModelSummary) for c in listed):
+            callbacks = [*callbacks, RunModelSummary()]  # no FLOPs column of zeros
         if self.subcommand == "fit" and config.get("logger") is not False and not any(
             isinstance(c, ThroughputMonitor) for c in [*listed, *callbacks]
         ):
@@ -191,6 +197,7 @@ def build_cli(subcommand: str | None, configs: Sequence[str | Path] = (), overri
     run = subcommand is not None or until == "run"
     if until == "built":
         args += _BUILD_ONLY
+    check_config_syntax(args)
     subclass = names_model_class(args)
     kwargs: dict[str, Any] = {
         "subclass_mode_model": subclass,
@@ -267,6 +274,15 @@ def check_gpu_count(accelerator: Any, devices: Any) -> None:
     if wanted > have:
         raise ValueError(f"trainer.devices asks for {wanted} GPUs but this machine has {have} "
                          "(torch.cuda.device_count()); lower trainer.devices or run on a GPU node")
+
+
+def check_config_syntax(args: list[str]) -> None:
+    """Raise :class:`ConfigError` naming the ``--config`` file, line and column that is not YAML
+    (jsonargparse's own message names ``"<unicode string>"``)."""
+    try:
+        check_yaml_syntax(config_files(args))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def names_model_class(args: list[str]) -> bool:

@@ -15,7 +15,7 @@ Located = tuple[str, dict[str, Any]]
 
 
 def read_jsonl(path: str | Path) -> list[Located]:
-    """``(location, record)`` for every non-blank line of a JSON-lines file.
+    """``(location, record)`` for every non-blank line of a JSON-lines file (UTF-8, a leading BOM allowed).
 
     Raises:
         FileNotFoundError: no such file (message names it).
@@ -28,7 +28,7 @@ def read_jsonl(path: str | Path) -> list[Located]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM (Windows editors) dropped
             except UnicodeDecodeError as err:
                 raise ValueError(f"{path}:{number}: not UTF-8 text (byte {raw[err.start]:#04x} at column "
                                  f"{err.start + 1}); expected UTF-8 JSON lines") from err
@@ -45,12 +45,12 @@ def read_jsonl(path: str | Path) -> list[Located]:
 
 
 def read_json_list(path: str | Path, key: str | None = None) -> list[Located]:
-    """Entries of a JSON file holding a list (or a dict whose ``key`` holds the list)."""
+    """Entries of a UTF-8 JSON file (a leading BOM allowed) holding a list (or a dict whose ``key`` holds the list)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file {path} not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a leading BOM dropped
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
                          "expected UTF-8 JSON") from err

@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from thinkspace.data.batch import IGNORE_INDEX, Batch, VisualTokens
+from thinkspace.data.images import to_rgb
 from thinkspace.data.schema import FRAME_PREFIX, IMAGE_SLOT, IMAGE_SLOTS, SpatialSample
 
 
@@ -223,8 +225,8 @@ def turn_end(processor: Any) -> str:
 
 
 def rgb(frame: Any) -> Any:
-    """A PIL image as RGB, anything else as a numpy array (``[H, W, 3]``)."""
-    return frame.convert("RGB") if hasattr(frame, "convert") else np.asarray(frame)
+    """A PIL image as RGB (:func:`~thinkspace.data.images.to_rgb`), anything else as a numpy array (``[H, W, 3]``)."""
+    return to_rgb(frame) if isinstance(frame, Image.Image) else np.asarray(frame)
 
 
 def video_frames(sample: SpatialSample) -> np.ndarray:

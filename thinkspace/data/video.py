@@ -9,6 +9,8 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from thinkspace.utils.native_stderr import last_reason, native_stderr, replay
+
 #: How N frames are picked from M: ``"segment_centres"`` (the centre of each of N equal
 #: segments) or ``"linspace"`` (VSI-Bench's official evaluation: ``np.linspace(0, M - 1, N)``
 #: rounded down, first and last frames included; ``lmms_eval/models/llava_vid.py``).
@@ -100,18 +102,27 @@ def read_video(path: str | Path, num_frames: int, *, allow_fewer: bool = False,
 
     Raises:
         FileNotFoundError: no such file.
+        IsADirectoryError: ``path`` is a folder.
         ValueError: the file cannot be decoded as a video, or has fewer frames than
             requested (unless ``allow_fewer``); the message names the file.
     """
     import decord
 
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"video file {path} is a folder; expected a video file (.mp4, .avi, .mkv, ...)")
     if not path.is_file():
         raise FileNotFoundError(f"video file {path} not found")
-    try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    except (decord.DECORDError, RuntimeError) as err:
-        raise ValueError(f"video file {path} cannot be decoded: {err}") from err
+    failure = None
+    with native_stderr() as captured:  # decord's C++ "ERROR opening" lines: the error below says it
+        try:
+            reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        except (decord.DECORDError, RuntimeError) as err:
+            failure = err
+    if failure is not None:
+        reason = (last_reason(captured.text) or str(failure)).removeprefix(f"{path}, ")
+        raise ValueError(f"video file {path} cannot be decoded: {reason}") from failure
+    replay(captured)
     total = len(reader)
     if total == 0:
         raise ValueError(f"video file {path} has no frames")

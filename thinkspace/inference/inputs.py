@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from thinkspace.data.images import load_image
+from thinkspace.data.images import load_image, to_rgb
 from thinkspace.data.schema import SpatialSample
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
@@ -48,5 +48,5 @@ def question_sample(inputs: Inputs, question: str, num_frames: int = 8, video: b
     items = [inputs] if isinstance(inputs, (str, Path, Image.Image)) else list(inputs)
     if not items:
         raise ValueError("ask: no images given; pass image files, PIL images or a video file")
-    frames = [i.convert("RGB") if isinstance(i, Image.Image) else load_image(i) for i in items]
+    frames = [to_rgb(i, f"ask: image {k}") if isinstance(i, Image.Image) else load_image(i) for k, i in enumerate(items)]
     return SpatialSample(id="ask", source="ask", task="ask", frames=frames, prompt=question)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MeanMetric
 
@@ -290,7 +291,7 @@ class SpatialGRPO(SpatialModule):
         """
         if not self._initialised:
             if self.init_from:
-                load_stage1(self, self.init_from)
+                rank_zero_info(load_stage1(self, self.init_from))
             # the rollout prefills in evaluation mode (rollout_mode: eval) or draws its own dropout (train),
             # the policy scores in training mode: the same numbers unless dropout is drawn in training
             self.prefix_reuse_blocker = train_mode_dropout(self.backbone)

@@ -40,6 +40,8 @@ from typing import Any
 
 import yaml
 
+from thinkspace.utils.yaml_files import yaml_problem
+
 KNOWN = ("settings", "grid", "zip", "seeds", "seed_keys", "fixed", "evaluate", "metric", "baseline", "columns",
          "command", "launcher", "max_parallel", "slurm")
 LAUNCHERS = ("local", "slurm")
@@ -98,7 +100,7 @@ def load_sweep(path: str | Path) -> Sweep:
     except OSError as e:
         raise ValueError(f"sweep file {path}: cannot be read ({e.strerror})") from e
     except yaml.YAMLError as e:
-        raise ValueError(f"sweep file {path}: not valid YAML ({e})") from e
+        raise ValueError(f"sweep file {path}: not valid YAML at {yaml_problem(e)}") from None
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ValueError(f"sweep file {path}: expected a mapping of sections {list(KNOWN)}, got {type(data).__name__}")

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from thinkspace.data.images import to_rgb
 from thinkspace.data.schema import SpatialSample
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures, frame_size_of
 from thinkspace.teachers.precision import tf32_allowed
@@ -123,9 +124,7 @@ class VGGTTeacher(GeometryTeacher):
         """One frame (PIL image or ``[H, W, 3]`` uint8 array) as ``[3, h, w]`` in ``[0, 1]``: PIL bicubic
         resizing and RGBA blended onto white, as ``vggt.utils.load_fn.load_and_preprocess_images``."""
         image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
-        if image.mode == "RGBA":
-            image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
-        image = image.convert("RGB")
+        image = to_rgb(image)  # RGBA onto white, as VGGT's loader
         w, h = image.size
         s = self.image_size
         if self.mode == "resize":

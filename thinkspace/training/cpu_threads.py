@@ -53,3 +53,27 @@ def set_cpu_threads(accelerator: object, environ: dict[str, str] | None = None) 
     torch.set_num_threads(threads)
     return (f"thinkspace: CPU run with {threads} torch thread{'s' if threads > 1 else ''} on {cores} cores "
             "(half, so a busy neighbour does not stall it); set OMP_NUM_THREADS to choose")
+
+
+def cpu_processes_warning(accelerator: object, devices: object, cores: int | None = None) -> str | None:
+    """The line that warns when a CPU run starts more processes than there are usable cores.
+
+    On the CPU, ``trainer.devices N`` starts N processes; with more processes than cores they take
+    turns on the cores and every gradient all-reduce waits for the one not running.
+
+    Args:
+        accelerator, devices: Lightning's ``trainer.accelerator`` and ``trainer.devices`` settings.
+        cores: usable cores (default: :func:`usable_cores`).
+
+    Returns:
+        the warning, or ``None``: not a CPU run, ``devices`` not a count, or no more processes than cores.
+    """
+    if isinstance(devices, bool) or not (isinstance(devices, int) or str(devices).isdigit()):
+        return None  # "auto", a list of ids: Lightning resolves those itself
+    wanted = int(devices)
+    cores = usable_cores() if cores is None else cores
+    if wanted <= cores or not runs_on_cpu(accelerator):
+        return None
+    return (f"thinkspace: warning: trainer.devices {wanted} starts {wanted} CPU processes on {cores} "
+            f"core{'s' if cores > 1 else ''}; they take turns on the cores and run slower than "
+            f"{cores} would: set trainer.devices to at most {cores}")

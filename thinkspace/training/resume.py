@@ -39,8 +39,13 @@ def step_checkpoint(directory: Path, every_n_steps: int) -> ModelCheckpoint:
 
 
 def run_checkpoint(directory: Path) -> ModelCheckpoint:
-    """The run's checkpoint at validation (or epoch end without validation), ``last.ckpt`` beside it."""
-    return ModelCheckpoint(dirpath=str(directory), save_last=True, enable_version_counter=False)
+    """The run's checkpoint ``last.ckpt``, written at validation (or epoch end without validation).
+
+    Only ``last.ckpt``: Lightning's default also keeps ``epoch=E-step=S.ckpt``, a copy of the same
+    weights (no metric is monitored, so it is never a "best" one). Keep several with your own
+    ``ModelCheckpoint`` in ``trainer.callbacks`` (README, "What a run leaves behind").
+    """
+    return ModelCheckpoint(dirpath=str(directory), save_top_k=0, save_last=True, enable_version_counter=False)
 
 
 def samples_seen(trainer: Trainer) -> tuple[int, int] | None:

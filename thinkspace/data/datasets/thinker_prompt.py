@@ -22,6 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from thinkspace.data.images import to_rgb
+
 THINKER_INSTRUCTION = (
     "First imagine the mental 3D scene, think about the reasoning process in the mind and then provide the user "
     "with the answer. The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> "
@@ -65,4 +67,5 @@ def resave(image: Image.Image, name: str | Path) -> Image.Image:
     image.save(buffer, format=image_format)
     buffer.seek(0)
     with Image.open(buffer) as decoded:
-        return decoded.convert("RGB")
+        decoded.load()
+        return to_rgb(decoded, str(name))
