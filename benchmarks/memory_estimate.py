@@ -27,8 +27,9 @@ Per device, ``N`` GPUs, under ``bf16-mixed`` with float32 master weights
   lean decode step's bf16 copy of the projections with LoRA folded in
   (``thinkspace/generation/decoder_weights.py``).
 * **other**: DDP: autocast's bf16 copies of the trainable weights it casts (cached until the forward
-  ends) and DDP's gradient buckets (4 bytes per trainable parameter; none with
-  ``gradient_as_bucket_view``). FSDP2 and ZeRO-3: the unsharded bf16 weights and gradients of the root
+  ends); ``thinkspace.training.strategies.DDP`` makes the gradients views of DDP's buckets (Lightning's
+  ``ddp`` would add a copy, 4 bytes per trainable parameter) and AdamW takes its fused step on CUDA
+  (no full-size temporaries). FSDP2 and ZeRO-3: the unsharded bf16 weights and gradients of the root
   group (embeddings, LM head), which stay gathered through the step, and two decoder layers' weights
   (the one computing, the one prefetched).
 * **context**: 2 GB for the CUDA context, allocator slack and communication buffers.
@@ -172,7 +173,7 @@ def training_parts(model: nn.Module, strategy: str, tokens: int, supervised: int
     if strategy == "ddp":
         compute, shards = "autocast", 1
         weights, gradients, optimizer = 4 * rest + 2 * vision, 4 * rest, 8 * rest
-        other = 2 * (linear_weights(model.model.language_model) + model.lm_head.weight.numel()) + 4 * rest
+        other = 2 * (linear_weights(model.model.language_model) + model.lm_head.weight.numel())
     else:
         compute, shards = "bf16", gpus
         if strategy == "fsdp2":
@@ -212,7 +213,7 @@ def grpo_parts(model: nn.Module, prompt: int, completion: int = 2048, group: int
         "activations": (completions + prefill) / GB,
         "logits": 2 * chunk * text.vocab_size * 4 / GB,
         "rollout buffers": (kv_cache + folded) / GB,
-        "other": (2 * lora + 4 * lora) / GB,  # autocast's copies of the adapters, DDP's buckets
+        "other": 2 * lora / GB,  # autocast's copies of the adapters
         "context": 2.0,
     }
 
