@@ -16,7 +16,8 @@ thinkspace's offline builder, wide ones from their published dimensions), on the
    paper config's decoder at its width and sequence length but ``--memory-layers`` layers (float32
    masters under bf16 autocast, gradient checkpointing, AdamW with its fused step, logits at 64
    supervised positions), against ``benchmarks/memory_estimate.py``'s arithmetic for the same sizes
-   (16 bytes per trainable parameter plus its per-layer activations rule; CUDA context not counted).
+   (16 bytes per trainable parameter, its activation rule with autocast's weight copies, the supervised
+   positions' logits; CUDA context not counted).
 4. ``host_syncs``: synchronising CUDA calls per training step of the tiny stage-1 module on one GPU,
    counted with ``torch.cuda.set_sync_debug_mode("warn")`` (median over steps 2-4).
 
@@ -51,7 +52,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from memory_estimate import GB, activations
+from memory_estimate import GB, linear_weights, logits_bytes, step_activation_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE1_TINY = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"
@@ -197,7 +198,10 @@ def peak_memory(device: str, runs: bool, family: str, sizes: dict, tokens: int, 
         sizes, tokens = (TINY_WIDTH, 128) if runs else (sizes, tokens)
     model = causal_decoder(family, sizes, layers, "meta")
     trainable = sum(p.numel() for p in model.parameters())
-    estimate = 16 * trainable / GB + activations(tokens, sizes["hidden_size"], layers)
+    # float32 masters under autocast with checkpointing: activations, autocast's bf16 weight copies, the logits
+    estimate = (16 * trainable + step_activation_bytes(model.config, tokens, "autocast", checkpointing=True,
+                                                       autocast_copies=linear_weights(model))
+                + logits_bytes(sizes["vocab_size"], supervised)) / GB
     prepared = f"estimate {estimate:.2f} GiB ({trainable / 1e9:.2f} B parameters, {tokens} tokens, {layers} layers)"
     if not runs:
         raise Skipped(f"{NO_CUDA}; {prepared}")

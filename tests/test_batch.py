@@ -1,10 +1,14 @@
 """Batch reshaping: the prompts alone, left-padded (``Batch.prompts``), and each prompt's rows
 repeated for a group (``Batch.repeat``), by hand and on a collated batch."""
 
+from dataclasses import replace
+
 import torch
 
 from thinkspace.data.batch import IGNORE_INDEX, Batch, VisualTokens
 from thinkspace.data.datasets.squares import ColouredSquares
+from thinkspace.modules.base import SpatialModule
+from thinkspace.teachers.base import TeacherFeatures
 
 PAD = 9
 
@@ -75,3 +79,51 @@ def test_a_collated_batch_carries_prompt_texts_and_meta_through_both(qwen25):
     # every visual token of every row still points at an image placeholder after padding and repeating
     assert bool((ids[prompts.visual.sample, prompts.visual.position] == image).all())
     assert int((ids == image).sum()) == len(prompts.visual)
+
+
+def with_teacher_features(batch: Batch) -> Batch:
+    """``hand_batch`` with cached teacher features (float16, as the cache stores them) and a device
+    teacher's prepared pixels in its targets."""
+    features = [TeacherFeatures(camera=torch.ones(2, 8, dtype=torch.float16), register=torch.ones(2, 1, 8,
+                                dtype=torch.float16), patch=torch.ones(2, 4, 8, dtype=torch.float16), grid=(2, 2)),
+                None]
+    return replace(batch, targets={"latent": [{"features": features[0]}, None],
+                                   "prior": [{"prepared": torch.zeros(1, 3, 14, 14)}]})
+
+
+def test_teacher_features_move_with_the_batch_in_their_dtype():
+    batch = with_teacher_features(hand_batch())
+    module = SpatialModule.__new__(SpatialModule)  # the hook needs no state
+    moved = module.transfer_batch_to_device(batch, torch.device("meta"), 0)
+    features = moved.targets["latent"][0]["features"]
+    assert {features.camera.device.type, features.register.device.type, features.patch.device.type} == {"meta"}
+    assert features.patch.dtype == torch.float16 and features.grid == (2, 2)  # the loss casts on the device
+    assert moved.targets["latent"][1] is None
+    assert moved.targets["prior"][0]["prepared"].device.type == "meta"
+    assert moved.inputs["input_ids"].device.type == "meta" and moved.visual.grid.device.type == "meta"
+    assert batch.targets["latent"][0]["features"].patch.device.type == "cpu"  # the loader's batch is untouched
+
+
+def test_a_cuda_transfer_does_not_block_and_pinning_reaches_the_features(monkeypatch):
+    calls = []
+    monkeypatch.setattr(Batch, "to", lambda self, device, non_blocking=False: calls.append((device, non_blocking)))
+    module = SpatialModule.__new__(SpatialModule)
+    module.transfer_batch_to_device(hand_batch(), torch.device("cuda", 0), 0)
+    module.transfer_batch_to_device(hand_batch(), torch.device("cpu"), 0)
+    assert calls == [(torch.device("cuda", 0), True), (torch.device("cpu"), False)]
+    monkeypatch.undo()
+
+    pinned = []  # no CUDA here: record which tensors the loader's pin_memory would page-lock
+
+    def pin(self):
+        pinned.append(self.data_ptr())
+        return self.clone()
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", pin)
+    batch = with_teacher_features(hand_batch())
+    out = batch.pin_memory()
+    features = batch.targets["latent"][0]["features"]
+    for tensor in (features.camera, features.register, features.patch, batch.targets["prior"][0]["prepared"],
+                   batch.inputs["input_ids"], batch.labels, batch.visual.position):
+        assert tensor.data_ptr() in pinned
+    assert out.targets["latent"][0]["features"].patch.data_ptr() != features.patch.data_ptr()

@@ -1,12 +1,17 @@
 """Throughput in the training logs: samples, tokens and the FLOPs estimate."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cli_helpers import FAST, QUICKSTART, run_cli
 from thinkspace.backbones import QwenVL
-from thinkspace.training.throughput import parameter_counts, vision_patches
+from thinkspace.training.throughput import full_numel, parameter_counts, vision_patches
 
 
 @pytest.mark.slow
@@ -41,3 +46,34 @@ def test_vision_patches_of_flattened_and_image_shaped_pixels():
     assert vision_patches(torch.zeros(64, 1176)) == 64  # Qwen-VL rows: 3 x 2 x 14 x 14 values each
     assert vision_patches(torch.zeros(2, 3, 3, 28, 28), patch_size=14) == 2 * 3 * 4
     assert vision_patches(None) == 0
+
+
+def test_parameter_counts_read_deepspeed_zero3_sizes():
+    """Under ZeRO-3 every rank holds an empty tensor and the size in ``ds_numel``."""
+    backbone = QwenVL("tiny:qwen2_5_vl")
+    expected = parameter_counts(backbone)
+    for p in backbone.hf.parameters():
+        p.ds_numel = p.numel()
+        p.data = torch.empty(0, dtype=p.dtype)
+    assert sum(p.numel() for p in backbone.hf.parameters()) == 0
+    assert parameter_counts(backbone) == expected
+    assert full_numel(torch.zeros(3, 4)) == 12
+
+
+@pytest.mark.slow
+def test_parameter_counts_under_fsdp2_are_the_whole_models(tmp_path):
+    """Two CPU processes shard the tiny model as the FSDP2 strategy does; each counts the whole model,
+    so the FLOPs (and MFU) each rank logs are one process's."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    probe = Path(__file__).parent / "sharded_counts_probe.py"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(probe), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    for result in ranks:
+        assert result["sharded"] == result["whole"]
+        assert result["whole"][1] == 0 and result["whole"][2] == 0  # decoder trains, vision frozen
+        assert result["local"] < result["every"]  # each rank holds only its shards
+    assert ranks[0]["whole"] == ranks[1]["whole"]

@@ -177,23 +177,36 @@ class Batch:
                        answer_types=rows(self.answer_types), tasks=rows(self.tasks), texts=rows(self.texts),
                        meta=rows(self.meta))
 
-    def to(self, device: torch.device | str) -> Batch:
-        """Move every tensor (including targets) to ``device``; Lightning calls this."""
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """Move every tensor (including targets: teacher features, prepared pixels) to ``device``.
+
+        ``SpatialModule.transfer_batch_to_device`` calls this with ``non_blocking`` on CUDA, where a
+        pinned batch (:meth:`pin_memory`) copies while the host goes on.
+        """
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> Batch:
+        """Every tensor (targets included) in page-locked memory; the data loader's ``pin_memory`` calls this."""
+        return self._map(lambda t: t.pin_memory() if hasattr(t, "pin_memory") else t)
+
+    def _map(self, move: Any) -> Batch:
         return replace(
             self,
-            inputs={k: v.to(device) for k, v in self.inputs.items()},
-            labels=self.labels.to(device),
-            prompt_lengths=self.prompt_lengths.to(device),
-            visual=self.visual.to(device),
-            targets={k: _to(v, device) for k, v in self.targets.items()},
+            inputs={k: move(v) for k, v in self.inputs.items()},
+            labels=move(self.labels),
+            prompt_lengths=move(self.prompt_lengths),
+            visual=replace(self.visual, **{f.name: move(getattr(self.visual, f.name)) for f in fields(self.visual)}),
+            targets={k: _apply(v, move) for k, v in self.targets.items()},
         )
 
 
-def _to(value: Any, device: torch.device | str) -> Any:
+def _apply(value: Any, move: Any) -> Any:
+    """``move`` applied to every tensor in ``value``, and to objects that move themselves (a ``to``
+    method: :class:`~thinkspace.teachers.base.TeacherFeatures`)."""
     if isinstance(value, Tensor) or hasattr(value, "to"):
-        return value.to(device)
+        return move(value)
     if isinstance(value, dict):
-        return {k: _to(v, device) for k, v in value.items()}
+        return {k: _apply(v, move) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_to(v, device) for v in value)
+        return type(value)(_apply(v, move) for v in value)
     return value

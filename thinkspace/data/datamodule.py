@@ -119,6 +119,9 @@ class SpatialDataModule(L.LightningDataModule):
             collate_fn=collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # page-locked batches (teacher features included, Batch.pin_memory) copy to the GPU without
+            # blocking the host (SpatialModule.transfer_batch_to_device)
+            pin_memory=trainer is not None and trainer.strategy.root_device.type == "cuda",
             # workers start from a single-threaded server, not forked from this process: a fork while
             # another thread holds the interpreter's thread-state lock deadlocks the child (seen under
             # DDP with Lightning's and tqdm's threads: rank 1's worker hung in PyOS_AfterFork_Child)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
@@ -139,6 +140,14 @@ class SpatialModule(L.LightningModule):
         if isinstance(scheduler, WarmupSchedule) and scheduler.total_steps is None:
             scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def transfer_batch_to_device(self, batch: Any, device: Any, dataloader_idx: int) -> Any:
+        """A :class:`Batch` moves whole, teacher features included, without blocking the host on CUDA
+        (the loader pins it there, ``SpatialDataModule``); Lightning's default would move only
+        plain tensors without blocking."""
+        if isinstance(batch, Batch):
+            return batch.to(device, non_blocking=torch.device(device).type == "cuda")
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def configure_model(self) -> None:
         """Before the optimizer and any sharding, when fitting under mixed precision: float32

@@ -230,16 +230,18 @@ class LatentAlignment(Objective):
         if layout is None:
             layout = [(f.num_views, tuple(f.grid)) for f in self.teacher_features(batch)]
         visual = out.visual
+        # the frame index read once per batch (two host reads), not once per sample and view
+        grid, frames_per_group = visual.grid.tolist(), visual.frames_per_group.tolist()
         views, counts = [], []
         for b, (num_views, out_grid) in enumerate(layout):
-            per_group = int(visual.frames_per_group[b])
-            frames = visual.grid[visual.grid[:, 0] == b]
+            per_group = frames_per_group[b]
+            frames = [row for row in grid if row[0] == b]
             for s in range(num_views):
                 g = s // per_group
-                if g >= frames.shape[0]:
+                if g >= len(frames):
                     raise ValueError(f"sample {batch.ids[b]!r}: teacher features for {num_views} views but the "
-                                     f"sequence holds {frames.shape[0]} frames")
-                _, _, rows, cols = frames[g].tolist()
+                                     f"sequence holds {len(frames)} frames")
+                _, _, rows, cols = frames[g]
                 tokens = into_head(source[b, visual.positions(b, g)], self.projector)
                 views.append(View(sample=b, tokens=tokens, grid=(rows, cols), out_grid=tuple(out_grid)))
             counts.append(num_views)

@@ -113,20 +113,16 @@ class LatentSlot:
         nxt = torch.zeros_like(input_ids, dtype=torch.bool)
         nxt[:, :-1] = input_ids[:, 1:] == self.pad_id
         counts = nxt.sum(1)
-        bad = (counts != self.k).nonzero().flatten().tolist()
-        if bad:
-            b = bad[0]
-            name = ids[b] if ids else f"#{b}"
-            raise ValueError(
-                f"sample {name!r}: found {int(counts[b])} latent pads in the sequence, expected {self.k}; "
-                "does its response hold the latent slot?"
-            )
-        before = input_ids.gather(1, nxt.long().argmax(1, keepdim=True))
-        if (before != self.start_id).any():
-            b = int((before != self.start_id).nonzero()[0, 0])
-            name = ids[b] if ids else f"#{b}"
-            raise ValueError(f"sample {name!r}: the latent pads do not follow {START}")
-        return nxt.nonzero()[:, 1].view(-1, self.k)
+        before = input_ids.gather(1, nxt.long().argmax(1, keepdim=True))[:, 0]
+        if bool(((counts != self.k) | (before != self.start_id)).any()):  # one host read for both checks
+            for b, n in enumerate(counts.tolist()):
+                if n != self.k:
+                    raise ValueError(f"sample {ids[b] if ids else f'#{b}'!r}: found {n} latent pads in the sequence, "
+                                     f"expected {self.k}; does its response hold the latent slot?")
+            b = next(i for i, first in enumerate(before.tolist()) if first != self.start_id)
+            raise ValueError(f"sample {ids[b] if ids else f'#{b}'!r}: the latent pads do not follow {START}")
+        # every row has exactly k: a stable sort brings their positions first, in order (no nonzero, no sync)
+        return torch.sort(nxt.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :self.k]
 
     def gather(self, hidden: Tensor, input_ids: Tensor, ids: list[str] | None = None) -> Tensor:
         """Latents ``[B, k, D]`` from last-layer hidden states ``[B, L, D]``."""

@@ -94,14 +94,16 @@ class Situation(Objective):
     def states(self, out: BackboneOutput, batch: Batch) -> tuple[Tensor, Tensor]:
         """Hidden states ``([B, D], [B, D])`` at each sample's ``<Pos>`` and ``<Ori>`` token."""
         ids = batch.inputs["input_ids"]
-        found = []
-        for token, name in ((self.pos_id, POS_TOKEN), (self.ori_id, ORI_TOKEN)):
-            rows, cols = (ids == token).nonzero(as_tuple=True)
-            if not torch.equal(rows, torch.arange(len(ids), device=ids.device)):
-                bad = [i for i in range(len(ids)) if int((rows == i).sum()) != 1]
-                raise ValueError(f"samples {[batch.ids[i] for i in bad]} need exactly one {name} token each")
-            found.append(out.hidden[rows, cols])
-        return found[0], found[1]
+        hits = torch.stack([ids == self.pos_id, ids == self.ori_id])  # [2, B, L]
+        counts = hits.sum(-1)  # [2, B]
+        if bool((counts != 1).any()):  # the step's one host read here (the check needs it)
+            for (token, name), row in zip(((self.pos_id, POS_TOKEN), (self.ori_id, ORI_TOKEN)), counts.tolist()):
+                bad = [i for i, n in enumerate(row) if n != 1]
+                if bad:
+                    raise ValueError(f"samples {[batch.ids[i] for i in bad]} need exactly one {name} token each")
+        cols = hits.int().argmax(-1)  # [2, B] the one position per row
+        rows = torch.arange(len(ids), device=ids.device)
+        return out.hidden[rows, cols[0]], out.hidden[rows, cols[1]]
 
     def predict(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
         """``xy [B, 2]``, ``log_var [B, 2]``, ``yaw_logits [B, K]`` and ``yaw [B]`` radians."""
@@ -121,14 +123,15 @@ class Situation(Objective):
         target = batch.targets[self.name]
         pred = self.predict(out, batch)
         has = target[:, 3] > 0.5
-        zero = pred["xy"].sum() * 0.0 + pred["yaw_logits"].sum() * 0.0  # keeps every head in the graph
-        position = gaussian_nll(pred["xy"][has], pred["log_var"][has], target[has, :2].float()).sum()
-        soft = wrapped_gaussian(target[has, 2].float(), self.num_bins, self.sigma_bins)
-        log_probs = F.log_softmax(pred["yaw_logits"][has], dim=-1)
-        orientation = F.kl_div(log_probs, soft, reduction="sum")  # KL per sample, summed
+        # masked over every sample, not indexed by ``has``: a boolean index is a host sync per use
+        position = torch.where(has, gaussian_nll(pred["xy"], pred["log_var"], target[:, :2].float()), 0.0).sum()
+        soft = wrapped_gaussian(target[:, 2].float(), self.num_bins, self.sigma_bins)
+        log_probs = F.log_softmax(pred["yaw_logits"], dim=-1)
+        kl = F.kl_div(log_probs, soft, reduction="none").sum(-1)  # [B] KL per sample
+        orientation = torch.where(has, kl, 0.0).sum()
         # means over the samples that have a situation, across all ranks
-        return {"position": mean_over_ranks(position + zero, has.sum()),
-                "orientation": mean_over_ranks(orientation + zero, has.sum())}
+        return {"position": mean_over_ranks(position, has.sum()),
+                "orientation": mean_over_ranks(orientation, has.sum())}
 
     def evaluate(self, out: BackboneOutput, batch: Batch) -> dict[str, Any]:
         """Update and return the localization metrics: acc_50cm, acc_1m, acc_15deg, acc_30deg."""

@@ -32,11 +32,12 @@ class TextCrossEntropy(Objective):
 
     def loss(self, out: BackboneOutput, batch: Batch) -> dict[str, Tensor]:
         labels = batch.labels[:, 1:]
-        supervised = labels != IGNORE_INDEX
-        count = supervised.sum()
+        # the step's one host read here: how many positions are supervised decides the logits' shape
+        rows, cols = (labels != IGNORE_INDEX).nonzero(as_tuple=True)
+        count = rows.numel()
         if count == 0:  # e.g. prompts only: a zero that keeps the graph
             total = out.hidden.sum() * 0.0
         else:
-            logits = out.logits_at(out.hidden[:, :-1][supervised]).float()
-            total = F.cross_entropy(logits, labels[supervised], reduction="sum", label_smoothing=self.label_smoothing)
+            logits = out.logits_at(out.hidden[rows, cols]).float()
+            total = F.cross_entropy(logits, labels[rows, cols], reduction="sum", label_smoothing=self.label_smoothing)
         return {"ce": mean_over_ranks(total, count)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -30,6 +30,17 @@ class TeacherFeatures:
     @property
     def num_views(self) -> int:
         return int(self.patch.shape[0])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> TeacherFeatures:
+        """The features on ``device``, in their own dtype (a cache's float16 crosses as float16)."""
+        return replace(self, camera=self.camera.to(device, non_blocking=non_blocking),
+                       register=self.register.to(device, non_blocking=non_blocking),
+                       patch=self.patch.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> TeacherFeatures:
+        """The features in page-locked memory (the data loader's ``pin_memory`` calls this)."""
+        return replace(self, camera=self.camera.pin_memory(), register=self.register.pin_memory(),
+                       patch=self.patch.pin_memory())
 
     def tokens(self) -> Tensor:
         """``[S, P, C]`` with ``P = 1 + R + rows * cols``: camera, registers, patches (3DThinker's order)."""

@@ -86,11 +86,23 @@ class Throughput(ThroughputMonitor):
         return int(decoder + vision)
 
 
+def full_numel(param: Tensor) -> int:
+    """Elements of the whole parameter, whichever process holds which part of it.
+
+    DeepSpeed ZeRO-3 leaves an empty tensor on every rank and keeps the size in ``ds_numel``; an
+    FSDP2 parameter is a DTensor whose ``numel`` is the global one (its local shard is
+    ``to_local()``). Counting local sizes would estimate 0 FLOPs under ZeRO-3 and 1 / N of them
+    under FSDP2.
+    """
+    return int(getattr(param, "ds_numel", None) or param.numel())
+
+
 def parameter_counts(backbone: Any) -> tuple[int, int, int, int]:
     """``(decoder trainable, decoder frozen, vision trainable, vision frozen)`` parameter counts.
 
     The decoder is the backbone's language model without its input embeddings (a lookup,
-    not a matmul); everything else of the model but the LM head counts as vision.
+    not a matmul); everything else of the model but the LM head counts as vision. Whole
+    parameters are counted under sharding (:func:`full_numel`).
     """
     model = getattr(backbone, "hf", backbone.model)
     decoder = backbone.language_model()
@@ -103,7 +115,7 @@ def parameter_counts(backbone: Any) -> tuple[int, int, int, int]:
     for p in model.parameters():
         if id(p) in skip:
             continue
-        counts[(0 if id(p) in in_decoder else 2) + (0 if p.requires_grad else 1)] += p.numel()
+        counts[(0 if id(p) in in_decoder else 2) + (0 if p.requires_grad else 1)] += full_numel(p)
     return tuple(counts)  # type: ignore[return-value]
 
 
