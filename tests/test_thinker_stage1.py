@@ -145,8 +145,10 @@ def test_stage1_config_names_the_released_recipe():
     assert (model["val_generation"], data["eval_batch_size"], data.get("val_subset")) == ({"max_new_tokens": 1024}, 8,
                                                                                           None)
     optimizer = model["optimizer"]
-    assert optimizer["class_path"] == "torch.optim.AdamW"
-    assert optimizer["init_args"] == {"lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01}
+    # torch's AdamW, its fused step on GPUs: the release trains with adamw_torch_fused
+    assert optimizer["class_path"] == "thinkspace.training.adamw.AdamW"
+    assert optimizer["init_args"] == {"lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01,
+                                      "implementation": "auto"}
     assert model["scheduler"] == {"class_path": "thinkspace.training.optim.WarmupLinear", "init_args": {"warmup_steps": 10}}
     text, latent = model["objectives"]["text"]["init_args"], model["objectives"]["latent"]["init_args"]
     assert (text["weight"], latent["weight"], latent["loss"], latent["reduction"]) == (0.1, 0.0005, "mse",
