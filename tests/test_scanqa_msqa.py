@@ -7,7 +7,8 @@ Record sources:
 - MSQA: the example record in MSR3D/MSR3D ``data/datasets/msr3d.py`` (licence CC BY-NC-SA 4.0,
   README), written in the list shape ``MSQAScanNet.load_lang`` reads (``scan_id``,
   ``question``, ``answers``, ``situation``, ``location``, ``orientation``, ``type``, ``index``,
-  ``raw_thought``), and a second one with an image placeholder ``<label-id-IMG>``.
+  ``raw_thought``), and a second one with an image placeholder ``<label-id-IMG>``; both also in the
+  2024 grouped layout documented there (``{scan: {"response": [{"Q", "A", ...}]}}``).
 """
 
 import json
@@ -120,12 +121,46 @@ def test_msqa_bad_records_are_named(tmp_path, scans):
         (dict(MSQA_RECORD, orientation=[0, 0, 1]), ValueError, r"orientation \[0.0, 0.0, 1.0\] has no component in "
                                                                r"the floor plane"),
         (dict(MSQA_RECORD, location=[1, 2]), ValueError, r"location must be a list of 3 numbers, got \[1, 2\]"),
-        (dict(MSQA_RECORD, answers=[]), ValueError, r"answers must be a non-empty list of strings"),
+        (dict(MSQA_RECORD, answers=[]), ValueError, r"answers \(.A. in the grouped layout\) must be a non-empty list"),
         ({k: v for k, v in MSQA_RECORD.items() if k != "situation"}, KeyError, r"missing field 'situation'"),
     ]:
         path.write_text(json.dumps([record]))
         with pytest.raises(error, match=rf"{path}:#0: {message}"):
             len(MSQA(str(path), scannet_root=str(scans)))
-    path.write_text(json.dumps({"scene0000_00": {"response": []}}))
-    with pytest.raises(ValueError, match=rf"{path}: expected a JSON list of records"):
-        len(MSQA(str(path), scannet_root=str(scans)))
+    for data, message in [
+        ({"scene0000_00": [MSQA_RECORD]}, r"scene0000_00: expected \{'response': \[records\]\} \(MSQA's grouped layout\)"),
+        ({"scene0000_00": {"response": [{"Q": "Where?"}]}}, r"scene0000_00.response#0: missing field 'A'"),
+        ({"scene0000_00": {"response": [{"Q": "Where?", "A": "left", "situation": "I sit."}]}},
+         r"scene0000_00.response#0: answers \('A' in the grouped layout\) must be a non-empty list of strings"),
+        ("msqa", r"expected a JSON list of MSQA records or \{scan_id: \{'response': \[...\]\}\}, got str"),
+    ]:
+        path.write_text(json.dumps(data))
+        with pytest.raises((KeyError, ValueError), match=rf"{path}: ?{message}"):
+            len(MSQA(str(path), scannet_root=str(scans)))
+
+
+def grouped(*records):
+    """List-layout MSQA records in the 2024 grouped layout (``msr3d.py``, above ``MSQAScanNet``):
+    ``{scan: {"response": [{"Q", "A", ...}]}}``, without ``scan_id``, ``index`` and ``raw_thought``."""
+    out = {}
+    for r in records:
+        rest = {k: v for k, v in r.items() if k not in ("scan_id", "index", "raw_thought", "question", "answers")}
+        out.setdefault(r["scan_id"], {"response": []})["response"].append(
+            {"Q": r["question"], "A": r["answers"], **rest})
+    return out
+
+
+def test_msqa_grouped_layout_reads_as_the_list_layout(tmp_path, scans):
+    listed, packed = tmp_path / "msqa_list.json", tmp_path / "msqa_grouped.json"
+    listed.write_text(json.dumps([MSQA_RECORD, MSQA_IMAGES]))
+    packed.write_text(json.dumps(grouped(MSQA_RECORD, MSQA_IMAGES)))
+    a = MSQA(str(listed), scannet_root=str(scans), num_frames=2)
+    b = MSQA(str(packed), scannet_root=str(scans), num_frames=2)
+    assert len(a) == len(b) == 2
+    for x, y in zip([a[0], a[1]], [b[0], b[1]]):
+        assert (y.id, y.task, y.prompt, y.answer, y.meta["answers"]) == (x.id, x.task, x.prompt, x.answer,
+                                                                         x.meta["answers"])
+        assert y.situation.position == pytest.approx(x.situation.position)
+        assert y.situation.yaw == pytest.approx(x.situation.yaw) and y.situation.text == x.situation.text
+    assert [b[0].id, b[1].id] == ["scene0000_00-0", "scene0000_00-1"]  # index: position in the scan's response
+    assert b[1].prompt == "How many office chair are behind me?" and b[1].meta["where"] == f"{packed}:scene0000_00.response#1"

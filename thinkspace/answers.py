@@ -17,8 +17,9 @@ Official rules (kept bit-for-bit; tests replay released records through them):
   "B." inside a think block can change the official letter but not thinkspace's.
 * :func:`vsibench_token` follows VSI-Bench's ``fuzzy_matching`` (lmms-eval task
   ``vsibench/utils.py``): the text before the first space, trailing dots removed.
-* :func:`sqa3d_normalise` follows SQA3D's answer cleaning (``LLM/eval_sqa3d_llm.py``):
-  lower case, collapsed spaces, punctuation dropped, numbers 0-20 spelt out.
+* :func:`sqa3d_normalise` follows SQA3D's answer cleaning (``LLM/eval_sqa3d_llm.py``, the same
+  ``clean_answer`` as LEO's and MSR3D's): lower case, collapsed spaces, punctuation dropped, numbers
+  0-20 spelt out; :func:`sqa3d_refined_match` is LEO's refined exact match (EM-R).
 * :func:`first_answer_block` is 3DThinker's evaluation engine's ``answer`` field: the first ``<answer>``
   block's content, ``""`` without one.
 * :func:`thinker_stage2_choice` is 3DThinker's stage-2 GRPO answer rule (``open_r1/vlm_modules/qwen_module.py``,
@@ -123,27 +124,51 @@ _TYPOS = {"letf": "left", "let": "left", "tehre": "there", "rigth": "right", "rg
 
 
 def sqa3d_normalise(text: str | None) -> str:
-    """An answer in SQA3D's cleaned form: lower case, spaces trimmed and collapsed,
-    characters other than letters, digits, ``, ' - :`` and whitespace removed, common
-    typos fixed, ``tv`` as ``TV``, ``none`` and whole numbers 0-20 (and 23) as words,
-    digits glued to a word dropped (``mat2``), articles before a word dropped."""
-    s = (text or "").lower().strip()
+    """An answer in SQA3D's cleaned form, as SQA3D's ``clean_answer`` (``LLM/eval_sqa3d_llm.py``;
+    the same function in LEO's and MSR3D's ``data/data_utils.py``): lower case, spaces (only spaces)
+    trimmed at both ends and collapsed, characters other than letters, digits, ``, ' - :`` and
+    whitespace removed, common typos fixed, ``oclock`` and ``o'  clock`` as ``o'clock``, ``tv`` as
+    ``TV``, ``none`` and whole numbers 0-20 (and 23) as words, digits glued to a word dropped
+    (``mat2``), then ``a``, ``an``, ``the`` before a word dropped, in that order. Bit for bit: no
+    final strip, so ``"table ."`` keeps its trailing space (``"table "``), as officially."""
+    s = (text or "").lower()
+    s = re.sub(r"[ ]+$", "", s)
+    s = re.sub(r"^[ ]+", "", s)
     s = re.sub(r" {2,}", " ", s)
     s = re.sub(r"\.[ ]{2,}", ". ", s)
-    s = re.sub(r"[^a-zA-Z0-9,'\s\-:]+", "", s)
-    s = s.replace("’", "'")
+    s = re.sub(r"[^a-zA-Z0-9,'\s\-:]+", "", s)  # also removes "ç" and "’", so their official rewrites never fire
     for wrong, right in _TYPOS.items():
         s = re.sub(rf"\b{wrong}\b", right, s)
     s = re.sub(r"\btv\b", "TV", s)
     s = re.sub(r"\boclock\b", "o'clock", s)
+    s = re.sub(r"\bo'[ ]+clock\b", "o'clock", s)  # "o' clock" (the official rule after "oclock")
     s = re.sub(r"\bnone\b", "zero", s)
     for value, word in enumerate(_NUMBER_WORDS):
         s = re.sub(rf"\b{value}\b", word, s)
     s = re.sub(r"\b23\b", "twenty-three", s)
     s = re.sub(r"\b([a-zA-Z]+)([0-9])\b", r"\g<1>", s)  # "mat2" -> "mat"
-    s = re.sub(r"\b(?:a|an|the)\b ([a-zA-Z]+)", r"\g<1>", s)
-    s = re.sub(r"\bbackwards\b", "backward", s)
-    return s.strip()
+    for article in ("a", "an", "the"):  # one pass each, as officially: "the a chair" -> "chair"
+        s = re.sub(rf"\b{article}\b ([a-zA-Z]+)", r"\g<1>", s)
+    return re.sub(r"\bbackwards\b", "backward", s)
+
+
+def sqa3d_refined_match(response: str | None, references: list[str]) -> tuple[bool, bool]:
+    """LEO's SQA3D/ScanQA answer match (``evaluator/scanqa_eval.py`` ``answer_match``): (EM, EM-R).
+
+    Both sides go through :func:`sqa3d_normalise`; the references are tried in order and the first
+    that matches decides: equal gives (True, True); one contained in the other with all whitespace
+    removed gives (False, True). So an empty response is an EM-R hit (``"" in gold``), as officially,
+    and a later reference equal to the response is not reached when an earlier one matched loosely.
+    """
+    pred = sqa3d_normalise(response)
+    squeezed = "".join(pred.split())
+    for gold in (sqa3d_normalise(r) for r in references):
+        if pred == gold:
+            return True, True
+        gold_squeezed = "".join(gold.split())
+        if squeezed in gold_squeezed or gold_squeezed in squeezed:
+            return False, True
+    return False, False
 
 
 def answer_text(completion: str) -> str:
@@ -168,8 +193,9 @@ def number(completion: str) -> float | None:
 
 
 def same_text(completion: str, gold: str) -> bool:
-    """Whether :func:`answer_text` equals ``gold`` after SQA3D's normalisation."""
-    return sqa3d_normalise(answer_text(completion)) == sqa3d_normalise(str(gold))
+    """Whether :func:`answer_text` equals ``gold`` after SQA3D's normalisation, both ends then stripped
+    (thinkspace's rule: ``"table ."`` counts; the official exact match keeps the trailing space)."""
+    return sqa3d_normalise(answer_text(completion)).strip() == sqa3d_normalise(str(gold)).strip()
 
 
 def gold_choice(answer: object) -> str:

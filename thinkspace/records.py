@@ -44,18 +44,24 @@ def read_jsonl(path: str | Path) -> list[Located]:
     return out
 
 
-def read_json_list(path: str | Path, key: str | None = None) -> list[Located]:
-    """Entries of a UTF-8 JSON file (a leading BOM allowed) holding a list (or a dict whose ``key`` holds the list)."""
+def read_json(path: str | Path) -> Any:
+    """The value of a UTF-8 JSON file (a leading BOM allowed); errors name the file (and line)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file {path} not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a leading BOM dropped
+        return json.loads(path.read_text(encoding="utf-8-sig"))  # a leading BOM dropped
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
                          "expected UTF-8 JSON") from err
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from err
+
+
+def read_json_list(path: str | Path, key: str | None = None) -> list[Located]:
+    """Entries of a UTF-8 JSON file (a leading BOM allowed) holding a list (or a dict whose ``key`` holds the list)."""
+    path = Path(path)
+    data = read_json(path)
     if key is not None:
         if not isinstance(data, dict) or key not in data:
             raise ValueError(f"{path}: expected a JSON object with a {key!r} list")

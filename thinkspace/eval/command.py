@@ -1,9 +1,10 @@
-"""``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--split-into DIR] [--json]``.
+"""``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--question-types RULE]
+[--split-into DIR] [--json]``.
 
 Reads a predictions file in the benchmark's own format, scores it as the official
 evaluator does, and prints a table, or with ``--json`` one JSON object
 ``{"benchmark", "n", "overall", "by_setting" | "by_type" | "by_category", ...}`` (percentages;
-Ego3D-Bench's RMSEs, in metres, under ``extra``).
+SQA3D's EM-R under ``columns.em_refined``; Ego3D-Bench's RMSEs, in metres, under ``extra``).
 Bad input (file and line named) is reported by :mod:`thinkspace.errors`: one line, exit code 2.
 """
 
@@ -37,6 +38,13 @@ def build_parser() -> ToolParser:
         "per-situation localization score (default: the predictions' own position/rotation)",
     )
     parser.add_argument(
+        "--question-types",
+        default=None,
+        choices=("prefix", "first_word"),
+        help="sqa3d only: how a question's type is read: 'prefix' (default; MSR3D / LEO get_sqa_question_type, "
+        "\"What's\" is what) or 'first_word' (SQA3D's ClipBERT conversion, \"What's\" is others)",
+    )
+    parser.add_argument(
         "--split-into",
         default=None,
         metavar="DIR",
@@ -58,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.benchmark != "sqa3d":
             raise ValueError(f"--localization is for sqa3d, not {args.benchmark}")
         options["localization"] = args.localization
+    if args.question_types is not None:
+        if args.benchmark != "sqa3d":
+            raise ValueError(f"--question-types is for sqa3d, not {args.benchmark}")
+        options["question_types"] = args.question_types
     if args.split_into is not None:
         if args.benchmark != "ego3d":
             raise ValueError(f"--split-into is for ego3d, not {args.benchmark}")

@@ -1,11 +1,15 @@
 """``MSQA``: MSQA's ScanNet part, situated questions joined with the scenes' posed RGB-D frames.
 
 Reads the released ``msqa_scannet_{split}.json`` (MSR3D/MSR3D; the loader
-``data/datasets/msr3d.py`` ``MSQAScanNet.load_lang`` and ``__getitem__``): one JSON list of
+``data/datasets/msr3d.py`` ``MSQAScanNet.load_lang`` and ``__getitem__``) in either layout
+(:func:`msqa_records`): one JSON list of
 records with ``scan_id``, ``question``, ``answers`` (list of str), ``situation`` (text),
 ``location`` ``[x, y, z]`` metres, ``orientation`` ``[fx, fy, fz]`` (the facing vector in the
 floor plane, "face pt"), ``type`` (question category) and ``index``, plus fields this
-adapter does not need (``raw_thought``, ``query_type``, ``mode``, ...). Objects may appear as
+adapter does not need (``raw_thought``, ``query_type``, ``mode``, ...); or the 2024 grouped layout
+``{scan_id: {"response": [{"Q", "A", "situation", "location", "orientation", "type", ...}]}}``
+(the format documented above ``MSQAScanNet`` in ``msr3d.py``), where ``Q`` is the question, ``A``
+the answers, and a record's ``index`` is its position in its scan's ``response``. Objects may appear as
 image placeholders ``<label-instance-IMG>`` in the situation and question; as in MSR3D's
 text-only mode (``replace_all_imgs_with_txt``) each becomes its ``label``.
 
@@ -26,13 +30,14 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 from thinkspace.data.datasets.scannet import SCANNET_FPS
 from thinkspace.data.datasets.scannet_questions import ScanNetQuestions
 from thinkspace.data.schema import SpatialSample, Situation
 from thinkspace.data.video import FrameSampling
-from thinkspace.records import field, read_json_list
+from thinkspace.records import Located, field, read_json
 
 #: ``<label-instance-IMG>``: an object shown by an image in MSQA's interleaved input.
 IMAGE_PLACEHOLDER = re.compile(r"<([^<>-]+)-\d+-IMG>")
@@ -69,7 +74,7 @@ class MSQA(ScanNetQuestions):
 
     def _build_index(self) -> list[dict[str, Any]]:
         entries = []
-        for i, (where, record) in enumerate(read_json_list(self.path, None)):
+        for i, (where, record) in enumerate(msqa_records(self.path)):
             if not isinstance(record, dict):
                 raise ValueError(f"{where}: expected a JSON object (an MSQA record), got {type(record).__name__}")
             scan = str(field(record, "scan_id", where, "ScanNet scene id"))
@@ -77,7 +82,8 @@ class MSQA(ScanNetQuestions):
             field(record, "situation", where, "situation text")
             answers = field(record, "answers", where, "reference answers")
             if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
-                raise ValueError(f"{where}: answers must be a non-empty list of strings, got {answers!r}")
+                raise ValueError(f"{where}: answers ('A' in the grouped layout) must be a non-empty list of strings, "
+                                 f"got {answers!r}")
             location = _numbers(field(record, "location", where, "[x, y, z] metres"), 3, where, "location")
             facing = _numbers(field(record, "orientation", where, "facing vector [fx, fy, fz]"), 3, where,
                               "orientation")
@@ -105,6 +111,40 @@ class MSQA(ScanNetQuestions):
                   "scene_position": entry["xy"], "scene_yaw": entry["yaw"], "frame_indices": posed.indices,
                   "where": entry["where"]},
         )
+
+
+def msqa_records(path: str | Path) -> list[Located]:
+    """``(location, record)`` of an MSQA file, list or grouped layout, as list-layout records.
+
+    A grouped record ``{"Q", "A", ...}`` under scan ``S`` at position ``i`` of its ``response``
+    becomes ``{"scan_id": S, "question": Q, "answers": A, "index": i, ...}`` (its other fields kept),
+    located as ``path:S.response#i``.
+
+    Raises:
+        ValueError: the file is neither a JSON list nor ``{scan: {"response": [...]}}``, or a grouped
+            record is not an object with ``Q`` and ``A`` (message names file, scan and position).
+    """
+    data = read_json(path)
+    if isinstance(data, list):
+        return [(f"{path}:#{i}", record) for i, record in enumerate(data)]
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON list of MSQA records or {{scan_id: {{'response': [...]}}}}, "
+                         f"got {type(data).__name__}")
+    out: list[Located] = []
+    for scan, group in data.items():
+        responses = group.get("response") if isinstance(group, dict) else None
+        if not isinstance(responses, list):
+            raise ValueError(f"{path}:{scan}: expected {{'response': [records]}} (MSQA's grouped layout), got "
+                             f"{str(group)[:80]}")
+        for i, item in enumerate(responses):
+            where = f"{path}:{scan}.response#{i}"
+            if not isinstance(item, dict):
+                raise ValueError(f"{where}: expected a JSON object (an MSQA record), got {type(item).__name__}")
+            question = field(item, "Q", where, "question text (grouped MSQA layout)")
+            answers = field(item, "A", where, "list of reference answers (grouped MSQA layout)")
+            rest = {k: v for k, v in item.items() if k not in ("Q", "A")}
+            out.append((where, {"scan_id": scan, "index": i, **rest, "question": question, "answers": answers}))
+    return out
 
 
 def _numbers(value: Any, count: int, where: str, key: str) -> list[float]:
