@@ -102,7 +102,7 @@ def test_an_unsupported_decoder_falls_back_to_the_hugging_face_step_and_says_why
 
 
 def test_a_misspelt_decode_step_is_an_error_naming_the_choices(module):
-    with pytest.raises(ValueError, match="decode_step must be 'lean', 'compiled' or 'hugging_face', got 'fast'"):
+    with pytest.raises(ValueError, match="decode_step must be 'auto', 'lean', 'compiled' or 'hugging_face', got 'fast'"):
         rollout(module, "fast", None, False, "feedback")
 
 
@@ -135,5 +135,5 @@ def test_grpo_rollouts_use_the_lean_step_with_lora_and_give_the_same_completions
     assert first.generation.tokens.shape == (6, 8)
     assert torch.equal(first.generation.tokens, second.generation.tokens)
     assert first.completions == second.completions
-    with pytest.raises(ValueError, match="model.decode_step must be 'lean', 'compiled' or 'hugging_face', got 'hf'"):
+    with pytest.raises(ValueError, match="model.decode_step must be 'auto', 'lean', 'compiled' or 'hugging_face', got 'hf'"):
         SpatialGRPO(backbone, rewards=answer, group_size=3, decode_step="hf")

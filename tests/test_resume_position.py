@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import pytest
+import torch
 from torch.utils.data import Dataset
 
 from thinkspace.data.datamodule import SpatialDataModule, epoch_batches
@@ -25,6 +26,7 @@ def fake_trainer(ready: int, epoch: int, limit: int | float = 1.0) -> SimpleName
         fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress)),
         num_training_batches=float("inf"), current_epoch=epoch, limit_train_batches=limit,
         global_rank=0, world_size=1, lightning_module=SimpleNamespace(collator=lambda with_response: list),
+        strategy=SimpleNamespace(root_device=torch.device("cpu")),
     )
 
 
