@@ -61,7 +61,7 @@ def test_a_sweep_with_a_baseline_reports_paired_statistics(tmp_path):
 
 def answers_dir(tmp_path, name, setting, seed, answers, state="done", stage="heldout", tasks=None, **labels):
     d = tmp_path / name
-    d.mkdir()
+    d.mkdir(parents=True)
     (d / "run.json").write_text(json.dumps({"name": name, "labels": {"setting": setting, **labels, "seed": seed}}))
     (d / "status.json").write_text(json.dumps({"state": state}))
     (d / "metrics_fit.json").write_text(json.dumps({"metrics": {"val/accuracy": 0.5}}))
@@ -80,7 +80,7 @@ def test_questions_of_several_tasks_are_compared_per_task_too(tmp_path):
         answers_dir(tmp_path, f"b{seed}", "b", seed, better, tasks=tasks)
     write_report(tmp_path, "heldout:test/accuracy", chart=False, baseline="a")
     lines = (tmp_path / "results.md").read_text().splitlines()
-    start = lines.index("#### By task (the questions files' `task` column)")
+    start = lines.index("#### By task (the questions files' `task` column, or the family a synthetic id names)")
     assert lines[start + 2].startswith("| setting | task | baseline accuracy | seeds x questions | accuracy |")
     # perspective: 10 pairs (2 seeds x 5) all turned right, p = 2 / 2^10; situated: nothing changes
     assert lines[start + 4] == ("| setting=b | perspective | 0.000 | 2 x 5 | 1.000 | +1.000 | [+1.000, +1.000] | "
@@ -90,6 +90,30 @@ def test_questions_of_several_tasks_are_compared_per_task_too(tmp_path):
     answers_dir(tmp_path, "c0", "c", 0, base)  # files without tasks: no per-task rows for that setting
     write_report(tmp_path, "heldout:test/accuracy", chart=False, baseline="c")
     assert "By task" not in (tmp_path / "results.md").read_text()
+
+
+def test_the_family_comes_from_synthetic_ids_and_old_files_keep_their_task_column(tmp_path):
+    # new files: ids name the family, so no task column is needed for the per-family table
+    family = {i: "perspective" if i < 5 else "situated" for i in range(10)}
+    new = {f"synthetic-{family[i]}-test-0-{i}": int(i >= 8) for i in range(10)}
+    better = {k: 1 if "perspective" in k else v for k, v in new.items()}
+    for seed in (0, 1):
+        answers_dir(tmp_path / "new", f"a{seed}", "a", seed, new)
+        answers_dir(tmp_path / "new", f"b{seed}", "b", seed, better)
+    path = tmp_path / "new" / "a0" / "questions_test_heldout.csv"
+    assert read_tasks(path) == {k: k.split("-")[1] for k in new}
+    # the study's stored files: ids synthetic-test-0-<index> without a family, the family in the column
+    old = {f"synthetic-test-0-{i}": v for i, v in enumerate(new.values())}
+    tasks = {f"synthetic-test-0-{i}": family[i] for i in range(10)}
+    for seed in (0, 1):
+        answers_dir(tmp_path / "old", f"a{seed}", "a", seed, old, tasks=tasks)
+        answers_dir(tmp_path / "old", f"b{seed}", "b", seed, dict(zip(old, better.values())), tasks=tasks)
+    for out in ("new", "old"):
+        write_report(tmp_path / out, "heldout:test/accuracy", chart=False, baseline="a")
+        lines = (tmp_path / out / "results.md").read_text().splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("#### By task"))
+        assert [line.split(" | ")[1] for line in lines[start + 4:start + 6]] == ["perspective", "situated"], out
+        assert lines[start + 4].startswith("| setting=b | perspective | 0.000 | 2 x 5 | 1.000 | +1.000 |"), out
 
 
 def test_missing_files_and_different_questions_are_reported_not_raised(tmp_path):

@@ -156,3 +156,19 @@ def test_a_samples_task_is_known_without_rendering_it():
     tasks = [data.task(i) for i in range(12)]
     assert set(tasks) == {"perspective", "situated"}
     assert [data[i].task for i in range(4)] == tasks[:4]  # rendering draws the same task first
+
+
+def test_a_samples_id_names_its_family():
+    from thinkspace.data.datasets.synthetic import SyntheticSpatial
+    from thinkspace.data.datasets.synthetic_id import synthetic_id, task_of_id
+
+    data = SyntheticSpatial(6, image_size=32, num_views=(2, 2), settings=["perspective", "situated"],
+                            num_objects=(3, 3), shuffle_options=False, split="test", seed=3)
+    ids = [data[i].id for i in range(4)]
+    assert ids == [f"synthetic-{data.task(i)}-test-3-{i}" for i in range(4)]
+    assert [task_of_id(i) for i in ids] == [data.task(i) for i in range(4)]
+    assert task_of_id("synthetic-object_abs_distance-val-0-12") == "object_abs_distance"
+    # the ids the study's stored files hold (before the family was in them) and other ids name none
+    assert task_of_id("synthetic-test-0-17") is None and task_of_id("mindcube-around-3") is None
+    with pytest.raises(ValueError, match="the task 'two-words' must be lower-case letters, digits or underscores"):
+        synthetic_id("two-words", "test", 0, 1)

@@ -3,8 +3,9 @@
 Reads the ``questions_test_<stage>.csv`` files of the headline metric's evaluate stage
 (``<stage>:test/...``), pairs each setting's answers with the baseline's by seed and
 question id (within the same values of any other axis), and computes the statistics of
-``thinkspace.sweep.paired``; when the files name each question's task (``task`` column) and
-there are several, the same statistics per task follow. Anything that stops a comparison (no baseline, a validation
+``thinkspace.sweep.paired``; when the files name each question's task (``task`` column, or a
+synthetic id's family: ``synthetic-<task>-...``) and there are several, the same statistics
+per task follow. Anything that stops a comparison (no baseline, a validation
 headline, a missing file, question sets that differ) becomes a line of the report, not an
 error: the rest of the report is still written.
 """
@@ -171,7 +172,8 @@ def paired_section(rows: list[dict[str, Any]], headline: str, baseline: str | No
     if task_rows:
         head = ["setting", "task", "baseline accuracy", "seeds x questions", "accuracy", "difference vs baseline",
                 "95% CI", "b / c", "p (McNemar)"]
-        lines += [f"\n#### By task (the questions files' `task` column)\n", "| " + " | ".join(head) + " |",
+        lines += ["\n#### By task (the questions files' `task` column, or the family a synthetic id names)\n",
+                  "| " + " | ".join(head) + " |",
                   "|" + "---|" * len(head), *task_rows,
                   "\nThe same statistics on each task's questions alone (each with its own bootstrap)."]
     if notes:

@@ -2,7 +2,8 @@
 
 No files: sample ``i`` is a fresh scene drawn from ``(seed, split, i)`` alone, rendered
 with open3d on the CPU (see :mod:`thinkspace.synth`), so any worker, any epoch and any
-machine produce the same sample. Splits use disjoint seed streams.
+machine produce the same sample. Splits use disjoint seed streams. A sample's id names its
+family: ``synthetic-<task>-<split>-<seed>-<index>`` (:mod:`~thinkspace.data.datasets.synthetic_id`).
 
 World frame (as everywhere in thinkspace): metres, +z up, origin at the first frame's
 camera centre, and +x along that camera's heading (its viewing direction projected on
@@ -32,6 +33,7 @@ from typing import Literal, get_args
 import numpy as np
 from torch.utils.data import Dataset
 
+from thinkspace.data.datasets.synthetic_id import synthetic_id
 from thinkspace.data.schema import SpatialSample
 from thinkspace.synth.video_questions import VIDEO_TASKS
 from thinkspace.synth.views import Viewpoint
@@ -194,7 +196,7 @@ class SyntheticSpatial(Dataset):
                 question = episode.questions[0]
                 if not self.shuffle_options and task == "leftmost":
                     _fixed_options(question, scene, rng)
-                question.id = f"synthetic-{self.split}-{self.seed}-{index}"
+                question.id = synthetic_id(task, self.split, self.seed, index)
                 return to_sample(episode, question)
         raise RuntimeError(f"SyntheticSpatial: no answerable {task!r} question for index {index} in {attempts} scenes")
 
