@@ -74,11 +74,11 @@ class SyntheticSpatial(Dataset):
         split: which seed stream; splits never share scenes.
         cache_size: samples kept in memory (least recently used first out); 0 = none.
         shuffle_options: shuffle the options per sample (the model must read them).
-            ``False`` (at most 4 objects; ``leftmost``, ``perspective``, ``situated``) draws
-            rooms from four colours; ``leftmost`` then always lists one object per colour
-            in the order red, green, blue, yellow, so a letter always means a colour: the
-            easiest setting. ``perspective`` and ``situated`` list their fixed direction
-            options either way.
+            ``False`` (at most 4 objects; ``leftmost``, ``perspective``, ``situated``,
+            ``camera_turn``) draws rooms from four colours; ``leftmost`` then always lists one
+            object per colour in the order red, green, blue, yellow, so a letter always means a
+            colour: the easiest setting. ``perspective``, ``situated`` and ``camera_turn`` list
+            their fixed direction options either way.
         viewpoint: camera placement of image sets: ``"standard"`` (eye height 1.2-1.6 m)
             or ``"held_out"`` (1.9-2.2 m, spot views tilted 10 degrees further down),
             for evaluation on viewpoints never trained on. Image sets only.
