@@ -54,7 +54,7 @@ def test_a_sweep_with_a_baseline_reports_paired_statistics(tmp_path):
     low, high = (float(x) for x in cells[4].strip("[]").split(","))
     assert 0.1 < low < 0.25 < high < 0.41  # about 0.25 +- 1.96 sqrt(0.25 0.75 / 40)
     assert "resampling seeds and questions (10000 replicates, generator seed 0)" in lines[start + 7]
-    assert "p (Holm): corrected by Holm's method across the 1 comparisons of this table" in lines[start + 7]
+    assert "p (Holm): corrected by Holm's method across the 1 comparison of this table" in lines[start + 7]
     with_panel = png_width(out / "results.png")
     assert main(["--report", str(out), "--metric", "val/accuracy"]) == 0  # a validation headline: no pairs
     text = (out / "results.md").read_text()

@@ -182,7 +182,8 @@ def paired_section(rows: list[dict[str, Any]], headline: str, baseline: str | No
                  "the baseline answered right and the setting wrong, c: the reverse (descriptive); p (bootstrap): "
                  "two-sided, from the same replicates as the interval (below 0.05 when the interval excludes 0; "
                  f"at least {_p(2 / (REPLICATES + 1))}); p (Holm): corrected by Holm's method across the "
-                 f"{len(comparisons)} comparisons of this table: a setting differs from the baseline when it is "
+                 f"{len(comparisons)} comparison{'s' * (len(comparisons) != 1)} of this table: a setting differs "
+                 "from the baseline when it is "
                  "below 0.05 (docs/ablations.md says how to read them).")
     if task_entries:
         head = ["setting", "task", "baseline accuracy", "seeds x questions", "accuracy", "difference vs baseline",
