@@ -198,6 +198,6 @@ def test_collating_a_response_without_the_required_marker_names_the_sample(modul
     objective = LatentAlignment(k=2, require_marker=True, projector_width=8)
     objective.setup(module.backbone)
     collate = module.backbone.collator({"latent": objective})
-    with pytest.raises(ValueError, match=r"sample 'synthetic-train-0-0' \(synthetic\): the response has no "
+    with pytest.raises(ValueError, match=r"sample 'synthetic-\w+-train-0-0' \(synthetic\): the response has no "
                                          r"'<output_3D>' marker but the latent slot requires one"):
         collate(views(1))

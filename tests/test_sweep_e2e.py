@@ -49,7 +49,7 @@ def test_a_real_tiny_sweep_trains_evaluates_reports_and_skips(tmp_path, capsys):
     # the per-question answers of the test stage: their mean is the stage's accuracy
     with (run / "questions_test_heldout.csv").open(newline="") as handle:
         questions = list(csv.DictReader(handle))
-    assert [q["id"] for q in questions] == [f"synthetic-test-0-{i}" for i in range(3)]
+    assert [q["id"] for q in questions] == [f"synthetic-leftmost-test-0-{i}" for i in range(3)]
     assert all(q["answer"] in "ABCD" and q["correct"] in ("0", "1") for q in questions)
     assert all(q["task"] == "leftmost" for q in questions), questions  # the batch's task of each question
     assert sum(int(q["correct"]) for q in questions) / 3 == pytest.approx(test["metrics"]["test/accuracy"])

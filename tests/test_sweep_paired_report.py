@@ -16,7 +16,7 @@ from cli_helpers import command
 from sweep_helpers import FAKE, QUICKSTART
 from thinkspace.sweep.files import read_questions, read_tasks, write_questions
 from thinkspace.sweep.grid import load_sweep
-from thinkspace.sweep.paired import compare
+from thinkspace.sweep.paired import compare, holm
 from thinkspace.sweep.results import write_report
 
 main = command("sweep")
@@ -44,14 +44,17 @@ def test_a_sweep_with_a_baseline_reports_paired_statistics(tmp_path):
     lines = (out / "results.md").read_text().splitlines()
     start = lines.index("### Paired against `plain`: answers of the `heldout` stage")
     assert lines[start + 2] == ("| setting | seeds x questions | accuracy | difference vs baseline | 95% CI | b / c | "
-                                "p (McNemar) |")
-    assert lines[start + 4] == "| setting=plain (baseline) | 2 x 40 | 0.500 | | | | |"
+                                "p (bootstrap) | p (Holm) |")
+    assert lines[start + 4] == "| setting=plain (baseline) | 2 x 40 | 0.500 | | | | | |"
     cells = [c.strip() for c in lines[start + 5].strip("|").split("|")]
-    # better answers 10 of the 20 questions plain gets wrong, in both seeds: c = 20, b = 0, p = 2 / 2^20
-    assert cells[:4] == ["setting=better", "2 x 40", "0.750", "+0.250"] and cells[5:] == ["0 / 20", "1.9e-06"]
+    # better answers 10 of the 20 questions plain gets wrong, in both seeds: c = 20, b = 0; no replicate
+    # at or below 0, so p is the floor 2 / 10001, and one comparison leaves Holm's p the same
+    assert cells[:4] == ["setting=better", "2 x 40", "0.750", "+0.250"]
+    assert cells[5:] == ["0 / 20", "2.0e-04", "2.0e-04"]
     low, high = (float(x) for x in cells[4].strip("[]").split(","))
     assert 0.1 < low < 0.25 < high < 0.41  # about 0.25 +- 1.96 sqrt(0.25 0.75 / 40)
     assert "resampling seeds and questions (10000 replicates, generator seed 0)" in lines[start + 7]
+    assert "p (Holm): corrected by Holm's method across the 1 comparison of this table" in lines[start + 7]
     with_panel = png_width(out / "results.png")
     assert main(["--report", str(out), "--metric", "val/accuracy"]) == 0  # a validation headline: no pairs
     text = (out / "results.md").read_text()
@@ -61,7 +64,7 @@ def test_a_sweep_with_a_baseline_reports_paired_statistics(tmp_path):
 
 def answers_dir(tmp_path, name, setting, seed, answers, state="done", stage="heldout", tasks=None, **labels):
     d = tmp_path / name
-    d.mkdir()
+    d.mkdir(parents=True)
     (d / "run.json").write_text(json.dumps({"name": name, "labels": {"setting": setting, **labels, "seed": seed}}))
     (d / "status.json").write_text(json.dumps({"state": state}))
     (d / "metrics_fit.json").write_text(json.dumps({"metrics": {"val/accuracy": 0.5}}))
@@ -80,16 +83,42 @@ def test_questions_of_several_tasks_are_compared_per_task_too(tmp_path):
         answers_dir(tmp_path, f"b{seed}", "b", seed, better, tasks=tasks)
     write_report(tmp_path, "heldout:test/accuracy", chart=False, baseline="a")
     lines = (tmp_path / "results.md").read_text().splitlines()
-    start = lines.index("#### By task (the questions files' `task` column)")
+    start = lines.index("#### By task (the questions files' `task` column, or the family a synthetic id names)")
     assert lines[start + 2].startswith("| setting | task | baseline accuracy | seeds x questions | accuracy |")
-    # perspective: 10 pairs (2 seeds x 5) all turned right, p = 2 / 2^10; situated: nothing changes
+    # perspective: 10 pairs (2 seeds x 5) all turned right, every replicate +1: p at its floor 2 / 10001, twice
+    # that after Holm over the table's 2 rows; situated: nothing changes, p = 1
     assert lines[start + 4] == ("| setting=b | perspective | 0.000 | 2 x 5 | 1.000 | +1.000 | [+1.000, +1.000] | "
-                                "0 / 10 | 0.00195 |")
+                                "0 / 10 | 2.0e-04 | 4.0e-04 |")
     assert lines[start + 5] == ("| setting=b | situated | 0.400 | 2 x 5 | 0.400 | +0.000 | [+0.000, +0.000] | "
-                                "0 / 0 | 1 |")
+                                "0 / 0 | 1 | 1 |")
+    assert "p (Holm): corrected across the 2 rows of this table." in lines[start + 7]
     answers_dir(tmp_path, "c0", "c", 0, base)  # files without tasks: no per-task rows for that setting
     write_report(tmp_path, "heldout:test/accuracy", chart=False, baseline="c")
     assert "By task" not in (tmp_path / "results.md").read_text()
+
+
+def test_the_family_comes_from_synthetic_ids_and_old_files_keep_their_task_column(tmp_path):
+    # new files: ids name the family, so no task column is needed for the per-family table
+    family = {i: "perspective" if i < 5 else "situated" for i in range(10)}
+    new = {f"synthetic-{family[i]}-test-0-{i}": int(i >= 8) for i in range(10)}
+    better = {k: 1 if "perspective" in k else v for k, v in new.items()}
+    for seed in (0, 1):
+        answers_dir(tmp_path / "new", f"a{seed}", "a", seed, new)
+        answers_dir(tmp_path / "new", f"b{seed}", "b", seed, better)
+    path = tmp_path / "new" / "a0" / "questions_test_heldout.csv"
+    assert read_tasks(path) == {k: k.split("-")[1] for k in new}
+    # the study's stored files: ids synthetic-test-0-<index> without a family, the family in the column
+    old = {f"synthetic-test-0-{i}": v for i, v in enumerate(new.values())}
+    tasks = {f"synthetic-test-0-{i}": family[i] for i in range(10)}
+    for seed in (0, 1):
+        answers_dir(tmp_path / "old", f"a{seed}", "a", seed, old, tasks=tasks)
+        answers_dir(tmp_path / "old", f"b{seed}", "b", seed, dict(zip(old, better.values())), tasks=tasks)
+    for out in ("new", "old"):
+        write_report(tmp_path / out, "heldout:test/accuracy", chart=False, baseline="a")
+        lines = (tmp_path / out / "results.md").read_text().splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("#### By task"))
+        assert [line.split(" | ")[1] for line in lines[start + 4:start + 6]] == ["perspective", "situated"], out
+        assert lines[start + 4].startswith("| setting=b | perspective | 0.000 | 2 x 5 | 1.000 | +1.000 |"), out
 
 
 def test_missing_files_and_different_questions_are_reported_not_raised(tmp_path):
@@ -102,12 +131,14 @@ def test_missing_files_and_different_questions_are_reported_not_raised(tmp_path)
     answers_dir(tmp_path, "d0", "d", 0, None, state="failed")
     write_report(tmp_path, "heldout:test/accuracy", baseline="a")
     text = (tmp_path / "results.md").read_text()
-    assert "| setting=a (baseline) | 2 x 10 | 0.500 | | | | |" in text
+    assert "| setting=a (baseline) | 2 x 10 | 0.500 | | | | | |" in text
     result = compare([[0, 1] * 5], [[1] * 10])  # b: paired on seed 0 only, its 5 wrong answers made right
-    assert (f"| setting=b | 1 x 10 | 1.000 | +0.500 | [{result.low:+.3f}, {result.high:+.3f}] | 0 / 5 | 0.0625 |"
-            in text)
+    # (10 questions drawn with replacement miss all 5 gains in 0.5^10 of the replicates: p about 2 / 1000)
+    assert 0.001 < result.p < 0.005
+    assert (f"| setting=b | 1 x 10 | 1.000 | +0.500 | [{result.low:+.3f}, {result.high:+.3f}] | 0 / 5 | "
+            f"{result.p:.3g} | {result.p:.3g} |" in text)  # the only comparison made: Holm leaves it
     assert "- run b1: no questions_test_heldout.csv (a run from before per-question files" in text
-    assert "| setting=c | - | - | - | - | - | - |" in text
+    assert "| setting=c | - | - | - | - | - | - | - |" in text
     assert ("- setting=c: no paired statistics: question sets differ: seed 0 of the setting has 11 questions, seed 0 "
             "of the baseline 10 (e.g. id 'q10' is in one only)") in text
     assert ("- setting=d: no paired statistics: no seed has answers from both (baseline seeds [0, 1], setting "
@@ -126,8 +157,14 @@ def test_settings_are_paired_with_the_baseline_at_the_same_values_of_other_axes(
         answers_dir(tmp_path, f"b{lr}", "b", 0, {f"q{i}": int(i < 4) for i in range(8)}, lr=lr)
     write_report(tmp_path, "heldout:test/accuracy", chart=False, baseline="a")
     text = (tmp_path / "results.md").read_text()
-    assert "| setting=b, lr=0.1 | 1 x 8 | 0.500 | +0.250 |" in text and "| 0 / 2 | 0.5 |" in text
-    assert "| setting=b, lr=0.2 | 1 x 8 | 0.500 | -0.250 |" in text and "| 2 / 0 | 0.5 |" in text
+    gain = compare([[int(i < 2) for i in range(8)]], [[int(i < 4) for i in range(8)]])
+    loss = compare([[int(i < 6) for i in range(8)]], [[int(i < 4) for i in range(8)]])
+    assert gain.p == pytest.approx(loss.p, abs=0.02) and 0.1 < gain.p < 0.35  # (6/8)^8 = 0.10 of draws miss both
+    adjusted = holm([gain.p, loss.p])  # two comparisons in one table
+    assert (f"| setting=b, lr=0.1 | 1 x 8 | 0.500 | +0.250 | [{gain.low:+.3f}, {gain.high:+.3f}] | 0 / 2 | "
+            f"{gain.p:.3g} | {adjusted[0]:.3g} |") in text
+    assert (f"| setting=b, lr=0.2 | 1 x 8 | 0.500 | -0.250 | [{loss.low:+.3f}, {loss.high:+.3f}] | 2 / 0 | "
+            f"{loss.p:.3g} | {adjusted[1]:.3g} |") in text
 
 
 def test_the_baseline_must_be_one_of_the_settings(tmp_path):

@@ -156,3 +156,68 @@ def test_a_samples_task_is_known_without_rendering_it():
     tasks = [data.task(i) for i in range(12)]
     assert set(tasks) == {"perspective", "situated"}
     assert [data[i].task for i in range(4)] == tasks[:4]  # rendering draws the same task first
+
+
+def test_a_samples_id_names_its_family():
+    from thinkspace.data.datasets.synthetic import SyntheticSpatial
+    from thinkspace.data.datasets.synthetic_id import synthetic_id, task_of_id
+
+    data = SyntheticSpatial(6, image_size=32, num_views=(2, 2), settings=["perspective", "situated"],
+                            num_objects=(3, 3), shuffle_options=False, split="test", seed=3)
+    ids = [data[i].id for i in range(4)]
+    assert ids == [f"synthetic-{data.task(i)}-test-3-{i}" for i in range(4)]
+    assert [task_of_id(i) for i in ids] == [data.task(i) for i in range(4)]
+    assert task_of_id("synthetic-object_abs_distance-val-0-12") == "object_abs_distance"
+    # the ids the study's stored files hold (before the family was in them) and other ids name none
+    assert task_of_id("synthetic-test-0-17") is None and task_of_id("mindcube-around-3") is None
+    with pytest.raises(ValueError, match="the task 'two-words' must be lower-case letters, digits or underscores"):
+        synthetic_id("two-words", "test", 0, 1)
+
+
+def test_camera_turn_side_by_hand():
+    from thinkspace.synth.camera_turn import turn_side
+    from thinkspace.synth.cameras import look_along
+
+    eye = np.array([0.0, 0.0, 1.4])
+    east, north = look_along(eye, 0.0, 0.4), look_along(eye, np.pi / 2, 0.4)
+    assert turn_side(east, north) == "left" and turn_side(north, east) == "right"  # left = counter-clockwise
+    assert turn_side(east, look_along(eye, np.radians(-170), 0.4)) is None  # 10 degrees short of turning round
+    assert turn_side(east, look_along(eye, np.radians(20), 0.4)) is None  # 20 degrees: inside the 30-degree margin
+    assert turn_side(look_along(eye, np.radians(170), 0.4), look_along(eye, np.radians(-100), 0.4)) == "left"  # wraps
+
+
+def test_camera_turn_is_balanced_and_its_answer_is_in_the_sample_poses():
+    pytest.importorskip("open3d")
+    from thinkspace.data.datasets.synthetic import SyntheticSpatial
+
+    data = SyntheticSpatial(num_samples=1000, settings=["camera_turn"], image_size=32, num_views=(2, 3),
+                            num_objects=(3, 3), shuffle_options=False, split="test")
+    wanted = Counter()
+    for i in range(1000):  # the answer is the second draw of a sample's generator, before any room
+        _, rng = data._draw_task(i)
+        wanted[("A", "B")[int(rng.integers(2))]] += 1
+    assert abs(wanted["A"] - 500) < 4 * np.sqrt(250), wanted
+    samples = [data[i] for i in range(40)]
+    for i, sample in enumerate(samples):
+        _, rng = data._draw_task(i)
+        assert sample.answer == ("A", "B")[int(rng.integers(2))]  # the drawn answer is the one asked
+        assert sample.id == f"synthetic-camera_turn-test-0-{i}" and sample.meta["options"] == ["left", "right"]
+        assert sample.prompt.splitlines()[0] == ("These views were taken from one spot. Between view 1 and view 2, "
+                                                 "did the camera turn to the left or to the right?")
+        # recomputed from the poses the model's camera cue reads: view 1 faces +x of the world frame
+        world_from_cam = np.linalg.inv(sample.geometry.cam_from_world.double().numpy())
+        forward = world_from_cam[1, :3, 2]
+        yaw = np.degrees(np.arctan2(forward[1], forward[0]))
+        assert 75 - 1e-3 <= abs(yaw) <= 135 + 1e-3, yaw  # drawn 75-135 degrees: 60-degree views never overlap
+        assert sample.answer == ("A" if yaw > 0 else "B")
+        assert np.allclose(world_from_cam[:, :3, 3], 0.0, atol=1e-5)  # one spot: no parallax to read the turn from
+    assert set(Counter(s.answer for s in samples)) == {"A", "B"}
+
+
+def test_camera_turn_needs_two_views():
+    pytest.importorskip("open3d")
+    from thinkspace.data.datasets.synthetic import SyntheticSpatial
+
+    with pytest.raises(ValueError, match="camera_turn asks about views 1 and 2, so it needs at least 2 views, "
+                                         "got num_views=1"):
+        SyntheticSpatial(4, settings=["camera_turn"], image_size=16, num_views=1, num_objects=(3, 3))[0]

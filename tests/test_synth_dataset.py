@@ -39,7 +39,7 @@ def test_fixed_options_make_each_letter_a_colour():
         assert lines["ABCD".index(sample.answer)] == f"{sample.answer}. {correct}"
         letters.add(sample.answer)
     assert len(letters) >= 3, "answers spread over the letters"
-    needs = r"shuffle_options=False needs settings within \['leftmost', 'perspective', 'situated'\]"
+    needs = r"shuffle_options=False needs settings within \['camera_turn', 'leftmost', 'perspective', 'situated'\]"
     with pytest.raises(ValueError, match=needs):
         SyntheticSpatial(4, settings=["around"], shuffle_options=False)
 

@@ -3,8 +3,8 @@
 JSON (``write_json``) for run state and metrics; CSV (``write_questions``/``read_questions``)
 for the per-question answers of an evaluate stage, ``questions_test_<stage>.csv``::
 
-    id,correct,answer,prediction
-    val000000,1,B,B. red cube
+    id,correct,answer,prediction,task
+    synthetic-situated-test-0-17,1,B,B,situated
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from thinkspace.data.datasets.synthetic_id import task_of_id
 from thinkspace.utils.file_modes import atomic_write
 
 #: the columns of a questions file, in order
@@ -72,10 +73,18 @@ def read_questions(path: str | Path) -> dict[str, int]:
 
 
 def read_tasks(path: str | Path) -> dict[str, str]:
-    """Question id -> task (question family) of a questions file; empty for a file without the
-    ``task`` column (written before it existed) or without tasks."""
+    """Question id -> task (question family) of a questions file.
+
+    The ``task`` column where a row fills it, else the family a synthetic id names
+    (``synthetic-<task>-<split>-<seed>-<index>``); a question with neither (a file written
+    before both, e.g. ids ``synthetic-test-0-17`` and no column) is left out, so such a file
+    gives an empty mapping.
+    """
     with Path(path).open(newline="") as handle:
         reader = csv.DictReader(handle)
-        if "task" not in (reader.fieldnames or []):
-            return {}
-        return {row["id"]: row["task"] for row in reader if row["task"]}
+        tasks = {}
+        for row in reader:
+            task = row.get("task") or task_of_id(row["id"])
+            if task:
+                tasks[row["id"]] = task
+        return tasks

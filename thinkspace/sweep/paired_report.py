@@ -3,8 +3,9 @@
 Reads the ``questions_test_<stage>.csv`` files of the headline metric's evaluate stage
 (``<stage>:test/...``), pairs each setting's answers with the baseline's by seed and
 question id (within the same values of any other axis), and computes the statistics of
-``thinkspace.sweep.paired``; when the files name each question's task (``task`` column) and
-there are several, the same statistics per task follow. Anything that stops a comparison (no baseline, a validation
+``thinkspace.sweep.paired``; when the files name each question's task (``task`` column, or a
+synthetic id's family: ``synthetic-<task>-...``) and there are several, the same statistics
+per task follow. Anything that stops a comparison (no baseline, a validation
 headline, a missing file, question sets that differ) becomes a line of the report, not an
 error: the rest of the report is still written.
 """
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from thinkspace.sweep.files import questions_path, read_questions, read_tasks
-from thinkspace.sweep.paired import BOOTSTRAP_SEED, REPLICATES, PairedComparison, compare
+from thinkspace.sweep.paired import BOOTSTRAP_SEED, REPLICATES, PairedComparison, compare, holm
 
 
 @dataclass
@@ -104,19 +105,27 @@ def _p(value: float) -> str:
     return f"{value:.3g}" if value >= 1e-3 else f"{value:.1e}"
 
 
-def _row(name: str, result: PairedComparison) -> str:
+def _row(name: str, result: PairedComparison, adjusted: float) -> str:
     return (f"| {name} | {result.seeds} x {result.questions} | {result.accuracy:.3f} | {result.difference:+.3f} | "
-            f"[{result.low:+.3f}, {result.high:+.3f}] | {result.b} / {result.c} | {_p(result.p)} |")
+            f"[{result.low:+.3f}, {result.high:+.3f}] | {result.b} / {result.c} | {_p(result.p)} | {_p(adjusted)} |")
 
 
-def by_task(group: str, ids: list[str], base: np.ndarray, other: np.ndarray, tasks: dict[str, str]) -> list[str]:
-    """Table rows of one setting's comparison restricted to each task's questions (tasks in sorted order)."""
-    rows = []
+def _rows(entries: list[tuple[str, PairedComparison]]) -> list[str]:
+    """Table rows of ``(name cells, comparison)`` entries, with Holm's correction across all of them."""
+    adjusted = holm([result.p for _, result in entries])
+    return [_row(name, result, p) for (name, result), p in zip(entries, adjusted)]
+
+
+def by_task(group: str, ids: list[str], base: np.ndarray, other: np.ndarray,
+            tasks: dict[str, str]) -> list[tuple[str, PairedComparison]]:
+    """One setting's comparison restricted to each task's questions (tasks in sorted order), as
+    ``(name cells, comparison)`` entries of the per-task table."""
+    entries = []
     for task in sorted({tasks[i] for i in ids if i in tasks}):
         columns = [j for j, i in enumerate(ids) if tasks.get(i) == task]
         result = compare(base[:, columns], other[:, columns])
-        rows.append(_row(f"{group} | {task} | {result.baseline_accuracy:.3f}", result))
-    return rows
+        entries.append((f"{group} | {task} | {result.baseline_accuracy:.3f}", result))
+    return entries
 
 
 def paired_section(rows: list[dict[str, Any]], headline: str, baseline: str | None) -> PairedSection:
@@ -140,40 +149,50 @@ def paired_section(rows: list[dict[str, Any]], headline: str, baseline: str | No
         groups.setdefault(_key(row["labels"]), []).append(row)
     notes: list[str] = []
     answers = {key: load_answers(members, stage, notes) for key, members in groups.items()}
-    head = ["setting", "seeds x questions", "accuracy", "difference vs baseline", "95% CI", "b / c", "p (McNemar)"]
-    lines = [f"\n### Paired against `{baseline}`: answers of the `{stage}` stage\n",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    comparisons, task_rows = [], []
+    head = ["setting", "seeds x questions", "accuracy", "difference vs baseline", "95% CI", "b / c", "p (bootstrap)",
+            "p (Holm)"]
+    table: list[str | PairedComparison] = []  # a finished line, or a comparison whose p Holm adjusts below
+    comparisons, task_entries = [], []
     for key, members in groups.items():
         group, labels = members[0]["group"], members[0]["labels"]
         if labels.get("setting") == baseline:
-            lines.append(f"| {group} (baseline) | {_baseline_cells(answers[key])} | | | | |")
+            table.append(f"| {group} (baseline) | {_baseline_cells(answers[key])} | | | | | |")
             continue
         partner = _key(labels, baseline)
         aligned = align(answers.get(partner, {}), answers[key]) if partner in groups else "no baseline runs"
         if isinstance(aligned, str):
             notes.append(f"{group}: no paired statistics: {aligned}")
-            lines.append(f"| {group} | - | - | - | - | - | - |")
+            table.append(f"| {group} | - | - | - | - | - | - | - |")
             continue
         result = compare(*aligned[1:])
         comparisons.append((group, result))
-        lines.append(_row(group, result))
+        table.append(result)
         tasks = load_tasks(groups[partner], stage)
         if len(set(tasks.values())) > 1:
-            task_rows += by_task(group, *aligned, tasks)
+            task_entries += by_task(group, *aligned, tasks)
+    rows = iter(_rows(comparisons))
+    lines = [f"\n### Paired against `{baseline}`: answers of the `{stage}` stage\n",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+             *(line if isinstance(line, str) else next(rows) for line in table)]
     other = "" if metric == "test/accuracy" else f" (the headline `{headline}` is not it: these are of accuracy)"
     lines.append(f"\naccuracy: share of the `{stage}` stage's multiple-choice questions answered right{other}, "
                  "over the seeds both settings finished; difference: setting "
                  "minus baseline on the same questions and seeds; 95% CI: paired bootstrap, resampling seeds and "
                  f"questions ({REPLICATES} replicates, generator seed {BOOTSTRAP_SEED}); b: pairs (seed, question) "
-                 "the baseline answered right and the setting wrong, c: the reverse; p: exact two-sided McNemar "
-                 "test on b and c (docs/ablations.md says how to read them).")
-    if task_rows:
+                 "the baseline answered right and the setting wrong, c: the reverse (descriptive); p (bootstrap): "
+                 "two-sided, from the same replicates as the interval (below 0.05 when the interval excludes 0; "
+                 f"at least {_p(2 / (REPLICATES + 1))}); p (Holm): corrected by Holm's method across the "
+                 f"{len(comparisons)} comparison{'s' * (len(comparisons) != 1)} of this table: a setting differs "
+                 "from the baseline when it is "
+                 "below 0.05 (docs/ablations.md says how to read them).")
+    if task_entries:
         head = ["setting", "task", "baseline accuracy", "seeds x questions", "accuracy", "difference vs baseline",
-                "95% CI", "b / c", "p (McNemar)"]
-        lines += [f"\n#### By task (the questions files' `task` column)\n", "| " + " | ".join(head) + " |",
-                  "|" + "---|" * len(head), *task_rows,
-                  "\nThe same statistics on each task's questions alone (each with its own bootstrap)."]
+                "95% CI", "b / c", "p (bootstrap)", "p (Holm)"]
+        lines += ["\n#### By task (the questions files' `task` column, or the family a synthetic id names)\n",
+                  "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head), *_rows(task_entries),
+                  ("\nThe same statistics on each task's questions alone (each with its own bootstrap); p (Holm): "
+                   f"corrected across the {len(task_entries)} rows of this table.")]
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]
     return PairedSection("\n".join(lines) + "\n", comparisons)

@@ -16,7 +16,9 @@ Two families that need 3D, each with fixed options and an answer drawn before th
 (``want``) so the letters are balanced: ``perspective`` (cross-view, on the ``around``
 cameras: :mod:`thinkspace.synth.perspective`) and ``situated`` (relative direction from a
 described position and heading, on the ``leftmost`` cameras:
-:mod:`thinkspace.synth.situated`). They are not in :data:`SETTINGS`, which the
+:mod:`thinkspace.synth.situated`); and, balanced the same way, the positive control
+``camera_turn`` (did the camera turn left or right between views 1 and 2, on cameras of
+its own: :mod:`thinkspace.synth.camera_turn`). They are not in :data:`SETTINGS`, which the
 ``thinkspace synth`` writer iterates.
 
 Answers come from the room-frame geometry (:mod:`thinkspace.synth.relations`), and an
@@ -33,6 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from thinkspace.synth.camera_turn import TURN_SIDES, ask_camera_turn, turn_cameras
 from thinkspace.synth.cameras import centre_of, heading_of, intrinsics, look_along, look_at
 from thinkspace.synth.perspective import SIDES, ask_perspective
 from thinkspace.synth.question import Question, absent_names, make_choice
@@ -43,7 +46,8 @@ from thinkspace.synth.situated import DIRECTIONS, ask_situated, situated_possibl
 
 SETTINGS = ("around", "among", "rotation", "leftmost")
 #: families with a wanted answer: name -> (the cameras they use, the answers drawn from).
-BALANCED = {"perspective": ("around", SIDES), "situated": ("leftmost", DIRECTIONS)}
+BALANCED = {"perspective": ("around", SIDES), "situated": ("leftmost", DIRECTIONS),
+            "camera_turn": ("camera_turn", TURN_SIDES)}
 FOV_DEG = 60.0
 EYE_HEIGHT = {"standard": (1.2, 1.6), "held_out": (1.9, 2.2)}
 Viewpoint = Literal["standard", "held_out"]
@@ -125,9 +129,15 @@ def _spot(
 
 
 def sample_cameras(
-    scene: Scene, setting: str, rng: np.random.Generator, num_views: int, size: int, viewpoint: Viewpoint = "standard"
+    scene: Scene, setting: str, rng: np.random.Generator, num_views: int, size: int, viewpoint: Viewpoint = "standard",
+    want: str | None = None,
 ) -> ViewSet | None:
-    """One random camera arrangement for ``setting`` (``None`` if this draw does not fit the room)."""
+    """One random camera arrangement for ``setting`` (``None`` if this draw does not fit the room);
+    ``want``: the turn of ``camera_turn``'s view 2 (its cameras are made to give the answer)."""
+    if setting == "camera_turn":
+        pitch = np.radians(rng.uniform(20, 30)) + (np.radians(10) if viewpoint == "held_out" else 0.0)
+        made = turn_cameras(scene, rng, num_views, size, EYE_HEIGHT[viewpoint], pitch, want, FOV_DEG)
+        return None if made is None else ViewSet("camera_turn", made[0], made[1], size, {})
     if setting in BALANCED:
         view = sample_cameras(scene, BALANCED[setting][0], rng, num_views, size, viewpoint)
         if view is not None:
@@ -265,6 +275,7 @@ ASK: dict[str, Callable[..., Question | None]] = {
     "leftmost": _q_leftmost,
     "perspective": ask_perspective,
     "situated": ask_situated,
+    "camera_turn": ask_camera_turn,
 }
 
 
@@ -295,11 +306,14 @@ def make_view_set(
     if want is not None and want not in BALANCED[setting][1]:
         raise ValueError(f"make_view_set: {setting!r}: the wanted answer must be one of {BALANCED[setting][1]}, "
                          f"got {want!r}")
+    if setting == "camera_turn" and num_views < 2:
+        raise ValueError(f"make_view_set: camera_turn asks about views 1 and 2, so it needs at least 2 views, "
+                         f"got num_views={num_views}")
     extra = {} if want is None else {"want": want}
     if setting == "situated" and not situated_possible(scene, want):
         return None  # no three objects give this answer: skip the room before rendering it
     for _ in range(tries):
-        view = sample_cameras(scene, setting, rng, num_views, size, viewpoint)
+        view = sample_cameras(scene, setting, rng, num_views, size, viewpoint, want)
         if view is None:
             continue
         view.frames = renderer.render_many(view.cams, view.K, size, size)

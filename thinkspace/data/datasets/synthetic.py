@@ -2,7 +2,8 @@
 
 No files: sample ``i`` is a fresh scene drawn from ``(seed, split, i)`` alone, rendered
 with open3d on the CPU (see :mod:`thinkspace.synth`), so any worker, any epoch and any
-machine produce the same sample. Splits use disjoint seed streams.
+machine produce the same sample. Splits use disjoint seed streams. A sample's id names its
+family: ``synthetic-<task>-<split>-<seed>-<index>`` (:mod:`~thinkspace.data.datasets.synthetic_id`).
 
 World frame (as everywhere in thinkspace): metres, +z up, origin at the first frame's
 camera centre, and +x along that camera's heading (its viewing direction projected on
@@ -18,7 +19,9 @@ Tasks (``settings``):
   ``around``, ``among``, ``rotation`` (MindCube's settings); two families that need 3D,
   with fixed options and balanced answers: ``perspective`` (cross-view: left or right
   in the frame of a view that does not show both objects) and ``situated`` (left, right,
-  front or back of someone standing at one object facing another; carries a situation);
+  front or back of someone standing at one object facing another; carries a situation); and
+  the study's positive control ``camera_turn`` (did the camera turn left or right between
+  views 1 and 2: in the poses, hardly in the pixels; needs 2 views or more);
 * videos (``kind="video"``): VSI-Bench's ``object_counting``, ``object_abs_distance``,
   ``object_size_estimation``, ``room_size_estimation``, ``object_rel_distance``,
   ``object_rel_direction_medium``, and the SQA3D-style ``situation``.
@@ -32,6 +35,7 @@ from typing import Literal, get_args
 import numpy as np
 from torch.utils.data import Dataset
 
+from thinkspace.data.datasets.synthetic_id import synthetic_id
 from thinkspace.data.schema import SpatialSample
 from thinkspace.synth.video_questions import VIDEO_TASKS
 from thinkspace.synth.views import Viewpoint
@@ -40,6 +44,8 @@ from thinkspace.utils.choices import check_choice
 #: the tasks of each ``kind``, in the order a default ``settings`` draws from: image-set families,
 #: and a walk's questions (:mod:`thinkspace.synth.video_questions`) plus its situation
 VIEW_TASKS = ("leftmost", "around", "among", "rotation", "perspective", "situated")
+#: image-set tasks asked for by name only (a default ``settings`` leaves them out): the positive control
+CONTROL_TASKS = ("camera_turn",)
 WALK_TASKS = (*VIDEO_TASKS, "situation")
 Kind = Literal["views", "video"]
 Split = Literal["train", "val", "test"]
@@ -47,7 +53,7 @@ SPLITS = get_args(Split)
 #: colours of ``shuffle_options=False`` scenes, in option order (A is always the red object).
 FIXED_PALETTE = ("red", "green", "blue", "yellow")
 #: tasks that take ``shuffle_options=False``.
-FIXED_TASKS = {"leftmost", "perspective", "situated"}
+FIXED_TASKS = {"leftmost", "perspective", "situated", "camera_turn"}
 
 
 class SyntheticSpatial(Dataset):
@@ -57,7 +63,7 @@ class SyntheticSpatial(Dataset):
         num_samples: samples in the set.
         kind: ``"views"`` (unordered image sets) or ``"video"`` (walks with timestamps).
         settings: tasks to draw from, uniformly (see the module docstring); ``None``
-            means all tasks of ``kind``.
+            means all tasks of ``kind`` but the positive control ``camera_turn``.
         image_size: width = height of every frame (pixels).
         num_views: views per image set, in ``[1, 4]``; a pair ``(lo, hi)`` draws it per
             sample. Ignored for videos.
@@ -68,11 +74,11 @@ class SyntheticSpatial(Dataset):
         split: which seed stream; splits never share scenes.
         cache_size: samples kept in memory (least recently used first out); 0 = none.
         shuffle_options: shuffle the options per sample (the model must read them).
-            ``False`` (at most 4 objects; ``leftmost``, ``perspective``, ``situated``) draws
-            rooms from four colours; ``leftmost`` then always lists one object per colour
-            in the order red, green, blue, yellow, so a letter always means a colour: the
-            easiest setting. ``perspective`` and ``situated`` list their fixed direction
-            options either way.
+            ``False`` (at most 4 objects; ``leftmost``, ``perspective``, ``situated``,
+            ``camera_turn``) draws rooms from four colours; ``leftmost`` then always lists one
+            object per colour in the order red, green, blue, yellow, so a letter always means a
+            colour: the easiest setting. ``perspective``, ``situated`` and ``camera_turn`` list
+            their fixed direction options either way.
         viewpoint: camera placement of image sets: ``"standard"`` (eye height 1.2-1.6 m)
             or ``"held_out"`` (1.9-2.2 m, spot views tilted 10 degrees further down),
             for evaluation on viewpoints never trained on. Image sets only.
@@ -97,8 +103,8 @@ class SyntheticSpatial(Dataset):
         if num_samples <= 0:
             raise ValueError(f"SyntheticSpatial.num_samples must be positive, got {num_samples}")
         check_choice("SyntheticSpatial.kind", kind, Kind)
-        known = VIEW_TASKS if kind == "views" else WALK_TASKS
-        settings = list(known) if settings is None else list(settings)
+        known = (*VIEW_TASKS, *CONTROL_TASKS) if kind == "views" else WALK_TASKS
+        settings = list(VIEW_TASKS if kind == "views" else WALK_TASKS) if settings is None else list(settings)
         bad = [s for s in settings if s not in known]
         if bad or not settings:
             raise ValueError(
@@ -194,7 +200,7 @@ class SyntheticSpatial(Dataset):
                 question = episode.questions[0]
                 if not self.shuffle_options and task == "leftmost":
                     _fixed_options(question, scene, rng)
-                question.id = f"synthetic-{self.split}-{self.seed}-{index}"
+                question.id = synthetic_id(task, self.split, self.seed, index)
                 return to_sample(episode, question)
         raise RuntimeError(f"SyntheticSpatial: no answerable {task!r} question for index {index} in {attempts} scenes")
 
