@@ -251,3 +251,22 @@ def test_questions_of_every_rank_reach_one_file(tmp_path):
     mp.spawn(_two_ranks, args=(str(path), port), nprocs=2)
     assert read_questions(path) == {"q0": 1, "q2": 0, "q4": 1, "q1": 1, "q3": 0}  # the padding q0 once
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # rank 1 wrote nothing
+
+
+def test_runs_answering_one_letter_to_every_question_are_flagged_in_results_md(tmp_path):
+    """A collapsed model scores the share of its letter among the gold answers: results.md names such runs."""
+    ids = [f"q{i}" for i in range(8)]
+    for seed in (0, 1):  # seed 0 collapsed onto "B", seed 1 did not
+        d = tmp_path / f"run{seed}"
+        d.mkdir()
+        (d / "run.json").write_text(json.dumps({"name": f"run{seed}", "labels": {"setting": "text", "seed": seed}}))
+        (d / "status.json").write_text(json.dumps({"state": "done"}))
+        (d / "metrics_fit.json").write_text(json.dumps({"metrics": {"val/accuracy": 0.25}}))
+        predictions = ["<answer>B</answer>"] * 8 if seed == 0 else ["A", "B", "C", "D"] * 2
+        write_questions(d / "questions_test_heldout.csv",
+                        [{"id": i, "correct": p == "A", "answer": "A", "prediction": p, "task": ""}
+                         for i, p in zip(ids, predictions)])
+    text = write_report(tmp_path, chart=False)["md"].read_text()
+    assert "### Constant answers" in text
+    assert "- run run0 (setting=text), stage `heldout`: answered 'B' to all 8 questions" in text
+    assert "run run1" not in text.split("### Constant answers")[1]

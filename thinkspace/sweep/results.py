@@ -1,6 +1,7 @@
 """The sweep's results: ``results.csv`` (one row per run), ``results.md`` (mean and
-standard deviation over seeds per setting; with a ``baseline`` setting, the paired
-statistics of ``sweep/paired_report.py``) and ``results.png`` (the headline metric, and
+standard deviation over seeds per setting; the runs that answered one letter to every question,
+``sweep/constant_answers.py``; with a ``baseline`` setting, the paired statistics of
+``sweep/paired_report.py``) and ``results.png`` (the headline metric, and
 the paired differences with their intervals)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from thinkspace.sweep.constant_answers import constant_answer_section
 from thinkspace.sweep.files import write_text
 from thinkspace.sweep.paired import PairedComparison
 from thinkspace.sweep.paired_report import paired_section
@@ -113,7 +115,7 @@ def write_report(out: str | Path, headline: str = "val/accuracy", chart: bool = 
         shown.insert(0, headline)
     table = summarise(rows, shown)
     paired = paired_section(rows, headline, baseline)
-    write_text(paths["md"], markdown(table, shown) + paired.markdown)
+    write_text(paths["md"], markdown(table, shown) + constant_answer_section(rows) + paired.markdown)
     if chart:
         paths["png"] = out / "results.png"
         bar_chart(table, headline, paths["png"], paired.comparisons, baseline)
