@@ -35,6 +35,7 @@ from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.errors import parser_error_summary
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
+from thinkspace.training.checkpoint_file import RecordOrigin, check_weights_match, read_checkpoint
 from thinkspace.training.cpu_threads import cpu_processes_warning, set_cpu_threads
 from thinkspace.training.model_summary import RunModelSummary
 from thinkspace.training.progress_bar import progress_bar
@@ -51,6 +52,9 @@ Until = Literal["parsed", "built", "run"]
 #: (``ckpt_path: last``, ...): they belong to that invocation, not to the model; read and ignored
 #: when a config is read without a subcommand.
 RUN_KEYS = ("ckpt_path", "weights_only", "verbose", "return_predictions")
+
+#: ``--ckpt_path`` values that name no file: Lightning looks these checkpoints up itself
+CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 #: what a config built without running is built for: one process on the CPU, no logger
 _BUILD_ONLY = ["--trainer.logger", "false", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
@@ -105,6 +109,57 @@ class ThinkspaceCLI(LightningCLI):
         if self.parse_only:
             raise _Parsed(self)
 
+    def _config_files(self) -> list[str]:
+        """The ``--config`` files of this invocation, in order."""
+        return [str(f) for f in self._subcommand_config().get("config") or []]
+
+    def _ckpt_file(self) -> Path | None:
+        """``--ckpt_path`` when it names a file (not ``last``, ``best``, ...).
+
+        Raises:
+            FileNotFoundError: a path given that does not exist.
+        """
+        subcommand = self.config.get("subcommand")  # read before LightningCLI sets self.subcommand
+        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt is None or str(ckpt) in CKPT_NAMES or str(ckpt).startswith("registry:"):
+            return None
+        path = Path(str(ckpt)).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"--ckpt_path {ckpt}: no such file; expected a .ckpt written by thinkspace fit, "
+                                    f"or one of {', '.join(CKPT_NAMES[:2])}")
+        return path
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads ``--ckpt_path`` here, before any thinkspace code, for hyperparameters saved in it;
+        an empty, truncated or foreign file is refused first, in one line naming it."""
+        path = self._ckpt_file()
+        if path is None:
+            return super()._parse_ckpt_path()
+        read_checkpoint(path, "--ckpt_path", mmap=True)  # ValueError naming the file and what is wrong
+        try:
+            super()._parse_ckpt_path()
+        except Exception as error:  # torch's weights-only unpickler refusing what the full reader took
+            raise ValueError(f"--ckpt_path {path} cannot be read for its hyperparameters ({type(error).__name__}: "
+                             f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}); expected a .ckpt "
+                             "written by thinkspace fit") from error
+
+    def _check_ckpt_weights(self) -> None:
+        """A checkpoint of another config: refused before Lightning's strict load (a traceback), naming the
+        first missing and unexpected keys and the config the checkpoint came from."""
+        path = self._ckpt_file()
+        if path is not None:
+            state = read_checkpoint(path, "--ckpt_path", mmap=True)
+            check_weights_match(state, self.model.state_dict(), path, ", ".join(self._config_files()) or "(none)")
+
+    def before_validate(self) -> None:
+        self._check_ckpt_weights()
+
+    def before_test(self) -> None:
+        self._check_ckpt_weights()
+
+    def before_predict(self) -> None:
+        self._check_ckpt_weights()
+
     def _run_dir(self) -> Path:
         """``--run_dir``, else ``--trainer.default_root_dir`` (Lightning's name for it), else
         ``runs/<stem of the first --config>``."""
@@ -154,12 +209,13 @@ class ThinkspaceCLI(LightningCLI):
         ):
             callbacks = [*callbacks, Throughput()]  # samples/s, tokens/s, MFU estimate in the logs
         if self.subcommand == "fit":
-            callbacks = [*callbacks, FitSummary(run_dir)]
+            callbacks = [*callbacks, FitSummary(run_dir), RecordOrigin(self._config_files(), str(run_dir))]
         if self.subcommand in ("test", "predict") and not any(isinstance(c, BenchmarkPredictions) for c in listed):
             callbacks = [*callbacks, BenchmarkPredictions()]  # predictions jsonl + scores in the run dir
         return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
+        self._check_ckpt_weights()
         folders = [Path(c.dirpath) for c in self.trainer.checkpoint_callbacks
                    if isinstance(c, ModelCheckpoint) and c.dirpath]
         report_missing_last(self._subcommand_config().get("ckpt_path"), folders)
