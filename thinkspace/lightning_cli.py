@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jsonargparse import ArgumentError, ArgumentParser, Namespace
+import lightning.pytorch as pl
 from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar, ThroughputMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -44,6 +45,7 @@ from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, 
 from thinkspace.training.run_logger import RunLogger
 from thinkspace.training.run_summary import FitSummary
 from thinkspace.training.throughput import Throughput
+from thinkspace.utils.stacked_config import StackedConfigFile
 from thinkspace.utils.yaml_files import check_yaml_syntax, config_files
 
 Until = Literal["parsed", "built", "run"]
@@ -77,6 +79,16 @@ class ThinkspaceCLI(LightningCLI):
     def __init__(self, *args: Any, ignore_run_keys: bool = False, parse_only: bool = False, **kwargs: Any) -> None:
         self.ignore_run_keys, self.parse_only = ignore_run_keys, parse_only
         super().__init__(*args, **kwargs)
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Lightning's parser (the main one and each subcommand's), whose ``--config`` files merge the
+        mappings keyed by name (objectives, cues, rewards) by name (:mod:`thinkspace.utils.stacked_config`)."""
+        kwargs.setdefault("dump_header", [f"lightning.pytorch=={pl.__version__}"])
+        parser = self.parser_class(**kwargs)
+        parser.add_argument("-c", "--config", action=StackedConfigFile,
+                            help="Path to a configuration file in json or yaml format (repeat to stack; objectives, "
+                                 "cues and rewards merge by name, `name: null` switches one off).")
+        return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
