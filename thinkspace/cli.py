@@ -8,6 +8,7 @@ OmegaConf interpolation. Every run writes under one predictable directory,
 
     runs/quickstart/
       config.yaml            # the fully resolved config of the last invocation
+      run.lock               # while a run runs: its pid, host, start (one live run per directory; training/run_lock.py)
       events.out.tfevents.*  # TensorBoard
       checkpoints/last.ckpt  # resume with --ckpt_path last (exact: docs/architecture.md)
       predictions_test_<benchmark>.jsonl, scores_test_<benchmark>.json  # test/predict on a benchmark

@@ -42,6 +42,7 @@ from thinkspace.training.model_summary import RunModelSummary
 from thinkspace.training.progress_bar import progress_bar
 from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
                                         run_checkpoint, step_checkpoint)
+from thinkspace.training.run_lock import RunLock, is_rank_zero_process
 from thinkspace.training.run_logger import RunLogger
 from thinkspace.training.run_summary import FitSummary
 from thinkspace.training.throughput import Throughput
@@ -76,9 +77,17 @@ class ThinkspaceCLI(LightningCLI):
         parse_only: stop once the arguments are parsed (:class:`_Parsed` carries the CLI out).
     """
 
-    def __init__(self, *args: Any, ignore_run_keys: bool = False, parse_only: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, ignore_run_keys: bool = False, parse_only: bool = False,
+                 locks: list[RunLock] | None = None, **kwargs: Any) -> None:
         self.ignore_run_keys, self.parse_only = ignore_run_keys, parse_only
+        self.locks = locks if locks is not None else []  # the caller releases them, also on errors
         super().__init__(*args, **kwargs)
+
+    def before_instantiate_classes(self) -> None:
+        """A subcommand that runs owns its run directory (:mod:`thinkspace.training.run_lock`): refused here,
+        before anything is built or written, when another live run holds it. Only global rank 0 locks."""
+        if self.subcommand and is_rank_zero_process():
+            self.locks.append(RunLock(self._run_dir()).acquire())
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         """Lightning's parser (the main one and each subcommand's), whose ``--config`` files merge the
@@ -285,7 +294,12 @@ def build_cli(subcommand: str | None, configs: Sequence[str | Path] = (), overri
     # LightningModule; without one the model is SpatialVLM, as in every stage-1 config.
     model = LightningModule if subclass else SpatialVLM
     if until == "run":  # sys.argv stays: Lightning's DDP launcher starts the other processes with it
-        return ThinkspaceCLI(model, SpatialDataModule, args=args, **kwargs)
+        locks: list[RunLock] = []
+        try:
+            return ThinkspaceCLI(model, SpatialDataModule, args=args, locks=locks, **kwargs)
+        finally:  # the run directory is free again when the run ends, normally or not
+            for lock in locks:
+                lock.release()
     argv, sys.argv = sys.argv, sys.argv[:1]  # a library call: the caller's command line is not ours
     try:
         return ThinkspaceCLI(model, SpatialDataModule, args=args, **kwargs)

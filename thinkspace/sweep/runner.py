@@ -13,11 +13,14 @@ A run's directory ``OUT/<run name>/`` holds::
     fit.log, test_<name>.log          # the subprocesses' output
     metrics_fit.json, metrics_test_<name>.json  # written by MetricsFile when a stage ends normally
     questions_test_<name>.csv  # per question of an evaluate stage: id, correct 0/1, answer, prediction
-    status.json        # {"state": "done" | "failed", "stage", "returncode", "error"}
+    status.json        # {"state": "done" | "failed" | "interrupted", "stage", "returncode", "error"}
+    run.lock           # while a stage runs: the process that owns the directory (thinkspace.training.run_lock)
 
 A run is finished when ``status.json`` says done; it is skipped. An interrupted fit
 (a checkpoint but no ``metrics_fit.json``) resumes from ``checkpoints/last.ckpt``; a
-failed or interrupted run is tried again the next time the sweep runs.
+failed or interrupted run is tried again the next time the sweep runs. A run whose directory is
+locked by a live run (a ``thinkspace fit`` started by hand, another sweep) is reported and left
+alone: nothing runs and nothing is written in it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import yaml
 from thinkspace.sweep.grid import RunSpec, Sweep
 from thinkspace.sweep.files import questions_path, write_json, write_text
 from thinkspace.sweep.overrides import as_arguments
+from thinkspace.training.run_lock import live_holder
 
 
 def stage_names(sweep: Sweep) -> list[str]:
@@ -114,6 +118,11 @@ def execute(sweep: Sweep, spec: RunSpec, configs: list[str], run_dir: Path, echo
     if status and status.get("state") == "done":
         echo(f"[sweep] {spec.name}: finished, skipped")
         return status
+    holder = live_holder(run_dir) if record else None
+    if holder is not None:  # another live run owns the directory: neither run it nor record anything in it
+        echo(f"[sweep] {spec.name}: run dir {run_dir} is in use by a live run ({holder.describe()}); skipped, "
+             "nothing written (run the sweep again once that run has ended)")
+        return {"state": "locked", "holder": holder.describe()}
     if not record:
         return _join_stages(sweep, spec, configs, run_dir, env or {})
     start = time.monotonic()
