@@ -45,6 +45,7 @@ from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, 
 from thinkspace.training.run_lock import RunLock, is_rank_zero_process
 from thinkspace.training.run_logger import RunLogger
 from thinkspace.training.run_summary import FitSummary
+from thinkspace.training.stop_signals import StopOnSignal
 from thinkspace.training.throughput import Throughput
 from thinkspace.utils.stacked_config import StackedConfigFile
 from thinkspace.utils.yaml_files import check_yaml_syntax, config_files
@@ -219,6 +220,11 @@ class ThinkspaceCLI(LightningCLI):
         if self.subcommand == "fit":
             # one line saying what was resumed; dropout keyed by the batch, so resumes are exact
             callbacks = [*callbacks, ResumeReport(), SeedPerBatch()]
+            # SIGTERM/SIGINT: last.ckpt at the end of the step, exit 143/130 (in the user's checkpoint folder if any)
+            own = [Path(c.dirpath) for c in listed if isinstance(c, ModelCheckpoint) and c.dirpath]
+            folder = own[0] if own else run_dir / "checkpoints"
+            saving = config.get("enable_checkpointing", True) is not False
+            callbacks = [*callbacks, StopOnSignal(folder / "last.ckpt" if saving else None)]
         if config.get("enable_progress_bar", True) is not False and not any(
             isinstance(c, ProgressBar) for c in listed
         ):

@@ -33,7 +33,7 @@ from thinkspace.sweep.files import write_json
 from thinkspace.sweep.parallel import run_parallel
 from thinkspace.sweep.results import write_report
 from thinkspace.sweep.overrides import run_config
-from thinkspace.sweep.runner import prepare_run, read_status
+from thinkspace.sweep.runner import INTERRUPTED, prepare_run, read_status
 from thinkspace.training.run_lock import live_holder
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def sweep(args: argparse.Namespace) -> int:
+    INTERRUPTED.clear()
     configs = [str(c) for c in args.config]
     for config in configs:
         if not Path(config).is_file():
@@ -152,9 +153,15 @@ def sweep(args: argparse.Namespace) -> int:
               + (f"{locked} skipped (run dir in use by a live run), " if locked else "")
               + f"{len(plan.runs)} in the sweep")
         failed += locked  # not finished: the exit status says so
+        interrupted = sum(status.get("state") == "interrupted" for status in statuses)
+        if INTERRUPTED.is_set():
+            print(f"[sweep] interrupted (Ctrl-C): {interrupted} run(s) stopped after saving their checkpoint and "
+                  "marked interrupted; run the sweep again to resume them")
     paths = write_report(out, args.metric or plan.metric, chart=not args.no_chart, columns=plan.columns,
                          baseline=args.baseline or plan.baseline)
     print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
+    if INTERRUPTED.is_set():
+        return 130
     return 1 if failed else 0
 
 
