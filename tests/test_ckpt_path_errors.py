@@ -33,12 +33,12 @@ def small_checkpoint(path, **extra) -> None:
                path)
 
 
-@pytest.mark.parametrize("name", ["fit", "test"])
-@pytest.mark.parametrize(("kind", "expected"), [
-    ("random", "cannot be read as a torch checkpoint (UnpicklingError"),
-    ("empty", "is an empty file; expected a torch checkpoint"),
-    ("truncated", "is truncated (a zip archive of 300 bytes without its end"),
-    ("missing", ": no such file; expected a .ckpt written by thinkspace fit, or one of last, best"),
+@pytest.mark.parametrize(("name", "kind", "expected"), [
+    ("fit", "random", "cannot be read as a torch checkpoint (UnpicklingError"),
+    ("test", "random", "cannot be read as a torch checkpoint (UnpicklingError"),
+    ("fit", "empty", "is an empty file; expected a torch checkpoint"),
+    ("fit", "truncated", "is truncated (a zip archive of 300 bytes without its end"),
+    ("test", "missing", ": no such file; expected a .ckpt written by thinkspace fit, or one of last, best"),
 ])
 def test_an_unreadable_checkpoint_is_one_line_naming_it(name, kind, expected, tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / f"{kind}.ckpt"
