@@ -77,10 +77,16 @@ def test_a_live_holder_is_refused_and_its_lock_kept(tmp_path, sleeper):
     assert json.loads((tmp_path / "run" / LOCK_NAME).read_text())["pid"] == sleeper.pid
 
 
-def test_a_lock_of_another_host_is_honoured(tmp_path):
+def test_a_lock_of_another_host_is_honoured_unless_it_is_this_slurm_job_requeued(tmp_path, monkeypatch):
     hold(tmp_path / "run", dead_pid(), host="elsewhere")
-    with pytest.raises(RunDirLocked, match="on host elsewhere"):
+    with pytest.raises(RunDirLocked, match=r"on host elsewhere.*if it no longer runs, delete .*run.lock\)$"):
         RunLock(tmp_path / "run").acquire()
+    data = json.loads((tmp_path / "run" / LOCK_NAME).read_text())
+    (tmp_path / "run" / LOCK_NAME).write_text(json.dumps({**data, "job": "4242"}))
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")  # the job was requeued onto this node
+    said = []
+    RunLock(tmp_path / "run").acquire(said.append).release()
+    assert len(said) == 1 and "taking over the lock of a run that no longer runs" in said[0]
 
 
 @pytest.mark.parametrize("why", ["dead pid", "pid reused"])

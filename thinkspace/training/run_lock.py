@@ -4,8 +4,9 @@ Two ``thinkspace fit`` into one ``--run_dir`` used to both run, overwriting each
 ``config.yaml`` and ``last.ckpt`` and mixing their TensorBoard events. Now the first takes the lock
 (a JSON file: pid, host, start time, the process's own start tick and the command) and the second
 is refused in one line naming the holder (exit code 2). A lock whose process is gone (a run killed
-with SIGKILL, a crashed node on this host) is stale: the next run says so in one line and takes
-it over. A lock held on another host cannot be checked from here and is honoured.
+with SIGKILL) is stale: the next run says so in one line and takes it over. A lock held on another
+host cannot be checked from here and is honoured (the refusal says to delete it if that run is
+gone), except by the same SLURM job requeued (same ``SLURM_JOB_ID``): its old incarnation has ended.
 
 Under several processes (DDP, FSDP, ``torchrun``, ``srun``) only the process of global rank 0 takes
 the lock (:func:`is_rank_zero_process`); the others started for the same run must not refuse.
@@ -41,6 +42,7 @@ class Holder:
     started: str  # local time, ``YYYY-mm-dd HH:MM:SS``
     proc_start: int | None = None  # the process's start tick (/proc/PID/stat field 22): tells a reused pid apart
     command: str = ""
+    job: str | None = None  # SLURM_JOB_ID: a requeued job (same id, maybe another node) replaces its old self
 
     def describe(self) -> str:
         return f"pid {self.pid} on host {self.host}, started {self.started}"
@@ -66,7 +68,8 @@ def is_alive(holder: Holder) -> bool:
     """Whether the holder's process still runs. Only a process on this host can be checked; one on
     another host counts as alive (its lock is honoured)."""
     if holder.host != socket.gethostname():
-        return True
+        # the same SLURM job again (requeued after preemption, perhaps on another node): its old run is gone
+        return not (holder.job is not None and holder.job == os.environ.get("SLURM_JOB_ID"))
     try:
         os.kill(holder.pid, 0)
     except ProcessLookupError:
@@ -110,7 +113,8 @@ class RunLock:
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = Holder(pid=os.getpid(), host=socket.gethostname(), started=time.strftime("%Y-%m-%d %H:%M:%S"),
-                    proc_start=process_start(os.getpid()), command=" ".join(sys.argv)[:500])
+                    proc_start=process_start(os.getpid()), command=" ".join(sys.argv)[:500],
+                    job=os.environ.get("SLURM_JOB_ID"))
         for _ in range(3):  # a stale lock removed, or one vanishing between our tries: try again
             if self._create(me):
                 self.held = True
@@ -123,8 +127,11 @@ class RunLock:
                 self.held = True
                 return self
             if is_alive(holder):
+                unsure = "" if holder.host == me.host else (f" (a run on another host cannot be checked from here: if "
+                                                            f"it no longer runs, delete {self.path})")
                 raise RunDirLocked(f"run dir {self.path.parent} is in use by a live run ({holder.describe()}; lock "
-                                   f"{self.path}); wait for it to end, stop it, or give this run another --run_dir")
+                                   f"{self.path}); wait for it to end, stop it, or give this run another --run_dir"
+                                   + unsure)
             say(f"thinkspace: run dir {self.path.parent}: taking over the lock of a run that no longer runs "
                 f"({holder.describe()})")
             self.path.unlink(missing_ok=True)
