@@ -74,3 +74,12 @@ def test_a_checkpoint_without_its_origin_names_the_config_of_its_run_dir(tmp_pat
     assert run("test", ckpt, tmp_path, monkeypatch) == 2
     line = last_error_line(capsys, "test")
     assert f"it came from the run whose config is {run_dir / 'config.yaml'}. Was it trained" in line, line
+
+
+def test_a_broken_last_ckpt_behind_ckpt_path_last_is_one_line(tmp_path, monkeypatch, capsys):
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"")  # a disk that filled up while the last checkpoint was written
+    assert run("fit", "last", tmp_path, monkeypatch) == 2
+    line = last_error_line(capsys, "fit")
+    assert line.endswith(f"--ckpt_path {last} is an empty file; expected a torch checkpoint (.ckpt)"), line

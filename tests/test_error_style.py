@@ -158,3 +158,13 @@ def test_a_bad_fit_argument_is_one_line_not_the_usage(args, message, capsys):
     assert main(["fit", "--config", str(QUICKSTART), *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"thinkspace fit: error: {message}"), err
+
+
+def test_ctrl_c_outside_a_training_step_is_one_line_and_exit_130(capsys):
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert run_reporting_errors("fit", interrupted, []) == 130
+    assert capsys.readouterr().err == "thinkspace fit: interrupted (Ctrl-C)\n"
+    with pytest.raises(KeyboardInterrupt):
+        run_reporting_errors("fit", interrupted, ["--debug"])

@@ -165,10 +165,14 @@ class ThinkspaceCLI(LightningCLI):
                              f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}); expected a .ckpt "
                              "written by thinkspace fit") from error
 
-    def _check_ckpt_weights(self) -> None:
+    def _check_ckpt_weights(self, last_in: list[Path] = ()) -> None:
         """A checkpoint of another config: refused before Lightning's strict load (a traceback), naming the
-        first missing and unexpected keys and the config the checkpoint came from."""
+        first missing and unexpected keys and the config the checkpoint came from. ``last_in``: the
+        checkpoint folders ``--ckpt_path last`` looks in (its newest ``last.ckpt`` is checked too)."""
         path = self._ckpt_file()
+        if path is None and self._subcommand_config().get("ckpt_path") == "last":
+            found = [f / "last.ckpt" for f in last_in if (f / "last.ckpt").is_file()]
+            path = max(found, key=lambda p: p.stat().st_mtime) if found else None
         if path is not None:
             state = read_checkpoint(path, "--ckpt_path", mmap=True)
             check_weights_match(state, self.model.state_dict(), path, ", ".join(self._config_files()) or "(none)")
@@ -242,9 +246,9 @@ class ThinkspaceCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
-        self._check_ckpt_weights()
         folders = [Path(c.dirpath) for c in self.trainer.checkpoint_callbacks
                    if isinstance(c, ModelCheckpoint) and c.dirpath]
+        self._check_ckpt_weights(folders)
         report_missing_last(self._subcommand_config().get("ckpt_path"), folders)
 
 
