@@ -136,7 +136,7 @@ class ThinkspaceCLI(LightningCLI):
         return [str(f) for f in self._subcommand_config().get("config") or []]
 
     def _ckpt_file(self) -> Path | None:
-        """``--ckpt_path`` when it names a file (not ``last``, ``best``, ...).
+        """``--ckpt_path`` when it names a file (not ``last``, ``best``, ..., nor a DeepSpeed checkpoint folder).
 
         Raises:
             FileNotFoundError: a path given that does not exist.
@@ -146,6 +146,8 @@ class ThinkspaceCLI(LightningCLI):
         if ckpt is None or str(ckpt) in CKPT_NAMES or str(ckpt).startswith("registry:"):
             return None
         path = Path(str(ckpt)).expanduser()
+        if path.is_dir():  # DeepSpeed's sharded checkpoint is a directory: Lightning's strategy reads it
+            return None
         if not path.is_file():
             raise FileNotFoundError(f"--ckpt_path {ckpt}: no such file; expected a .ckpt written by thinkspace fit, "
                                     f"or one of {', '.join(CKPT_NAMES[:2])}")
@@ -171,7 +173,7 @@ class ThinkspaceCLI(LightningCLI):
         checkpoint folders ``--ckpt_path last`` looks in (its newest ``last.ckpt`` is checked too)."""
         path = self._ckpt_file()
         if path is None and self._subcommand_config().get("ckpt_path") == "last":
-            found = [f / "last.ckpt" for f in last_in if (f / "last.ckpt").is_file()]
+            found = [f / "last.ckpt" for f in last_in if (f / "last.ckpt").is_file()]  # not DeepSpeed's folders
             path = max(found, key=lambda p: p.stat().st_mtime) if found else None
         if path is not None:
             state = read_checkpoint(path, "--ckpt_path", mmap=True)
