@@ -65,6 +65,7 @@ def test_a_checkpoint_of_another_config_names_its_keys_and_its_config(tmp_path, 
     assert "it came from config configs/mine.yaml (run dir runs/mine)" in line, line
 
 
+@pytest.mark.slow  # builds the model (the not-slow suite's budget); the mismatch itself is tested above
 def test_a_checkpoint_without_its_origin_names_the_config_of_its_run_dir(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "runs" / "old"
     (run_dir / "checkpoints").mkdir(parents=True)
