@@ -33,10 +33,14 @@ class StopOnSignal(Callback):
     """Saves ``checkpoint`` at the end of the training step during which SIGTERM or SIGINT arrived,
     then raises :class:`StopRequested` (exit code 143 or 130).
 
-    SIGTERM is Lightning's to catch (it forwards it to the other processes it launched and sets
-    ``trainer.received_sigterm``); SIGINT is caught here from ``setup`` to ``teardown``. With several
-    processes the decision is taken together (any rank signalled stops every rank after the same step),
-    so the checkpoint's collective save never waits for a rank that went on.
+    SIGINT is caught from ``setup``, SIGTERM from ``on_train_start`` (in place of Lightning's handler,
+    installed in between), to the end of ``fit``. Lightning's handler raises its ``SIGTERMException``
+    (exit 0, nothing saved) at the end of the step, after the callbacks' ``on_train_batch_end``: a
+    SIGTERM arriving while the step checkpoint was written (after this callback's turn) escaped the
+    save, and the run stopped unsaved. A signal arriving
+    during validation stops the run at the end of the next training step. With several processes the
+    decision is taken together (any rank signalled stops every rank after the same step), so the
+    checkpoint's collective save never waits for a rank that went on.
 
     Args:
         checkpoint: the file to write (the run's ``checkpoints/last.ckpt``); ``None``: exit without
@@ -45,31 +49,44 @@ class StopOnSignal(Callback):
 
     def __init__(self, checkpoint: Path | None) -> None:
         self.checkpoint = checkpoint
-        self.sigint = False
-        self._previous: Any = None
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _catch(self, signum: int) -> None:
+        if threading.current_thread() is threading.main_thread() and signum not in self._previous:
+            self._previous[signum] = signal.signal(signum, self._on_signal)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage == "fit" and threading.current_thread() is threading.main_thread():
-            self.sigint = False
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        if stage == "fit":
+            self.signum = None
+            self._catch(signal.SIGINT)  # from here: Ctrl-C in the sanity check stops after the first step
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._catch(signal.SIGTERM)  # after Lightning installed its own (Trainer._run), in its place
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._restore()
 
-    def _restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._restore()
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        self.sigint = True
-        self._restore()  # a second Ctrl-C: KeyboardInterrupt at once
-        print("thinkspace: SIGINT: stopping after this step and saving last.ckpt (Ctrl-C again to stop at once)",
-              file=sys.stderr, flush=True)
+    def _restore(self, *signums: int) -> None:
+        for signum in signums or list(self._previous):
+            if signum in self._previous and threading.current_thread() is threading.main_thread():
+                signal.signal(signum, self._previous.pop(signum))
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            print(f"thinkspace: {signal.Signals(signum).name}: stopping after this step and saving last.ckpt"
+                  + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""), file=sys.stderr, flush=True)
+        if signum == signal.SIGINT:
+            self._restore(signal.SIGINT)  # a second Ctrl-C: KeyboardInterrupt at once
 
     def received(self, trainer: Trainer) -> int | None:
-        """The signal to stop for (SIGTERM first), agreed by every process; ``None`` to go on."""
-        signum = signal.SIGTERM if trainer.received_sigterm else signal.SIGINT if self.sigint else None
+        """The signal to stop for, agreed by every process (the highest number: SIGTERM over SIGINT);
+        ``None`` to go on."""
+        signum = self.signum
         if trainer.world_size > 1:  # one all-reduce per step: every rank stops after the same step
             import torch
 
