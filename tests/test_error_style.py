@@ -80,7 +80,7 @@ def test_a_worker_error_is_reported_by_its_last_line():
     (b"", "is an empty file; expected a torch checkpoint"),
     (b"garbage, not a checkpoint at all", "cannot be read as a torch checkpoint"),
     (pickle.dumps({"a": 1})[:5], "cannot be read as a torch checkpoint"),
-    ("truncated", "cannot be read as a torch checkpoint"),
+    ("truncated", r"is truncated \(a zip archive of 300 bytes without its end"),
 ])
 def test_a_broken_checkpoint_is_named(tmp_path, content, reason):
     path = tmp_path / "last.ckpt"
@@ -158,3 +158,13 @@ def test_a_bad_fit_argument_is_one_line_not_the_usage(args, message, capsys):
     assert main(["fit", "--config", str(QUICKSTART), *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"thinkspace fit: error: {message}"), err
+
+
+def test_ctrl_c_outside_a_training_step_is_one_line_and_exit_130(capsys):
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert run_reporting_errors("fit", interrupted, []) == 130
+    assert capsys.readouterr().err == "thinkspace fit: interrupted (Ctrl-C)\n"
+    with pytest.raises(KeyboardInterrupt):
+        run_reporting_errors("fit", interrupted, ["--debug"])

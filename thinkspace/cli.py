@@ -8,6 +8,7 @@ OmegaConf interpolation. Every run writes under one predictable directory,
 
     runs/quickstart/
       config.yaml            # the fully resolved config of the last invocation
+      run.lock               # while a run runs: its pid, host, start (one live run per directory; training/run_lock.py)
       events.out.tfevents.*  # TensorBoard
       checkpoints/last.ckpt  # resume with --ckpt_path last (exact: docs/architecture.md)
       predictions_test_<benchmark>.jsonl, scores_test_<benchmark>.json  # test/predict on a benchmark
@@ -84,11 +85,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_lightning(args: list[str]) -> int:
     """``thinkspace fit|validate|test|predict ...``: Lightning's CLI over the config's module, read by
-    the one config reader (:func:`thinkspace.lightning_cli.build_cli`)."""
+    the one config reader (:func:`thinkspace.lightning_cli.build_cli`).
+
+    Exit codes: 0 done; 2 bad input; 143 / 130 stopped by SIGTERM / SIGINT (during ``fit``, after saving
+    ``last.ckpt``: :mod:`thinkspace.training.stop_signals`)."""
     # imported here: `score`, `synth` and `--help` need no Lightning
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from thinkspace.lightning_cli import build_cli
 
-    build_cli(None, (), args, until="run")
+    try:
+        build_cli(None, (), args, until="run")
+    except SIGTERMException:  # Lightning's own stop (outside a training step): a SystemExit without a code, 0
+        print("thinkspace: SIGTERM: stopped; exit code 143", file=sys.stderr, flush=True)
+        return 143
     return 0
 
 

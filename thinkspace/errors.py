@@ -24,6 +24,9 @@ INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError, 
 #: exit code of bad input, as argparse uses for bad arguments
 BAD_INPUT = 2
 
+#: exit code of a command stopped by Ctrl-C (128 + SIGINT), as a shell reports it
+INTERRUPTED = 130
+
 
 def wants_debug(argv: list[str]) -> tuple[bool, list[str]]:
     """``(debug?, argv without --debug)``: ``--debug`` or ``THINKSPACE_DEBUG=1`` keep tracebacks."""
@@ -95,6 +98,11 @@ def run_reporting_errors(command: str, run: Callable[[list[str]], int | None], a
             raise
         print(f"thinkspace {command}: error: {one_line(error)}", file=sys.stderr)
         return BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C outside a training step (fit saves and exits 130 by itself)
+        if debug:
+            raise
+        print(f"thinkspace {command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return INTERRUPTED
     except SystemExit as stop:  # argparse (message printed) or a tool's own SystemExit("message")
         if isinstance(stop.code, str):
             print(f"thinkspace {command}: error: {stop.code}", file=sys.stderr)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jsonargparse import ArgumentError, ArgumentParser, Namespace
+import lightning.pytorch as pl
 from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar, ThroughputMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -35,14 +36,18 @@ from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.errors import parser_error_summary
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
+from thinkspace.training.checkpoint_file import RecordOrigin, check_weights_match, read_checkpoint
 from thinkspace.training.cpu_threads import cpu_processes_warning, set_cpu_threads
 from thinkspace.training.model_summary import RunModelSummary
 from thinkspace.training.progress_bar import progress_bar
 from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
                                         run_checkpoint, step_checkpoint)
+from thinkspace.training.run_lock import RunLock, is_rank_zero_process
 from thinkspace.training.run_logger import RunLogger
 from thinkspace.training.run_summary import FitSummary
+from thinkspace.training.stop_signals import StopOnSignal
 from thinkspace.training.throughput import Throughput
+from thinkspace.utils.stacked_config import StackedConfigFile
 from thinkspace.utils.yaml_files import check_yaml_syntax, config_files
 
 Until = Literal["parsed", "built", "run"]
@@ -51,6 +56,9 @@ Until = Literal["parsed", "built", "run"]
 #: (``ckpt_path: last``, ...): they belong to that invocation, not to the model; read and ignored
 #: when a config is read without a subcommand.
 RUN_KEYS = ("ckpt_path", "weights_only", "verbose", "return_predictions")
+
+#: ``--ckpt_path`` values that name no file: Lightning looks these checkpoints up itself
+CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 #: what a config built without running is built for: one process on the CPU, no logger
 _BUILD_ONLY = ["--trainer.logger", "false", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
@@ -70,9 +78,27 @@ class ThinkspaceCLI(LightningCLI):
         parse_only: stop once the arguments are parsed (:class:`_Parsed` carries the CLI out).
     """
 
-    def __init__(self, *args: Any, ignore_run_keys: bool = False, parse_only: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, ignore_run_keys: bool = False, parse_only: bool = False,
+                 locks: list[RunLock] | None = None, **kwargs: Any) -> None:
         self.ignore_run_keys, self.parse_only = ignore_run_keys, parse_only
+        self.locks = locks if locks is not None else []  # the caller releases them, also on errors
         super().__init__(*args, **kwargs)
+
+    def before_instantiate_classes(self) -> None:
+        """A subcommand that runs owns its run directory (:mod:`thinkspace.training.run_lock`): refused here,
+        before anything is built or written, when another live run holds it. Only global rank 0 locks."""
+        if self.subcommand and is_rank_zero_process():
+            self.locks.append(RunLock(self._run_dir()).acquire())
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Lightning's parser (the main one and each subcommand's), whose ``--config`` files merge the
+        mappings keyed by name (objectives, cues, rewards) by name (:mod:`thinkspace.utils.stacked_config`)."""
+        kwargs.setdefault("dump_header", [f"lightning.pytorch=={pl.__version__}"])
+        parser = self.parser_class(**kwargs)
+        parser.add_argument("-c", "--config", action=StackedConfigFile,
+                            help="Path to a configuration file in json or yaml format (repeat to stack; objectives, "
+                                 "cues and rewards merge by name, `name: null` switches one off).")
+        return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -104,6 +130,63 @@ class ThinkspaceCLI(LightningCLI):
             raise ConfigError(parser_error_summary(f"error: {error}")) from None
         if self.parse_only:
             raise _Parsed(self)
+
+    def _config_files(self) -> list[str]:
+        """The ``--config`` files of this invocation, in order."""
+        return [str(f) for f in self._subcommand_config().get("config") or []]
+
+    def _ckpt_file(self) -> Path | None:
+        """``--ckpt_path`` when it names a file (not ``last``, ``best``, ..., nor a DeepSpeed checkpoint folder).
+
+        Raises:
+            FileNotFoundError: a path given that does not exist.
+        """
+        subcommand = self.config.get("subcommand")  # read before LightningCLI sets self.subcommand
+        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt is None or str(ckpt) in CKPT_NAMES or str(ckpt).startswith("registry:"):
+            return None
+        path = Path(str(ckpt)).expanduser()
+        if path.is_dir():  # DeepSpeed's sharded checkpoint is a directory: Lightning's strategy reads it
+            return None
+        if not path.is_file():
+            raise FileNotFoundError(f"--ckpt_path {ckpt}: no such file; expected a .ckpt written by thinkspace fit, "
+                                    f"or one of {', '.join(CKPT_NAMES[:2])}")
+        return path
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads ``--ckpt_path`` here, before any thinkspace code, for hyperparameters saved in it;
+        an empty, truncated or foreign file is refused first, in one line naming it."""
+        path = self._ckpt_file()
+        if path is None:
+            return super()._parse_ckpt_path()
+        read_checkpoint(path, "--ckpt_path", mmap=True)  # ValueError naming the file and what is wrong
+        try:
+            super()._parse_ckpt_path()
+        except Exception as error:  # torch's weights-only unpickler refusing what the full reader took
+            raise ValueError(f"--ckpt_path {path} cannot be read for its hyperparameters ({type(error).__name__}: "
+                             f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}); expected a .ckpt "
+                             "written by thinkspace fit") from error
+
+    def _check_ckpt_weights(self, last_in: list[Path] = ()) -> None:
+        """A checkpoint of another config: refused before Lightning's strict load (a traceback), naming the
+        first missing and unexpected keys and the config the checkpoint came from. ``last_in``: the
+        checkpoint folders ``--ckpt_path last`` looks in (its newest ``last.ckpt`` is checked too)."""
+        path = self._ckpt_file()
+        if path is None and self._subcommand_config().get("ckpt_path") == "last":
+            found = [f / "last.ckpt" for f in last_in if (f / "last.ckpt").is_file()]  # not DeepSpeed's folders
+            path = max(found, key=lambda p: p.stat().st_mtime) if found else None
+        if path is not None:
+            state = read_checkpoint(path, "--ckpt_path", mmap=True)
+            check_weights_match(state, self.model.state_dict(), path, ", ".join(self._config_files()) or "(none)")
+
+    def before_validate(self) -> None:
+        self._check_ckpt_weights()
+
+    def before_test(self) -> None:
+        self._check_ckpt_weights()
+
+    def before_predict(self) -> None:
+        self._check_ckpt_weights()
 
     def _run_dir(self) -> Path:
         """``--run_dir``, else ``--trainer.default_root_dir`` (Lightning's name for it), else
@@ -143,6 +226,11 @@ class ThinkspaceCLI(LightningCLI):
         if self.subcommand == "fit":
             # one line saying what was resumed; dropout keyed by the batch, so resumes are exact
             callbacks = [*callbacks, ResumeReport(), SeedPerBatch()]
+            # SIGTERM/SIGINT: last.ckpt at the end of the step, exit 143/130 (in the user's checkpoint folder if any)
+            own = [Path(c.dirpath) for c in listed if isinstance(c, ModelCheckpoint) and c.dirpath]
+            folder = own[0] if own else run_dir / "checkpoints"
+            saving = config.get("enable_checkpointing", True) is not False
+            callbacks = [*callbacks, StopOnSignal(folder / "last.ckpt" if saving else None)]
         if config.get("enable_progress_bar", True) is not False and not any(
             isinstance(c, ProgressBar) for c in listed
         ):
@@ -154,7 +242,7 @@ class ThinkspaceCLI(LightningCLI):
         ):
             callbacks = [*callbacks, Throughput()]  # samples/s, tokens/s, MFU estimate in the logs
         if self.subcommand == "fit":
-            callbacks = [*callbacks, FitSummary(run_dir)]
+            callbacks = [*callbacks, FitSummary(run_dir), RecordOrigin(self._config_files(), str(run_dir))]
         if self.subcommand in ("test", "predict") and not any(isinstance(c, BenchmarkPredictions) for c in listed):
             callbacks = [*callbacks, BenchmarkPredictions()]  # predictions jsonl + scores in the run dir
         return super()._instantiate_trainer(config, callbacks)
@@ -162,6 +250,7 @@ class ThinkspaceCLI(LightningCLI):
     def before_fit(self) -> None:
         folders = [Path(c.dirpath) for c in self.trainer.checkpoint_callbacks
                    if isinstance(c, ModelCheckpoint) and c.dirpath]
+        self._check_ckpt_weights(folders)
         report_missing_last(self._subcommand_config().get("ckpt_path"), folders)
 
 
@@ -217,7 +306,12 @@ def build_cli(subcommand: str | None, configs: Sequence[str | Path] = (), overri
     # LightningModule; without one the model is SpatialVLM, as in every stage-1 config.
     model = LightningModule if subclass else SpatialVLM
     if until == "run":  # sys.argv stays: Lightning's DDP launcher starts the other processes with it
-        return ThinkspaceCLI(model, SpatialDataModule, args=args, **kwargs)
+        locks: list[RunLock] = []
+        try:
+            return ThinkspaceCLI(model, SpatialDataModule, args=args, locks=locks, **kwargs)
+        finally:  # the run directory is free again when the run ends, normally or not
+            for lock in locks:
+                lock.release()
     argv, sys.argv = sys.argv, sys.argv[:1]  # a library call: the caller's command line is not ours
     try:
         return ThinkspaceCLI(model, SpatialDataModule, args=args, **kwargs)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from thinkspace.training.checkpoint_file import read_checkpoint
+from thinkspace.training.checkpoint_file import check_weights_match, read_checkpoint
 
 
 def cli_from_config(files: list[str | Path], overrides: list[str] | None = None) -> Any:
@@ -55,20 +55,6 @@ def load_checkpoint(module: torch.nn.Module, ckpt: str | Path, config: str | Pat
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     state = read_checkpoint(path)
+    check_weights_match(state, module.state_dict(), path, str(config))
     state = state.get("state_dict", state)
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} weights of the model are not in the checkpoint (first: {missing[:3]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} checkpoint weights have no place in the model (first: {unexpected[:3]})")
-        if shapes:
-            parts.append(f"{len(shapes)} shapes differ (checkpoint vs model; first: {shapes[:2]})")
-        raise ValueError(f"checkpoint {path} does not match the model of config {config}: " + "; ".join(parts)
-                         + ". Was it trained with another config?")
     module.load_state_dict(state)

@@ -13,8 +13,8 @@ returns (run the command again, or with ``--status``, to see queued/running/done
 Finished runs are skipped, interrupted ones resumed, crashed ones recorded; at the end
 ``results.csv``, ``results.md`` and ``results.png`` are written into ``DIR`` (default
 ``runs/sweeps/<grid file stem>``) from the runs finished so far. Exit status: 0 when every
-executed run finished (or every job was submitted), 1 when any failed, 2 for bad input
-(nothing run).
+executed run finished (or every job was submitted), 1 when any failed or was skipped because a live
+run holds its directory (``run.lock``), 2 for bad input (nothing run).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from thinkspace.sweep.files import write_json
 from thinkspace.sweep.parallel import run_parallel
 from thinkspace.sweep.results import write_report
 from thinkspace.sweep.overrides import run_config
-from thinkspace.sweep.runner import prepare_run, read_status
+from thinkspace.sweep.runner import INTERRUPTED, prepare_run, read_status
+from thinkspace.training.run_lock import live_holder
 
 if TYPE_CHECKING:
     from thinkspace.sweep.slurm_settings import SlurmSettings
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def sweep(args: argparse.Namespace) -> int:
+    INTERRUPTED.clear()
     configs = [str(c) for c in args.config]
     for config in configs:
         if not Path(config).is_file():
@@ -124,7 +126,8 @@ def sweep(args: argparse.Namespace) -> int:
                                     "metric": plan.metric, "columns": plan.columns, "baseline": plan.baseline})
     runs = []
     for spec in plan.runs:
-        prepare_run(spec, configs, out / spec.name, resolved[spec.name])
+        if live_holder(out / spec.name) is None:  # a directory a live run owns is left as it is (execute says so)
+            prepare_run(spec, configs, out / spec.name, resolved[spec.name])
         runs.append((spec, out / spec.name))
     start = time.monotonic()
     if launcher == "slurm":
@@ -145,11 +148,20 @@ def sweep(args: argparse.Namespace) -> int:
             todo.append((spec, run_dir))
         statuses = run_parallel(plan, todo, configs, args.max_parallel or plan.max_parallel)
         failed = sum(status.get("state") == "failed" for status in statuses)
-        print(f"[sweep] {executed} run(s) executed in {time.monotonic() - start:.0f} s, {failed} failed, "
-              f"{len(plan.runs)} in the sweep")
+        locked = sum(status.get("state") == "locked" for status in statuses)
+        print(f"[sweep] {executed - locked} run(s) executed in {time.monotonic() - start:.0f} s, {failed} failed, "
+              + (f"{locked} skipped (run dir in use by a live run), " if locked else "")
+              + f"{len(plan.runs)} in the sweep")
+        failed += locked  # not finished: the exit status says so
+        interrupted = sum(status.get("state") == "interrupted" for status in statuses)
+        if INTERRUPTED.is_set():
+            print(f"[sweep] interrupted (Ctrl-C): {interrupted} run(s) stopped after saving their checkpoint and "
+                  "marked interrupted; run the sweep again to resume them")
     paths = write_report(out, args.metric or plan.metric, chart=not args.no_chart, columns=plan.columns,
                          baseline=args.baseline or plan.baseline)
     print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
+    if INTERRUPTED.is_set():
+        return 130
     return 1 if failed else 0
 
 

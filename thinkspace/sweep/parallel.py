@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from thinkspace.sweep.grid import RunSpec, Sweep
-from thinkspace.sweep.runner import execute
+from thinkspace.sweep.runner import INTERRUPTED, execute, interrupt_stages
 from thinkspace.training.cpu_threads import usable_cores
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -99,9 +99,19 @@ def run_parallel(sweep: Sweep, jobs: list[tuple[RunSpec, Path]], configs: list[s
         spec, run_dir = job
         env = free.get()
         try:
+            if INTERRUPTED.is_set():  # Ctrl-C came before this run started: it stays as it was
+                return {"state": "not started"}
             return execute(sweep, spec, configs, run_dir, echo=say, env=env)
         finally:
             free.put(env)
 
-    with ThreadPoolExecutor(max_workers=slots) as pool:
-        return list(pool.map(one, jobs))
+    pool = ThreadPoolExecutor(max_workers=slots)
+    futures = [pool.submit(one, job) for job in jobs]
+    try:
+        return [future.result() for future in futures]
+    except KeyboardInterrupt:  # the main thread waits here: stop the running stages (they save), start none
+        interrupt_stages()
+        pool.shutdown(wait=True, cancel_futures=True)
+        return [f.result() if f.done() and not f.cancelled() else {"state": "not started"} for f in futures]
+    finally:
+        pool.shutdown(wait=True)

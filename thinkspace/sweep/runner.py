@@ -13,18 +13,23 @@ A run's directory ``OUT/<run name>/`` holds::
     fit.log, test_<name>.log          # the subprocesses' output
     metrics_fit.json, metrics_test_<name>.json  # written by MetricsFile when a stage ends normally
     questions_test_<name>.csv  # per question of an evaluate stage: id, correct 0/1, answer, prediction
-    status.json        # {"state": "done" | "failed", "stage", "returncode", "error"}
+    status.json        # {"state": "done" | "failed" | "interrupted", "stage", "returncode", "error"}
+    run.lock           # while a stage runs: the process that owns the directory (thinkspace.training.run_lock)
 
 A run is finished when ``status.json`` says done; it is skipped. An interrupted fit
 (a checkpoint but no ``metrics_fit.json``) resumes from ``checkpoints/last.ckpt``; a
-failed or interrupted run is tried again the next time the sweep runs.
+failed or interrupted run is tried again the next time the sweep runs. A run whose directory is
+locked by a live run (a ``thinkspace fit`` started by hand, another sweep) is reported and left
+alone: nothing runs and nothing is written in it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +39,7 @@ import yaml
 from thinkspace.sweep.grid import RunSpec, Sweep
 from thinkspace.sweep.files import questions_path, write_json, write_text
 from thinkspace.sweep.overrides import as_arguments
+from thinkspace.training.run_lock import live_holder
 
 
 def stage_names(sweep: Sweep) -> list[str]:
@@ -59,6 +65,43 @@ def stage_argv(sweep: Sweep, spec: RunSpec, configs: list[str], run_dir: Path, s
         argv += [*as_arguments(sweep.evaluate[stage.removeprefix("test_")]), "--ckpt_path", str(checkpoint),
                  "--trainer.callbacks+", json.dumps(questions)]
     return argv
+
+
+#: set on Ctrl-C: the running stages were asked to stop (SIGINT), no new run or stage starts
+INTERRUPTED = threading.Event()
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+
+
+def interrupt_stages() -> None:
+    """Ctrl-C in the sweep: each running stage gets one SIGINT (it saves ``last.ckpt`` at the end of its
+    step and exits 130); nothing new starts. The stages run in their own process group, so the
+    terminal's Ctrl-C reaches them only through here, exactly once (a second SIGINT would stop a
+    stage at once, without its checkpoint)."""
+    INTERRUPTED.set()
+    with _running_lock:
+        for proc in _running:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+
+
+def run_stage(argv: list[str], log: Any, env: dict[str, str]) -> int:
+    """One stage's process, its output into ``log``; its exit code. Ctrl-C while waiting (the
+    sequential launcher's main thread) asks it to stop (:func:`interrupt_stages`) and waits for it."""
+    if INTERRUPTED.is_set():
+        return 130
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, process_group=0)
+    with _running_lock:
+        _running.add(proc)
+    try:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            interrupt_stages()
+            return proc.wait()
+    finally:
+        with _running_lock:
+            _running.discard(proc)
 
 
 def read_status(run_dir: Path) -> dict[str, Any] | None:
@@ -114,6 +157,11 @@ def execute(sweep: Sweep, spec: RunSpec, configs: list[str], run_dir: Path, echo
     if status and status.get("state") == "done":
         echo(f"[sweep] {spec.name}: finished, skipped")
         return status
+    holder = live_holder(run_dir) if record else None
+    if holder is not None:  # another live run owns the directory: neither run it nor record anything in it
+        echo(f"[sweep] {spec.name}: run dir {run_dir} is in use by a live run ({holder.describe()}); skipped, "
+             "nothing written (run the sweep again once that run has ended)")
+        return {"state": "locked", "holder": holder.describe()}
     if not record:
         return _join_stages(sweep, spec, configs, run_dir, env or {})
     start = time.monotonic()
@@ -127,8 +175,14 @@ def execute(sweep: Sweep, spec: RunSpec, configs: list[str], run_dir: Path, echo
         with log.open("a") as handle:
             handle.write(f"$ {' '.join(argv)}\n")
             handle.flush()
-            code = subprocess.call(argv, stdout=handle, stderr=subprocess.STDOUT,
-                                   env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
+            code = run_stage(argv, handle, {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
+        if INTERRUPTED.is_set() and (code != 0 or not (run_dir / f"metrics_{stage}.json").exists()):
+            # Ctrl-C: the stage saved last.ckpt and stopped (or never started); the run resumes next time
+            status = {"state": "interrupted", "stage": stage, "returncode": code,
+                      "seconds": round(time.monotonic() - start, 1)}
+            write_json(run_dir / "status.json", status)
+            echo(f"[sweep] {spec.name}: {stage} interrupted (exit {code}); it resumes when the sweep runs again")
+            return status
         if code != 0 or not (run_dir / f"metrics_{stage}.json").exists():
             if stopping is not None and stopping():
                 echo(f"[sweep] {spec.name}: {stage} stopped with its job (exit {code}); not a failure, it resumes "
