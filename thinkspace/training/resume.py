@@ -43,9 +43,11 @@ def run_checkpoint(directory: Path) -> ModelCheckpoint:
 
     Only ``last.ckpt``: Lightning's default also keeps ``epoch=E-step=S.ckpt``, a copy of the same
     weights (no metric is monitored, so it is never a "best" one). Keep several with your own
-    ``ModelCheckpoint`` in ``trainer.callbacks`` (README, "What a run leaves behind").
+    ``ModelCheckpoint`` in ``trainer.callbacks`` (README, "What a run leaves behind"). The one
+    "top-1" file is named ``last`` rather than switched off (``save_top_k=0``): Lightning 2.6 writes
+    its ``save_last`` file at validation only in a step that saved a top-k one.
     """
-    return ModelCheckpoint(dirpath=str(directory), save_top_k=0, save_last=True, enable_version_counter=False)
+    return ModelCheckpoint(dirpath=str(directory), filename="last", save_top_k=1, enable_version_counter=False)
 
 
 def samples_seen(trainer: Trainer) -> tuple[int, int] | None:
