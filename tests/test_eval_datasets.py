@@ -1,6 +1,8 @@
 """Benchmark adapters load hand-made files in each official format into the right samples,
 and bad input fails with messages naming the file, line, path or sample."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -189,11 +191,33 @@ def test_sqa3d_missing_scene_and_annotation(tmp_path):
         len(SQA3D(str(questions), str(annotations)))
 
 
-def test_duplicate_ids_match_by_position_or_fail_by_id(tmp_path):
-    path = fx.write_jsonl(tmp_path / "q.jsonl", [
-        {"id": "among_1", "question": "A. x B. y", "images": ["a.png"], "gt_answer": "A"},
-        {"id": "among_1", "question": "A. x B. y", "images": ["b.png"], "gt_answer": "B"}])
-    data = MindCube(str(path))
-    assert data.positions_of(["among_1", "among_1"]) == [0, 1]
-    with pytest.raises(ValueError, match="sample id 'among_1' is not unique"):
-        data.positions_of(["among_1"])
+def test_duplicate_ids_are_refused_naming_the_file_id_and_both_lines(tmp_path):
+    row = {"question": "A. x B. y", "images": ["a.png"], "gt_answer": "A"}
+    path = fx.write_jsonl(tmp_path / "q.jsonl", [{"id": "among_1", **row}, {"id": "among_2", **row},
+                                                  {"id": "among_1", **row}])
+    with pytest.raises(ValueError, match=rf"^{path}: sample id 'among_1' at line 1 and again at line 3; "
+                                         "expected each id once$"):
+        len(MindCube(str(path)))
+
+
+def test_duplicate_ids_in_a_json_list_name_the_positions(tmp_path):
+    path = fx.vsibench(tmp_path)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    listed = tmp_path / "test.json"
+    listed.write_text(json.dumps([rows[0], rows[1], {**rows[1], "id": 1}]))
+    with pytest.raises(ValueError, match=rf"^{listed}: sample id '1' at #0 and again at #2; expected each id once$"):
+        len(VSIBench(str(listed), str(tmp_path)))
+    assert VSIBench(str(path), str(tmp_path)).positions_of(["2", "1"]) == [1, 0]
+
+
+def test_sqa3d_duplicate_question_or_annotation_is_refused(tmp_path):
+    questions, annotations = fx.sqa3d(tmp_path)
+    notes = json.loads(annotations.read_text())
+    annotations.write_text(json.dumps({"annotations": notes["annotations"] * 2}))
+    with pytest.raises(ValueError, match=rf"^{annotations}: question_id '220602000002' at #0 and again at #1"):
+        len(SQA3D(str(questions), str(annotations)))
+    annotations.write_text(json.dumps(notes))
+    asked = json.loads(questions.read_text())
+    questions.write_text(json.dumps({"questions": asked["questions"] * 2}))
+    with pytest.raises(ValueError, match=rf"^{questions}: sample id '220602000002' at #0 and again at #1"):
+        len(SQA3D(str(questions), str(annotations)))

@@ -119,3 +119,27 @@ def field(record: dict[str, Any], key: str, where: str, what: str = "") -> Any:
         present = ", ".join(sorted(record)) or "none"
         raise KeyError(f"{where}: missing field {key!r}{hint}; fields present: {present}")
     return record[key]
+
+
+def position(where: str) -> tuple[str, str]:
+    """``(file, "line N")`` of a jsonl location ``"path:N"``; ``(file, "#i")`` of ``"path:#i"`` (and
+    of other positions, e.g. MSQA's ``"path:scan.response#i"``)."""
+    file, _, pos = where.rpartition(":")
+    return (file, f"line {pos}") if pos.isdigit() else (file, pos)
+
+
+def refuse_duplicate_ids(located_ids: list[tuple[str, str]], what: str = "sample id") -> None:
+    """Raise if an id appears twice among ``(location, id)`` pairs (a duplicate would be read, trained
+    on or scored twice).
+
+    Raises:
+        ValueError: ``"{file}: sample id 'x' at line 3 and again at line 7; expected each id once"``.
+    """
+    first: dict[str, str] = {}
+    for where, key in located_ids:
+        if key in first:
+            file, was = position(first[key])
+            again_file, again = position(where)
+            again = again if again_file == file else where
+            raise ValueError(f"{file}: {what} {key!r} at {was} and again at {again}; expected each id once")
+        first[key] = where

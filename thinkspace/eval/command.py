@@ -1,10 +1,13 @@
 """``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--question-types RULE]
-[--split-into DIR] [--json]``.
+[--gold QUESTIONS] [--split-into DIR] [--json]``.
 
 Reads a predictions file in the benchmark's own format, scores it as the official
 evaluator does, and prints a table, or with ``--json`` one JSON object
 ``{"benchmark", "n", "overall", "by_setting" | "by_type" | "by_category", ...}`` (percentages;
 SQA3D's EM-R under ``columns.em_refined``; Ego3D-Bench's RMSEs, in metres, under ``extra``).
+A question id that appears twice is refused (file and both lines named); the count scored is
+printed against the count expected (the benchmark's known size, or ``--gold``'s questions), with
+the missing ones named (:mod:`thinkspace.eval.coverage`).
 Bad input (file and line named) is reported by :mod:`thinkspace.errors`: one line, exit code 2.
 """
 
@@ -14,6 +17,7 @@ import sys
 
 from thinkspace.errors import ToolParser
 from thinkspace.eval import READERS, SCORERS
+from thinkspace.eval.coverage import coverage_note, gold_ids, question_ids
 from thinkspace.records import read_table
 
 
@@ -45,6 +49,13 @@ def build_parser() -> ToolParser:
         "\"What's\" is what) or 'first_word' (SQA3D's ClipBERT conversion, \"What's\" is others)",
     )
     parser.add_argument(
+        "--gold",
+        default=None,
+        metavar="QUESTIONS",
+        help="the benchmark's question file (sqa3d: v1_balanced_questions_{split}_scannetv2.json; others: the "
+        "test jsonl/json/parquet with the ids): the count expected, and the ids missing from the predictions",
+    )
+    parser.add_argument(
         "--split-into",
         default=None,
         metavar="DIR",
@@ -61,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     records = READERS.get(args.benchmark, read_table)(args.predictions)
     if not records:
         raise ValueError(f"{args.predictions}: no records")
+    ids = question_ids(args.benchmark, records)  # a duplicate would be scored twice: refused
+    gold = gold_ids(args.benchmark, args.gold) if args.gold is not None else None
     options = {}
     if args.localization is not None:
         if args.benchmark != "sqa3d":
@@ -77,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
         write_category_files(records, args.split_into)
     score = SCORERS[args.benchmark](records, args.response_field, **options)
+    score.notes.insert(0, coverage_note(args.benchmark, ids, score.n, gold))
     if args.json:
         print(score.to_json())
         for note in score.notes:

@@ -38,9 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from thinkspace.utils.yaml_files import yaml_problem
+from thinkspace.utils.yaml_files import read_yaml
 
 KNOWN = ("settings", "grid", "zip", "seeds", "seed_keys", "fixed", "evaluate", "metric", "baseline", "columns",
          "command", "launcher", "max_parallel", "slurm")
@@ -95,12 +93,7 @@ def load_sweep(path: str | Path) -> Sweep:
             ``baseline`` that is none of the settings.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ValueError(f"sweep file {path}: cannot be read ({e.strerror})") from e
-    except yaml.YAMLError as e:
-        raise ValueError(f"sweep file {path}: not valid YAML at {yaml_problem(e)}") from None
+    data = read_yaml(path, what="sweep file")  # a syntax error or a repeated key names file and line
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ValueError(f"sweep file {path}: expected a mapping of sections {list(KNOWN)}, got {type(data).__name__}")

@@ -4,7 +4,8 @@ Nothing touches the disk in ``__init__`` (configs are instantiated in tests with
 data): the index is read on the first ``len()`` or item and cached. With
 ``skip_missing`` the index build drops records whose media files are missing and
 reports how many (``skipped``); otherwise a missing file fails when its sample is read,
-naming the path and the sample id.
+naming the path and the sample id. A sample id that appears twice in the file is refused
+when the index is built, naming the file, the id and both positions (it would be counted twice).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from thinkspace.data.schema import SpatialSample
+from thinkspace.records import refuse_duplicate_ids
 
 
 class BenchmarkDataset(Dataset):
@@ -57,6 +59,7 @@ class BenchmarkDataset(Dataset):
     def index(self) -> list[Any]:
         if self._index is None:
             entries = self._build_index()
+            refuse_duplicate_ids([(e["where"], self._sample_id(e)) for e in entries])
             if self.skip_missing:
                 kept = [e for e in entries if all(p.exists() for p in self._media(e))]
                 self.skipped = len(entries) - len(kept)
@@ -78,29 +81,17 @@ class BenchmarkDataset(Dataset):
         return self._sample(self.index[i])
 
     def position_of(self, sample_id: str) -> int:
-        """Index of the sample with id ``sample_id``.
+        """Index of the sample with id ``sample_id`` (ids are unique: the index refuses duplicates).
 
         Raises:
-            ValueError: the id is not unique (``KeyError`` if absent).
+            KeyError: the id is not in the dataset.
         """
         if not hasattr(self, "_by_id"):
-            self._by_id: dict[str, int] = {}
-            self._duplicates: set[str] = set()
-            for i, entry in enumerate(self.index):
-                key = self._sample_id(entry)
-                if key in self._by_id:
-                    self._duplicates.add(key)
-                self._by_id[key] = i
-        if sample_id in self._duplicates:
-            raise ValueError(f"{type(self).__name__}: sample id {sample_id!r} is not unique; cannot match predictions")
+            self._by_id: dict[str, int] = {self._sample_id(e): i for i, e in enumerate(self.index)}
         return self._by_id[sample_id]
 
     def positions_of(self, sample_ids: list[str]) -> list[int]:
-        """Indices of ``sample_ids``: positional when they are the whole set in order
-        (duplicate ids are then fine), else looked up by id."""
-        if len(sample_ids) == len(self.index) and all(
-                self._sample_id(e) == i for e, i in zip(self.index, sample_ids)):
-            return list(range(len(sample_ids)))
+        """Indices of ``sample_ids``, looked up by id."""
         return [self.position_of(i) for i in sample_ids]
 
     def _sample_id(self, entry: Any) -> str:

@@ -41,9 +41,9 @@ from thinkspace.data.datasets.scannet_mesh import MeshCentres
 from thinkspace.data.datasets.sqa3d_frame import SituationFrame, situation_frame
 from thinkspace.data.schema import SpatialSample, Situation
 from thinkspace.data.video import FrameSampling
-from thinkspace.records import field, read_json_list
 from thinkspace.eval.sqa3d import question_kind
 from thinkspace.geometry import as_position, as_quaternion, quaternion_yaw
+from thinkspace.records import field, read_json_list, refuse_duplicate_ids
 
 
 class SQA3D(BenchmarkDataset):
@@ -113,9 +113,10 @@ class SQA3D(BenchmarkDataset):
         self._frames: dict[Path, SituationFrame] = {}  # per scene folder, for prediction_record
 
     def _build_index(self) -> list[dict[str, Any]]:
-        notes = {}
-        for where, note in read_json_list(self.annotations, "annotations"):
-            notes[str(field(note, "question_id", where, "question id"))] = (where, note)
+        located = [(where, str(field(note, "question_id", where, "question id")), note)
+                   for where, note in read_json_list(self.annotations, "annotations")]
+        refuse_duplicate_ids([(where, qid) for where, qid, _ in located], "question_id")  # else the last wins
+        notes = {qid: (where, note) for where, qid, note in located}
         entries = []
         for where, question in read_json_list(self.questions, "questions"):
             qid = str(field(question, "question_id", where, "question id"))
