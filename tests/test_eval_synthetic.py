@@ -33,4 +33,5 @@ def test_readme_evaluates_a_synthetic_run_on_held_out_rooms(tmp_path):
     assert "test/accuracy" in proc.stdout
     assert "dirpath has changed" not in proc.stderr
     rows = [json.loads(line) for line in (tmp_path / "runs/stage1_tiny_test/predictions_test.jsonl").open()]
-    assert len(rows) == 4 and all(r["id"].startswith("synthetic-test-0-") for r in rows), rows[:1]
+    # ids name the question family: synthetic-<family>-test-<seed>-<index>
+    assert len(rows) == 4 and all(re.fullmatch(r"synthetic-[a-z_]+-test-0-\d+", r["id"]) for r in rows), rows[:1]
