@@ -10,11 +10,8 @@ import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from test_layout_situation import situated_samples
+from test_layout_situation import joint_stack, situated_samples
 from thinkspace.backbones import QwenVL
-from thinkspace.objectives import TextCrossEntropy
-from thinkspace.objectives.layout import LayoutReconstruction
-from thinkspace.objectives.situation import Situation as SituationObjective
 
 READS = {Tensor.item: "item", Tensor.tolist: "tolist", Tensor.__bool__: "bool", Tensor.__int__: "int",
          Tensor.__float__: "float", Tensor.__index__: "index", Tensor.nonzero: "nonzero", torch.nonzero: "nonzero",
@@ -42,10 +39,7 @@ class HostReads(TorchFunctionMode):
 def test_losses_read_back_only_what_they_need(tiny_cache):
     torch.manual_seed(0)
     backbone = QwenVL("tiny:qwen2_5_vl")
-    objectives = {"text": TextCrossEntropy(), "layout": LayoutReconstruction(), "situation": SituationObjective()}
-    for name, objective in objectives.items():
-        objective.name = name
-        objective.setup(backbone)
+    objectives = joint_stack(backbone)
     batch = backbone.collator(objectives)(situated_samples())
     out = backbone(batch)
     reads = {}

@@ -122,13 +122,19 @@ def test_situation_tokens_go_between_situation_and_question(tiny_cache):
     assert all(batch.visual.positions(b).max() < pos[b] for b in range(len(samples)))
 
 
-def test_joint_stack_each_term_falls_on_a_fixed_batch(tiny_cache):
-    torch.manual_seed(0)
-    backbone = QwenVL("tiny:qwen2_5_vl")
+def joint_stack(backbone):
+    """Loc3R's objective stack (text, layout, situation), named and set up on ``backbone``."""
     objectives = {"text": TextCrossEntropy(), "layout": LayoutReconstruction(), "situation": SituationObjective()}
     for name, objective in objectives.items():
         objective.name = name
         objective.setup(backbone)
+    return objectives
+
+
+def test_joint_stack_each_term_falls_on_a_fixed_batch(tiny_cache):
+    torch.manual_seed(0)
+    backbone = QwenVL("tiny:qwen2_5_vl")
+    objectives = joint_stack(backbone)
     modules = torch.nn.ModuleList([backbone, *objectives.values()])
     batch = backbone.collator(objectives)(situated_samples())
     optimizer = torch.optim.AdamW(modules.parameters(), lr=2e-3)
