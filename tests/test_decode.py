@@ -14,6 +14,7 @@ from thinkspace.generation.decode import decode
 from thinkspace.modules.spatial_vlm import SpatialVLM
 from thinkspace.objectives import LatentAlignment, TextCrossEntropy
 from thinkspace.rl import SpatialGRPO
+from thinkspace.rl.rollout import rollout_generators
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -114,7 +115,7 @@ def test_spatial_vlm_and_grpo_sample_the_same_tokens_from_the_same_settings(tiny
     batch = grpo.collator()(views(2))
     rollout = grpo.roll_out(batch).generation
     vlm.eval()
-    decoded = vlm.decode(batch, group=3, generator=grpo._generators(batch))
+    decoded = vlm.decode(batch, group=3, generator=rollout_generators(grpo.seed, grpo.global_step, batch.ids, grpo.device))
     assert rollout.tokens.shape[0] == 6 and rollout.tokens.shape[1] > 1
     assert torch.equal(decoded.tokens, rollout.tokens)
     assert torch.equal(decoded.sampled, rollout.sampled)

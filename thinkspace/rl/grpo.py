@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 from contextlib import nullcontext
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -29,11 +29,22 @@ from thinkspace.backbones.capabilities import LATENT_DECODING
 from thinkspace.data.batch import Batch
 from thinkspace.generation.decode import DecodeStep
 from thinkspace.generation.prefill import Prefill
-from thinkspace.generation.sampling import stop_ids
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.latent3d import LatentAlignment
 from thinkspace.rl.checkpoint import load_stage1
 from thinkspace.rl.chosen_logprobs import DEFAULT_CHUNK_TOKENS
+from thinkspace.rl.grpo_settings import (
+    DEFAULT_REWARDS,
+    LogprobInputs,
+    LossTokens,
+    Reference,
+    RewardLatents,
+    RolloutMode,
+    check_latent_steps,
+    check_prompt_lengths,
+    check_settings,
+    reference_kind,
+)
 from thinkspace.rl.loss import LossNormalisation, clipped_loss, group_advantages
 from thinkspace.rl.prefix_cache import (
     allow_read_only_cache,
@@ -42,28 +53,10 @@ from thinkspace.rl.prefix_cache import (
 )
 from thinkspace.rl.reward_inputs import latents_after_start, reward_inputs
 from thinkspace.rl.rewards import CompletionRewards, RewardSet, latent3d_reward
-from thinkspace.rl.rollout import Rollout, completion_texts, sequence_logprobs
+from thinkspace.rl.rollout import Rollout, completion_texts, rollout_generators, sequence_logprobs
 from thinkspace.rl.stats import reward_statistics
-from thinkspace.utils.choices import check_choice
-from thinkspace.utils.seeds import mix_seed
 
 logger = logging.getLogger(__name__)
-
-#: Which completion tokens the loss counts: the ones the policy chose, or every one (forced slot tokens too).
-LossTokens = Literal["sampled", "completion"]
-#: The frozen reference: the base model under the adapters (LoRA), a copy, or whichever applies.
-Reference = Literal["auto", "adapter", "copy"]
-#: The hidden states the latent-3D reward projects (see :mod:`thinkspace.rl.reward_inputs`).
-RewardLatents = Literal["decoded", "after_start"]
-#: What enters at the slot's pads when the policy and the reference score a rollout.
-LogprobInputs = Literal["latents", "pads"]
-#: The module mode rollouts sample and score in: ``train`` draws dropout (LoRA's included).
-RolloutMode = Literal["eval", "train"]
-
-DEFAULT_REWARDS = {"format": "thinkspace.rl.rewards.format_reward",
-                   "answer": "thinkspace.rl.rewards.answer_reward",
-                   "latent3d": "thinkspace.rl.rewards.latent3d_reward"}
-
 
 def _adamw(params: Any) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=1e-5)
@@ -190,22 +183,10 @@ class SpatialGRPO(SpatialModule):
         logprob_chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
     ) -> None:
         super().__init__(backbone, optimizer, scheduler)
-        if group_size < 2:
-            raise ValueError(f"model.group_size must be at least 2 (advantages compare the completions of one "
-                             f"prompt; a group of 1 always has advantage 0), got {group_size}")
-        if num_iterations < 1 or max_new_tokens < 1:
-            raise ValueError(f"model.num_iterations and model.max_new_tokens must be positive, got "
-                             f"{num_iterations} and {max_new_tokens}")
-        check_choice("model.loss_tokens", loss_tokens, LossTokens)
-        check_choice("model.loss_normalisation", loss_normalisation, LossNormalisation)
-        check_choice("model.reference", reference, Reference)
-        check_choice("model.decode_step", decode_step, DecodeStep)
-        check_choice("model.reward_latents", reward_latents, RewardLatents)
-        check_choice("model.logprob_inputs", logprob_inputs, LogprobInputs)
-        check_choice("model.rollout_mode", rollout_mode, RolloutMode)
-        if logprob_chunk_tokens < 0:
-            raise ValueError(f"model.logprob_chunk_tokens must be 0 (no chunks) or positive, "
-                             f"got {logprob_chunk_tokens}")
+        check_settings(group_size=group_size, num_iterations=num_iterations, max_new_tokens=max_new_tokens,
+                       loss_tokens=loss_tokens, loss_normalisation=loss_normalisation, reference=reference,
+                       decode_step=decode_step, reward_latents=reward_latents, logprob_inputs=logprob_inputs,
+                       rollout_mode=rollout_mode, logprob_chunk_tokens=logprob_chunk_tokens)
         backbone.require(LATENT_DECODING, "SpatialGRPO (its rollouts decode with latent steps)")
         self.latent = latent
         if latent is not None:  # keeps its name (its targets' key in the batch): nothing here assumes one
@@ -216,7 +197,7 @@ class SpatialGRPO(SpatialModule):
             chosen.pop("latent3d")
             kwargs.setdefault("format", {"latent": False})
         self.rewards = RewardSet(chosen, reward_weights, kwargs)
-        self._check_latent_steps(latent, latent_steps, reward_latents)
+        check_latent_steps(latent, latent_steps, reward_latents, latent3d_reward in self.rewards.functions.values())
         self.val_rewards = torch.nn.ModuleDict({name: MeanMetric() for name in self.rewards.names})
         self.group_size, self.max_new_tokens = group_size, max_new_tokens
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
@@ -229,10 +210,7 @@ class SpatialGRPO(SpatialModule):
         self.num_iterations, self.seed = num_iterations, seed
         self.decode_step, self.logprob_chunk_tokens = decode_step, logprob_chunk_tokens
         self.init_from, self.max_length = init_from, max_length
-        uses_adapter = hasattr(backbone.model, "disable_adapter")
-        if reference == "adapter" and not uses_adapter:
-            raise ValueError("model.reference 'adapter' needs a LoRA backbone (backbone.init_args.lora)")
-        self.reference_kind = ("adapter" if uses_adapter else "copy") if reference == "auto" else reference
+        self.reference_kind = reference_kind(reference, uses_adapter=hasattr(backbone.model, "disable_adapter"))
         self._rollout: Rollout | None = None
         self._uses = 0
         self._initialised = self._prepared = False
@@ -241,19 +219,6 @@ class SpatialGRPO(SpatialModule):
         self.finish_init(freeze, gradient_checkpointing)
         if gradient_checkpointing:
             allow_read_only_cache(backbone.language_model())  # the scoring pass reads its prefix read-only
-
-    def _check_latent_steps(self, latent: LatentAlignment | None, steps: int | None, reward_latents: str) -> None:
-        if steps is None:
-            return
-        if latent is None:
-            raise ValueError(f"model.latent_steps {steps} needs a latent slot (model.latent: a LatentAlignment)")
-        if steps < 1:
-            raise ValueError(f"model.latent_steps must be at least 1 (or null: the slot's k), got {steps}")
-        if steps != latent.slot.k and reward_latents == "decoded" and latent3d_reward in self.rewards.functions.values():
-            raise ValueError(f"model.latent_steps {steps} differs from the slot's k {latent.slot.k}: the projector "
-                             f"takes k latents, so with model.reward_latents 'decoded' every completion would score 0 "
-                             "on the latent-3D reward; set model.reward_latents: after_start (3DThinker's release) "
-                             f"or model.latent_steps: {latent.slot.k}")
 
     # -- data --------------------------------------------------------------------------
 
@@ -307,29 +272,11 @@ class SpatialGRPO(SpatialModule):
 
     # -- rollouts ----------------------------------------------------------------------
 
-    def _check_lengths(self, batch: Batch) -> None:
-        config = self.backbone.hf.config
-        limit = getattr(getattr(config, "text_config", config), "max_position_embeddings", None)
-        if limit is None:
-            return
-        for sample_id, n in zip(batch.ids, batch.prompt_lengths.tolist()):
-            if n + self.max_new_tokens > limit:
-                raise ValueError(f"sample {sample_id!r}: prompt of {n} tokens + max_new_tokens {self.max_new_tokens} "
-                                 f"exceeds the model's context of {limit} tokens; shorten the prompt or images, or "
-                                 "lower model.max_new_tokens")
-
-    def _generators(self, batch: Batch) -> list[torch.Generator]:
-        """One generator per prompt, seeded by ``seed``, the step and the sample id: a prompt's
-        group is the same whichever rank or batch it lands in (so N ranks reproduce one
-        process on the same global batch) and a resumed run draws what it would have."""
-        seeds = [mix_seed(self.seed, self.global_step, sample_id=i) for i in batch.ids]
-        return [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
-
     @torch.no_grad()
     def roll_out(self, batch: Batch) -> Rollout:
         """Sample G completions per prompt, score them, and compute what the loss needs."""
         self.prepare_policy()
-        self._check_lengths(batch)
+        check_prompt_lengths(self.backbone, batch, self.max_new_tokens)
         training, in_train = self.backbone.training, self.rollout_mode == "train"
         self.backbone.train(in_train)  # eval: no dropout while sampling and scoring the samples
         # fresh log-probabilities from the decode loop serve as the sampling policy's when the loop
@@ -341,10 +288,9 @@ class SpatialGRPO(SpatialModule):
             with checkpointing_paused(self.backbone.language_model()) if in_train else nullcontext():
                 gen = self.decode(batch, do_sample=True, temperature=self.temperature, top_p=self.top_p,
                                   top_k=self.top_k, eos_token_id=None if self.stop_at_eos else [],
-                                  group=self.group_size, generator=self._generators(batch),
+                                  group=self.group_size, generator=rollout_generators(self.seed, self.global_step, batch.ids, self.device),
                                   return_logprobs=loop_logprobs, keep_prefix=self.prefix_reuse_blocker is None)
-            stops = set(stop_ids(self.backbone.tokenizer, None).tolist())
-            completions = completion_texts(self.backbone.tokenizer, gen, stops)
+            completions = completion_texts(self.backbone.tokenizer, gen)
             rewards = self.compute_rewards(batch, gen, completions)
             advantages = group_advantages(rewards.total.to(self.device), self.group_size, self.scale_rewards,
                                           self.advantage_eps)
@@ -388,16 +334,15 @@ class SpatialGRPO(SpatialModule):
     @torch.no_grad()
     def reference_logprobs(self, gen: Any) -> Tensor:
         """``[N, T]`` log-probabilities under the reference policy (adapter disabled, or the frozen copy)."""
-        feedback = self._score_feeds()
         if self.reference_kind == "adapter":
-            with self.backbone.model.disable_adapter():
-                return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, feedback,
-                                         chunk_tokens=self.logprob_chunk_tokens)
-        reference = self.__dict__["_reference"]
-        if next(reference.parameters()).device != self.device:  # moved once (a walk over every module)
-            reference.to(self.device)
-        return sequence_logprobs(reference, gen.prompts, gen, self.temperature, feedback,
-                                 chunk_tokens=self.logprob_chunk_tokens)
+            scorer, adapters_off = self.backbone, self.backbone.model.disable_adapter()
+        else:
+            scorer, adapters_off = self.__dict__["_reference"], nullcontext()
+            if next(scorer.parameters()).device != self.device:  # moved once (a walk over every module)
+                scorer.to(self.device)
+        with adapters_off:
+            return sequence_logprobs(scorer, gen.prompts, gen, self.temperature, self._score_feeds(),
+                                     chunk_tokens=self.logprob_chunk_tokens)
 
     # -- the step ------------------------------------------------------------------------
 
@@ -438,8 +383,7 @@ class SpatialGRPO(SpatialModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         """Greedy completions (one per prompt), each reward's mean logged as ``val/rewards/<name>``."""
         gen = self.decode(batch)
-        stops = set(stop_ids(self.backbone.tokenizer, None).tolist())
-        rewards = self.compute_rewards(batch, gen, completion_texts(self.backbone.tokenizer, gen, stops))  # slot kept
+        rewards = self.compute_rewards(batch, gen, completion_texts(self.backbone.tokenizer, gen))  # slot kept
         for name, row in zip(rewards.names, rewards.values):
             # a metric, not a conditional log: every rank takes part in the reduction
             metric = self.val_rewards[name]

@@ -18,9 +18,11 @@ from torch import Tensor
 from thinkspace.data.batch import Batch
 from thinkspace.generation.decoded import Decoded
 from thinkspace.generation.prefill import Prefill, prefill
+from thinkspace.generation.sampling import stop_ids
 from thinkspace.rl.chosen_logprobs import DEFAULT_CHUNK_TOKENS, chosen_logprobs
 from thinkspace.rl.prefix_cache import checkpointing_paused, read_only
 from thinkspace.rl.rewards import CompletionRewards
+from thinkspace.utils.seeds import mix_seed
 
 
 @dataclass
@@ -53,14 +55,22 @@ class Rollout:
         return self.generation.group
 
 
-def completion_texts(tokenizer: Any, generation: Decoded, stops: set[int]) -> list[str]:
-    """Each completion as text: its tokens up to (not including) the stop token, special
-    tokens kept (the latent slot stays visible to format rewards)."""
+def completion_texts(tokenizer: Any, generation: Decoded) -> list[str]:
+    """Each completion as text: its tokens up to (not including) the stop token (the tokenizer's and
+    the end of turn), special tokens kept (the latent slot stays visible to format rewards)."""
+    stops = set(stop_ids(tokenizer, None).tolist())
     texts = []
     for row, keep in zip(generation.tokens.tolist(), generation.completion_mask.tolist()):
         ids = [t for t, k in zip(row, keep) if k and t not in stops]
         texts.append(tokenizer.decode(ids, skip_special_tokens=False))
     return texts
+
+
+def rollout_generators(seed: int, step: int, sample_ids: list[Any], device: torch.device) -> list[torch.Generator]:
+    """One generator per prompt, seeded by ``seed``, the optimizer step and the sample id: a prompt's
+    group is the same whichever rank or batch it lands in (so N ranks reproduce one process on the
+    same global batch) and a resumed run draws what it would have."""
+    return [torch.Generator(device=device).manual_seed(mix_seed(seed, step, sample_id=i)) for i in sample_ids]
 
 
 def sequence_logprobs(
