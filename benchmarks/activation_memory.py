@@ -36,10 +36,10 @@ import warnings
 
 warnings.filterwarnings("ignore")
 
-import torch
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from memory_estimate import step_activation_bytes
+from memory_estimate import step_activation_bytes  # noqa: E402
 
 MIB = 1024**2
 SETTINGS = [("autocast", False), ("autocast", True), ("bf16", False), ("bf16", True)]

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
+import sys
 import statistics
 import time
 import warnings
@@ -46,6 +46,9 @@ from thinkspace.data.datasets.squares import ColouredSquares  # noqa: E402
 from thinkspace.generation.decode_state import DecodeMask  # noqa: E402
 from thinkspace.generation.decoder_step import LeanDecoder  # noqa: E402
 from thinkspace.generation.prefill import prefill  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import machine_line  # noqa: E402
 
 GROUP = 8
 
@@ -103,8 +106,7 @@ def main() -> None:
     if args.rows % GROUP:
         parser.error(f"--rows {args.rows}: expected a multiple of the group size {GROUP}")
     torch.set_num_threads(args.threads)
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores; torch {torch.__version__}, {args.threads} thread(s);"
-          f" load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    print(machine_line(args.threads), flush=True)
 
     path = str(tiny_model_dir("qwen2_5_vl", hidden_size=args.hidden, num_layers=args.layers))
     backbone = QwenVL(path)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
+import sys
 import statistics
 import time
 import warnings
@@ -39,6 +39,9 @@ from thinkspace.backbones.tiny import tiny_model_dir  # noqa: E402
 from thinkspace.data.datasets.synthetic import SyntheticSpatial  # noqa: E402
 from thinkspace.modules.spatial_vlm import SpatialVLM  # noqa: E402
 from thinkspace.objectives import LatentAlignment, TextCrossEntropy  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import machine_line  # noqa: E402
 
 SIZES = [(56, 56), (84, 56), (112, 84), (56, 112), (140, 112), (84, 84), (112, 56), (56, 84)]
 BATCH = 8
@@ -83,8 +86,7 @@ def main() -> None:
     if args.questions % BATCH:
         parser.error(f"--questions must be a multiple of {BATCH}")
     torch.set_num_threads(args.threads)
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores; torch {torch.__version__}, {args.threads} thread(s);"
-          f" load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    print(machine_line(args.threads), flush=True)
     module, batches = build(args)
     singles, eights = batches[:args.questions], batches[args.questions:]
 

@@ -47,12 +47,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 warnings.filterwarnings("ignore")
 
-import torch
-from lightning.pytorch.callbacks import Callback
-from torch import nn
+import torch  # noqa: E402
+from lightning.pytorch.callbacks import Callback  # noqa: E402
+from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from memory_estimate import GB, linear_weights, logits_bytes, step_activation_bytes
+from memory_estimate import GB, linear_weights, logits_bytes, step_activation_bytes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE1_TINY = REPO / "configs" / "3dthinker" / "stage1_tiny.yaml"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
+import sys
 import statistics
 import time
 import warnings
@@ -36,6 +36,9 @@ from thinkspace.generation.decode import decode  # noqa: E402
 from thinkspace.modules.spatial_vlm import SpatialVLM  # noqa: E402
 from thinkspace.objectives import LatentAlignment  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import machine_line  # noqa: E402
+
 GROUP, PROMPTS = 8, 2
 
 
@@ -49,8 +52,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores; torch {torch.__version__}, {args.threads} thread(s);"
-          f" load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    print(machine_line(args.threads), flush=True)
     path = str(tiny_model_dir("qwen2_5_vl", hidden_size=args.hidden, num_layers=args.layers))
     torch.manual_seed(0)
     module = SpatialVLM(QwenVL(path), objectives={"latent": LatentAlignment(k=args.new_tokens - 2,
