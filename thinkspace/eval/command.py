@@ -18,6 +18,7 @@ import sys
 from thinkspace.errors import ToolParser
 from thinkspace.eval import READERS, SCORERS
 from thinkspace.eval.coverage import coverage_note, gold_ids, question_ids
+from thinkspace.eval.sqa3d import QUESTION_TYPE_RULES
 from thinkspace.records import read_table
 
 
@@ -44,7 +45,7 @@ def build_parser() -> ToolParser:
     parser.add_argument(
         "--question-types",
         default=None,
-        choices=("prefix", "first_word"),
+        choices=QUESTION_TYPE_RULES,
         help="sqa3d only: how a question's type is read: 'prefix' (default; MSR3D / LEO get_sqa_question_type, "
         "\"What's\" is what) or 'first_word' (SQA3D's ClipBERT conversion, \"What's\" is others)",
     )

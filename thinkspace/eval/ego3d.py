@@ -34,6 +34,7 @@ import numpy as np
 
 from thinkspace.eval.benchmark_score import BenchmarkScore
 from thinkspace.records import Located, field, read_jsonl
+from thinkspace.utils.file_modes import atomic_write
 
 CHOICE_CATEGORIES = (
     "Ego_Centric_Absolute_Distance_MultiChoice",
@@ -138,7 +139,8 @@ def write_category_files(records: list[Located], directory: str | Path) -> list[
     written = []
     for category, lines in sorted(rows.items()):
         path = directory / f"{category}.jsonl"
-        path.write_text("".join(lines))
+        with atomic_write(path) as tmp:  # upstream's eval.py never reads half a file
+            tmp.write_text("".join(lines))
         written.append(path)
     return written
 

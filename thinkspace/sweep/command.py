@@ -14,7 +14,8 @@ Finished runs are skipped, interrupted ones resumed, crashed ones recorded; at t
 ``results.csv``, ``results.md`` and ``results.png`` are written into ``DIR`` (default
 ``runs/sweeps/<grid file stem>``) from the runs finished so far. Exit status: 0 when every
 executed run finished (or every job was submitted), 1 when any failed or was skipped because a live
-run holds its directory (``run.lock``), 2 for bad input (nothing run).
+run holds its directory (``run.lock``), 2 for bad input (nothing run), 130 when interrupted (Ctrl-C:
+the running stages save and stop, none starts).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ MIN_QUESTIONS = 2
 
 def constant_letter(path: str | Path) -> tuple[str, int] | None:
     """``(letter, questions)`` when every prediction of the questions file reads one option letter
-    (``None`` as the letter when none reads any), else ``None``."""
+    (``"no letter"`` as the letter when none reads any), else ``None``."""
     with Path(path).open(newline="") as handle:
         letters = [choice(row.get("prediction") or "") for row in csv.DictReader(handle)]
     if len(letters) < MIN_QUESTIONS or len(set(letters)) != 1:

@@ -90,7 +90,7 @@ def run_stage(argv: list[str], log: Any, env: dict[str, str]) -> int:
     sequential launcher's main thread) asks it to stop (:func:`interrupt_stages`) and waits for it."""
     if INTERRUPTED.is_set():
         return 130
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, process_group=0)
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     with _running_lock:
         _running.add(proc)
     try:
