@@ -87,7 +87,7 @@ class StopOnSignal(Callback):
         """The signal to stop for, agreed by every process (the highest number: SIGTERM over SIGINT);
         ``None`` to go on."""
         signum = self.signum
-        if trainer.world_size > 1:  # one all-reduce per step: every rank stops after the same step
+        if trainer.world_size > 1:  # one all-reduce per optimizer step: every rank stops after the same step
             import torch
 
             local = torch.tensor([int(signum or 0)], device=trainer.strategy.root_device)
@@ -96,6 +96,10 @@ class StopOnSignal(Callback):
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        # only where the optimizer stepped: a checkpoint between micro-batches would lose the accumulated
+        # gradients, and the check (a collective with several processes) runs once per step, not per batch
+        if (batch_idx + 1) % trainer.accumulate_grad_batches and not trainer.is_last_batch:
+            return
         signum = self.received(trainer)
         if signum is None:
             return
