@@ -84,8 +84,13 @@ def bootstrap_means(difference: np.ndarray, replicates: int = REPLICATES, seed: 
 def bootstrap_interval(difference: np.ndarray, replicates: int = REPLICATES, seed: int = BOOTSTRAP_SEED,
                        level: float = 0.95) -> tuple[float, float]:
     """Percentile interval of the mean of ``difference [S, Q]`` under the paired two-way bootstrap."""
+    return percentile_interval(bootstrap_means(difference, replicates, seed), level)
+
+
+def percentile_interval(means: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The equal-tailed ``level`` interval of bootstrap replicates ``means [R]``."""
     tail = (1.0 - level) / 2
-    low, high = np.quantile(bootstrap_means(difference, replicates, seed), [tail, 1.0 - tail])
+    low, high = np.quantile(means, [tail, 1.0 - tail])
     return float(low), float(high)
 
 
@@ -139,7 +144,7 @@ def compare(baseline: np.ndarray, setting: np.ndarray, replicates: int = REPLICA
     b = int(((base == 1) & (other == 0)).sum())
     c = int(((base == 0) & (other == 1)).sum())
     means = bootstrap_means(other - base, replicates, seed)
-    low, high = np.quantile(means, [0.025, 0.975])
+    low, high = percentile_interval(means)
     return PairedComparison(seeds=base.shape[0], questions=base.shape[1], accuracy=float(other.mean()),
                             baseline_accuracy=float(base.mean()), difference=float((other - base).mean()),
-                            low=float(low), high=float(high), b=b, c=c, p=bootstrap_p(means))
+                            low=low, high=high, b=b, c=c, p=bootstrap_p(means))
