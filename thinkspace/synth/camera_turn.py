@@ -48,8 +48,8 @@ def turn_cameras(scene: Scene, rng: np.random.Generator, n: int, size: int, eye_
     Args:
         eye_height: range of the camera height (m); ``pitch``: downward tilt (rad).
     """
-    xy = rng.uniform(-0.5, 0.5, size=2) * (scene.half - 0.8)
-    if not all(np.linalg.norm(xy - o.xy) >= o.radius + 0.5 for o in scene.objects):
+    xy = scene.draw_clear_spot(rng)
+    if xy is None:
         return None
     eye = np.array([xy[0], xy[1], rng.uniform(*eye_height)])
     headings = [rng.uniform(-np.pi, np.pi)]

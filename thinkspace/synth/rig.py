@@ -41,8 +41,8 @@ def rig_cameras(scene: Scene, rng: np.random.Generator, size: int) -> tuple[np.n
                                                                           float] | None:
     """``(cams [6, 4, 4] camera-from-room, K [3, 3], eye [2] m, front heading rad)``, or ``None`` when
     the drawn spot is too close to an object."""
-    xy = rng.uniform(-0.5, 0.5, size=2) * (scene.half - 0.8)
-    if any(np.linalg.norm(xy - o.xy) < o.radius + 0.5 for o in scene.objects):
+    xy = scene.draw_clear_spot(rng)
+    if xy is None:
         return None
     height = rng.uniform(1.2, 1.6)
     pitch = np.radians(rng.uniform(20, 30))

@@ -114,6 +114,15 @@ class Scene:
         """``[2]`` half width and half depth (m)."""
         return np.asarray(self.size[:2], dtype=np.float64) / 2
 
+    def draw_clear_spot(self, rng: np.random.Generator, gap: float = 0.5) -> np.ndarray | None:
+        """A ``[2]`` floor point (m) drawn in the room's middle, or ``None`` when it lies within
+        ``gap`` of an object's footprint (the caller draws again: one draw per call keeps
+        every generator's sequence, and so every written dataset, as it was)."""
+        xy = rng.uniform(-0.5, 0.5, size=2) * (self.half - 0.8)
+        if any(np.linalg.norm(xy - o.xy) < o.radius + gap for o in self.objects):
+            return None
+        return xy
+
     def by_name(self, name: str) -> SceneObject:
         for obj in self.objects:
             if obj.name == name:

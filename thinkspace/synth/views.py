@@ -115,8 +115,8 @@ def _leftmost(scene: Scene, rng: np.random.Generator, n: int, size: int, viewpoi
 def _spot(
     scene: Scene, rng: np.random.Generator, setting: str, n: int, size: int, viewpoint: Viewpoint
 ) -> ViewSet | None:
-    xy = rng.uniform(-0.5, 0.5, size=2) * (scene.half - 0.8)
-    if not _clear(scene, xy, 0.5):
+    xy = scene.draw_clear_spot(rng)
+    if xy is None:
         return None
     height = rng.uniform(*EYE_HEIGHT[viewpoint])
     pitch = np.radians(rng.uniform(20, 30)) + (np.radians(10) if viewpoint == "held_out" else 0.0)
