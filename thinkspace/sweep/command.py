@@ -2,7 +2,8 @@
 
     thinkspace sweep --config BASE.yaml [--config MORE.yaml] --grid SWEEP.yaml [--out DIR] [--dry-run [--show-configs]] [--max-runs N]
                      [--launcher local|slurm] [--max-parallel N] [--status] [--resubmit-unknown]
-    thinkspace sweep --report DIR
+    thinkspace sweep --report DIR | FILE.tar.gz [--out DIR]
+    thinkspace sweep --archive DIR [--to FILE.tar.gz]
 
 Every run's overrides are checked against the CLI's parser before any run starts.
 Each stage of a run (fit, then any ``evaluate`` test stage) runs in its own subprocess
@@ -12,7 +13,8 @@ split between them; ``slurm`` submits each unfinished run as one job through sub
 returns (run the command again, or with ``--status``, to see queued/running/done/failed).
 Finished runs are skipped, interrupted ones resumed, crashed ones recorded; at the end
 ``results.csv``, ``results.md`` and ``results.png`` are written into ``DIR`` (default
-``runs/sweeps/<grid file stem>``) from the runs finished so far. Exit status: 0 when every
+``runs/sweeps/<grid file stem>``) from the runs finished so far, with ``report_inputs.tar.gz``:
+every file the report read, to keep with the tables (``--report`` takes it in place of ``DIR``). Exit status: 0 when every
 executed run finished (or every job was submitted), 1 when any failed or was skipped because a live
 run holds its directory (``run.lock``), 2 for bad input (nothing run), 130 when interrupted (Ctrl-C:
 the running stages save and stop, none starts).
@@ -29,11 +31,12 @@ from typing import TYPE_CHECKING
 import yaml
 
 from thinkspace.errors import ToolParser
-from thinkspace.sweep.grid import LAUNCHERS, Sweep, load_sweep
+from thinkspace.sweep.archive import read_archive, write_archive
 from thinkspace.sweep.files import write_json
+from thinkspace.sweep.grid import LAUNCHERS, Sweep, load_sweep
+from thinkspace.sweep.overrides import run_config
 from thinkspace.sweep.parallel import run_parallel
 from thinkspace.sweep.results import write_report
-from thinkspace.sweep.overrides import run_config
 from thinkspace.sweep.runner import INTERRUPTED, prepare_run, read_status
 from thinkspace.training.run_lock import live_holder
 
@@ -51,7 +54,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--show-configs", action="store_true",
                    help="with --dry-run: print every run's overrides and fully resolved config instead of the table")
     p.add_argument("--max-runs", type=int, default=None, help="execute at most N unfinished runs, then report")
-    p.add_argument("--report", metavar="DIR", help="only write the results of the runs in DIR")
+    p.add_argument("--report", metavar="DIR",
+                   help="only write the results of the runs in DIR, or of an archive FILE.tar.gz (unpacked into "
+                        "--out, default runs/sweeps/<archive name>)")
+    p.add_argument("--archive", metavar="DIR",
+                   help="pack what the report of the runs in DIR reads (metrics, per-question answers) into "
+                        "DIR/report_inputs.tar.gz, or --to FILE; run nothing")
+    p.add_argument("--to", metavar="FILE", help="with --archive: the archive to write")
     p.add_argument("--metric", default=None, help="headline metric of the chart (default: the sweep file's)")
     p.add_argument("--baseline", default=None,
                    help="setting the paired statistics compare every other one with (default: the sweep file's)")
@@ -69,10 +78,18 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``thinkspace sweep``; bad input raises (``thinkspace.cli`` reports it: one line, exit code 2)."""
     args = parser().parse_args(argv)
+    if args.archive:
+        path, count = write_archive(args.archive, args.to)
+        print(f"[sweep] wrote {path} ({count} files, {path.stat().st_size:,} bytes)")
+        return 0
     if args.report:
-        saved = Path(args.report) / "sweep.json"
+        report = Path(args.report)
+        if report.name.endswith(".tar.gz"):
+            report = read_archive(report, args.out or Path("runs") / "sweeps" / report.name.removesuffix(".tar.gz"))
+            print(f"[sweep] unpacked {args.report} into {report}")
+        saved = report / "sweep.json"
         plan = json.loads(saved.read_text()) if saved.exists() else {}
-        paths = write_report(args.report, args.metric or plan.get("metric") or "val/accuracy",
+        paths = write_report(report, args.metric or plan.get("metric") or "val/accuracy",
                              chart=not args.no_chart, columns=plan.get("columns"),
                              baseline=args.baseline or plan.get("baseline"))
         print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
@@ -160,6 +177,7 @@ def sweep(args: argparse.Namespace) -> int:
                   "marked interrupted; run the sweep again to resume them")
     paths = write_report(out, args.metric or plan.metric, chart=not args.no_chart, columns=plan.columns,
                          baseline=args.baseline or plan.baseline)
+    paths["archive"], _ = write_archive(out)  # the report's inputs, small enough to keep with its tables
     print("\n".join(f"[sweep] wrote {p}" for p in paths.values()))
     if INTERRUPTED.is_set():
         return 130
