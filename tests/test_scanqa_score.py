@@ -165,8 +165,43 @@ def test_test_run_writes_records_and_official_pred_json(tmp_path, capsys):
     assert path.name == "predictions_test_scanqa.jsonl"
     assert [r["answer_top10"] for r in records] == [["a brown chair"], ["white"]]
     assert records[0]["question"] == questions[1]["question"]
-    official = json.loads((tmp_path / "out" / "pred_test_scanqa.json").read_text())
+    official = json.loads((tmp_path / "out" / "pred.test_w_obj.json").read_text())
     assert official == [{"scene_id": q["scene_id"], "question_id": q["question_id"], "answer_top10": a}
                         for q, a in zip(questions[::-1], [["a brown chair"], ["white"]])]
     assert "not scored (the questions carry no answers)" in capsys.readouterr().out
     assert not (tmp_path / "out" / "scores_test_scanqa.json").exists()
+
+
+def test_eval_config_reads_val_on_top_of_the_joint_recipe():
+    """configs/eval/scanqa.yaml keeps joint.yaml's backbone and camera prior (it names neither)."""
+    import yaml
+
+    config = Path(__file__).parents[1] / "configs" / "eval" / "scanqa.yaml"
+    text = config.read_text()
+    raw = yaml.safe_load(text)
+    assert text.splitlines()[0] == "# base: configs/loc3r/joint.yaml"
+    assert set(raw["model"]) == {"generation"} and "cues" not in raw["model"]
+    test = raw["data"]["test"]
+    assert test["class_path"] == "thinkspace.data.datasets.scanqa.ScanQA"
+    assert test["init_args"]["path"] == "data/ScanQA/ScanQA_v1.0_val.json" and test["init_args"]["as_video"] is True
+
+
+@pytest.mark.slow  # the Java tokenizer and METEOR: about 5 s here
+@needs_java
+@needs_wordnet
+def test_test_run_on_val_scores_what_it_wrote(tmp_path):
+    data = ScanQA(str(GOLD))
+    assert data.scorable
+    callback = BenchmarkPredictions(directory=str(tmp_path), print_table=False)
+    callback.rows = [(p["question_id"], p["answer_top10"][0], None) for p in json.loads(PRED.read_text())]
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(datasets={"test": data}), log_dir=None,
+                              default_root_dir=str(tmp_path), global_rank=0, world_size=1, logger=None)
+    path = callback.finish(trainer, "test")
+    scores = json.loads((tmp_path / "scores_test_scanqa.json").read_text())
+    direct = score_scanqa(read_table(path), caption_metrics=False)  # the file's own answers, no --gold
+    assert scores["n"] == 60 and scores["by_metric"]["EM@1"] == pytest.approx(direct.groups["EM@1"])
+    assert scores["by_metric"]["F-value"] == pytest.approx(direct.groups["F-value"])
+    assert set(scores["by_metric"]) == {"EM@1", "EM@10", "F-value", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4",
+                                        "METEOR", "ROUGE-L", "CIDEr"}
+    assert json.loads((tmp_path / "pred.scanqa_val_messy_gold.json").read_text())[0]["answer_top10"] == \
+        [json.loads(PRED.read_text())[0]["answer_top10"][0].strip()]

@@ -14,8 +14,9 @@ conversion beyond the frames' own (the records hold no coordinates).
 As a benchmark (``benchmark = "scanqa"``), ``thinkspace test`` writes each question's record with
 ``answer_top10``: thinkspace decodes one answer per question, so the list holds that one answer
 (surrounding whitespace removed) and EM@10 equals EM@1 (:mod:`thinkspace.eval.scanqa`). It also
-writes them as ScanQA's ``pred.json`` layout (``scripts/predict.py``: one JSON list of ``scene_id``,
-``question_id``, ``answer_top10``), ``pred_{stage}_scanqa.json``. The test files carry no answers:
+writes them in the layout of ScanQA's ``scripts/predict.py`` (one JSON list of ``scene_id``,
+``question_id``, ``answer_top10``) and under its name, ``pred.{split}.json`` (``split`` from
+``ScanQA_v1.0_{split}.json``, else the questions file's stem). The test files carry no answers:
 their predictions are written, not scored.
 """
 
@@ -83,8 +84,11 @@ class ScanQA(ScanNetQuestions):
         return all(entry["record"].get("answers") for entry in self.index)
 
     def write_official(self, records: list[dict[str, Any]], directory: Path, stage: str) -> Path:
-        """``records`` in ScanQA's ``pred.json`` layout (``scene_id``, ``question_id``, ``answer_top10``)."""
-        path = Path(directory) / f"pred_{stage}_scanqa.json"
+        """``records`` as ScanQA's ``pred.{split}.json`` (``scene_id``, ``question_id``, ``answer_top10``)."""
+        name = self.path.name
+        split = name[len("ScanQA_v1.0_"):-len(".json")] if name.startswith("ScanQA_v1.0_") and name.endswith(".json") \
+            else self.path.stem
+        path = Path(directory) / f"pred.{split}.json"
         keep = ("scene_id", "question_id", "answer_top10")
         path.write_text(json.dumps([{k: r[k] for k in keep} for r in records], indent=1) + "\n")
         return path
