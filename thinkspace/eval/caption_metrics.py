@@ -22,8 +22,8 @@ MISSING = ("pycocoevalcap and nltk: the 'scanqa' extra (pip install -e \".[scanq
            "WordNet (Debian: wordnet-base)")
 
 
-def require_scanqa_extra() -> dict[str, Any]:
-    """pycocoevalcap's tokenizer and scorers, imported on first use.
+def require_scanqa_extra(java: bool = True) -> dict[str, Any]:
+    """pycocoevalcap's tokenizer and scorers, imported on first use; with ``java``, a Java runtime too.
 
     Raises:
         ImportError: pycocoevalcap or nltk is not installed (names the extra and the Debian packages).
@@ -38,7 +38,7 @@ def require_scanqa_extra() -> dict[str, Any]:
         from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
     except ImportError as error:
         raise ImportError(f"ScanQA scoring needs {MISSING}; missing: {error.name}") from error
-    if shutil.which("java") is None:
+    if java and shutil.which("java") is None:
         raise FileNotFoundError("ScanQA's BLEU/METEOR/ROUGE-L/CIDEr run pycocoevalcap's Java tokenizer and METEOR: "
                            "no 'java' on the PATH; install a Java runtime (Debian: apt-get install "
                            "default-jre-headless)")

@@ -68,6 +68,8 @@ def score_scanqa(records: list[Located], response_field: str | None = None, gold
         caption_metrics: compute BLEU/METEOR/ROUGE-L/CIDEr (Java); off, only EM and F-value.
 
     Raises:
+        ImportError: the ``scanqa`` extra is missing; FileNotFoundError: no ``java`` (with
+            ``caption_metrics``), or ``wordnet`` holds no WordNet database.
         KeyError: a record lacks its id, its answers or references (file and line named).
         ValueError: ``answer_top10`` is not a non-empty list of strings, or a prediction's
             question is not in the gold file.
@@ -75,7 +77,7 @@ def score_scanqa(records: list[Located], response_field: str | None = None, gold
     from thinkspace.eval.caption_metrics import caption_scores, require_scanqa_extra
     from thinkspace.eval.wordnet_lemmas import NounLemmatizer, find_wordnet
 
-    require_scanqa_extra() if caption_metrics else None
+    require_scanqa_extra(java=caption_metrics)  # fail before reading anything, naming what to install
     response_field = response_field or "answer_top10"
     references = _gold_answers(gold) if gold is not None else None
     ranked: dict[str, list[str]] = {}
