@@ -12,12 +12,12 @@ class BenchmarkScore:
     """Scores of one predictions file.
 
     Attributes:
-        benchmark: ``"mindcube"``, ``"vsibench"``, ``"sqa3d"`` or ``"ego3d"``.
+        benchmark: ``"mindcube"``, ``"vsibench"``, ``"sqa3d"``, ``"ego3d"`` or ``"scanqa"``.
         n: records scored (all of them; see ``skipped`` for any the official code skips).
         overall: the benchmark's headline number, in percent.
         groups: percent per setting (MindCube), question type (VSI-Bench), metric (SQA3D) or
-            multiple-choice category (Ego3D-Bench).
-        group_key: JSON key of ``groups``: ``"by_setting"``, ``"by_type"`` or ``"by_category"``.
+            multiple-choice category (Ego3D-Bench) or metric (ScanQA: EM@1, EM@10, F-value, BLEU-1..4, ...).
+        group_key: JSON key of ``groups``: ``"by_setting"``, ``"by_type"``, ``"by_category"`` or ``"by_metric"``.
         counts: records per group (where a group is a set of records).
         columns: further scores per group, a column each in the table: name -> {group: percent,
             ..., "overall": percent} (SQA3D's ``em_refined``, EM-R).
@@ -67,7 +67,7 @@ class BenchmarkScore:
         from rich.table import Table
 
         console = console or Console()
-        name = {"by_setting": "setting", "by_category": "category"}.get(self.group_key, "question type")
+        name = {"by_setting": "setting", "by_category": "category", "by_metric": "metric"}.get(self.group_key, "question type")
         table = Table(title=f"{self.benchmark}: {self.n} records")
         table.add_column(name)
         table.add_column("n", justify="right")

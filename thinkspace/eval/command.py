@@ -1,5 +1,5 @@
 """``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--question-types RULE]
-[--gold QUESTIONS] [--split-into DIR] [--json]``.
+[--gold QUESTIONS] [--split-into DIR] [--wordnet DIR] [--json]``.
 
 Reads a predictions file in the benchmark's own format, scores it as the official
 evaluator does, and prints a table, or with ``--json`` one JSON object
@@ -53,8 +53,9 @@ def build_parser() -> ToolParser:
         "--gold",
         default=None,
         metavar="QUESTIONS",
-        help="the benchmark's question file (sqa3d: v1_balanced_questions_{split}_scannetv2.json; others: the "
-        "test jsonl/json/parquet with the ids): the count expected, and the ids missing from the predictions",
+        help="the benchmark's question file (sqa3d: v1_balanced_questions_{split}_scannetv2.json; scanqa: "
+        "ScanQA_v1.0_val.json, also the reference answers; others: the test jsonl/json/parquet with the ids): "
+        "the count expected, and the ids missing from the predictions",
     )
     parser.add_argument(
         "--split-into",
@@ -62,6 +63,13 @@ def build_parser() -> ToolParser:
         metavar="DIR",
         help="ego3d only: also write one <category>.jsonl per category into DIR (upstream's result files, "
         "which its utils/eval.py reads)",
+    )
+    parser.add_argument(
+        "--wordnet",
+        default=None,
+        metavar="DIR",
+        help="scanqa only: WordNet for the F-value, a database directory (Debian wordnet-base: /usr/share/wordnet) "
+        "or an nltk_data directory (default: nltk's data path, then /usr/share/wordnet; never downloaded)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return parser
@@ -84,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.benchmark != "sqa3d":
             raise ValueError(f"--question-types is for sqa3d, not {args.benchmark}")
         options["question_types"] = args.question_types
+    if args.benchmark == "scanqa" and args.gold is not None:
+        options["gold"] = args.gold
+    if args.wordnet is not None:
+        if args.benchmark != "scanqa":
+            raise ValueError(f"--wordnet is for scanqa, not {args.benchmark}")
+        options["wordnet"] = args.wordnet
     if args.split_into is not None:
         if args.benchmark != "ego3d":
             raise ValueError(f"--split-into is for ego3d, not {args.benchmark}")

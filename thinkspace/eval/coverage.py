@@ -3,7 +3,7 @@ are refused (they would be scored twice), and the count scored is set against th
 (the benchmark's known size, or the questions of a gold file), with a line naming what is missing.
 
 Known sizes (docs/benchmarks_data.md, "Scoring"): MindCube-Tiny 1,050 questions, SQA3D's test
-split 3,519, VSI-Bench 5,130 (its only split). Ego3D-Bench's size is not checked here (its
+split 3,519, VSI-Bench 5,130 (its only split), ScanQA's val split 4,675 (ScanQA_v1.0_val.json). Ego3D-Bench's size is not checked here (its
 dataset is not available offline), so only a gold file gives its expected count.
 """
 
@@ -21,10 +21,10 @@ from thinkspace.records import (
 
 #: benchmark -> the field holding a record's question id (Ego3D-Bench: thinkspace's own records;
 #: upstream's result logs carry none).
-ID_FIELDS = {"mindcube": "id", "vsibench": "id", "sqa3d": "question_id", "ego3d": "idx"}
+ID_FIELDS = {"mindcube": "id", "vsibench": "id", "sqa3d": "question_id", "ego3d": "idx", "scanqa": "question_id"}
 #: benchmark -> (name of the known set, its number of questions).
 KNOWN_SIZES = {"mindcube": ("MindCube-Tiny", 1050), "sqa3d": ("SQA3D's test split", 3519),
-               "vsibench": ("VSI-Bench", 5130)}
+               "vsibench": ("VSI-Bench", 5130), "scanqa": ("ScanQA's val split", 4675)}
 
 
 def question_ids(benchmark: str, records: list[Located]) -> list[str] | None:

@@ -14,6 +14,10 @@ facing yaw radians per sample) and the dataset ``localizes`` (SQA3D), each recor
 gets the dataset's ``agent_pos`` / ``agent_rot`` in the benchmark's own frame, and the
 dataset's ``score_options()`` (e.g. SQA3D's localization gold file) go to the scorer.
 
+A dataset may also write the official evaluator's own file (``write_official``: ScanQA's
+``pred.json`` layout), and say its questions cannot be scored (``scorable``: test splits
+without answers), in which case the predictions are written only.
+
 Single process: with several ranks each writes its own ``.rank{r}`` file, unscored.
 """
 
@@ -88,7 +92,11 @@ class BenchmarkPredictions(Callback):
             records = [{"id": i, "prediction": text} for i, text, _ in self.rows]
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
         self.written[stage] = path
-        if benchmark and not rank:
+        if benchmark and not rank and hasattr(dataset, "write_official"):
+            self.written[f"{stage}_official"] = dataset.write_official(records, directory, stage)
+        if benchmark and not rank and not getattr(dataset, "scorable", True):
+            print(f"{benchmark}: predictions written to {path}, not scored (the questions carry no answers)")
+        elif benchmark and not rank:
             options = dataset.score_options() if hasattr(dataset, "score_options") else {}
             score = SCORERS[benchmark]([(f"{path}:{n + 1}", r) for n, r in enumerate(records)], None, **options)
             scores = json.dumps(score.to_dict(notes=True), indent=1) + "\n"

@@ -10,10 +10,20 @@ objects). Frames come from the scene's ScanNet export ``{scannet_root}/{scene_id
 The first answer is the training response; all of them are kept in ``meta["answers"]``
 (ScanQA's exact match accepts any). ScanQA questions have no situation. No world frame
 conversion beyond the frames' own (the records hold no coordinates).
+
+As a benchmark (``benchmark = "scanqa"``), ``thinkspace test`` writes each question's record with
+``answer_top10``: thinkspace decodes one answer per question, so the list holds that one answer
+(surrounding whitespace removed) and EM@10 equals EM@1 (:mod:`thinkspace.eval.scanqa`). It also
+writes them in the layout of ScanQA's ``scripts/predict.py`` (one JSON list of ``scene_id``,
+``question_id``, ``answer_top10``) and under its name, ``pred.{split}.json`` (``split`` from
+``ScanQA_v1.0_{split}.json``, else the questions file's stem). The test files carry no answers:
+their predictions are written, not scored.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from thinkspace.data.datasets.scannet_questions import ScanNetQuestions
@@ -22,7 +32,7 @@ from thinkspace.records import field, read_json_list
 
 
 class ScanQA(ScanNetQuestions):
-    """ScanQA questions with their answers and scene frames.
+    """ScanQA questions with their answers and scene frames; scored by ``thinkspace score scanqa``.
 
     Args:
         path: a ``ScanQA_v1.0_{split}.json`` file.
@@ -35,6 +45,8 @@ class ScanQA(ScanNetQuestions):
         skip_missing: drop questions whose scene folder is missing (count in ``skipped``).
         limit: keep the first ``limit`` questions.
     """
+
+    benchmark = "scanqa"
 
     def _build_index(self) -> list[dict[str, Any]]:
         entries = []
@@ -61,3 +73,22 @@ class ScanQA(ScanNetQuestions):
                   "object_ids": record.get("object_ids"), "object_names": record.get("object_names"),
                   "frame_indices": posed.indices, "where": entry["where"]},
         )
+
+    def prediction_record(self, index: int, response: str) -> dict[str, Any]:
+        """The question's own record with ``answer_top10``: the one decoded answer, as a list."""
+        return dict(self.index[index]["record"]) | {"answer_top10": [response.strip()]}
+
+    @property
+    def scorable(self) -> bool:
+        """Whether the questions carry reference answers (val and train do; the test files do not)."""
+        return all(entry["record"].get("answers") for entry in self.index)
+
+    def write_official(self, records: list[dict[str, Any]], directory: Path, stage: str) -> Path:
+        """``records`` as ScanQA's ``pred.{split}.json`` (``scene_id``, ``question_id``, ``answer_top10``)."""
+        name = self.path.name
+        split = name[len("ScanQA_v1.0_"):-len(".json")] if name.startswith("ScanQA_v1.0_") and name.endswith(".json") \
+            else self.path.stem
+        path = Path(directory) / f"pred.{split}.json"
+        keep = ("scene_id", "question_id", "answer_top10")
+        path.write_text(json.dumps([{k: r[k] for k in keep} for r in records], indent=1) + "\n")
+        return path
