@@ -9,8 +9,9 @@ uniform per row and step).
 
 Rows that have stopped stop costing compute: at the same test, every 8 tokens, rows that have stopped
 are dropped from the running batch (``drop_finished``): the model step's KV cache, mask and positions,
-the slot's per-row state, the last hidden states and the sampling's draws keep the live rows only
-(:class:`_Running`), and the outputs are written back to each row's place. A row's numbers do not
+the slot's per-row state, the last hidden states and the sampling's draws keep the live rows only,
+and the outputs and the slot's results are written back to each row's place (:class:`_Running`, the one
+owner of which rows run). A row's numbers do not
 depend on the other rows (no operation mixes rows), so its tokens are those of the full batch
 (tested in ``tests/test_batched_decoding.py``). Under sharding the ranks still step together: dropping
 rows changes how many rows a rank's step computes, never how many steps it runs, and a rank keeps at
@@ -98,7 +99,7 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
     n, device = last.shape[0], last.device
     stops = stops.to(device)
     can_stop = stops.numel() > 0
-    run = _Running(n, steps, pad_id, return_logprobs, sampling.uniforms, device)
+    run = _Running(n, steps, pad_id, return_logprobs, sampling.uniforms, rows, device)
     drops = drop_finished and can_stop and getattr(step_model, "drops_rows", False)
     for step in range(steps):
         token = rows.known(step)
@@ -139,10 +140,8 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
                 index = run.live_rows()
                 if index is not None:  # some rows have stopped: the others run on alone
                     step_model.keep(index)
-                    rows.keep(index)
                     sampling.keep(index)
                     last = last[index]
-    rows.restore()
     return run.output()
 
 
@@ -151,11 +150,15 @@ class _Running:
 
     Tokens are collected per step for the running rows and written to each row's place in ``[N, steps]``
     outputs when the running rows change (and at the end): a dropped row keeps ``pad_id``, not kept, not
-    sampled, log-probability 0 after its last step, what a masked row would have emitted.
+    sampled, log-probability 0 after its last step, what a masked row would have emitted. The slot's
+    per-row state (``slot.row_state``) follows the running rows too: compacted with them, a dropped row's
+    final state set aside in an ``[N, ...]`` copy, which becomes the slot's state again at the end.
     """
 
     def __init__(self, rows: int, steps: int, pad_id: int, logprobs: bool, uniforms: Tensor | None,
-                 device: torch.device) -> None:
+                 slot: PlainRows, device: torch.device) -> None:
+        self.slot = slot
+        self.slot_full: dict[str, Tensor] = {}  # every original row's slot state, once rows were dropped
         self.every_row = torch.ones(rows, dtype=torch.bool, device=device)
         self.no_row = ~self.every_row
         self.done = self.no_row.clone()
@@ -179,8 +182,13 @@ class _Running:
         if index.numel() == 0:  # every row done on this rank, not on every rank: keep stepping, masked
             return None
         self.flush()
-        base = self.origin if self.origin is not None else torch.arange(self.done.shape[0], device=index.device)
-        self.origin = base[index]
+        if self.origin is None:
+            self.origin = torch.arange(self.done.shape[0], device=index.device)
+            self.slot_full = {name: getattr(self.slot, name).clone() for name in self.slot.row_state}
+        self._set_slot_aside()
+        for name in self.slot.row_state:
+            setattr(self.slot, name, getattr(self.slot, name)[index])
+        self.origin = self.origin[index]
         self.done, self.every_row, self.no_row = self.done[index], self.every_row[index], self.no_row[index]
         if self.uniforms is not None:
             self.uniforms = self.uniforms[:, index]
@@ -204,9 +212,18 @@ class _Running:
             else:
                 out[self.origin, columns] = stacked
 
+    def _set_slot_aside(self) -> None:
+        for name in self.slot.row_state:
+            self.slot_full[name][self.origin] = getattr(self.slot, name)
+
     def output(self) -> LoopOutput:
-        """The outputs over the steps that hold a live token (later ones trimmed)."""
+        """The outputs over the steps that hold a live token (later ones trimmed); the slot's state of
+        every row again, in row order."""
         self.flush()
+        if self.origin is not None:
+            self._set_slot_aside()
+            for name in self.slot.row_state:
+                setattr(self.slot, name, self.slot_full[name])
         length = int(self.kept.any(0).sum())  # steps after every row had stopped hold nothing: trimmed
         kept = self.kept[:, :length]
         logp = self.logprobs[:, :length].where(kept, 0.0) if self.logprobs is not None else None
