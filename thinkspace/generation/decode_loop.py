@@ -1,8 +1,8 @@
 """The per-token loop of thinkspace's decoding: choose a token, let the slot rows place it, run the model.
 
 Per token it runs one model step and a few tensor operations; it reads nothing back from the device
-except, when a row can stop, whether all rows have stopped (and which have), every 8 tokens (steps
-after that are trimmed). With sharded weights that test is one decision of all ranks
+except, when a row can stop, each row's done flag every 8 tokens, in one read that decides whether all
+rows have stopped and which have (steps after that are trimmed). With sharded weights that test is one decision of all ranks
 (:mod:`~thinkspace.generation.rank_agreement`): each model step is then a collective, so every rank
 steps until every rank's rows are done. The sampling's random numbers are drawn before the loop (one
 uniform per row and step).
@@ -90,7 +90,7 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
         stops: ids that end a row (empty: no row stops, every row decodes ``steps`` tokens).
         pad_id: what a row emits after its stop token.
         return_logprobs: also the emitted tokens' log-probabilities, from the logits computed anyway.
-        all_done: whether to stop, given ``done`` ``[N]`` (every 8 tokens): this rank's rows all done, or,
+        all_done: whether to stop, given the rows' done flags read back (every 8 tokens): this rank's rows all done, or,
             with sharded weights, every rank's (:func:`~thinkspace.generation.rank_agreement.stop_test`).
         drop_finished: drop rows that have stopped from the running batch (at the stop test, every 8
             tokens) where the model step can (its ``drops_rows``); ``False`` masks them to the end (the
@@ -131,13 +131,15 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
             logprob = scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1)
         run.record(token, live, free, logprob)
         last = step_model(embeds, step, live)
-        # the loop's only device syncs, and only when a row can stop: every 8 steps whether all rows are done
-        # (sharded: all ranks'), then, to drop finished rows, which are live
+        # the loop's only device sync, and only when a row can stop: every 8 steps each row's done flag, read
+        # once, decides whether all rows are done (sharded: all ranks', one more read of the agreed flag) and
+        # which rows run on
         if can_stop and step % 8 == 7:
-            if all_done(run.done):
+            done = run.done.tolist()
+            if all_done(done):
                 break
             if drops:
-                index = run.live_rows()
+                index = run.live_rows(done)
                 if index is not None:  # some rows have stopped: the others run on alone
                     step_model.keep(index)
                     sampling.keep(index)
@@ -173,14 +175,13 @@ class _Running:
     def record(self, token: Tensor, live: Tensor, free: Tensor, logprob: Tensor | None) -> None:
         self.pending.append((token, live, free, logprob))
 
-    def live_rows(self) -> Tensor | None:
+    def live_rows(self, done: list[bool]) -> Tensor | None:
         """The running rows not done ``[n']`` (positions among the running rows) when some are done and
-        some not (and makes them the running rows), else ``None``."""
-        if not bool(self.done.any()):
+        some not (and makes them the running rows), else ``None``. ``done``: the running rows' done flags,
+        already read back (no further read from the device)."""
+        if not any(done) or all(done):  # all done on this rank, not on every rank: keep stepping, masked
             return None
-        index = (~self.done).nonzero()[:, 0]
-        if index.numel() == 0:  # every row done on this rank, not on every rank: keep stepping, masked
-            return None
+        index = torch.tensor([i for i, row_done in enumerate(done) if not row_done], device=self.done.device)
         self.flush()
         if self.origin is None:
             self.origin = torch.arange(self.done.shape[0], device=index.device)

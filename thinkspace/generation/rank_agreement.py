@@ -14,19 +14,21 @@ collective and no host read beyond the one the loop always had.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import nn
 
-#: ``all_done(done [N] bool) -> bool``: whether decoding stops now (the loop's only host read)
-AllDone = Callable[[Tensor], bool]
+#: ``all_done(done) -> bool``: whether decoding stops now, given each row's done flag as read back once
+#: by the loop (a list of ``N`` bools, already on the host)
+AllDone = Callable[[list[bool]], bool]
 
 
-def rows_done(done: Tensor) -> bool:
-    """This rank's rows all done (unsharded weights: the rank decides alone)."""
-    return bool(done.all())
+def rows_done(done: list[bool]) -> bool:
+    """This rank's rows all done (unsharded weights: the rank decides alone, no further read)."""
+    return all(done)
 
 
 def sharded_weights(module: nn.Module) -> bool:
@@ -49,22 +51,36 @@ def sharding_group(module: nn.Module) -> dist.ProcessGroup | None:
     return None
 
 
-def every_rank_done(group: dist.ProcessGroup | None = None) -> AllDone:
+def every_rank_done(group: dist.ProcessGroup | None = None, device: torch.device | str = "cpu") -> AllDone:
     """A stop test that all ranks of ``group`` agree on: True once every rank's rows are all done.
 
-    A collective: every rank must call it at the same steps (the loop calls it every 8 tokens)."""
+    A collective: every rank must call it at the same steps (the loop calls it every 8 tokens). The flag
+    lives on ``device``, the one the backend communicates from (gloo: the CPU, NCCL: the rank's GPU)."""
 
-    def all_done(done: Tensor) -> bool:
-        flag = done.all().to(torch.int32)  # 0-d, on the rows' device (gloo: CPU, NCCL: the GPU)
+    def all_done(done: list[bool]) -> bool:
+        flag = torch.tensor(int(all(done)), dtype=torch.int32, device=device)
         dist.all_reduce(flag, op=dist.ReduceOp.MIN, group=group)
         return bool(flag)
 
     return all_done
 
 
+#: per decoder: ``(its first parameter, sharded, group, device)`` of the last pass over its parameters; a
+#: new first parameter (``fully_shard`` swaps every parameter for a DTensor) means a new pass
+_SHARDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def stop_test(language_model: nn.Module) -> tuple[AllDone, bool]:
     """``(all_done, sharded)``: the loop's stop test for a decoder, collective when its weights are sharded
-    over several processes, else :func:`rows_done`. Checked once per decode (one pass over the parameters)."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 and sharded_weights(language_model):
-        return every_rank_done(sharding_group(language_model)), True
-    return rows_done, False
+    over several processes, else :func:`rows_done`. Whether its weights are sharded, and over which group,
+    is looked up in one pass over the parameters, once per decoder (not at every decode)."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return rows_done, False
+    first = next(language_model.parameters(), None)
+    known = _SHARDING.get(language_model)
+    if known is None or known[0] is not first:
+        known = (first, sharded_weights(language_model), sharding_group(language_model),
+                 first.device if first is not None else "cpu")
+        _SHARDING[language_model] = known
+    _, sharded, group, device = known
+    return (every_rank_done(group, device), True) if sharded else (rows_done, False)
