@@ -190,14 +190,8 @@ class ThinkspaceCLI(LightningCLI):
             state = self._read_ckpt(path)
             check_weights_match(state, self.model.state_dict(), path, ", ".join(self._config_files()) or "(none)")
 
-    def before_validate(self) -> None:
-        self._check_ckpt_weights()
-
-    def before_test(self) -> None:
-        self._check_ckpt_weights()
-
-    def before_predict(self) -> None:
-        self._check_ckpt_weights()
+    # validate, test and predict: a checkpoint of another config is refused before Lightning loads it
+    before_validate = before_test = before_predict = _check_ckpt_weights
 
     def _run_dir(self) -> Path:
         """``--run_dir``, else ``--trainer.default_root_dir`` (Lightning's name for it), else
@@ -395,11 +389,9 @@ def names_model_class(args: list[str]) -> bool:
     ``--config`` file whose ``model`` mapping has a ``class_path`` (default: :class:`SpatialVLM`)."""
     import yaml
 
-    files = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
-    files += [b for a, b in zip(args, args[1:]) if a == "--config"]
     if "--model" in args or any(a.startswith("--model=") for a in args):
         return True
-    for file in files:
+    for file in config_files(args):
         try:
             data = yaml.safe_load(Path(file).read_text())
         except (OSError, yaml.YAMLError):
