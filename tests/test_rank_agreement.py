@@ -75,3 +75,26 @@ def test_the_decoders_sharding_is_looked_up_once_and_again_when_its_parameters_c
     decoder[0].weight = weight
     all_done, sharded = stop_test(decoder)
     assert sharded and all_done is not rows_done and len(walks) == 2
+
+
+def test_validation_decodes_only_where_some_rank_has_a_choice_question(monkeypatch):
+    """Unsharded, a rank decodes for its own choice questions only; sharded (faked: the other rank's
+    answer), every rank decodes when any rank has one, and none when no rank has one (no wasted decode)."""
+    from types import SimpleNamespace
+
+    from thinkspace.modules import spatial_vlm
+    from thinkspace.modules.spatial_vlm import SpatialVLM
+
+    layer = nn.Linear(2, 2)
+    assert rank_agreement.any_rank_needs(True, layer) and not rank_agreement.any_rank_needs(False, layer)
+    decoded = []
+    module = SimpleNamespace(backbone=nn.Linear(2, 2), log=lambda *a, **k: None,
+                             generate=lambda batch, **settings: decoded.append(1) or ["A"] * len(batch.answers))
+    metric = SimpleNamespace(update=lambda texts, answers: None)
+    numbers = SimpleNamespace(answer_types=["number"], answers=[3.0])
+    choices = SimpleNamespace(answer_types=["choice"], answers=["A"])
+    for other_rank_has_one, batch, expected in [(False, numbers, 0), (True, numbers, 1), (False, choices, 1)]:
+        monkeypatch.setattr(spatial_vlm, "any_rank_needs", lambda needed, _m, other=other_rank_has_one: needed or other)
+        decoded.clear()
+        SpatialVLM._log_accuracy(module, batch, metric, "val/accuracy")
+        assert len(decoded) == expected, (other_rank_has_one, batch.answer_types)

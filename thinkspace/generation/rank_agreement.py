@@ -65,22 +65,39 @@ def every_rank_done(group: dist.ProcessGroup | None = None, device: torch.device
     return all_done
 
 
-#: per decoder: ``(its first parameter, sharded, group, device)`` of the last pass over its parameters; a
+#: per module: ``(its first parameter, sharded, group, device)`` of the last pass over its parameters; a
 #: new first parameter (``fully_shard`` swaps every parameter for a DTensor) means a new pass
 _SHARDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def sharded_over_ranks(module: nn.Module) -> tuple[bool, dist.ProcessGroup | None, torch.device | str]:
+    """``(sharded, group, device)``: whether ``module``'s forwards are collectives (its weights sharded
+    over several processes), over which group, and the device its flags live on. Looked up in one pass
+    over the parameters, once per module (not at every decode or batch)."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return False, None, "cpu"
+    first = next(module.parameters(), None)
+    known = _SHARDING.get(module)
+    if known is None or known[0] is not first:
+        known = (first, sharded_weights(module), sharding_group(module), first.device if first is not None else "cpu")
+        _SHARDING[module] = known
+    return known[1:]
+
+
 def stop_test(language_model: nn.Module) -> tuple[AllDone, bool]:
     """``(all_done, sharded)``: the loop's stop test for a decoder, collective when its weights are sharded
-    over several processes, else :func:`rows_done`. Whether its weights are sharded, and over which group,
-    is looked up in one pass over the parameters, once per decoder (not at every decode)."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return rows_done, False
-    first = next(language_model.parameters(), None)
-    known = _SHARDING.get(language_model)
-    if known is None or known[0] is not first:
-        known = (first, sharded_weights(language_model), sharding_group(language_model),
-                 first.device if first is not None else "cpu")
-        _SHARDING[language_model] = known
-    _, sharded, group, device = known
+    over several processes (:func:`sharded_over_ranks`), else :func:`rows_done`."""
+    sharded, group, device = sharded_over_ranks(language_model)
     return (every_rank_done(group, device), True) if sharded else (rows_done, False)
+
+
+def any_rank_needs(needed: bool, module: nn.Module) -> bool:
+    """Whether this rank decodes a batch with ``module``: where it needs the texts (``needed``), or, its
+    weights sharded over ranks (every decoding step a collective), where any rank needs them (one
+    all-reduce of a flag; all decode, or none). A collective then: every rank calls it for every batch."""
+    sharded, group, device = sharded_over_ranks(module)
+    if not sharded:
+        return needed
+    flag = torch.tensor(int(needed), dtype=torch.int32, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=group)
+    return bool(flag)
