@@ -106,11 +106,15 @@ def main(out: Path) -> None:
     decoder_calls = len(calls)
     sharded_hf = model.generate(mine, sampler="transformers", max_new_tokens=STEPS, eos_token_id=eos, do_sample=False)
     together = model.generate(both, max_new_tokens=STEPS, eos_token_id=eos)  # row 0 dropped at token 8
+    from thinkspace.generation.rank_agreement import any_rank_needs
+
+    # validation's choice: only rank 1 needs texts (both decode), no rank (none), every rank (all)
+    needs = [any_rank_needs(rank == 1, model), any_rank_needs(False, model), any_rank_needs(True, model)]
     torch.save({"eos": eos, "reference": kept(reference), "reference_hf": reference_hf.tokens.tolist(),
                 "sharded": kept(sharded), "sharded_hf": sharded_hf.tokens.tolist(),
                 "steps": sharded.tokens.shape[1], "decoder_calls": decoder_calls,
                 "decoder_step": sharded.decoder_step, "texts": sharded.texts, "alone": alone,
-                "together": kept(together)}, out / f"rank{rank}.pt")
+                "together": kept(together), "needs": needs}, out / f"rank{rank}.pt")
     dist.barrier()
     dist.destroy_process_group()
 

@@ -57,7 +57,17 @@ def test_an_unreadable_checkpoint_is_one_line_naming_it(name, kind, expected, tm
 def test_a_checkpoint_of_another_config_names_its_keys_and_its_config(tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / "other.ckpt"
     small_checkpoint(ckpt, **{ORIGIN_KEY: {"config": ["configs/mine.yaml"], "run_dir": "runs/mine"}})
+    loads, original = [], torch.load
+
+    def counted(f, *args, **kwargs):
+        loads.append(kwargs.get("weights_only"))
+        return original(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted)
     assert run("fit", ckpt, tmp_path, monkeypatch) == 2
+    # read once (the hyperparameters and the weights' check from one read; was 3: ours twice, Lightning's),
+    # with the weights-only unpickler the trainer's own reading would use
+    assert loads == [True]
     line = last_error_line(capsys, "fit").split(": error: ", 1)[1]
     assert line.startswith(f"checkpoint {ckpt} does not match the model of config {QUICKSTART}: "), line
     assert "weights of the model are not in the checkpoint (first: ['backbone." in line, line

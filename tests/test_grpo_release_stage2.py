@@ -14,6 +14,7 @@ from thinkspace.backbones.lora import LoraSettings
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.objectives import LatentAlignment
 from thinkspace.rl import SpatialGRPO
+from thinkspace.rl import rollout as rollout_module
 from thinkspace.rl.reward_inputs import latents_after_start, project_latents
 
 REPO = Path(__file__).resolve().parents[1]
@@ -231,3 +232,40 @@ def test_the_tiny_recipe_runs_with_the_released_stage2_settings(tmp_path):
         (8, "after_start", "pads", "train")
     latent3d = scalars(run, "train/rewards/latent3d/mean")
     assert len(latent3d) == 2 and all(0.0 < v < 1.0 for v in latent3d)
+
+
+def test_after_start_with_pads_scoring_runs_the_completion_pass_once_for_rewards_and_old_policy(tiny_cache,
+                                                                                           monkeypatch):
+    """``reward_latents: after_start`` with ``logprob_inputs: pads`` and ``num_iterations`` 2: the latent-3D
+    reward's positions and the old policy's log-probabilities come from one completion pass (the same
+    inputs, no dropout in ``rollout_mode: eval``), equal to each run on its own."""
+    import thinkspace.rl.grpo as grpo_module
+    import thinkspace.rl.reward_inputs as reward_inputs_module
+
+    module = grpo(k=4, latent_steps=2, group_size=2, reward_latents="after_start", logprob_inputs="pads",
+                  num_iterations=2)
+    batch = module.collator()(views())
+    passes = []
+    original = grpo_module.completion_pass
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return original(*args, **kwargs)
+
+    for where in (grpo_module, reward_inputs_module, rollout_module):
+        monkeypatch.setattr(where, "completion_pass", counted)
+    rollout = module.roll_out(batch)
+    assert len(passes) == 1  # was 2: one for the reward's latents, one for the old policy
+    gen = rollout.generation
+    module.eval()
+    with torch.no_grad():  # each on its own pass: the same numbers
+        assert torch.equal(rollout.old_logp, module.logprobs(gen))
+        alone = module.compute_rewards(batch, gen, rollout.completions)
+    assert len(passes) == 3
+    names = module.rewards.names
+    assert torch.equal(rollout.rewards.values, alone.values)
+    assert rollout.rewards.values[names.index("latent3d")].gt(0).all()  # the shared pass fed the reward
+    module.rollout_mode = "train"  # dropout draws differ between passes: each runs its own
+    passes.clear()
+    module.roll_out(batch)
+    assert len(passes) == 2

@@ -1,17 +1,25 @@
-"""Host reads (device-to-host syncs on a GPU) in the objectives' losses, counted on the CPU.
+"""Host reads (device-to-host syncs on a GPU) in the objectives' losses and the decode loop, counted on
+the CPU.
 
 Each ``.item()``, ``.tolist()``, ``bool(tensor)``, ``nonzero`` or boolean-mask index makes the host wait
 for the device. The losses keep only the reads they need (docs/scaling.md, "Host syncs in the step"):
 text cross-entropy one (the supervised positions' count decides the logits' shape), the situation
-objective one (its token check), layout none.
+objective one (its token check), layout none. The decode loop reads its rows' done flags once per stop
+test (every 8 tokens), which decides both whether to stop and which rows run on, and once at the end
+(how many steps hold a token).
 """
 
+import pytest
 import torch
+from test_batched_decoding import DroppedRows, samples, varied
+from test_layout_situation import joint_stack, situated_samples
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from test_layout_situation import joint_stack, situated_samples
-from thinkspace.backbones import QwenVL
+import thinkspace.generation.decode as decode_module
+from thinkspace.backbones import LlavaOneVision, QwenVL
+from thinkspace.generation.decode import decode
+from thinkspace.generation.decode_loop import decode_loop
 
 READS = {Tensor.item: "item", Tensor.tolist: "tolist", Tensor.__bool__: "bool", Tensor.__int__: "int",
          Tensor.__float__: "float", Tensor.__index__: "index", Tensor.nonzero: "nonzero", torch.nonzero: "nonzero",
@@ -53,3 +61,25 @@ def test_losses_read_back_only_what_they_need(tiny_cache):
     with HostReads() as mode:
         assert bool(torch.ones(1)) and torch.ones(2)[torch.tensor([True, False])].tolist() == [1.0]
     assert mode.reads == ["bool", "boolean index", "tolist"]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_decode_loop_reads_the_device_once_per_stop_test(tiny_cache, monkeypatch):
+    backbone = varied(LlavaOneVision("tiny:llava_onevision"))
+    backbone.hf.eval()
+    reads = []
+
+    def counted(*args, **kwargs):
+        with HostReads() as mode:
+            out = decode_loop(*args, **kwargs)
+        reads.extend(mode.reads)
+        return out
+
+    monkeypatch.setattr(decode_module, "decode_loop", counted)
+    dropped = DroppedRows(monkeypatch)
+    out = decode(backbone, backbone.collator(with_response=False)(samples()), max_new_tokens=24,
+                 eos_token_id=list(range(0, 1024, 9)))  # rows end at different steps
+    assert dropped.sizes and dropped.sizes[0] < 8  # finished rows were dropped: the test chose rows too
+    tests = min(3, (out.tokens.shape[1] - 1) // 8 + 1)  # at steps 7, 15, 23 until the last row stopped
+    assert tests >= 2
+    assert reads == ["tolist"] * tests + ["int"]  # and the trim at the end: steps holding a live token

@@ -4,13 +4,13 @@ emits the tokens of a decode that stops on its own. Two real processes: ``tests/
 
 import pytest
 import torch
+from test_decode import views
 from torch import nn
 
 import thinkspace.generation.decode as decode_module
+from thinkspace.generation import rank_agreement
 from thinkspace.generation.decode import decode
 from thinkspace.generation.rank_agreement import rows_done, sharded_weights, stop_test
-
-from test_decode import views
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -21,9 +21,9 @@ class OtherRank:
     def __init__(self, done_at: int) -> None:
         self.done_at, self.calls = done_at, 0
 
-    def __call__(self, done: torch.Tensor) -> bool:
+    def __call__(self, done: list[bool]) -> bool:
         self.calls += 1
-        return bool(done.all()) and self.calls >= self.done_at
+        return all(done) and self.calls >= self.done_at
 
 
 def test_a_rank_whose_rows_are_done_steps_until_the_others_are_and_decodes_the_same_tokens(qwen25, monkeypatch):
@@ -50,10 +50,51 @@ def test_a_rank_whose_rows_are_done_steps_until_the_others_are_and_decodes_the_s
 def test_unsharded_weights_keep_the_ranks_own_stop_test(qwen25):
     assert stop_test(qwen25.language_model()) == (rows_done, False)
     assert not sharded_weights(qwen25.hf)
-    assert rows_done(torch.tensor([True, True])) and not rows_done(torch.tensor([True, False]))
+    assert rows_done([True, True]) and not rows_done([True, False])
 
 
 def test_zero3_partitioned_parameters_count_as_sharded():
     layer = nn.Linear(2, 2)
     layer.weight.ds_id = 0  # what DeepSpeed ZeRO-3 marks its partitioned parameters with
     assert sharded_weights(layer)
+
+
+def test_the_decoders_sharding_is_looked_up_once_and_again_when_its_parameters_change(monkeypatch):
+    """Several processes (faked): the first decode walks the decoder's parameters, later ones do not,
+    until sharding swaps the parameters (as ``fully_shard`` swaps them for DTensors)."""
+    monkeypatch.setattr(rank_agreement.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(rank_agreement.dist, "get_world_size", lambda group=None: 2)
+    walks = []
+    original = rank_agreement.sharded_weights
+    monkeypatch.setattr(rank_agreement, "sharded_weights", lambda module: walks.append(1) or original(module))
+    decoder = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    assert stop_test(decoder) == (rows_done, False) and stop_test(decoder) == (rows_done, False)
+    assert len(walks) == 1
+    weight = nn.Parameter(decoder[0].weight.detach().clone())
+    weight.ds_id = 0  # partitioned, as DeepSpeed ZeRO-3 marks it
+    decoder[0].weight = weight
+    all_done, sharded = stop_test(decoder)
+    assert sharded and all_done is not rows_done and len(walks) == 2
+
+
+def test_validation_decodes_only_where_some_rank_has_a_choice_question(monkeypatch):
+    """Unsharded, a rank decodes for its own choice questions only; sharded (faked: the other rank's
+    answer), every rank decodes when any rank has one, and none when no rank has one (no wasted decode)."""
+    from types import SimpleNamespace
+
+    from thinkspace.modules import spatial_vlm
+    from thinkspace.modules.spatial_vlm import SpatialVLM
+
+    layer = nn.Linear(2, 2)
+    assert rank_agreement.any_rank_needs(True, layer) and not rank_agreement.any_rank_needs(False, layer)
+    decoded = []
+    module = SimpleNamespace(backbone=nn.Linear(2, 2), log=lambda *a, **k: None,
+                             generate=lambda batch, **settings: decoded.append(1) or ["A"] * len(batch.answers))
+    metric = SimpleNamespace(update=lambda texts, answers: None)
+    numbers = SimpleNamespace(answer_types=["number"], answers=[3.0])
+    choices = SimpleNamespace(answer_types=["choice"], answers=["A"])
+    for other_rank_has_one, batch, expected in [(False, numbers, 0), (True, numbers, 1), (False, choices, 1)]:
+        monkeypatch.setattr(spatial_vlm, "any_rank_needs", lambda needed, _m, other=other_rank_has_one: needed or other)
+        decoded.clear()
+        SpatialVLM._log_accuracy(module, batch, metric, "val/accuracy")
+        assert len(decoded) == expected, (other_rank_has_one, batch.answer_types)

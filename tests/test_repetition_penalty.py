@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch import nn
 from transformers import RepetitionPenaltyLogitsProcessor
 
 from thinkspace.data.datasets.synthetic import SyntheticSpatial
@@ -27,7 +28,7 @@ def test_penalised_logits_equal_transformers_processor_over_prompt_and_emitted_i
     mask = torch.ones_like(ids)
     mask[1, :2] = 0  # left padding: transformers 5 skips it (prompt_ignore_length), so does thinkspace
     ids[1, :2] = 49
-    penalty = RepetitionPenalty(1.3, ids, mask)
+    penalty = RepetitionPenalty(1.3, ids, mask, 50)
     first = torch.tensor([5, 49, 7])
     penalty.see(first)  # a forced token before the first logits (a forced slot start) counts too
     logits = torch.randn(3, 50) * 3
@@ -45,7 +46,7 @@ def test_penalised_logits_equal_transformers_processor_over_prompt_and_emitted_i
 @pytest.mark.parametrize("bad", [0.0, -1.0, "1.05", True])
 def test_a_penalty_that_is_not_a_positive_number_is_refused_by_name(bad):
     with pytest.raises(ValueError, match=r"decoding: repetition_penalty must be a positive number \(1.0: none\)"):
-        RepetitionPenalty(bad, torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2))
+        RepetitionPenalty(bad, torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2), 4)
 
 
 def test_greedy_decoding_with_a_repetition_penalty_gives_transformers_generate_tokens(qwen25):
@@ -83,3 +84,16 @@ def test_the_latent_slots_forced_tokens_count_as_seen_at_the_first_free_choice(t
     first = seen_at_call[0]
     assert first[:, [slot.start_id, slot.pad_id, slot.end_id]].all()
     assert seen_at_call[1][torch.arange(2), gen.tokens[:, 6]].all()  # step 6's choice, seen at step 7
+
+
+def test_the_vocabulary_width_is_the_heads_plain_or_wrapped():
+    from peft import LoraConfig, get_peft_model
+
+    from thinkspace.generation.repetition import head_width
+
+    head = nn.Linear(8, 37, bias=False)
+    assert head_width(head) == 37
+    adapted = get_peft_model(nn.Sequential(head), LoraConfig(r=2, target_modules=["0"]))
+    assert head_width(adapted.base_model.model[0]) == 37  # the LoRA wrapper: its base layer's width, not r
+    seen = RepetitionPenalty(2.0, torch.tensor([[36, 40]]), torch.ones(1, 2), 37).seen
+    assert seen.shape == (1, 37) and seen[0].nonzero()[:, 0].tolist() == [36]  # 40: beyond the head, never seen

@@ -158,6 +158,8 @@ def test_ranks_whose_rows_stop_at_different_steps_decode_what_one_process_decode
     # both prompts in one sharded batch: prompt 0's row dropped once it stopped, prompt 1's decoded on
     for result in (first, second):
         assert result["together"] == result["alone"] == [row0, row1]
+        # a validation batch is decoded on every rank when one rank has a choice question, on none when none has
+        assert result["needs"] == [True, False, True]
 
 
 GRPO = REPO / "configs" / "3dthinker" / "stage2_grpo_tiny.yaml"

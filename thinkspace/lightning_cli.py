@@ -153,19 +153,30 @@ class ThinkspaceCLI(LightningCLI):
                                     f"or one of {', '.join(CKPT_NAMES[:2])}")
         return path
 
+    def _read_ckpt(self, path: Path) -> dict[str, Any]:
+        """The checkpoint at ``path``, read once per command (memory-mapped: tensors nobody touches stay on
+        disk; with torch's weights-only unpickler, as the trainer will read it): an empty, truncated or
+        foreign file is a ValueError naming it and what is wrong."""
+        states = self.__dict__.setdefault("_ckpt_states", {})
+        if path not in states:
+            states[path] = read_checkpoint(path, "--ckpt_path", mmap=True, weights_only=True)
+        return states[path]
+
     def _parse_ckpt_path(self) -> None:
-        """Lightning reads ``--ckpt_path`` here, before any thinkspace code, for hyperparameters saved in it;
+        """The model's hyperparameters saved in ``--ckpt_path`` update the config (Lightning's
+        ``_parse_ckpt_path``, from the one read of :meth:`_read_ckpt` instead of a second, full one);
         an empty, truncated or foreign file is refused first, in one line naming it."""
         path = self._ckpt_file()
         if path is None:
             return super()._parse_ckpt_path()
-        read_checkpoint(path, "--ckpt_path", mmap=True)  # ValueError naming the file and what is wrong
-        try:
-            super()._parse_ckpt_path()
-        except Exception as error:  # torch's weights-only unpickler refusing what the full reader took
-            raise ValueError(f"--ckpt_path {path} cannot be read for its hyperparameters ({type(error).__name__}: "
-                             f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}); expected a .ckpt "
-                             "written by thinkspace fit") from error
+        hparams = dict(self._read_ckpt(path).get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return None
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
+        return None
 
     def _check_ckpt_weights(self, last_in: list[Path] = ()) -> None:
         """A checkpoint of another config: refused before Lightning's strict load (a traceback), naming the
@@ -176,17 +187,11 @@ class ThinkspaceCLI(LightningCLI):
             found = [f / "last.ckpt" for f in last_in if (f / "last.ckpt").is_file()]  # not DeepSpeed's folders
             path = max(found, key=lambda p: p.stat().st_mtime) if found else None
         if path is not None:
-            state = read_checkpoint(path, "--ckpt_path", mmap=True)
+            state = self._read_ckpt(path)
             check_weights_match(state, self.model.state_dict(), path, ", ".join(self._config_files()) or "(none)")
 
-    def before_validate(self) -> None:
-        self._check_ckpt_weights()
-
-    def before_test(self) -> None:
-        self._check_ckpt_weights()
-
-    def before_predict(self) -> None:
-        self._check_ckpt_weights()
+    # validate, test and predict: a checkpoint of another config is refused before Lightning loads it
+    before_validate = before_test = before_predict = _check_ckpt_weights
 
     def _run_dir(self) -> Path:
         """``--run_dir``, else ``--trainer.default_root_dir`` (Lightning's name for it), else
@@ -384,11 +389,9 @@ def names_model_class(args: list[str]) -> bool:
     ``--config`` file whose ``model`` mapping has a ``class_path`` (default: :class:`SpatialVLM`)."""
     import yaml
 
-    files = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
-    files += [b for a, b in zip(args, args[1:]) if a == "--config"]
     if "--model" in args or any(a.startswith("--model=") for a in args):
         return True
-    for file in files:
+    for file in config_files(args):
         try:
             data = yaml.safe_load(Path(file).read_text())
         except (OSError, yaml.YAMLError):

@@ -28,7 +28,7 @@ from thinkspace.generation.decoded import Decoded
 from thinkspace.generation.model_step import model_step
 from thinkspace.generation.prefill import prefill
 from thinkspace.generation.rank_agreement import stop_test
-from thinkspace.generation.repetition import RepetitionPenalty
+from thinkspace.generation.repetition import RepetitionPenalty, head_width
 from thinkspace.generation.sampling import stop_ids
 from thinkspace.generation.slots import slot_rows
 from thinkspace.generation.transformers_generate import transformers_generate
@@ -166,8 +166,9 @@ def thinkspace_decode(
     rows = slot_rows(slot, k, max_new_tokens, force_start, early_end, mode == "feedback", last)
     uniforms = draw_uniforms(last.shape[0], max_new_tokens, generator, last.device) if do_sample else None
     repetition = None if repetition_penalty == 1.0 else RepetitionPenalty(
-        repetition_penalty, prompts.inputs["input_ids"].repeat_interleave(group, 0),
-        prompts.inputs["attention_mask"].repeat_interleave(group, 0))  # rows b * G .. b * G + G - 1: prompt b
+        repetition_penalty, prompts.inputs["input_ids"].to(last.device).repeat_interleave(group, 0),
+        prompts.inputs["attention_mask"].repeat_interleave(group, 0),  # rows b * G .. b * G + G - 1: prompt b
+        head_width(hf.lm_head))
     all_done, sharded = stop_test(backbone.language_model())  # sharded: every step a collective, ranks agree
     step, decoder_step = model_step(backbone.language_model(), pre, max_new_tokens, decode_step, fast,
                                     rows_stop=stops.numel() > 0, sharded=sharded)

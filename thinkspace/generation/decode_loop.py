@@ -1,16 +1,17 @@
 """The per-token loop of thinkspace's decoding: choose a token, let the slot rows place it, run the model.
 
 Per token it runs one model step and a few tensor operations; it reads nothing back from the device
-except, when a row can stop, whether all rows have stopped (and which have), every 8 tokens (steps
-after that are trimmed). With sharded weights that test is one decision of all ranks
+except, when a row can stop, each row's done flag every 8 tokens, in one read that decides whether all
+rows have stopped and which have (steps after that are trimmed). With sharded weights that test is one decision of all ranks
 (:mod:`~thinkspace.generation.rank_agreement`): each model step is then a collective, so every rank
 steps until every rank's rows are done. The sampling's random numbers are drawn before the loop (one
 uniform per row and step).
 
 Rows that have stopped stop costing compute: at the same test, every 8 tokens, rows that have stopped
 are dropped from the running batch (``drop_finished``): the model step's KV cache, mask and positions,
-the slot's per-row state, the last hidden states and the sampling's draws keep the live rows only
-(:class:`_Running`), and the outputs are written back to each row's place. A row's numbers do not
+the slot's per-row state, the last hidden states and the sampling's draws keep the live rows only,
+and the outputs and the slot's results are written back to each row's place (:class:`_Running`, the one
+owner of which rows run). A row's numbers do not
 depend on the other rows (no operation mixes rows), so its tokens are those of the full batch
 (tested in ``tests/test_batched_decoding.py``). Under sharding the ranks still step together: dropping
 rows changes how many rows a rank's step computes, never how many steps it runs, and a rank keeps at
@@ -89,7 +90,7 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
         stops: ids that end a row (empty: no row stops, every row decodes ``steps`` tokens).
         pad_id: what a row emits after its stop token.
         return_logprobs: also the emitted tokens' log-probabilities, from the logits computed anyway.
-        all_done: whether to stop, given ``done`` ``[N]`` (every 8 tokens): this rank's rows all done, or,
+        all_done: whether to stop, given the rows' done flags read back (every 8 tokens): this rank's rows all done, or,
             with sharded weights, every rank's (:func:`~thinkspace.generation.rank_agreement.stop_test`).
         drop_finished: drop rows that have stopped from the running batch (at the stop test, every 8
             tokens) where the model step can (its ``drops_rows``); ``False`` masks them to the end (the
@@ -98,7 +99,7 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
     n, device = last.shape[0], last.device
     stops = stops.to(device)
     can_stop = stops.numel() > 0
-    run = _Running(n, steps, pad_id, return_logprobs, sampling.uniforms, device)
+    run = _Running(n, steps, pad_id, return_logprobs, sampling.uniforms, rows, device)
     drops = drop_finished and can_stop and getattr(step_model, "drops_rows", False)
     for step in range(steps):
         token = rows.known(step)
@@ -130,19 +131,19 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
             logprob = scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1)
         run.record(token, live, free, logprob)
         last = step_model(embeds, step, live)
-        # the loop's only device syncs, and only when a row can stop: every 8 steps whether all rows are done
-        # (sharded: all ranks'), then, to drop finished rows, which are live
+        # the loop's only device sync, and only when a row can stop: every 8 steps each row's done flag, read
+        # once, decides whether all rows are done (sharded: all ranks', one more read of the agreed flag) and
+        # which rows run on
         if can_stop and step % 8 == 7:
-            if all_done(run.done):
+            done = run.done.tolist()
+            if all_done(done):
                 break
             if drops:
-                index = run.live_rows()
+                index = run.live_rows(done)
                 if index is not None:  # some rows have stopped: the others run on alone
                     step_model.keep(index)
-                    rows.keep(index)
                     sampling.keep(index)
                     last = last[index]
-    rows.restore()
     return run.output()
 
 
@@ -151,11 +152,15 @@ class _Running:
 
     Tokens are collected per step for the running rows and written to each row's place in ``[N, steps]``
     outputs when the running rows change (and at the end): a dropped row keeps ``pad_id``, not kept, not
-    sampled, log-probability 0 after its last step, what a masked row would have emitted.
+    sampled, log-probability 0 after its last step, what a masked row would have emitted. The slot's
+    per-row state (``slot.row_state``) follows the running rows too: compacted with them, a dropped row's
+    final state set aside in an ``[N, ...]`` copy, which becomes the slot's state again at the end.
     """
 
     def __init__(self, rows: int, steps: int, pad_id: int, logprobs: bool, uniforms: Tensor | None,
-                 device: torch.device) -> None:
+                 slot: PlainRows, device: torch.device) -> None:
+        self.slot = slot
+        self.slot_full: dict[str, Tensor] = {}  # every original row's slot state, once rows were dropped
         self.every_row = torch.ones(rows, dtype=torch.bool, device=device)
         self.no_row = ~self.every_row
         self.done = self.no_row.clone()
@@ -170,17 +175,21 @@ class _Running:
     def record(self, token: Tensor, live: Tensor, free: Tensor, logprob: Tensor | None) -> None:
         self.pending.append((token, live, free, logprob))
 
-    def live_rows(self) -> Tensor | None:
+    def live_rows(self, done: list[bool]) -> Tensor | None:
         """The running rows not done ``[n']`` (positions among the running rows) when some are done and
-        some not (and makes them the running rows), else ``None``."""
-        if not bool(self.done.any()):
+        some not (and makes them the running rows), else ``None``. ``done``: the running rows' done flags,
+        already read back (no further read from the device)."""
+        if not any(done) or all(done):  # all done on this rank, not on every rank: keep stepping, masked
             return None
-        index = (~self.done).nonzero()[:, 0]
-        if index.numel() == 0:  # every row done on this rank, not on every rank: keep stepping, masked
-            return None
+        index = torch.tensor([i for i, row_done in enumerate(done) if not row_done], device=self.done.device)
         self.flush()
-        base = self.origin if self.origin is not None else torch.arange(self.done.shape[0], device=index.device)
-        self.origin = base[index]
+        if self.origin is None:
+            self.origin = torch.arange(self.done.shape[0], device=index.device)
+            self.slot_full = {name: getattr(self.slot, name).clone() for name in self.slot.row_state}
+        self._set_slot_aside()
+        for name in self.slot.row_state:
+            setattr(self.slot, name, getattr(self.slot, name)[index])
+        self.origin = self.origin[index]
         self.done, self.every_row, self.no_row = self.done[index], self.every_row[index], self.no_row[index]
         if self.uniforms is not None:
             self.uniforms = self.uniforms[:, index]
@@ -204,9 +213,18 @@ class _Running:
             else:
                 out[self.origin, columns] = stacked
 
+    def _set_slot_aside(self) -> None:
+        for name in self.slot.row_state:
+            self.slot_full[name][self.origin] = getattr(self.slot, name)
+
     def output(self) -> LoopOutput:
-        """The outputs over the steps that hold a live token (later ones trimmed)."""
+        """The outputs over the steps that hold a live token (later ones trimmed); the slot's state of
+        every row again, in row order."""
         self.flush()
+        if self.origin is not None:
+            self._set_slot_aside()
+            for name in self.slot.row_state:
+                setattr(self.slot, name, self.slot_full[name])
         length = int(self.kept.any(0).sum())  # steps after every row had stopped hold nothing: trimmed
         kept = self.kept[:, :length]
         logp = self.logprobs[:, :length].where(kept, 0.0) if self.logprobs is not None else None

@@ -19,10 +19,10 @@ pads but the last), recorded when fed: a slot closed early holds as many latents
 
 Every kind answers the same four questions: :meth:`known` (the step's whole-row token when it is
 fixed in advance), :meth:`choose` (the step's tokens from the sampler's choice), :meth:`feed` (the
-next input embeddings, recording latents), :meth:`advance` (the state after the step). When the loop
-drops finished rows from the running batch it calls :meth:`~PlainRows.keep` (the per-row state of the
-live rows only; the dropped rows' results are kept aside) and, after the loop,
-:meth:`~PlainRows.restore` (every row's results again, in the original row order).
+next input embeddings, recording latents), :meth:`advance` (the state after the step). Which rows are
+still running is the loop's to know, not the slot's: a kind names its per-row attributes in
+``row_state`` (row axis first) and, when finished rows are dropped from the running batch, the loop
+compacts them and sets the dropped rows' results aside, restoring every row after the loop.
 """
 
 from __future__ import annotations
@@ -40,39 +40,11 @@ class PlainRows:
     """Decoding without a slot: ``N`` rows, last hidden states like ``last`` ``[N, D]``."""
 
     k = 0
-    #: attributes holding one entry per running row (row axis first): compacted by :meth:`keep`
-    row_state: tuple[str, ...] = ("latents", "every_row")
+    #: attributes holding one entry per running row (row axis first): compacted by the loop when rows drop
+    row_state: tuple[str, ...] = ("latents",)
 
     def __init__(self, last: Tensor) -> None:
-        rows = last.shape[0]
-        self.latents = last.new_zeros(rows, 0, last.shape[-1])
-        self.every_row = torch.ones(rows, dtype=torch.bool, device=last.device)
-        self.origin: Tensor | None = None  # [n] original row of each running row, once rows were dropped
-        self.full: dict[str, Tensor] = {}  # every original row's state (the dropped rows' final one)
-
-    def keep(self, index: Tensor) -> None:
-        """Continue with the running rows ``index`` ``[n]`` only (positions among the current rows): the
-        other rows have finished, their state (latents, slot outcome) is set aside for :meth:`restore`."""
-        if self.origin is None:
-            self.origin = torch.arange(self.every_row.shape[0], device=index.device)
-            self.full = {name: getattr(self, name).clone() for name in self.row_state}
-        self._set_aside()
-        self.origin = self.origin[index]
-        for name in self.row_state:
-            setattr(self, name, getattr(self, name)[index])
-
-    def restore(self) -> None:
-        """After the loop: every original row's state again (the running rows' latest), in row order."""
-        if self.origin is None:
-            return
-        self._set_aside()
-        for name in self.row_state:
-            setattr(self, name, self.full[name])
-        self.origin, self.full = None, {}
-
-    def _set_aside(self) -> None:
-        for name in self.row_state:
-            self.full[name][self.origin] = getattr(self, name)
+        self.latents = last.new_zeros(last.shape[0], 0, last.shape[-1])
 
     def known(self, step: int) -> Tensor | None:
         """The step's token ``[N]`` when it is fixed before the loop (no logits needed), else ``None``."""
@@ -82,7 +54,7 @@ class PlainRows:
         """From the sampler's ``token`` ``[N]``: the emitted token, the rows taking a latent step (``None``:
         no slot followed), the rows whose token is the sampler's choice, and whether the step forced the
         start in every row."""
-        return token, None, self.every_row, False
+        return token, None, torch.ones_like(token, dtype=torch.bool), False
 
     def feed(self, step: int, embeds: Tensor, last: Tensor, done: Tensor, latent_step: Tensor | None) -> Tensor:
         """The next input embeddings ``[N, 1, D]`` (the emitted tokens' ``embeds``, or ``last`` ``[N, D]``
@@ -95,8 +67,7 @@ class PlainRows:
     def outcome(self) -> tuple[Tensor, Tensor]:
         """``(latent_start [N], latent_count [N])``: the step each row opened the slot (-1: never) and
         the latent steps it took."""
-        rows = self.every_row.shape[0]
-        device = self.every_row.device
+        rows, device = self.latents.shape[0], self.latents.device
         return torch.full((rows,), -1, dtype=torch.long, device=device), torch.zeros(rows, dtype=torch.long,
                                                                                   device=device)
 
@@ -112,7 +83,7 @@ class ScheduledSlot(PlainRows):
         last: ``[N, D]`` the prompt's last hidden states (rows, width, device, dtype).
     """
 
-    row_state = ("latents", "every_row", "slot_rows")
+    row_state = ("latents", "slot_rows")
 
     def __init__(self, slot: Any, k: int, steps: int, feedback: bool, last: Tensor) -> None:
         super().__init__(last)
@@ -158,7 +129,7 @@ class TrackedSlot(PlainRows):
         last: ``[N, D]`` the prompt's last hidden states.
     """
 
-    row_state = ("latents", "every_row", "remaining", "count", "started")
+    row_state = ("latents", "remaining", "count", "started")
 
     def __init__(self, slot: Any, k: int, force_start: bool, early_end: bool, feedback: bool, last: Tensor) -> None:
         super().__init__(last)
@@ -170,7 +141,6 @@ class TrackedSlot(PlainRows):
         self.remaining = torch.full((rows,), -1, dtype=torch.long, device=device)
         self.count = torch.zeros(rows, dtype=torch.long, device=device)
         self.started = torch.full((rows,), -1, dtype=torch.long, device=device)
-        self.rows = torch.arange(rows, device=device)
 
     def choose(self, step: int, token: Tensor) -> Choice:
         forced = step == 0 and self.force_start
@@ -190,9 +160,9 @@ class TrackedSlot(PlainRows):
         # the hidden state before a pad is a latent: written in place, without reading which rows take
         # one (no device sync)
         record = latent_step & ~done & (self.count < self.k)
-        index = self.count.clamp(max=self.k - 1)
-        self.latents[self.rows, index] = torch.where(record[:, None], last.to(self.latents.dtype),
-                                                     self.latents[self.rows, index])
+        index = self.count.clamp(max=self.k - 1)[:, None, None].expand(-1, 1, self.latents.shape[-1])  # [N, 1, D]
+        written = torch.where(record[:, None, None], last[:, None].to(self.latents.dtype), self.latents.gather(1, index))
+        self.latents.scatter_(1, index, written)
         self.count = self.count + record.long()
         return embeds
 
@@ -204,14 +174,6 @@ class TrackedSlot(PlainRows):
         closed = ~latent_step & (token == self.end_id) & (remaining >= 0)
         remaining = torch.where(closed, torch.full_like(remaining, -2), remaining)
         self.remaining = torch.where(opened, torch.full_like(remaining, self.k), remaining)
-
-    def keep(self, index: Tensor) -> None:
-        super().keep(index)
-        self.rows = torch.arange(index.shape[0], device=index.device)
-
-    def restore(self) -> None:
-        super().restore()
-        self.rows = torch.arange(self.every_row.shape[0], device=self.every_row.device)
 
     def outcome(self) -> tuple[Tensor, Tensor]:
         return self.started, self.count

@@ -14,7 +14,7 @@ from thinkspace.backbones.base import VLMBackbone
 from thinkspace.backbones.outputs import BackboneOutput
 from thinkspace.cues.base import Cue
 from thinkspace.data.batch import Batch
-from thinkspace.generation.rank_agreement import sharded_weights
+from thinkspace.generation.rank_agreement import any_rank_needs
 from thinkspace.mixers import LossMixer, WeightedSum
 from thinkspace.modules.base import SpatialModule
 from thinkspace.objectives.base import Objective
@@ -163,12 +163,11 @@ class SpatialVLM(SpatialModule):
     def _log_accuracy(self, batch: Batch, metric: ChoiceAccuracy, name: str, texts: list[str] | None = None,
                       overrides: dict[str, Any] | None = None) -> None:
         choice = [i for i, kind in enumerate(batch.answer_types) if kind == "choice"]
-        if not choice:
-            if texts is None and sharded_weights(self.backbone):
-                # sharded: every decoding step is a collective, so every rank decodes
-                self.generate(batch, **(overrides or {}))
-            return
-        if texts is None:
+        # sharded: every decoding step is a collective, so every rank decodes when any rank has a choice
+        # question, and none when no rank has one
+        if texts is None and any_rank_needs(bool(choice), self.backbone):
             texts = self.generate(batch, **(overrides or {}))
+        if not choice:
+            return
         metric.update([texts[i] for i in choice], [batch.answers[i] for i in choice])
         self.log(name, metric, prog_bar=True, batch_size=len(choice))

@@ -53,7 +53,13 @@ from thinkspace.rl.prefix_cache import (
 )
 from thinkspace.rl.reward_inputs import latents_after_start, reward_inputs
 from thinkspace.rl.rewards import CompletionRewards, RewardSet, latent3d_reward
-from thinkspace.rl.rollout import Rollout, completion_texts, rollout_generators, sequence_logprobs
+from thinkspace.rl.rollout import (
+    Rollout,
+    completion_pass,
+    completion_texts,
+    rollout_generators,
+    sequence_logprobs,
+)
 from thinkspace.rl.stats import reward_statistics
 
 logger = logging.getLogger(__name__)
@@ -291,14 +297,15 @@ class SpatialGRPO(SpatialModule):
                                   group=self.group_size, generator=rollout_generators(self.seed, self.global_step, batch.ids, self.device),
                                   return_logprobs=loop_logprobs, keep_prefix=self.prefix_reuse_blocker is None)
             completions = completion_texts(self.backbone.tokenizer, gen)
-            rewards = self.compute_rewards(batch, gen, completions)
+            shared = self._shared_completion_pass(gen, loop_logprobs, in_train)
+            rewards = self.compute_rewards(batch, gen, completions, shared)
             advantages = group_advantages(rewards.total.to(self.device), self.group_size, self.scale_rewards,
                                           self.advantage_eps)
             # the sampling policy's log-probabilities: those the decode loop computed (the same
             # weights, mode and inputs as a scoring pass; equal to 1e-6, tests/test_grpo_reuse.py)
             old = None
             if self.num_iterations > 1:
-                old = gen.logprobs if loop_logprobs else self.logprobs(gen)
+                old = gen.logprobs if loop_logprobs else self.logprobs(gen, states=shared)
             ref = self.reference_logprobs(gen) if self.beta > 0 else None
         finally:
             self.backbone.train(training)
@@ -307,13 +314,25 @@ class SpatialGRPO(SpatialModule):
         return Rollout(prompts=gen.prompts, generation=gen, mask=counted,
                        rewards=rewards, advantages=advantages, old_logp=old, ref_logp=ref, completions=completions)
 
-    def compute_rewards(self, batch: Batch, gen: Any, completions: list[str]) -> CompletionRewards:
-        """Every reward of the ``B x G`` completions (see :mod:`thinkspace.rl.rewards` for the fields)."""
+    def compute_rewards(self, batch: Batch, gen: Any, completions: list[str],
+                        states: tuple[Tensor, Tensor] | None = None) -> CompletionRewards:
+        """Every reward of the ``B x G`` completions (see :mod:`thinkspace.rl.rewards` for the fields);
+        ``states``: the completion pass with pad embeddings, when already run (``_shared_completion_pass``)."""
         latents = None
         if self.latent is not None and self.reward_latents == "after_start":
-            latents = latents_after_start(self.backbone, gen, self.latent.slot)
+            latents = latents_after_start(self.backbone, gen, self.latent.slot, states)
         prompts, fields = reward_inputs(batch, gen, self.latent, latents)
         return self.rewards(prompts, completions, fields, fields["sample_id"])
+
+    def _shared_completion_pass(self, gen: Any, loop_logprobs: bool, in_train: bool) -> tuple[Tensor, Tensor] | None:
+        """The completion pass that both the latent-3D reward's positions (``reward_latents: after_start``)
+        and the old policy's log-probabilities (``num_iterations`` > 1, not from the decode loop) run, run
+        once, when their inputs are the same: pad embeddings in the slot (the scoring pass does not feed
+        latents) and no dropout drawn (``rollout_mode: eval``; in ``train`` each pass draws its own, as the
+        release's two forwards do). ``None`` otherwise: each caller runs its own."""
+        shared = (self.latent is not None and self.reward_latents == "after_start" and self.num_iterations > 1
+                  and not loop_logprobs and not self._score_feeds() and not in_train)
+        return completion_pass(self.backbone, gen.prompts, gen, feedback=False) if shared else None
 
     # -- log-probabilities ---------------------------------------------------------------
 
@@ -325,11 +344,12 @@ class SpatialGRPO(SpatialModule):
         """Whether the scoring passes feed the decoded latents at the slot's pads (``logprob_inputs``)."""
         return self._decode_feeds() and self.logprob_inputs == "latents"
 
-    def logprobs(self, gen: Any, prefix: Prefill | None = None) -> Tensor:
+    def logprobs(self, gen: Any, prefix: Prefill | None = None, states: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """``[N, T]`` log-probabilities of the rollout's tokens under the current policy (from
-        ``prefix``, the rollout's own prefill with its graph, when given)."""
+        ``prefix``, the rollout's own prefill with its graph, when given; from ``states``, the completion
+        pass already run, when given)."""
         return sequence_logprobs(self.backbone, gen.prompts, gen, self.temperature, self._score_feeds(), prefix=prefix,
-                                 chunk_tokens=self.logprob_chunk_tokens)
+                                 chunk_tokens=self.logprob_chunk_tokens, states=states)
 
     @torch.no_grad()
     def reference_logprobs(self, gen: Any) -> Tensor:

@@ -45,7 +45,8 @@ def reward_inputs(batch: Batch, gen: Any, latent: LatentAlignment | None,
 
 
 @torch.no_grad()
-def latents_after_start(backbone: Any, gen: Any, slot: LatentSlot) -> tuple[Tensor, Tensor]:
+def latents_after_start(backbone: Any, gen: Any, slot: LatentSlot,
+                        states: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """``(latents [N, k, D], valid [N])``: the hidden states 3DThinker's released stage 2 projects for its
     latent-3D reward, ``k`` = the slot's pads in training (12).
 
@@ -60,10 +61,11 @@ def latents_after_start(backbone: Any, gen: Any, slot: LatentSlot) -> tuple[Tens
       after ``<|im_start|>assistant``: that newline and the first k-1 completion tokens.
 
     ``valid`` is false where the window runs past the completion's last token (its stop token): the
-    released code's projector then fails on fewer than k states and the reward is 0.
+    released code's projector then fails on fewer than k states and the reward is 0. ``states``: that
+    pass's ``(last, hidden)`` when the caller already ran it (``completion_pass(..., feedback=False)``).
     """
     k = slot.k
-    last, states = completion_pass(backbone, gen.prompts, gen, feedback=False)
+    last, states = states if states is not None else completion_pass(backbone, gen.prompts, gen, feedback=False)
     sequence = torch.cat([last[:, None], states], 1)  # [N, 1 + T, D]: index i + 1 is completion position i
     tokens, keep = gen.tokens, gen.completion_mask.bool()
     steps = torch.arange(tokens.shape[1], device=tokens.device)

@@ -82,6 +82,7 @@ def sequence_logprobs(
     inputs_embeds_hook: Any = None,
     prefix: Prefill | None = None,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    states: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Log-probabilities ``[N, T]`` of the generated tokens (0 outside the completion).
 
@@ -100,9 +101,13 @@ def sequence_logprobs(
             instead of running the prompts again. Its graph is consumed by one backward pass.
         chunk_tokens: completion tokens whose logits exist at once (see
             :func:`~thinkspace.rl.chosen_logprobs.chosen_logprobs`; 0: all of them).
+        states: :func:`completion_pass`'s ``(last, hidden)`` for these same inputs, already run (shared
+            with another caller): not run again.
     """
     tokens, keep = generation.tokens, generation.completion_mask
-    last, states = completion_pass(backbone, prompts, generation, feedback, inputs_embeds_hook, prefix)
+    if states is None:
+        states = completion_pass(backbone, prompts, generation, feedback, inputs_embeds_hook, prefix)
+    last, states = states
     # token t is predicted by the hidden state before it: the prompt's last for t = 0
     hidden = torch.cat([last[:, None], states[:, :-1]], 1)
     logp = torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)

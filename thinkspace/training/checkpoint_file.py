@@ -11,12 +11,15 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 
-def read_checkpoint(path: str | Path, what: str = "checkpoint", mmap: bool = False) -> dict[str, Any]:
+def read_checkpoint(path: str | Path, what: str = "checkpoint", mmap: bool = False,
+                    weights_only: bool = False) -> dict[str, Any]:
     """The dict ``torch.load`` reads from ``path`` (on the CPU).
 
     ``what`` names the file's role in the message (``checkpoint``, ``model.init_from``). ``mmap``:
     tensors stay memory-mapped from the file, so those never touched (a stage-1 checkpoint's
-    optimizer states, twice the weights' size) are never read into memory.
+    optimizer states, twice the weights' size) are never read into memory. ``weights_only``: torch's
+    restricted unpickler, as Lightning's trainer reads a ``--ckpt_path`` (a file it would refuse is
+    refused here, first, naming it).
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -35,7 +38,7 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint", mmap: bool = Fal
                          "copied or written partially?); expected a whole .ckpt written by thinkspace fit")
     try:
         # only a whole zip archive can be memory-mapped; anything else is read plainly, for torch's own reason
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap and zipfile.is_zipfile(path))
+        state = torch.load(path, map_location="cpu", weights_only=weights_only, mmap=mmap and zipfile.is_zipfile(path))
     except (EOFError, pickle.UnpicklingError, IndexError, zipfile.BadZipFile, RuntimeError, ValueError,
             OSError) as error:
         raise ValueError(f"{what} {path} cannot be read as a torch checkpoint ({type(error).__name__}: "

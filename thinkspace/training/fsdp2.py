@@ -33,8 +33,9 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import nn
 
-from thinkspace.training.strategies import layer_classes
+from thinkspace.training.master_weights import MIXED_COMPUTE_DTYPE
 from thinkspace.training.shard_groups import shard_groups
+from thinkspace.training.strategies import layer_classes
 
 #: the LightningModule methods that run the model: each all-gathers the root group
 STEP_METHODS = ("training_step", "validation_step", "test_step", "predict_step")
@@ -135,7 +136,7 @@ class FSDP2(ModelParallelStrategy):
         if self.param_dtype != "auto":
             return getattr(torch, self.param_dtype)
         precision = str(getattr(self.precision_plugin, "precision", ""))
-        return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+        return MIXED_COMPUTE_DTYPE.get(precision)
 
 
 def refuse_meta_weights(model: nn.Module) -> None:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: trainer precisions that compute in low precision around float32 weights (Lightning's names)
-MIXED = ("bf16-mixed", "16-mixed")
+#: trainer precisions that compute in low precision around float32 weights (Lightning's names), and the
+#: dtype each computes in (autocast's; FSDP2's ``param_dtype: auto``)
+MIXED_COMPUTE_DTYPE = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 def keep_fp32_masters(module: nn.Module) -> list[str]:
@@ -35,7 +36,7 @@ def keep_fp32_masters(module: nn.Module) -> list[str]:
     """
     cast = []
     for name, param in module.named_parameters():
-        if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
+        if param.requires_grad and param.dtype in MIXED_COMPUTE_DTYPE.values():
             param.data = param.data.float()
             cast.append(name)
     return cast
@@ -43,4 +44,4 @@ def keep_fp32_masters(module: nn.Module) -> list[str]:
 
 def wants_masters(precision: object) -> bool:
     """Whether a run at Lightning ``precision`` (``"bf16-mixed"``, ``"bf16-true"``, ...) keeps masters."""
-    return str(precision) in MIXED
+    return str(precision) in MIXED_COMPUTE_DTYPE

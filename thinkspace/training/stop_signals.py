@@ -7,6 +7,12 @@ killed run for a finished one, and up to ``--checkpoint_every_n_steps`` steps we
 what a requeued SLURM job expects: the step in progress ends, ``last.ckpt`` is written (exactly
 resumable with ``--ckpt_path last``, as a step checkpoint is), and the process exits with
 ``128 + signal``: 143 for SIGTERM, 130 for SIGINT. A second Ctrl-C interrupts at once.
+
+A signal before the first training step (during Lightning's sanity check, which trains nothing) stops
+the run when training would start, with the same exit code and a line saying so, and saves nothing:
+the weights are those the run started from (its initial ones, or the checkpoint it resumed), so a
+checkpoint would add nothing a rerun does not have. (Before, a SIGTERM there reached Lightning's own
+handler: one training step, nothing saved, exit code 0.)
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ class StopOnSignal(Callback):
     """Saves ``checkpoint`` at the end of the training step during which SIGTERM or SIGINT arrived,
     then raises :class:`StopRequested` (exit code 143 or 130).
 
-    SIGINT is caught from ``setup``, SIGTERM from ``on_train_start`` (in place of Lightning's handler,
-    installed in between), to the end of ``fit``. Lightning's handler raises its ``SIGTERMException``
+    SIGINT is caught from ``setup``, SIGTERM from the sanity check's start (in place of Lightning's
+    handler, installed in between; from ``on_train_start`` without a sanity check), to the end of ``fit``.
+    A signal before the first step stops the run at ``on_train_start``, nothing saved. Lightning's handler raises its ``SIGTERMException``
     (exit 0, nothing saved) at the end of the step, after the callbacks' ``on_train_batch_end``: a
     SIGTERM arriving while the step checkpoint was written (after this callback's turn) escaped the
     save, and the run stopped unsaved. A signal arriving
@@ -50,6 +57,7 @@ class StopOnSignal(Callback):
     def __init__(self, checkpoint: Path | None) -> None:
         self.checkpoint = checkpoint
         self.signum: int | None = None
+        self.training = False  # whether training has started (a signal before it saves nothing)
         self._previous: dict[int, Any] = {}
 
     def _catch(self, signum: int) -> None:
@@ -58,11 +66,22 @@ class StopOnSignal(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit":
-            self.signum = None
-            self._catch(signal.SIGINT)  # from here: Ctrl-C in the sanity check stops after the first step
+            self.signum, self.training = None, False
+            self._catch(signal.SIGINT)  # from here: Ctrl-C in the sanity check stops before the first step
+
+    def on_sanity_check_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._catch(signal.SIGTERM)  # after Lightning installed its own (Trainer._run), in its place
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._catch(signal.SIGTERM)  # after Lightning installed its own (Trainer._run), in its place
+        self._catch(signal.SIGTERM)  # (no sanity check: not caught yet)
+        signum = self.received(trainer)  # every rank: a signal in the sanity check stops them all here
+        if signum is not None:
+            if trainer.is_global_zero:
+                print(f"thinkspace: {signal.Signals(signum).name} before the first training step (in the sanity "
+                      f"check): stopped, nothing to save (the weights are the run's starting ones); exit code "
+                      f"{exit_code(signum)}", file=sys.stderr, flush=True)
+            raise StopRequested(exit_code(signum))
+        self.training = True
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._restore()
@@ -78,7 +97,8 @@ class StopOnSignal(Callback):
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self.signum is None:
             self.signum = signum
-            print(f"thinkspace: {signal.Signals(signum).name}: stopping after this step and saving last.ckpt"
+            when = "stopping after this step and saving last.ckpt" if self.training else "stopping before training"
+            print(f"thinkspace: {signal.Signals(signum).name}: {when}"
                   + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""), file=sys.stderr, flush=True)
         if signum == signal.SIGINT:
             self._restore(signal.SIGINT)  # a second Ctrl-C: KeyboardInterrupt at once
