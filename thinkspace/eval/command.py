@@ -54,7 +54,8 @@ def build_parser() -> ToolParser:
         default=None,
         metavar="QUESTIONS",
         help="the benchmark's question file (sqa3d: v1_balanced_questions_{split}_scannetv2.json; scanqa: "
-        "ScanQA_v1.0_val.json, also the reference answers; others: the test jsonl/json/parquet with the ids): "
+        "ScanQA_v1.0_val.json, also the reference answers; viewspatial: eval/ViewSpatial-Bench.json, ids are "
+        "positions; others: the test jsonl/json/parquet with the ids): "
         "the count expected, and the ids missing from the predictions",
     )
     parser.add_argument(
