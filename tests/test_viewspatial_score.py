@@ -102,3 +102,34 @@ def test_bad_input_names_file_line_and_expectation(tmp_path, capsys, rows, messa
     path = fx.write_jsonl(tmp_path / "preds.jsonl", rows)
     assert score_main(["viewspatial", str(path)]) == 2
     assert re.search(message, one_error_line(capsys, "score"))
+
+
+OFFICIAL_CSV = REPO / "tests" / "fixtures" / "viewspatial" / "official_result.csv"
+
+
+def test_the_official_result_csv_scores_its_rows(capsys):
+    """The official script's own CSV (the run above): the 44 rows it wrote, each IsCorrect as our rule gives."""
+    assert score_main(["viewspatial", str(OFFICIAL_CSV), "--json"]) == 0
+    out = capsys.readouterr()
+    score = json.loads(out.out)
+    assert score["n"] == 44 and score["overall"] == pytest.approx(100 * 23 / 44)  # 23 correct, as printed
+    assert score["by_type"]["Camera perspective - Relative Direction"] == pytest.approx(100 * 5 / 8)
+    assert "4 ID(s) absent from the official result CSV (8, 14, 34, 40)" in out.err
+
+
+def test_csv_row_disagreeing_with_the_rule_is_named(tmp_path, capsys):
+    lines = OFFICIAL_CSV.read_text(encoding="utf-8").splitlines(keepends=True)
+    text = "".join(lines)
+    first_true = text.index(",True\n")
+    path = tmp_path / "result.csv"
+    path.write_text(text[:first_true] + ",False\n" + text[first_true + len(",True\n"):], encoding="utf-8")
+    assert score_main(["viewspatial", str(path)]) == 2
+    assert re.search(r"result.csv:\d+: IsCorrect 'False' but the official rule gives True", one_error_line(capsys, "score"))
+
+
+def test_csv_without_the_official_columns_is_refused(tmp_path, capsys):
+    path = tmp_path / "result.csv"
+    path.write_text("ID,Question_Type,Answer\n0,t,A\n")
+    assert score_main(["viewspatial", str(path)]) == 2
+    assert "result.csv: not the official result CSV: no column(s) ['Correct Answer', 'Predicted Answer', 'Question'" \
+        in one_error_line(capsys, "score")

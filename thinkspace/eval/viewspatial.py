@@ -18,16 +18,23 @@ code would count it correct whenever the response has no letter either, None == 
 missing a field is refused naming file and line (the official code skips it silently).
 
 Predictions file: the benchmark's records (``question_type``, ``answer``, ...) plus the model's
-response, by default in ``prediction``.
+response, by default in ``prediction`` (what ``thinkspace test`` writes), or the official script's own
+result CSV (``result/<model>/result_<model>.csv``: ``ID``, ``Question``, ``Question_Type``, ``Predicted
+Answer``, ``Correct Answer``, ``IsCorrect``), read by :func:`read_viewspatial_predictions`. The CSV
+lacks the records whose response raised in the official script (a ``null`` or non-text response),
+which its printed totals count as wrong: scored from the CSV they are left out, and a row whose
+``IsCorrect`` disagrees with this rule is named in an error.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from collections import defaultdict
+from pathlib import Path
 
 from thinkspace.eval.benchmark_score import BenchmarkScore
-from thinkspace.records import Located, field
+from thinkspace.records import Located, field, read_table
 
 _OPTION = re.compile(r"\b([A-D])\b", re.IGNORECASE)
 #: the official prompt's suffix (``evaluate.py``'s ``prompt_format``).
@@ -67,6 +74,52 @@ def viewspatial_correct(response: object, answer: str, where: str = "") -> bool:
     return viewspatial_option(last_line(response)) == gold
 
 
+#: the official result CSV's columns -> thinkspace's record fields.
+CSV_COLUMNS = {"ID": "id", "Question_Type": "question_type", "Correct Answer": "answer",
+               "Predicted Answer": "prediction", "Question": "question", "IsCorrect": "is_correct"}
+
+
+def read_viewspatial_predictions(path: str | Path) -> list[Located]:
+    """Records of a predictions file: the official result CSV (by its ``.csv`` suffix; locations name
+    the line each row starts on), else a jsonl / json list / parquet table.
+
+    Raises:
+        ValueError: a CSV without the official columns, or a row whose ``IsCorrect`` is not what the
+            official rule gives for its response (names file and line).
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        return read_table(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file {path} not found")
+    out: list[Located] = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: not the official result CSV: no column(s) {missing}; expected "
+                             f"{list(CSV_COLUMNS)} (evaluate.py's header)")
+        start = 2
+        for row in reader:
+            where = f"{path}:{start}"
+            start = reader.line_num + 1
+            record = {CSV_COLUMNS[c]: row[c] for c in CSV_COLUMNS}
+            ours = viewspatial_correct(record["prediction"], record["answer"], where)
+            if str(ours) != record["is_correct"]:
+                raise ValueError(f"{where}: IsCorrect {record['is_correct']!r} but the official rule gives {ours} "
+                                 f"for the response's last line {last_line(record['prediction'])!r}")
+            out.append((where, record))
+    return out
+
+
+def csv_gaps(records: list[Located]) -> list[int]:
+    """IDs below the largest one missing from records read from the official result CSV (``[]`` otherwise)."""
+    if not records or not all("is_correct" in r for _, r in records):
+        return []
+    ids = {int(r["id"]) for _, r in records if str(r["id"]).isdigit()}
+    return sorted(set(range(max(ids, default=-1) + 1)) - ids)
+
+
 def score_viewspatial(records: list[Located], response_field: str | None = None) -> BenchmarkScore:
     """Accuracy (percent) per question type and overall (correct / total) of ViewSpatial-Bench predictions.
 
@@ -96,6 +149,11 @@ def score_viewspatial(records: list[Located], response_field: str | None = None)
         notes.append(f"question types not in the released benchmark: {', '.join(map(repr, unknown))}")
     if unread:
         notes.append(f"{unread} response(s) without a letter A-D on their last line, scored wrong")
+    gaps = csv_gaps(records)
+    if gaps:
+        shown = ", ".join(map(str, gaps[:5])) + (", ..." if len(gaps) > 5 else "")
+        notes.append(f"{len(gaps)} ID(s) absent from the official result CSV ({shown}): responses that raised "
+                     "there; its printed totals count them wrong, this score leaves them out")
     total = sum(len(v) for v in correct.values())
     return BenchmarkScore(
         benchmark="viewspatial",
