@@ -29,7 +29,8 @@ def build_parser() -> ToolParser:
     )
     parser.add_argument("benchmark", choices=sorted(SCORERS), help="which benchmark's format and scoring")
     parser.add_argument("predictions", help="predictions file (.jsonl; .json list or .parquet also read); "
-                        "ego3d: a <category>[-results].jsonl file or a folder of them")
+                        "ego3d: a <category>[-results].jsonl file or a folder of them; viewspatial: also the official "
+                        "result_<model>.csv")
     parser.add_argument(
         "--response-field",
         default=None,
