@@ -92,6 +92,11 @@ def test_bad_records_name_file_position_and_expectation(tmp_path, edit, message)
         len(ViewSpatialBench(str(path)))
 
 
+def test_unknown_question_type_filter_is_refused(data):
+    with pytest.raises(ValueError, match=r"question_types: unknown \['Camera - Relative'\]; expected some of"):
+        ViewSpatialBench(str(data[0]), question_types=["Camera - Relative"])
+
+
 def test_missing_field_names_it(tmp_path):
     path, records = released(tmp_path)
     del records[1]["choices"]

@@ -25,7 +25,11 @@ from typing import Any
 
 from thinkspace.data.datasets.image_set_file import ImageSetFile
 from thinkspace.data.schema import SpatialSample
-from thinkspace.eval.viewspatial import PROMPT_SUFFIX, viewspatial_option
+from thinkspace.eval.viewspatial import (
+    PROMPT_SUFFIX,
+    QUESTION_TYPES,
+    viewspatial_option,
+)
 from thinkspace.records import field, read_table
 
 _CHOICE_LETTER = re.compile(r"^([A-D])\.", re.MULTILINE)
@@ -62,6 +66,9 @@ class ViewSpatialBench(ImageSetFile):
     ) -> None:
         root = image_root if image_root is not None else str(Path(path).parent.parent)
         super().__init__(path, root, "", image_size, False, skip_missing, limit)
+        unknown = [t for t in question_types or [] if t not in QUESTION_TYPES]
+        if unknown:
+            raise ValueError(f"ViewSpatialBench.question_types: unknown {unknown}; expected some of {list(QUESTION_TYPES)}")
         self.question_types = question_types
 
     def _build_index(self) -> list[dict[str, Any]]:
