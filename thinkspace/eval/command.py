@@ -29,12 +29,13 @@ def build_parser() -> ToolParser:
     )
     parser.add_argument("benchmark", choices=sorted(SCORERS), help="which benchmark's format and scoring")
     parser.add_argument("predictions", help="predictions file (.jsonl; .json list or .parquet also read); "
-                        "ego3d: a <category>[-results].jsonl file or a folder of them")
+                        "ego3d: a <category>[-results].jsonl file or a folder of them; viewspatial: also the official "
+                        "result_<model>.csv")
     parser.add_argument(
         "--response-field",
         default=None,
         help="field holding the model's response (default: mindcube 'cogmap_gen_answer' else 'answer', "
-        "vsibench 'prediction', sqa3d 'answer', ego3d 'Processed_Pred')",
+        "vsibench 'prediction', sqa3d 'answer', ego3d 'Processed_Pred', viewspatial 'prediction')",
     )
     parser.add_argument(
         "--localization",
@@ -54,7 +55,8 @@ def build_parser() -> ToolParser:
         default=None,
         metavar="QUESTIONS",
         help="the benchmark's question file (sqa3d: v1_balanced_questions_{split}_scannetv2.json; scanqa: "
-        "ScanQA_v1.0_val.json, also the reference answers; others: the test jsonl/json/parquet with the ids): "
+        "ScanQA_v1.0_val.json, also the reference answers; viewspatial: eval/ViewSpatial-Bench.json, ids are "
+        "positions; others: the test jsonl/json/parquet with the ids): "
         "the count expected, and the ids missing from the predictions",
     )
     parser.add_argument(

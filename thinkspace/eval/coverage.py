@@ -3,8 +3,12 @@ are refused (they would be scored twice), and the count scored is set against th
 (the benchmark's known size, or the questions of a gold file), with a line naming what is missing.
 
 Known sizes (docs/benchmarks_data.md, "Scoring"): MindCube-Tiny 1,050 questions, SQA3D's test
-split 3,519, VSI-Bench 5,130 (its only split), ScanQA's val split 4,675 (ScanQA_v1.0_val.json). Ego3D-Bench's size is not checked here (its
-dataset is not available offline), so only a gold file gives its expected count.
+split 3,519, VSI-Bench 5,130 (its only split), ScanQA's val split 4,675 (ScanQA_v1.0_val.json),
+ViewSpatial-Bench 5,712. Ego3D-Bench's size is not checked here (its
+dataset is not available offline), so only a gold file gives its expected count. ViewSpatial-Bench's
+records carry no id: thinkspace's predictions number them by position in the released
+``eval/ViewSpatial-Bench.json`` (``id``, as the official result CSV's ``ID``), and that file as
+``--gold`` gives its positions.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from thinkspace.records import (
 
 #: benchmark -> the field holding a record's question id (Ego3D-Bench: thinkspace's own records;
 #: upstream's result logs carry none).
-ID_FIELDS = {"mindcube": "id", "vsibench": "id", "sqa3d": "question_id", "ego3d": "idx", "scanqa": "question_id"}
+ID_FIELDS = {"mindcube": "id", "vsibench": "id", "sqa3d": "question_id", "ego3d": "idx", "scanqa": "question_id",
+             "viewspatial": "id"}
 #: benchmark -> (name of the known set, its number of questions).
 KNOWN_SIZES = {"mindcube": ("MindCube-Tiny", 1050), "sqa3d": ("SQA3D's test split", 3519),
-               "vsibench": ("VSI-Bench", 5130), "scanqa": ("ScanQA's val split", 4675)}
+               "vsibench": ("VSI-Bench", 5130), "scanqa": ("ScanQA's val split", 4675),
+               "viewspatial": ("ViewSpatial-Bench", 5712)}
 
 
 def question_ids(benchmark: str, records: list[Located]) -> list[str] | None:
@@ -53,6 +59,8 @@ def gold_ids(benchmark: str, path: str | Path) -> list[str]:
         rows = read_json_list(path, "questions")
     else:
         rows = read_table(path)
+    if benchmark == "viewspatial" and rows and all(ID_FIELDS[benchmark] not in r for _, r in rows):
+        return [str(i) for i in range(len(rows))]  # the released file: ids are positions
     ids = question_ids(benchmark, rows)
     if ids is None:
         raise ValueError(f"gold file {path}: no record has a {ID_FIELDS[benchmark]!r} field; expected the "
