@@ -6,9 +6,16 @@ video frames) is described in :mod:`thinkspace.backbones.llava_onevision.collato
 
 from __future__ import annotations
 
-from thinkspace.backbones.capabilities import FRAME_PREFIX_IN_VIDEO, LATENT_DECODING, VIDEO
+from thinkspace.backbones.capabilities import (
+    FRAME_PREFIX_IN_VIDEO,
+    LATENT_DECODING,
+    VIDEO,
+)
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
-from thinkspace.backbones.llava_onevision.collator import OneVisionCollator, OneVisionLayout
+from thinkspace.backbones.llava_onevision.collator import (
+    OneVisionCollator,
+    OneVisionLayout,
+)
 from thinkspace.backbones.llava_onevision.row_newlines import (
     VideoNewline,
     install_row_newlines,

@@ -43,7 +43,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thinkspace.backbones.llava_onevision.row_newlines import VideoNewline, row_placeholders
+from thinkspace.backbones.llava_onevision.row_newlines import (
+    VideoNewline,
+    row_placeholders,
+)
 from thinkspace.backbones.llava_onevision.time_instruction import time_instruction
 from thinkspace.data.batch import VisualTokens
 from thinkspace.data.collate import Collator, rgb
