@@ -2,6 +2,7 @@
 video frame (``per_row``) against transformers' one newline per video (``per_video``), and the
 time instruction."""
 
+import copy
 import json
 import shutil
 from dataclasses import replace
@@ -98,6 +99,8 @@ def test_per_row_embeds_are_the_frame_features_and_a_newline_after_each_row(per_
     assert at[2::3].tolist() == sorted(set(at.tolist()) - set(vis.position.tolist()))
     for p in at[2::3]:
         torch.testing.assert_close(embeds[p], model.image_newline.detach())
+    copied = copy.deepcopy(per_row.hf)  # as merged exports copy it: the layout follows the copy
+    assert copied.model.get_video_features.__self__ is copied.model
 
 
 def test_newline_per_row_relays_features_and_checks_their_length():
@@ -159,21 +162,24 @@ def test_defaults_follow_the_checkpoint_config(llava_onevision, tmp_path):
     assert backbone.load_args["video_newline"] == "per_row"  # a saved model is rebuilt with it
 
 
+def _two_videos():
+    return [_video(seed=5), replace(_video(seed=9), prompt="Which colour? Answer in one word, please.")]
+
+
 @pytest.mark.parametrize("layout", ["per_video", "per_row"])
-def test_batched_equals_unbatched_and_generation_works(tiny_cache, layout):
+def test_batched_forward_equals_each_alone(tiny_cache, layout):
     backbone = LlavaOneVision("tiny:llava_onevision", video_newline=layout, time_instruction=layout == "per_row")
-    samples = [_video(seed=5), replace(_video(seed=9), prompt="Which colour? Answer in one word, please.")]
-    collate = backbone.collator({"text": TextCrossEntropy()})
+    samples, collate = _two_videos(), backbone.collator({"text": TextCrossEntropy()})
     with torch.no_grad():
         together = backbone(collate(samples)).hidden
         for b, sample in enumerate(samples):
             alone = backbone(collate([sample])).hidden[0]
             torch.testing.assert_close(together[b, :alone.shape[0]], alone, rtol=1e-5, atol=1e-5)
-    prompts = backbone.collator(with_response=False)(samples)
-    both = decode(backbone, prompts, max_new_tokens=4).texts
-    each = [decode(backbone, backbone.collator(with_response=False)([s]), max_new_tokens=4).texts[0]
-            for s in samples]
-    assert both == each and all(isinstance(t, str) for t in both)
+
+
+def test_per_row_generation_batched_equals_alone_with_both_samplers(per_row):
+    samples, collate = _two_videos(), per_row.collator(with_response=False)
+    both = decode(per_row, collate(samples), max_new_tokens=3).texts
+    assert both == [decode(per_row, collate([s]), max_new_tokens=3).texts[0] for s in samples]
     # transformers' generate runs the same model forward (prefill through get_video_features)
-    hf_texts = decode(backbone, prompts, sampler="transformers", max_new_tokens=4, do_sample=False).texts
-    assert hf_texts == both
+    assert decode(per_row, collate(samples), sampler="transformers", max_new_tokens=3, do_sample=False).texts == both
