@@ -183,3 +183,38 @@ def test_per_row_generation_batched_equals_alone_with_both_samplers(per_row):
     assert both == [decode(per_row, collate([s]), max_new_tokens=3).texts[0] for s in samples]
     # transformers' generate runs the same model forward (prefill through get_video_features)
     assert decode(per_row, collate(samples), sampler="transformers", max_new_tokens=3, do_sample=False).texts == both
+
+
+def test_the_loc3r_stack_trains_on_the_per_row_layout(tiny_cache):
+    """joint.yaml's stack (layout, situation, camera prior) on LLaVA-Video's layout: one camera token
+    before each frame's 2 x (2 + 1) block, layout targets on the grid tokens only, every term falls."""
+    from test_llava_onevision import _situated
+
+    from thinkspace.cues import CameraPrior
+    from thinkspace.modules.spatial_vlm import SpatialVLM
+    from thinkspace.objectives.layout import LayoutReconstruction
+    from thinkspace.objectives.situation import Situation
+    from thinkspace.teachers.oracle import OracleGeometryTeacher
+
+    torch.manual_seed(0)
+    backbone = LlavaOneVision("tiny:llava_onevision", video_newline="per_row", time_instruction=True)
+    objectives = {"text": TextCrossEntropy(), "layout": LayoutReconstruction(), "situation": Situation()}
+    module = SpatialVLM(backbone, objectives=objectives, cues={"camera": CameraPrior(OracleGeometryTeacher())},
+                        optimizer=lambda p: torch.optim.AdamW(p, lr=2e-3))
+    video = ColouredSquares(1, image_size=(56, 56), num_views=4, video=True, seed=4)[0]
+    batch = module.collator()([_situated(video, 1)])
+    ids, lay = batch.inputs["input_ids"][0], backbone.layout()
+    cams = (ids == module.cues["camera"].token_id).nonzero().flatten().tolist()
+    at = (ids == lay.video_token_id).nonzero().flatten()
+    assert cams == [int(at[6 * f]) - 1 for f in range(4)]
+    assert batch.targets["layout"]["valid"].sum() == len(batch.visual) == 4 * 4  # newlines get no target
+    optimizer = module.configure_optimizers()
+    history = []
+    for _ in range(5):
+        total, terms = module.losses(batch)
+        history.append({k: v.item() for k, v in terms.items() if not k.startswith("weight/")})
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    for term in history[0]:
+        assert history[-1][term] < history[0][term], (term, history[0][term], history[-1][term])
