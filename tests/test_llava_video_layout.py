@@ -185,9 +185,8 @@ def test_per_row_generation_batched_equals_alone_with_both_samplers(per_row):
     assert decode(per_row, collate(samples), sampler="transformers", max_new_tokens=3, do_sample=False).texts == both
 
 
-def test_the_loc3r_stack_trains_on_the_per_row_layout(tiny_cache):
-    """joint.yaml's stack (layout, situation, camera prior) on LLaVA-Video's layout: one camera token
-    before each frame's 2 x (2 + 1) block, layout targets on the grid tokens only, every term falls."""
+def _loc3r_stack():
+    """joint.yaml's stack (layout, situation, camera prior) on LLaVA-Video's layout, and one situated video batch."""
     from test_llava_onevision import _situated
 
     from thinkspace.cues import CameraPrior
@@ -202,12 +201,22 @@ def test_the_loc3r_stack_trains_on_the_per_row_layout(tiny_cache):
     module = SpatialVLM(backbone, objectives=objectives, cues={"camera": CameraPrior(OracleGeometryTeacher())},
                         optimizer=lambda p: torch.optim.AdamW(p, lr=2e-3))
     video = ColouredSquares(1, image_size=(56, 56), num_views=4, video=True, seed=4)[0]
-    batch = module.collator()([_situated(video, 1)])
-    ids, lay = batch.inputs["input_ids"][0], backbone.layout()
+    return module, module.collator()([_situated(video, 1)])
+
+
+def test_the_loc3r_stack_places_its_tokens_on_the_per_row_layout(tiny_cache):
+    """One camera token before each frame's 2 x (2 + 1) block; layout targets on the grid tokens only."""
+    module, batch = _loc3r_stack()
+    ids, lay = batch.inputs["input_ids"][0], module.backbone.layout()
     cams = (ids == module.cues["camera"].token_id).nonzero().flatten().tolist()
     at = (ids == lay.video_token_id).nonzero().flatten()
-    assert cams == [int(at[6 * f]) - 1 for f in range(4)]
+    assert at.numel() == 4 * 2 * 3 and cams == [int(at[6 * f]) - 1 for f in range(4)]
     assert batch.targets["layout"]["valid"].sum() == len(batch.visual) == 4 * 4  # newlines get no target
+
+
+@pytest.mark.slow
+def test_the_loc3r_stack_trains_on_the_per_row_layout(tiny_cache):
+    module, batch = _loc3r_stack()
     optimizer = module.configure_optimizers()
     history = []
     for _ in range(5):
@@ -216,5 +225,5 @@ def test_the_loc3r_stack_trains_on_the_per_row_layout(tiny_cache):
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
-    for term in history[0]:
+    for term in history[0]:  # every named term falls
         assert history[-1][term] < history[0][term], (term, history[0][term], history[-1][term])
