@@ -246,9 +246,10 @@ def rows() -> list[tuple[str, str, str, str, dict[str, float]]]:
         out.append(("3DThinker stage 1", "Qwen2.5-VL-3B", name, "2048 (512 supervised)",
                     training_parts(qwen3b, strategy, 2048, 512)))
     for strategy, name in (("fsdp2", "FSDP2, 8 GPUs"), ("zero3", "ZeRO-3, 8 GPUs"), ("ddp", "DDP, 8 GPUs")):
-        # 32 frames as a video: 32 x 14 x 14 pooled tokens + 1 newline = 6,273, plus the text
-        out.append(("Loc3R-VLM joint", "LLaVA-Video-7B", name, "6400 (64 supervised)",
-                    training_parts(llava, strategy, 6400, 64)))
+        # 32 frames as a video in LLaVA-Video's layout (joint.yaml: video_newline per_row): 32 x 14 x (14 + 1)
+        # = 6,720, plus the question (about 130) and the time instruction (about 260: Qwen2 splits digits)
+        out.append(("Loc3R-VLM joint", "LLaVA-Video-7B", name, "7100 (64 supervised)",
+                    training_parts(llava, strategy, 7100, 64)))
     # the same scan as an image set (as_video: false): 32 x (27 x 27 + 1) = 23,360, plus the text
     out.append(("Loc3R-VLM joint, frames as images", "LLaVA-Video-7B", "FSDP2, 8 GPUs", "23500 (64 supervised)",
                 training_parts(llava, "fsdp2", 23500, 64)))

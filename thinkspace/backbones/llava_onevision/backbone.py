@@ -6,9 +6,21 @@ video frames) is described in :mod:`thinkspace.backbones.llava_onevision.collato
 
 from __future__ import annotations
 
-from thinkspace.backbones.capabilities import FRAME_PREFIX_IN_VIDEO, LATENT_DECODING, VIDEO
+from thinkspace.backbones.capabilities import (
+    FRAME_PREFIX_IN_VIDEO,
+    LATENT_DECODING,
+    VIDEO,
+)
 from thinkspace.backbones.hf_backbone import Dtype, HFBackbone
-from thinkspace.backbones.llava_onevision.collator import OneVisionCollator, OneVisionLayout
+from thinkspace.backbones.llava_onevision.collator import (
+    OneVisionCollator,
+    OneVisionLayout,
+)
+from thinkspace.backbones.llava_onevision.row_newlines import (
+    VideoNewline,
+    install_row_newlines,
+    video_newline_setting,
+)
 from thinkspace.backbones.lora import LoraSettings
 from thinkspace.backbones.registry import FAMILIES
 
@@ -19,7 +31,14 @@ class LlavaOneVision(HFBackbone):
     Loc3R-VLM's base model, LLaVA-Video-7B, has this architecture (``model_type``
     ``llava_onevision`` in its transformers conversion). Video frames are every one its own
     frame (``frames_per_group`` 1); the model has no temporal position encoding, so
-    timestamps do not reach it.
+    timestamps reach it only as text, through the time instruction.
+
+    Video input layout (:mod:`.row_newlines`, :mod:`.time_instruction`): transformers' conversion
+    puts one newline after a video's frames and no time text; LLaVA-Video was trained with a
+    newline after every pooled row (``mm_newline_position: grid``) and the time instruction
+    (``add_time_instruction: true``) in its original config.json. transformers' converted
+    config.json keeps neither key, so a converted LLaVA-Video needs both set here
+    (configs/loc3r/joint.yaml does).
 
     Args:
         path: model directory, Hub id, or ``tiny:llava_onevision``.
@@ -27,6 +46,11 @@ class LlavaOneVision(HFBackbone):
         attn_implementation: ``sdpa`` (default), ``flash_attention_2`` or ``eager``.
         lora: wrap the language model's linear layers with LoRA adapters (peft).
         adapter_path: a saved peft adapter directory to load instead.
+        video_newline: ``per_video`` (transformers) or ``per_row`` (LLaVA-Video's original); None:
+            the checkpoint's ``mm_newline_position`` (``grid``: per_row, ``one_token``:
+            per_video), ``per_video`` when its config.json has none.
+        time_instruction: open video questions with LLaVA-Video's time instruction; None: the
+            checkpoint's ``add_time_instruction``, False when its config.json has none.
 
     Raises:
         ValueError: the directory holds another family, or a checkpoint with
@@ -49,15 +73,25 @@ class LlavaOneVision(HFBackbone):
         attn_implementation: str = "sdpa",
         lora: LoraSettings | None = None,
         adapter_path: str | None = None,
+        video_newline: VideoNewline | None = None,
+        time_instruction: bool | None = None,
     ) -> None:
         super().__init__()
         self._load(path, dtype, attn_implementation, lora, adapter_path)
-        strategy = self.hf.config.vision_feature_select_strategy
+        config = self.hf.config
+        strategy = config.vision_feature_select_strategy
         if strategy != "full":
             raise ValueError(
                 f"{self.path}: vision_feature_select_strategy {strategy!r} in config.json is not supported; "
                 "LlavaOneVision expects 'full' (every SigLIP patch token, as the released checkpoints use)"
             )
+        self.video_newline = video_newline_setting(config, video_newline, str(self.path))
+        self.time_instruction = bool(getattr(config, "add_time_instruction", False)
+                                     if time_instruction is None else time_instruction)
+        if self.video_newline == "per_row":
+            install_row_newlines(self.hf.model)
+        # a saved model (save_pretrained) is rebuilt with the same input layout
+        self.load_args |= {"video_newline": self.video_newline, "time_instruction": self.time_instruction}
 
     def layout(self) -> OneVisionLayout:
         config = self.hf.config
@@ -65,6 +99,8 @@ class LlavaOneVision(HFBackbone):
             image_token_id=int(config.image_token_id),
             video_token_id=int(config.video_token_id),
             patches_per_side=int(config.vision_config.image_size) // int(config.vision_config.patch_size),
+            video_newline=self.video_newline,
+            time_instruction=self.time_instruction,
         )
 
     def tokens_per_frame(self, height: int, width: int) -> tuple[int, int]:

@@ -16,8 +16,12 @@ The processor expands every ``<image>`` / ``<video>`` placeholder into a block o
   wide image rows ``pad .. P - pad`` with ``pad = (P - round(P * h / w)) // 2``; padding-only
   rows (or columns) and the newline stay outside the index.
 * **a video**: each frame is resized to one crop and its ``P x P`` tokens pooled (bilinear)
-  to ``Q x Q``; the frames follow each other, then one newline token ends the video. Every
-  sampled frame is its own frame (``frames_per_group`` 1); its grid is ``Q x Q``.
+  to ``Q x Q``; the frames follow each other, then one newline token ends the video
+  (``per_video``, transformers' layout), or a newline follows each pooled row (``per_row``, the
+  original LLaVA-Video layout: ``Q x (Q + 1)`` per frame, :mod:`.row_newlines`). Every sampled
+  frame is its own frame (``frames_per_group`` 1); its grid is ``Q x Q``, its newlines outside it.
+  With ``time_instruction``, LLaVA-Video's sentence on the frames' times opens the question
+  (:mod:`.time_instruction`).
 
 So every frame's indexed tokens form a ``rows x cols`` grid in row-major order that covers
 the frame's whole image, as the objectives expect; a frame's first indexed token is not
@@ -39,6 +43,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from thinkspace.backbones.llava_onevision.row_newlines import (
+    VideoNewline,
+    row_placeholders,
+)
+from thinkspace.backbones.llava_onevision.time_instruction import time_instruction
 from thinkspace.data.batch import VisualTokens
 from thinkspace.data.collate import Collator, rgb
 from thinkspace.data.schema import FRAME_PREFIX, SpatialSample
@@ -53,17 +62,36 @@ class OneVisionLayout:
         video_token_id: id of ``<video>``, repeated once per video token.
         patches_per_side: ``P``, patch tokens along each side of one crop.
         temporal_patch: video frames per frame group (1: every frame is its own).
+        video_newline: ``per_video`` (one newline after the last frame) or ``per_row`` (one after
+            each pooled row of each frame).
+        time_instruction: open a video's question with LLaVA-Video's time instruction.
     """
 
     image_token_id: int
     video_token_id: int
     patches_per_side: int
     temporal_patch: int = 1
+    video_newline: VideoNewline = "per_video"
+    time_instruction: bool = False
 
     @property
     def pooled_per_side(self) -> int:
         """``Q``: tokens along each side of one video frame after 2x2 pooling."""
         return math.ceil(self.patches_per_side / 2)
+
+    @property
+    def video_row_stride(self) -> int:
+        """Placeholders per pooled row of a video frame: ``Q``, or ``Q + 1`` with its newline."""
+        return self.pooled_per_side + (self.video_newline == "per_row")
+
+    @property
+    def video_tokens_per_frame(self) -> int:
+        """Placeholders of one video frame: ``Q x Q`` (``per_video``) or ``Q x (Q + 1)`` (``per_row``)."""
+        return self.pooled_per_side * self.video_row_stride
+
+    def video_tokens(self, frames: int) -> int:
+        """Placeholders of a video of ``frames`` frames, newlines included."""
+        return frames * self.video_tokens_per_frame + (self.video_newline == "per_video")
 
 
 def content_box(height: int, width: int, side: int) -> tuple[int, int, int, int]:
@@ -89,26 +117,33 @@ class OneVisionCollator(Collator):
     def prompt_text(self, sample: SpatialSample) -> str:
         if sample.is_video and sample.meta.get(FRAME_PREFIX):  # placed per frame by process()
             sample = replace(sample, meta={k: v for k, v in sample.meta.items() if k != FRAME_PREFIX})
+        if sample.is_video and self.layout.time_instruction:  # <video>\n{instruction}\n{question}, as trained
+            sample = replace(sample, prompt=f"{time_instruction(sample)}\n{sample.prompt}")
         return super().prompt_text(sample)
 
     def process(self, text: str, sample: SpatialSample) -> Any:
         if sample.is_video:
             out = super().process(text, sample)
+            if self.layout.video_newline == "per_row":
+                ids = row_placeholders(out["input_ids"][0], self.layout.video_token_id, sample.num_frames,
+                                       self.layout.pooled_per_side)[None]
+                out = {**out, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
             prefix = sample.meta.get(FRAME_PREFIX)
             return self._interleave(out, prefix, sample.num_frames) if prefix else out
         # one list per sample: the processor treats 2+ images as a multi-image sample
         return self.processor(text=[text], images=[[rgb(f) for f in sample.frames]], return_tensors="pt")
 
     def _interleave(self, out: Any, prefix: str, num_frames: int) -> Any:
-        """``out`` with the ids of ``prefix`` inserted before each video frame's ``Q x Q`` tokens."""
+        """``out`` with the ids of ``prefix`` inserted before each video frame's block of tokens."""
         ids = out["input_ids"][0]
         prefix_ids = torch.tensor(self.processor.tokenizer(prefix, add_special_tokens=False)["input_ids"],
                                   dtype=ids.dtype)
-        per_frame = self.layout.pooled_per_side ** 2
+        per_frame = self.layout.video_tokens_per_frame
         placeholders = (ids == self.layout.video_token_id).nonzero().flatten()
-        if placeholders.numel() != num_frames * per_frame + 1:
+        if placeholders.numel() != self.layout.video_tokens(num_frames):
             raise RuntimeError(f"processor wrote {placeholders.numel()} video tokens for {num_frames} frames; the "
-                               f"LLaVA-OneVision layout accounts for {num_frames} x {per_frame} + 1")
+                               f"LLaVA-OneVision layout ({self.layout.video_newline}) accounts for "
+                               f"{self.layout.video_tokens(num_frames)}")
         starts = placeholders[::per_frame][:num_frames].tolist()
         pieces, cursor = [], 0
         for start in starts:
@@ -136,11 +171,11 @@ class OneVisionCollator(Collator):
         for b, enc in enumerate(encoded):
             token_id = lay.video_token_id if enc["is_video"] else lay.image_token_id
             positions = (input_ids[b] == token_id).nonzero().flatten()
-            for frame, (offset, side, (top, bottom, left, right)) in enumerate(self._frames(b, enc, positions.numel())):
+            for frame, (offset, stride, (top, bottom, left, right)) in enumerate(self._frames(b, enc, positions.numel())):
                 r, c = torch.meshgrid(torch.arange(top, bottom), torch.arange(left, right), indexing="ij")
                 r, c = r.flatten(), c.flatten()
                 cols["sample"].append(torch.full_like(r, b))
-                cols["position"].append(positions[offset + r * side + c])
+                cols["position"].append(positions[offset + r * stride + c])
                 cols["frame"].append(torch.full_like(r, frame))
                 cols["row"].append(r - top)
                 cols["col"].append(c - left)
@@ -152,11 +187,13 @@ class OneVisionCollator(Collator):
         )
 
     def _frames(self, b: int, enc: dict[str, Any], count: int) -> list[tuple[int, int, tuple[int, int, int, int]]]:
-        """Per frame of sample ``b``: (offset of its grid in the sample's placeholders, grid
-        side, content box); checks the placeholder ``count`` against the layout."""
-        p, q, n = self.layout.patches_per_side, self.layout.pooled_per_side, enc["num_frames"]
+        """Per frame of sample ``b``: (offset of its grid in the sample's placeholders, placeholders
+        per grid row, content box); checks the placeholder ``count`` against the layout."""
+        lay, n = self.layout, enc["num_frames"]
+        p, q = lay.patches_per_side, lay.pooled_per_side
         if enc["is_video"]:
-            expected, frames = n * q * q + 1, [(f * q * q, q, (0, q, 0, q)) for f in range(n)]
+            per_frame, stride = lay.video_tokens_per_frame, lay.video_row_stride
+            expected, frames = lay.video_tokens(n), [(f * per_frame, stride, (0, q, 0, q)) for f in range(n)]
         elif n == 1:  # anyres: base grid first, then high-resolution rows; their count varies
             expected, frames = max(count, p * p), [(0, p, (0, p, 0, p))]
         else:
