@@ -35,6 +35,11 @@ class Component(nn.Module):
         """Edit a sample before encoding (runs in data workers). Default: unchanged."""
         return sample
 
+    def prepare_for_answer(self, sample: SpatialSample) -> SpatialSample:
+        """Edit a sample that is only answered, not trained on (``thinkspace test`` and ``predict``
+        loaders). Default: :meth:`prepare`, the training prompt."""
+        return self.prepare(sample)
+
     def targets(self, sample: SpatialSample) -> Any:
         """Per-sample tensors computed in the data workers. Default: none."""
         return None
