@@ -120,6 +120,27 @@ def test_a_situated_question_is_answered_with_its_tokens_and_located(llava_with_
     assert located[0] is None and located[1] == pytest.approx(reference, abs=1e-4)
 
 
+def test_synthetic_walks_are_read_with_their_depth_and_poses():
+    """A synthetic VSI-style record's ``sequence`` under ``scannet_root``: posed frames, one scan name
+    per walk; without ``scannet_root`` the mp4, no geometry."""
+    from synth_helpers import read_depth, synth_tree
+
+    out = synth_tree(3, "video")
+    path = str(out / "vsibench/test.jsonl")
+    posed = VSIBench(path, video_root=str(out), scannet_root=str(out), num_frames=3, fps=4.0,
+                     frame_sampling="linspace")[0]
+    walk = out / "scenes/scene00009/video"
+    assert posed.meta["scan"] == "scenes/scene00009/video" and posed.meta["frame_indices"] == [0, 2, 5]
+    assert posed.timestamps.tolist() == [0.0, 0.5, 1.25]  # frame number / 4 fps
+    assert posed.geometry.depth.shape == (3, 64, 64)
+    assert torch.allclose(posed.geometry.depth[1], torch.from_numpy(read_depth(walk, 2)).float(), atol=1e-6)
+    centre = torch.linalg.inv(posed.geometry.cam_from_world[0].double())[:3, 3]
+    assert torch.allclose(centre, torch.zeros(3, dtype=torch.float64), atol=1e-5)  # world origin: first camera
+    plain = VSIBench(path, video_root=str(out), num_frames=3, frame_sampling="linspace")[0]
+    assert plain.geometry is None and plain.meta["scan"] == "scenes/scene00009/video/video.mp4"
+    assert plain.prompt == posed.prompt
+
+
 def documented_commands() -> list[list[str]]:
     """The synth, fit and test commands in vsibench_loc3r_synthetic.yaml's header, as arguments."""
     header = "\n".join(line[2:] for line in SYNTHETIC.read_text().splitlines() if line.startswith("#   "))
