@@ -120,6 +120,30 @@ def test_a_situated_question_is_answered_with_its_tokens_and_located(llava_with_
     assert located[0] is None and located[1] == pytest.approx(reference, abs=1e-4)
 
 
+def test_test_and_predict_loaders_answer_videos_without_depth(tiny_cache):
+    """The issue's "sample '10' (vsibench) has no depth": training needs the layout targets, the
+    test and predict loaders of a Loc3R stack (``require_depth: true``) compute none."""
+    from types import SimpleNamespace
+
+    from thinkspace.backbones import QwenVL
+    from thinkspace.data.datamodule import SpatialDataModule
+    from thinkspace.modules.spatial_vlm import SpatialVLM
+    from thinkspace.objectives.layout import LayoutReconstruction
+
+    module = SpatialVLM(QwenVL("tiny:qwen2_5_vl"), objectives={
+        "layout": LayoutReconstruction(require_depth=True), "situation": SituationObjective()})
+    sample = replace(vsi_sample(), id="10", source="vsibench", geometry=None, response="3")
+    with pytest.raises(ValueError, match=r"sample '10' \(vsibench\) has no depth"):
+        module.collator()([sample])
+    data = SpatialDataModule(test=[sample], predict=[sample], num_workers=0)
+    data.trainer = SimpleNamespace(lightning_module=module, global_rank=0, world_size=1,
+                                   strategy=SimpleNamespace(root_device=torch.device("cpu")))
+    for loader in (data.test_dataloader(), data.predict_dataloader()):
+        batch = next(iter(loader))
+        assert batch.targets == {"layout": None, "situation": None} and batch.texts == [QUESTION]
+        assert not bool((batch.inputs["input_ids"] == module.objectives["situation"].pos_id).any())
+
+
 def test_synthetic_walks_are_read_with_their_depth_and_poses():
     """A synthetic VSI-style record's ``sequence`` under ``scannet_root``: posed frames, one scan name
     per walk; without ``scannet_root`` the mp4, no geometry."""
