@@ -171,7 +171,7 @@ def documented_commands() -> list[list[str]]:
     return [cmd.split()[1:] for cmd in header.replace("\\\n", " ").splitlines()]
 
 
-@pytest.mark.slow  # synthesising 10 rooms, a 2-step fit and 6 answers: about 30 s on a loaded machine
+@pytest.mark.slow  # 10 rooms, a 2-step fit, 6 answers and a camera cache: about 40 s on a loaded machine
 def test_documented_offline_path_scores_a_tiny_loc3r_checkpoint(tmp_path):
     synth, fit, test = documented_commands()
     assert synth[0] == "synth" and fit[0] == "fit" and test[0] == "test"
@@ -192,3 +192,7 @@ def test_documented_offline_path_scores_a_tiny_loc3r_checkpoint(tmp_path):
     assert all(re.fullmatch(r"scenes/scene00009/video", r["sequence"]) for r in rows)
     scores = json.loads((out / "scores_test_vsibench.json").read_text())
     assert scores["n"] == 6 and 0.0 <= scores["overall"] <= 100.0
+    # the cache step of the docs on the same stack: the camera prior runs once per test video
+    cache = run_cli("cache-teacher", *repo(test[1:5]), "--out", "cameras", "--split", "test", "--parts", "camera",
+                    cwd=tmp_path)
+    assert "6 questions, 1 distinct keys (scan, frames, size), 1 written" in cache.stdout + cache.stderr
