@@ -5,7 +5,9 @@ Life cycle: the model sets ``name`` (the component's key in the config) and call
 collator calls :meth:`prepare` on every sample (edit it, e.g. insert tokens into the
 prompt), then :meth:`grid_targets` (which defaults to :meth:`targets`) and
 :meth:`collate` on the list; the result lands in ``batch.targets[name]``. After padding,
-:meth:`mask_labels` may hide positions from the cross-entropy.
+:meth:`mask_labels` may hide positions from the cross-entropy. The test and predict loaders
+call :meth:`prepare_for_answer` on objectives instead and compute no objective targets
+(:class:`~thinkspace.objectives.answer_only.AnswerOnly`); cues run as in training.
 """
 
 from __future__ import annotations
