@@ -5,7 +5,9 @@ Life cycle: the model sets ``name`` (the component's key in the config) and call
 collator calls :meth:`prepare` on every sample (edit it, e.g. insert tokens into the
 prompt), then :meth:`grid_targets` (which defaults to :meth:`targets`) and
 :meth:`collate` on the list; the result lands in ``batch.targets[name]``. After padding,
-:meth:`mask_labels` may hide positions from the cross-entropy.
+:meth:`mask_labels` may hide positions from the cross-entropy. The test and predict loaders
+call :meth:`prepare_for_answer` on objectives instead and compute no objective targets
+(:class:`~thinkspace.objectives.answer_only.AnswerOnly`); cues run as in training.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class Component(nn.Module):
     def prepare(self, sample: SpatialSample) -> SpatialSample:
         """Edit a sample before encoding (runs in data workers). Default: unchanged."""
         return sample
+
+    def prepare_for_answer(self, sample: SpatialSample) -> SpatialSample:
+        """Edit a sample that is only answered, not trained on (``thinkspace test`` and ``predict``
+        loaders). Default: :meth:`prepare`, the training prompt."""
+        return self.prepare(sample)
 
     def targets(self, sample: SpatialSample) -> Any:
         """Per-sample tensors computed in the data workers. Default: none."""

@@ -93,7 +93,7 @@ class SpatialDataModule(L.LightningDataModule):
             return trainer.current_epoch, 0
         return divmod(done, per_epoch)
 
-    def _loader(self, split: str, shuffle: bool, with_response: bool = True) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, with_response: bool = True, evaluation: bool = False) -> DataLoader:
         dataset = self.datasets[split]
         if dataset is None:
             raise ValueError(f"data.{split}: no dataset configured for this stage")
@@ -111,7 +111,7 @@ class SpatialDataModule(L.LightningDataModule):
         )
         if shuffle and trainer:
             sampler.progress = partial(self._progress, -(-len(sampler) // batch_size))
-        collate = self.trainer.lightning_module.collator(with_response=with_response)
+        collate = self.trainer.lightning_module.collator(with_response=with_response, evaluation=evaluation)
         return EpochLoader(
             dataset,
             batch_size=batch_size,
@@ -135,10 +135,10 @@ class SpatialDataModule(L.LightningDataModule):
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False, with_response=False)
+        return self._loader("test", shuffle=False, with_response=False, evaluation=True)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", shuffle=False, with_response=False)
+        return self._loader("predict", shuffle=False, with_response=False, evaluation=True)
 
 
 class EpochLoader(DataLoader):

@@ -22,6 +22,7 @@ from thinkspace.backbones.base import VLMBackbone
 from thinkspace.data.batch import Batch
 from thinkspace.generation.decode import decode
 from thinkspace.generation.decoded import Decoded
+from thinkspace.generation.rank_agreement import any_rank_needs
 from thinkspace.objectives.base import Objective, hook_owner
 from thinkspace.training.master_weights import keep_fp32_masters, wants_masters
 from thinkspace.training.optim import WarmupSchedule
@@ -112,6 +113,10 @@ class SpatialModule(L.LightningModule):
         locator = hook_owner(self.objectives, "locate")
         if locator is None:
             return None
+        # a batch whose prompts ask for no situation (VSI-Bench answered without <Pos><Ori>) needs no
+        # forward; sharded, every rank runs it when any rank's batch needs it (one collective each)
+        if not any_rank_needs(any(locator.locates(batch)), self.backbone):
+            return [None] * len(batch.ids)
         return locator.locate(self.backbone(batch, self.embeds_hook()), batch)
 
     # -- Lightning hooks -------------------------------------------------------------------

@@ -17,6 +17,7 @@ from thinkspace.data.batch import Batch
 from thinkspace.generation.rank_agreement import any_rank_needs
 from thinkspace.mixers import LossMixer, WeightedSum
 from thinkspace.modules.base import SpatialModule
+from thinkspace.objectives.answer_only import AnswerOnly
 from thinkspace.objectives.base import Objective
 from thinkspace.objectives.text import TextCrossEntropy
 
@@ -109,9 +110,14 @@ class SpatialVLM(SpatialModule):
         self.test_accuracy = ChoiceAccuracy()
         self.finish_init(freeze, gradient_checkpointing)
 
-    def collator(self, with_response: bool = True) -> Any:
-        """The batch builder the data module uses (runs in data workers)."""
-        return self.backbone.collator({**self.objectives, **self.cues}, self.max_length, with_response)
+    def collator(self, with_response: bool = True, evaluation: bool = False) -> Any:
+        """The batch builder the data module uses (runs in data workers). ``evaluation`` (the test and
+        predict loaders): objectives edit prompts only, as ``prepare_for_answer`` says, and compute no
+        targets (:class:`~thinkspace.objectives.answer_only.AnswerOnly`); cues are unchanged."""
+        objectives: dict[str, Any] = dict(self.objectives)
+        if evaluation:
+            objectives = {name: AnswerOnly(o) for name, o in objectives.items()}
+        return self.backbone.collator({**objectives, **self.cues}, self.max_length, with_response)
 
     def generation_settings(self) -> dict[str, Any]:
         """``generation`` (empty when ``None``)."""

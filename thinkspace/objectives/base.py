@@ -80,6 +80,11 @@ class Objective(Component):
         direction) from the backbone output on the prompts. Default: ``None`` (no situation)."""
         return None
 
+    def locates(self, batch: Batch) -> list[bool]:
+        """Per sample, whether :meth:`locate` has a situation to predict for it (the module skips its
+        forward for a batch of none). Default: every sample."""
+        return [True] * len(batch.ids)
+
     @classmethod
     def owns(cls, hook: str) -> bool:
         """Whether this class overrides the optional hook ``hook`` (``evaluate``, ``generate``,

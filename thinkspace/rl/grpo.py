@@ -228,8 +228,9 @@ class SpatialGRPO(SpatialModule):
 
     # -- data --------------------------------------------------------------------------
 
-    def collator(self, with_response: bool = True) -> Any:
-        """Prompts only (the policy writes the responses), plus their texts and gold answers."""
+    def collator(self, with_response: bool = True, evaluation: bool = False) -> Any:
+        """Prompts only (the policy writes the responses), plus their texts and gold answers; the same
+        for rollouts and for ``evaluation`` (test, predict)."""
         return self.backbone.collator(self.objectives, self.max_length, False)
 
     @property

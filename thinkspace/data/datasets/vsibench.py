@@ -19,10 +19,15 @@ Geometry: VSI-Bench ships none. With ``scannet_root``, a record of a ScanNet sce
 (``dataset`` ``scannet``) whose export ``{scannet_root}/{scene_name}/`` exists is read from
 that export instead of the mp4: the same sampling over the scan's valid frames, timed by
 the capture (frame number / ``fps``), with intrinsics, poses and depth in the world frame
-of :mod:`thinkspace.data.datasets.scannet`, so layout reconstruction has targets. Every
+of :mod:`thinkspace.data.datasets.scannet`, so layout reconstruction has targets. A record
+with a ``sequence`` field (the synthetic world's: its walk's per-frame colour, depth and pose
+files in ScanNet's layout, whatever its ``dataset``) is read from
+``{scannet_root}/{sequence}`` the same way (set ``fps`` to the synthetic set's, 4 by default). Every
 other record (ARKitScenes, ScanNet++, or no export) has no geometry: ``LayoutReconstruction``
 gives its tokens no target with ``require_depth: false`` and fails naming the sample
-otherwise.
+otherwise in training; the test and predict loaders compute no training targets, so
+answering needs no geometry (except for a cue built from it, such as ground-truth camera
+tokens).
 """
 
 from __future__ import annotations
@@ -62,7 +67,8 @@ class VSIBench(BenchmarkDataset):
         limit: keep the first ``limit`` questions.
         frame_sampling: ``segment_centres`` or ``linspace`` (the official evaluation's rule).
         scannet_root: directory of ScanNet exports (``{scene}/color, depth, pose, intrinsic``):
-            ScanNet records are read from there, with depth and poses.
+            ScanNet records are read from there, with depth and poses; so are records with a
+            ``sequence`` (``{scannet_root}/{sequence}``; the synthetic folder for its walks).
         fps: the ScanNet capture's frame rate, which times the exported frames.
     """
 
@@ -119,8 +125,14 @@ class VSIBench(BenchmarkDataset):
         return self.video_root / str(record["dataset"]) / f"{record['scene_name']}.mp4"
 
     def scan_dir(self, record: dict[str, Any]) -> Path | None:
-        """The ScanNet export of a ScanNet record, when ``scannet_root`` holds it."""
-        if self.scannet_root is None or str(record.get("dataset")) != "scannet":
+        """The ScanNet export of a ScanNet record, or a record's ``sequence`` folder (the synthetic
+        world's posed frames), when ``scannet_root`` holds it."""
+        if self.scannet_root is None:
+            return None
+        if record.get("sequence"):
+            sequence = self.scannet_root / str(record["sequence"])
+            return sequence if sequence.is_dir() else None
+        if str(record.get("dataset")) != "scannet":
             return None
         scene = self.scannet_root / str(record["scene_name"])
         return scene if scene.is_dir() else None
@@ -134,7 +146,9 @@ class VSIBench(BenchmarkDataset):
         if scan is not None:
             posed = load_posed_frames(scan, self.num_frames, entry["id"], sampling=self.frame_sampling, fps=self.fps)
             frames, timestamps, indices, geometry = posed.frames, posed.timestamps, posed.indices, posed.geometry
-            source = scan.name  # the ScanNet export: the same frames as SQA3D's, ScanQA's, MSQA's of that scan
+            # the ScanNet export (the same frames as SQA3D's, ScanQA's, MSQA's of that scan) or the synthetic
+            # walk's folder, relative to scannet_root: one name per scan, the camera cache's key
+            source = scan.relative_to(self.scannet_root).as_posix()
         else:
             path = self.video_path(record)
             if not path.is_file():
