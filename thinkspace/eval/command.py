@@ -30,12 +30,12 @@ def build_parser() -> ToolParser:
     parser.add_argument("benchmark", choices=sorted(SCORERS), help="which benchmark's format and scoring")
     parser.add_argument("predictions", help="predictions file (.jsonl; .json list or .parquet also read); "
                         "ego3d: a <category>[-results].jsonl file or a folder of them; viewspatial: also the official "
-                        "result_<model>.csv")
+                        "result_<model>.csv; spbench: the official <task>_results.jsonl")
     parser.add_argument(
         "--response-field",
         default=None,
         help="field holding the model's response (default: mindcube 'cogmap_gen_answer' else 'answer', "
-        "vsibench 'prediction', sqa3d 'answer', ego3d 'Processed_Pred', viewspatial 'prediction')",
+        "vsibench 'prediction', sqa3d 'answer', ego3d 'Processed_Pred', viewspatial 'prediction', spbench 'predicted_answer')",
     )
     parser.add_argument(
         "--localization",
