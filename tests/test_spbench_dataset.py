@@ -138,3 +138,16 @@ def test_thinkspace_test_writes_results_score_reads(tmp_path, capsys):
     capsys.readouterr()
     assert command("score")(["spbench", str(run / "predictions_test_spbench.jsonl"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {k: v for k, v in logged.items() if k != "notes"}
+
+
+def test_eval_config_keeps_the_official_settings():
+    """configs/eval/spbench.yaml (also instantiated by tests/test_configs.py): upstream's pixels, tokens, prompt."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "configs" / "eval" / "spbench.yaml").read_text())
+    init = raw["model"]["backbone"]["init_args"]
+    assert (init["min_pixels"], init["max_pixels"]) == (16 * 28 * 28, 512 * 28 * 28)
+    assert raw["model"]["generation"]["max_new_tokens"] == 1024  # the thinking prompt's budget upstream
+    test = raw["data"]["test"]
+    assert test["class_path"] == "thinkspace.data.datasets.spbench.SPBench"
+    assert test["init_args"]["prompt_type"] == "thinking"
