@@ -121,6 +121,18 @@ def test_score_command_reads_the_official_results_file(capsys):
     assert "scored 40 records (no known size for spbench" in out.err
 
 
+def test_score_command_prompt_type_and_gold(capsys):
+    """``--prompt-type default`` gives the official default-mode numbers; the split file as ``--gold``."""
+    path = FIXTURES / "SPBench-SI_results.jsonl"
+    gold = FIXTURES / "SPBench-SI.sample.jsonl"
+    assert score_main(["spbench", str(path), "--json", "--prompt-type", "default", "--gold", str(gold)]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["overall"] == pytest.approx(100 * 0.40208333333333335)
+    assert "scored 48 records of the gold file's 48 questions" in out.err
+    assert score_main(["vsibench", str(path), "--prompt-type", "default"]) == 2
+    assert "--prompt-type is for spbench, not vsibench" in one_error_line(capsys, "score")
+
+
 def test_missing_response_names_the_field(tmp_path, capsys):
     path = tmp_path / "r.jsonl"
     row = dict(results("SI")[0][1])

@@ -1,5 +1,5 @@
 """``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--question-types RULE]
-[--gold QUESTIONS] [--split-into DIR] [--wordnet DIR] [--json]``.
+[--gold QUESTIONS] [--split-into DIR] [--wordnet DIR] [--prompt-type P] [--json]``.
 
 Reads a predictions file in the benchmark's own format, scores it as the official
 evaluator does, and prints a table, or with ``--json`` one JSON object
@@ -51,6 +51,13 @@ def build_parser() -> ToolParser:
         "\"What's\" is what) or 'first_word' (SQA3D's ClipBERT conversion, \"What's\" is others)",
     )
     parser.add_argument(
+        "--prompt-type",
+        default=None,
+        choices=("thinking", "default"),
+        help="spbench only: the SpatialLadder prompt the responses answered; 'thinking' (default, upstream's) reads "
+        "<answer> tags, 'default' reads the response as it is",
+    )
+    parser.add_argument(
         "--gold",
         default=None,
         metavar="QUESTIONS",
@@ -94,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.benchmark != "sqa3d":
             raise ValueError(f"--question-types is for sqa3d, not {args.benchmark}")
         options["question_types"] = args.question_types
+    if args.prompt_type is not None:
+        if args.benchmark != "spbench":
+            raise ValueError(f"--prompt-type is for spbench, not {args.benchmark}")
+        options["prompt_type"] = args.prompt_type
     if args.benchmark == "scanqa" and args.gold is not None:
         options["gold"] = args.gold
     if args.wordnet is not None:
