@@ -1,5 +1,5 @@
 """``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--question-types RULE]
-[--gold QUESTIONS] [--split-into DIR] [--wordnet DIR] [--json]``.
+[--gold QUESTIONS] [--split-into DIR] [--wordnet DIR] [--prompt-type P] [--json]``.
 
 Reads a predictions file in the benchmark's own format, scores it as the official
 evaluator does, and prints a table, or with ``--json`` one JSON object
@@ -30,12 +30,12 @@ def build_parser() -> ToolParser:
     parser.add_argument("benchmark", choices=sorted(SCORERS), help="which benchmark's format and scoring")
     parser.add_argument("predictions", help="predictions file (.jsonl; .json list or .parquet also read); "
                         "ego3d: a <category>[-results].jsonl file or a folder of them; viewspatial: also the official "
-                        "result_<model>.csv")
+                        "result_<model>.csv; spbench: the official <task>_results.jsonl")
     parser.add_argument(
         "--response-field",
         default=None,
         help="field holding the model's response (default: mindcube 'cogmap_gen_answer' else 'answer', "
-        "vsibench 'prediction', sqa3d 'answer', ego3d 'Processed_Pred', viewspatial 'prediction')",
+        "vsibench 'prediction', sqa3d 'answer', ego3d 'Processed_Pred', viewspatial 'prediction', spbench 'predicted_answer')",
     )
     parser.add_argument(
         "--localization",
@@ -49,6 +49,13 @@ def build_parser() -> ToolParser:
         choices=QUESTION_TYPE_RULES,
         help="sqa3d only: how a question's type is read: 'prefix' (default; MSR3D / LEO get_sqa_question_type, "
         "\"What's\" is what) or 'first_word' (SQA3D's ClipBERT conversion, \"What's\" is others)",
+    )
+    parser.add_argument(
+        "--prompt-type",
+        default=None,
+        choices=("thinking", "default"),
+        help="spbench only: the SpatialLadder prompt the responses answered; 'thinking' (default, upstream's) reads "
+        "<answer> tags, 'default' reads the response as it is",
     )
     parser.add_argument(
         "--gold",
@@ -94,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.benchmark != "sqa3d":
             raise ValueError(f"--question-types is for sqa3d, not {args.benchmark}")
         options["question_types"] = args.question_types
+    if args.prompt_type is not None:
+        if args.benchmark != "spbench":
+            raise ValueError(f"--prompt-type is for spbench, not {args.benchmark}")
+        options["prompt_type"] = args.prompt_type
     if args.benchmark == "scanqa" and args.gold is not None:
         options["gold"] = args.gold
     if args.wordnet is not None:

@@ -26,7 +26,7 @@ from thinkspace.records import (
 #: benchmark -> the field holding a record's question id (Ego3D-Bench: thinkspace's own records;
 #: upstream's result logs carry none).
 ID_FIELDS = {"mindcube": "id", "vsibench": "id", "sqa3d": "question_id", "ego3d": "idx", "scanqa": "question_id",
-             "viewspatial": "id"}
+             "viewspatial": "id", "spbench": "id"}
 #: benchmark -> (name of the known set, its number of questions).
 KNOWN_SIZES = {"mindcube": ("MindCube-Tiny", 1050), "sqa3d": ("SQA3D's test split", 3519),
                "vsibench": ("VSI-Bench", 5130), "scanqa": ("ScanQA's val split", 4675),
