@@ -25,7 +25,7 @@ def fake_trainer(ready: int, epoch: int, limit: int | float = 1.0) -> SimpleName
     return SimpleNamespace(
         fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress)),
         num_training_batches=float("inf"), current_epoch=epoch, limit_train_batches=limit,
-        global_rank=0, world_size=1, lightning_module=SimpleNamespace(collator=lambda with_response: list),
+        global_rank=0, world_size=1, lightning_module=SimpleNamespace(collator=lambda with_response, evaluation=False: list),
         strategy=SimpleNamespace(root_device=torch.device("cpu")),
     )
 
