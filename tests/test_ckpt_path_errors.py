@@ -5,11 +5,15 @@ missing and unexpected keys and the config the checkpoint came from)."""
 
 from __future__ import annotations
 
+import gc
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
 from cli_helpers import FAST, QUICKSTART, command, one_error_line
 
+from thinkspace.lightning_cli import ThinkspaceCLI
 from thinkspace.training.checkpoint_file import ORIGIN_KEY
 
 
@@ -94,3 +98,25 @@ def test_a_broken_last_ckpt_behind_ckpt_path_last_is_one_line(tmp_path, monkeypa
     assert run("fit", "last", tmp_path, monkeypatch) == 2
     line = last_error_line(capsys, "fit")
     assert line.endswith(f"--ckpt_path {last} is an empty file; expected a torch checkpoint (.ckpt)"), line
+
+
+def mapped(path) -> bool:
+    """Whether this process has ``path`` memory-mapped (Linux's /proc/self/maps)."""
+    with open("/proc/self/maps") as maps:
+        return any(line.rstrip().endswith(str(path)) for line in maps)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc/self/maps")
+def test_the_checkpoint_is_let_go_after_the_weights_check(tmp_path):
+    # the one read serves the hyperparameters and the weights' check, then is not held while the run trains:
+    # a held mapping of a file the run's own saves replace would keep its disk space for the whole run
+    model = torch.nn.Linear(2, 3)
+    path = tmp_path / "resume.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": {}}, path)
+    cli = ThinkspaceCLI.__new__(ThinkspaceCLI)  # the two steps alone, without building a run
+    cli.config, cli.subcommand, cli.model = {"subcommand": "fit", "fit": {"ckpt_path": str(path)}}, "fit", model
+    cli._parse_ckpt_path()
+    assert mapped(path)  # read once, memory-mapped, kept for the weights' check
+    cli._check_ckpt_weights()
+    gc.collect()
+    assert not mapped(path)

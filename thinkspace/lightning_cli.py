@@ -153,14 +153,19 @@ class ThinkspaceCLI(LightningCLI):
                                     f"or one of {', '.join(CKPT_NAMES[:2])}")
         return path
 
-    def _read_ckpt(self, path: Path) -> dict[str, Any]:
+    def _read_ckpt(self, path: Path, keep: bool = True) -> dict[str, Any]:
         """The checkpoint at ``path``, read once per command (memory-mapped: tensors nobody touches stay on
         disk; with torch's weights-only unpickler, as the trainer will read it): an empty, truncated or
-        foreign file is a ValueError naming it and what is wrong."""
+        foreign file is a ValueError naming it and what is wrong. ``keep``: hold it for a later reader;
+        the last reader (the weights' check) lets it go, so the run does not keep the file mapped (nor,
+        once a save replaces that file, its disk space) while it trains."""
         states = self.__dict__.setdefault("_ckpt_states", {})
-        if path not in states:
-            states[path] = read_checkpoint(path, "--ckpt_path", mmap=True, weights_only=True)
-        return states[path]
+        state = states.pop(path, None)
+        if state is None:
+            state = read_checkpoint(path, "--ckpt_path", mmap=True, weights_only=True)
+        if keep:
+            states[path] = state
+        return state
 
     def _parse_ckpt_path(self) -> None:
         """The model's hyperparameters saved in ``--ckpt_path`` update the config (Lightning's
@@ -187,7 +192,7 @@ class ThinkspaceCLI(LightningCLI):
             found = [f / "last.ckpt" for f in last_in if (f / "last.ckpt").is_file()]  # not DeepSpeed's folders
             path = max(found, key=lambda p: p.stat().st_mtime) if found else None
         if path is not None:
-            state = self._read_ckpt(path)
+            state = self._read_ckpt(path, keep=False)  # its last reader
             check_weights_match(state, self.model.state_dict(), path, ", ".join(self._config_files()) or "(none)")
 
     # validate, test and predict: a checkpoint of another config is refused before Lightning loads it
