@@ -58,6 +58,16 @@ def test_an_unreadable_checkpoint_is_one_line_naming_it(name, kind, expected, tm
     assert f"--ckpt_path {ckpt}" in line and expected in line, line
 
 
+def test_hyperparameters_the_model_does_not_take_are_one_line_naming_the_checkpoint(tmp_path, monkeypatch, capsys):
+    ckpt = tmp_path / "other_module.ckpt"
+    small_checkpoint(ckpt, hyper_parameters={"no_such_arg": 1})
+    assert run("fit", ckpt, tmp_path, monkeypatch) == 2
+    line = one_error_line(capsys, "fit")
+    assert line.endswith(f"error: --ckpt_path {ckpt}: its saved hyperparameters do not fit the model of this config "
+                         "(Subcommand 'fit' does not accept option 'model.no_such_arg'); expected a .ckpt written by "
+                         "thinkspace fit with this config"), line
+
+
 def test_a_checkpoint_of_another_config_names_its_keys_and_its_config(tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / "other.ckpt"
     small_checkpoint(ckpt, **{ORIGIN_KEY: {"config": ["configs/mine.yaml"], "run_dir": "runs/mine"}})

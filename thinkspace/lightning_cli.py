@@ -170,7 +170,8 @@ class ThinkspaceCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         """The model's hyperparameters saved in ``--ckpt_path`` update the config (Lightning's
         ``_parse_ckpt_path``, from the one read of :meth:`_read_ckpt` instead of a second, full one);
-        an empty, truncated or foreign file is refused first, in one line naming it."""
+        an empty, truncated or foreign file is refused first, and hyperparameters the model does not take
+        after, each in one line naming it."""
         path = self._ckpt_file()
         if path is None:
             return super()._parse_ckpt_path()
@@ -180,7 +181,12 @@ class ThinkspaceCLI(LightningCLI):
             return None
         if "_class_path" in hparams:
             hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
-        self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
+        try:
+            self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
+        except ArgumentError as error:  # hyperparameters the config's model does not take: one line, not a traceback
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"--ckpt_path {path}: its saved hyperparameters do not fit the model of this config "
+                             f"({reason}); expected a .ckpt written by thinkspace fit with this config") from None
         return None
 
     def _check_ckpt_weights(self, last_in: list[Path] = ()) -> None:
