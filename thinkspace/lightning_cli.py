@@ -25,10 +25,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from jsonargparse import ArgumentError, ArgumentParser, Namespace
 import lightning.pytorch as pl
+from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from lightning.pytorch import LightningModule
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar, ThroughputMonitor
+from lightning.pytorch.callbacks import (
+    Callback,
+    ModelCheckpoint,
+    ModelSummary,
+    ProgressBar,
+    ThroughputMonitor,
+)
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -36,12 +42,22 @@ from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.errors import parser_error_summary
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
-from thinkspace.training.checkpoint_file import RecordOrigin, check_weights_match, read_checkpoint
+from thinkspace.training.checkpoint_file import (
+    RecordOrigin,
+    check_weights_match,
+    read_checkpoint,
+)
 from thinkspace.training.cpu_threads import cpu_processes_warning, set_cpu_threads
 from thinkspace.training.model_summary import RunModelSummary
 from thinkspace.training.progress_bar import progress_bar
-from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
-                                        run_checkpoint, step_checkpoint)
+from thinkspace.training.resume import (
+    CHECKPOINT_EVERY_N_STEPS,
+    ResumeReport,
+    SeedPerBatch,
+    report_missing_last,
+    run_checkpoint,
+    step_checkpoint,
+)
 from thinkspace.training.run_lock import RunLock, is_rank_zero_process
 from thinkspace.training.run_logger import RunLogger
 from thinkspace.training.run_summary import FitSummary
