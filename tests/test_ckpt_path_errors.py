@@ -5,11 +5,15 @@ missing and unexpected keys and the config the checkpoint came from)."""
 
 from __future__ import annotations
 
+import gc
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
 from cli_helpers import FAST, QUICKSTART, command, one_error_line
 
+from thinkspace.lightning_cli import ThinkspaceCLI
 from thinkspace.training.checkpoint_file import ORIGIN_KEY
 
 
@@ -54,6 +58,16 @@ def test_an_unreadable_checkpoint_is_one_line_naming_it(name, kind, expected, tm
     assert f"--ckpt_path {ckpt}" in line and expected in line, line
 
 
+def test_hyperparameters_the_model_does_not_take_are_one_line_naming_the_checkpoint(tmp_path, monkeypatch, capsys):
+    ckpt = tmp_path / "other_module.ckpt"
+    small_checkpoint(ckpt, hyper_parameters={"no_such_arg": 1})
+    assert run("fit", ckpt, tmp_path, monkeypatch) == 2
+    line = one_error_line(capsys, "fit")
+    assert line.endswith(f"error: --ckpt_path {ckpt}: its saved hyperparameters do not fit the model of this config "
+                         "(Subcommand 'fit' does not accept option 'model.no_such_arg'); expected a .ckpt written by "
+                         "thinkspace fit with this config"), line
+
+
 def test_a_checkpoint_of_another_config_names_its_keys_and_its_config(tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / "other.ckpt"
     small_checkpoint(ckpt, **{ORIGIN_KEY: {"config": ["configs/mine.yaml"], "run_dir": "runs/mine"}})
@@ -94,3 +108,25 @@ def test_a_broken_last_ckpt_behind_ckpt_path_last_is_one_line(tmp_path, monkeypa
     assert run("fit", "last", tmp_path, monkeypatch) == 2
     line = last_error_line(capsys, "fit")
     assert line.endswith(f"--ckpt_path {last} is an empty file; expected a torch checkpoint (.ckpt)"), line
+
+
+def mapped(path) -> bool:
+    """Whether this process has ``path`` memory-mapped (Linux's /proc/self/maps)."""
+    with open("/proc/self/maps") as maps:
+        return any(line.rstrip().endswith(str(path)) for line in maps)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc/self/maps")
+def test_the_checkpoint_is_let_go_after_the_weights_check(tmp_path):
+    # the one read serves the hyperparameters and the weights' check, then is not held while the run trains:
+    # a held mapping of a file the run's own saves replace would keep its disk space for the whole run
+    model = torch.nn.Linear(2, 3)
+    path = tmp_path / "resume.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": {}}, path)
+    cli = ThinkspaceCLI.__new__(ThinkspaceCLI)  # the two steps alone, without building a run
+    cli.config, cli.subcommand, cli.model = {"subcommand": "fit", "fit": {"ckpt_path": str(path)}}, "fit", model
+    cli._parse_ckpt_path()
+    assert mapped(path)  # read once, memory-mapped, kept for the weights' check
+    cli._check_ckpt_weights()
+    gc.collect()
+    assert not mapped(path)

@@ -7,7 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from cli_helpers import command
+from cli_helpers import command, one_error_line
 
 from thinkspace.sweep.archive import is_report_input, read_archive, write_archive
 from thinkspace.sweep.files import write_questions
@@ -123,3 +123,9 @@ def test_unreadable_archives_and_existing_targets_name_the_problem(tmp_path, swe
     with pytest.raises(ValueError, match="holds no runs"):
         write_archive(tmp_path / "a")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_to_without_archive_is_refused_not_ignored(sweep_dir, tmp_path, capsys):
+    assert main(["--report", str(sweep_dir), "--no-chart", "--to", str(tmp_path / "kept.tar.gz")]) == 2
+    assert f"--to {tmp_path / 'kept.tar.gz'} is for --archive DIR" in one_error_line(capsys, "sweep")
+    assert not (sweep_dir / "results.md").exists() and not (tmp_path / "kept.tar.gz").exists()

@@ -25,10 +25,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from jsonargparse import ArgumentError, ArgumentParser, Namespace
 import lightning.pytorch as pl
+from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from lightning.pytorch import LightningModule
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar, ThroughputMonitor
+from lightning.pytorch.callbacks import (
+    Callback,
+    ModelCheckpoint,
+    ModelSummary,
+    ProgressBar,
+    ThroughputMonitor,
+)
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -36,12 +42,22 @@ from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.errors import parser_error_summary
 from thinkspace.eval.predictions import BenchmarkPredictions
 from thinkspace.modules.spatial_vlm import SpatialVLM
-from thinkspace.training.checkpoint_file import RecordOrigin, check_weights_match, read_checkpoint
+from thinkspace.training.checkpoint_file import (
+    RecordOrigin,
+    check_weights_match,
+    read_checkpoint,
+)
 from thinkspace.training.cpu_threads import cpu_processes_warning, set_cpu_threads
 from thinkspace.training.model_summary import RunModelSummary
 from thinkspace.training.progress_bar import progress_bar
-from thinkspace.training.resume import (CHECKPOINT_EVERY_N_STEPS, ResumeReport, SeedPerBatch, report_missing_last,
-                                        run_checkpoint, step_checkpoint)
+from thinkspace.training.resume import (
+    CHECKPOINT_EVERY_N_STEPS,
+    ResumeReport,
+    SeedPerBatch,
+    report_missing_last,
+    run_checkpoint,
+    step_checkpoint,
+)
 from thinkspace.training.run_lock import RunLock, is_rank_zero_process
 from thinkspace.training.run_logger import RunLogger
 from thinkspace.training.run_summary import FitSummary
@@ -153,19 +169,25 @@ class ThinkspaceCLI(LightningCLI):
                                     f"or one of {', '.join(CKPT_NAMES[:2])}")
         return path
 
-    def _read_ckpt(self, path: Path) -> dict[str, Any]:
+    def _read_ckpt(self, path: Path, keep: bool = True) -> dict[str, Any]:
         """The checkpoint at ``path``, read once per command (memory-mapped: tensors nobody touches stay on
         disk; with torch's weights-only unpickler, as the trainer will read it): an empty, truncated or
-        foreign file is a ValueError naming it and what is wrong."""
+        foreign file is a ValueError naming it and what is wrong. ``keep``: hold it for a later reader;
+        the last reader (the weights' check) lets it go, so the run does not keep the file mapped (nor,
+        once a save replaces that file, its disk space) while it trains."""
         states = self.__dict__.setdefault("_ckpt_states", {})
-        if path not in states:
-            states[path] = read_checkpoint(path, "--ckpt_path", mmap=True, weights_only=True)
-        return states[path]
+        state = states.pop(path, None)
+        if state is None:
+            state = read_checkpoint(path, "--ckpt_path", mmap=True, weights_only=True)
+        if keep:
+            states[path] = state
+        return state
 
     def _parse_ckpt_path(self) -> None:
         """The model's hyperparameters saved in ``--ckpt_path`` update the config (Lightning's
         ``_parse_ckpt_path``, from the one read of :meth:`_read_ckpt` instead of a second, full one);
-        an empty, truncated or foreign file is refused first, in one line naming it."""
+        an empty, truncated or foreign file is refused first, and hyperparameters the model does not take
+        after, each in one line naming it."""
         path = self._ckpt_file()
         if path is None:
             return super()._parse_ckpt_path()
@@ -175,7 +197,12 @@ class ThinkspaceCLI(LightningCLI):
             return None
         if "_class_path" in hparams:
             hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
-        self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
+        try:
+            self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
+        except ArgumentError as error:  # hyperparameters the config's model does not take: one line, not a traceback
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"--ckpt_path {path}: its saved hyperparameters do not fit the model of this config "
+                             f"({reason}); expected a .ckpt written by thinkspace fit with this config") from None
         return None
 
     def _check_ckpt_weights(self, last_in: list[Path] = ()) -> None:
@@ -187,7 +214,7 @@ class ThinkspaceCLI(LightningCLI):
             found = [f / "last.ckpt" for f in last_in if (f / "last.ckpt").is_file()]  # not DeepSpeed's folders
             path = max(found, key=lambda p: p.stat().st_mtime) if found else None
         if path is not None:
-            state = self._read_ckpt(path)
+            state = self._read_ckpt(path, keep=False)  # its last reader
             check_weights_match(state, self.model.state_dict(), path, ", ".join(self._config_files()) or "(none)")
 
     # validate, test and predict: a checkpoint of another config is refused before Lightning loads it

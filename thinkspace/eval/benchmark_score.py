@@ -12,7 +12,7 @@ class BenchmarkScore:
     """Scores of one predictions file.
 
     Attributes:
-        benchmark: ``"mindcube"``, ``"vsibench"``, ``"sqa3d"``, ``"ego3d"`` or ``"scanqa"``.
+        benchmark: ``"mindcube"``, ``"vsibench"``, ``"sqa3d"``, ``"ego3d"``, ``"scanqa"`` or ``"viewspatial"``.
         n: records scored (all of them; see ``skipped`` for any the official code skips).
         overall: the benchmark's headline number, in percent.
         groups: percent per setting (MindCube), question type (VSI-Bench), metric (SQA3D) or

@@ -35,7 +35,8 @@ def build_parser() -> ToolParser:
         "--response-field",
         default=None,
         help="field holding the model's response (default: mindcube 'cogmap_gen_answer' else 'answer', "
-        "vsibench 'prediction', sqa3d 'answer', ego3d 'Processed_Pred', viewspatial 'prediction', spbench 'predicted_answer')",
+        "vsibench 'prediction', sqa3d 'answer', ego3d 'Processed_Pred', scanqa 'answer_top10', viewspatial "
+        "'prediction', spbench 'predicted_answer')",
     )
     parser.add_argument(
         "--localization",

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from thinkspace.errors import ToolParser
-from thinkspace.sweep.archive import read_archive, write_archive
+from thinkspace.sweep.archive import ARCHIVE_NAME, read_archive, write_archive
 from thinkspace.sweep.files import write_json
 from thinkspace.sweep.grid import LAUNCHERS, Sweep, load_sweep
 from thinkspace.sweep.overrides import run_config
@@ -78,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``thinkspace sweep``; bad input raises (``thinkspace.cli`` reports it: one line, exit code 2)."""
     args = parser().parse_args(argv)
+    if args.to is not None and not args.archive:  # else silently ignored: no archive where the user asked
+        raise ValueError(f"--to {args.to} is for --archive DIR (the archive to write); a sweep or --report writes "
+                         f"none there (a sweep writes its own {ARCHIVE_NAME} into --out)")
     if args.archive:
         path, count = write_archive(args.archive, args.to)
         print(f"[sweep] wrote {path} ({count} files, {path.stat().st_size:,} bytes)")
@@ -113,7 +116,7 @@ def sweep(args: argparse.Namespace) -> int:
         try:
             resolved[spec.name] = run_config("fit", configs, spec.overrides)
             if i == 0:
-                for name, extra in plan.evaluate.items():
+                for extra in plan.evaluate.values():
                     run_config("test", configs, {**spec.overrides, **extra})
         except ValueError as e:
             raise ValueError(f"run {spec.name} ({spec.labels}): {e}") from None

@@ -117,7 +117,7 @@ class OneVisionCollator(Collator):
     def prompt_text(self, sample: SpatialSample) -> str:
         if sample.is_video and sample.meta.get(FRAME_PREFIX):  # placed per frame by process()
             sample = replace(sample, meta={k: v for k, v in sample.meta.items() if k != FRAME_PREFIX})
-        if sample.is_video and self.layout.time_instruction:  # <video>\n{instruction}\n{question}, as trained
+        if sample.is_video and self.layout.time_instruction:  # <video>\n{instruction}\n{question}, as LLaVA-Video's demo asks
             sample = replace(sample, prompt=f"{time_instruction(sample)}\n{sample.prompt}")
         return super().prompt_text(sample)
 

@@ -1,8 +1,9 @@
 """LLaVA-Video's time instruction: the video's length and its frames' times, said before the question.
 
-LLaVA-Video was trained (``add_time_instruction``) with the user turn
-``<video>\\n{instruction}\\n{question}``, where the instruction reads, verbatim (the missing space
-before "Please" included)::
+LLaVA-Video was trained with it (``add_time_instruction``), and its inference demo asks with the user
+turn ``<video>\\n{instruction}\\n{question}`` (training turns stored as ``<image>\\n{question}`` had
+one more newline before the question; docs/parity.md), where the instruction reads, verbatim (the
+missing space before "Please" included)::
 
     The video lasts for 12.00 seconds, and 4 frames are uniformly sampled from it. These frames are
     located at 0.00s,4.00s,8.00s,11.50s.Please answer the following questions related to this video.

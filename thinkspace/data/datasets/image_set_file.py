@@ -1,4 +1,4 @@
-"""``ImageSetFile``: the base of adapters whose jsonl records list image files (MindCube, ThinkerCoT).
+"""``ImageSetFile``: the base of adapters whose jsonl records list image files (MindCube, ThinkerCoT, ViewSpatial-Bench).
 
 What they share: where the images are (relative to ``image_root``), each view resized (and
 re-saved) as 3DThinker's preprocessing does (:func:`~thinkspace.data.datasets.thinker_prompt.resize_view`),
