@@ -158,7 +158,7 @@ def test_test_run_writes_records_and_official_pred_json(tmp_path, capsys):
     callback = BenchmarkPredictions(directory=str(tmp_path / "out"))
     callback.rows = [(questions[1]["question_id"], " a brown chair \n", None),
                      (questions[0]["question_id"], "white", None)]
-    trainer = SimpleNamespace(datamodule=SimpleNamespace(datasets={"test": data}), log_dir=None,
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(datasets={"test": data, "predict": data}), log_dir=None,
                               default_root_dir=str(tmp_path), global_rank=0, world_size=1, logger=None)
     path = callback.finish(trainer, "test")
     records = [json.loads(line) for line in path.read_text().splitlines()]
@@ -170,6 +170,21 @@ def test_test_run_writes_records_and_official_pred_json(tmp_path, capsys):
                         for q, a in zip(questions[::-1], [["a brown chair"], ["white"]])]
     assert "not scored (the questions carry no answers)" in capsys.readouterr().out
     assert not (tmp_path / "out" / "scores_test_scanqa.json").exists()
+    callback.finish(trainer, "predict")  # beside the test run's files, not over them
+    assert json.loads((tmp_path / "out" / "pred.test_w_obj.predict.json").read_text()) == official
+    assert json.loads((tmp_path / "out" / "pred.test_w_obj.json").read_text()) == official
+
+
+@needs_wordnet
+def test_em_and_f_value_alone_need_no_java(tmp_path, capsys, monkeypatch):
+    pred, gold = non_empty_top(tmp_path)
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)  # as on a machine without Java
+    assert command("score")(["scanqa", str(pred), "--gold", str(gold), "--no-caption-metrics", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["by_metric"]) == {"EM@1", "EM@10", "F-value"}
+    assert out["by_metric"]["F-value"] == pytest.approx(OFFICIAL_57["F-value"], abs=1e-9)
+    assert command("score")(["vsibench", str(pred), "--no-caption-metrics"]) == 2
+    assert one_error_line(capsys, "score") == "thinkspace score: error: --no-caption-metrics is for scanqa, not vsibench"
 
 
 def test_eval_config_reads_val_on_top_of_the_joint_recipe():
@@ -194,7 +209,7 @@ def test_test_run_on_val_scores_what_it_wrote(tmp_path):
     assert data.scorable
     callback = BenchmarkPredictions(directory=str(tmp_path), print_table=False)
     callback.rows = [(p["question_id"], p["answer_top10"][0], None) for p in json.loads(PRED.read_text())]
-    trainer = SimpleNamespace(datamodule=SimpleNamespace(datasets={"test": data}), log_dir=None,
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(datasets={"test": data, "predict": data}), log_dir=None,
                               default_root_dir=str(tmp_path), global_rank=0, world_size=1, logger=None)
     path = callback.finish(trainer, "test")
     scores = json.loads((tmp_path / "scores_test_scanqa.json").read_text())

@@ -1,5 +1,5 @@
 """``thinkspace score BENCHMARK PREDICTIONS.jsonl [--response-field F] [--localization GOLD] [--question-types RULE]
-[--gold QUESTIONS] [--split-into DIR] [--wordnet DIR] [--prompt-type P] [--json]``.
+[--gold QUESTIONS] [--split-into DIR] [--wordnet DIR] [--no-caption-metrics] [--prompt-type P] [--json]``.
 
 Reads a predictions file in the benchmark's own format, scores it as the official
 evaluator does, and prints a table, or with ``--json`` one JSON object
@@ -81,8 +81,22 @@ def build_parser() -> ToolParser:
         help="scanqa only: WordNet for the F-value, a database directory (Debian wordnet-base: /usr/share/wordnet) "
         "or an nltk_data directory (default: nltk's data path, then /usr/share/wordnet; never downloaded)",
     )
+    parser.add_argument(
+        "--no-caption-metrics",
+        dest="caption_metrics",
+        action="store_const",
+        const=False,
+        default=None,
+        help="scanqa only: EM@1/EM@10 and the F-value alone, without BLEU/METEOR/ROUGE-L/CIDEr (no Java needed)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return parser
+
+
+#: options that belong to one benchmark's scorer: the scorer's keyword -> (the option, that benchmark)
+OPTION_OF = {"localization": ("--localization", "sqa3d"), "question_types": ("--question-types", "sqa3d"),
+             "prompt_type": ("--prompt-type", "spbench"), "wordnet": ("--wordnet", "scanqa"),
+             "caption_metrics": ("--no-caption-metrics", "scanqa")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,24 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     ids = question_ids(args.benchmark, records)  # a duplicate would be scored twice: refused
     gold = gold_ids(args.benchmark, args.gold) if args.gold is not None else None
     options = {}
-    if args.localization is not None:
-        if args.benchmark != "sqa3d":
-            raise ValueError(f"--localization is for sqa3d, not {args.benchmark}")
-        options["localization"] = args.localization
-    if args.question_types is not None:
-        if args.benchmark != "sqa3d":
-            raise ValueError(f"--question-types is for sqa3d, not {args.benchmark}")
-        options["question_types"] = args.question_types
-    if args.prompt_type is not None:
-        if args.benchmark != "spbench":
-            raise ValueError(f"--prompt-type is for spbench, not {args.benchmark}")
-        options["prompt_type"] = args.prompt_type
+    for name, (flag, benchmark) in OPTION_OF.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if args.benchmark != benchmark:
+            raise ValueError(f"{flag} is for {benchmark}, not {args.benchmark}")
+        options[name] = value
     if args.benchmark == "scanqa" and args.gold is not None:
         options["gold"] = args.gold
-    if args.wordnet is not None:
-        if args.benchmark != "scanqa":
-            raise ValueError(f"--wordnet is for scanqa, not {args.benchmark}")
-        options["wordnet"] = args.wordnet
     if args.split_into is not None:
         if args.benchmark != "ego3d":
             raise ValueError(f"--split-into is for ego3d, not {args.benchmark}")

@@ -84,11 +84,13 @@ class ScanQA(ScanNetQuestions):
         return all(entry["record"].get("answers") for entry in self.index)
 
     def write_official(self, records: list[dict[str, Any]], directory: Path, stage: str) -> Path:
-        """``records`` as ScanQA's ``pred.{split}.json`` (``scene_id``, ``question_id``, ``answer_top10``)."""
+        """``records`` as ScanQA's ``pred.{split}.json`` (``scene_id``, ``question_id``, ``answer_top10``);
+        a stage other than ``test`` writes ``pred.{split}.{stage}.json``, so a predict run does not
+        overwrite what the test run wrote (as ``predictions_{stage}_scanqa.jsonl`` beside it)."""
         name = self.path.name
         split = name[len("ScanQA_v1.0_"):-len(".json")] if name.startswith("ScanQA_v1.0_") and name.endswith(".json") \
             else self.path.stem
-        path = Path(directory) / f"pred.{split}.json"
+        path = Path(directory) / (f"pred.{split}.json" if stage == "test" else f"pred.{split}.{stage}.json")
         keep = ("scene_id", "question_id", "answer_top10")
         path.write_text(json.dumps([{k: r[k] for k in keep} for r in records], indent=1) + "\n")
         return path
