@@ -118,7 +118,7 @@ class _replayed_rng:
         if self.state[1] is not None:
             torch.cuda.set_rng_state(self.state[1], self.device)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         torch.set_rng_state(self.saved[0])
         if self.saved[1] is not None:
             torch.cuda.set_rng_state(self.saved[1], self.device)
