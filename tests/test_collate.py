@@ -1,7 +1,10 @@
 """The collator: exact label masks, any batch mix, visual-token positions."""
 
+from dataclasses import replace
+
 import pytest
 import torch
+from PIL import Image
 
 from thinkspace.data.batch import IGNORE_INDEX
 from thinkspace.data.datasets.squares import ColouredSquares
@@ -108,3 +111,40 @@ def test_fixed_grid_tokens_indexes_each_frame_block_and_names_a_miscount():
     assert vis.grid.tolist() == [[0, 0, 2, 2], [0, 1, 2, 2], [1, 0, 2, 2]]
     with pytest.raises(RuntimeError, match="^1:4:2$"):
         fixed_grid_tokens(ids, [2, 2], 9, rows=2, cols=2, mismatch=lambda b, n, f: f"{b}:{n}:{f}")
+
+
+@pytest.fixture(scope="module")
+def gemma3(tiny_cache):
+    from thinkspace.backbones.gemma3 import Gemma3
+
+    return Gemma3("tiny:gemma3")
+
+
+def float_frame() -> Image.Image:
+    """A 32-bit float image (PIL mode ``F``): no defined range, refused by ``to_rgb``."""
+    return Image.new("F", (112, 56), 0.5)
+
+
+@pytest.mark.parametrize("family", ["qwen25", "llava_onevision", "composed", "gemma3"])
+def test_a_bad_in_memory_frame_is_named_by_sample_id_and_index(request, family):
+    backbone = request.getfixturevalue(family)
+    views = ColouredSquares(2, num_views=(2, 2), seed=2)
+    sample = replace(views[1], frames=[views[1].frames[0], float_frame()])
+    with pytest.raises(ValueError, match=rf"^frame 1 of sample '{sample.id}' \(an in-memory image\): 32-bit float "
+                                         r"image \(PIL mode 'F'\) has no defined range"):
+        backbone.collator({"text": TextCrossEntropy()})([views[0], sample])
+
+
+def test_a_bad_frame_opened_from_a_file_is_named_by_its_file_and_the_sample(collator, tmp_path):
+    float_frame().save(tmp_path / "depth.tif")
+    views = ColouredSquares(1, num_views=(2, 2), seed=2)
+    sample = replace(views[0], frames=[Image.open(tmp_path / "depth.tif"), views[0].frames[1]])
+    with pytest.raises(ValueError, match=rf"^image file {tmp_path}/depth\.tif \(sample '{sample.id}'\): 32-bit float"):
+        collator([sample])
+
+
+def test_a_bad_video_frame_is_named_too(collator):
+    video = ColouredSquares(1, num_views=(3, 3), video=True, fps=2.0, seed=3)[0]
+    sample = replace(video, frames=[*video.frames[:2], float_frame()])
+    with pytest.raises(ValueError, match=rf"^frame 2 of sample '{video.id}' \(an in-memory image\): 32-bit float"):
+        collator([sample])

@@ -136,3 +136,54 @@ def test_thinkspace_test_writes_rows_score_and_upstream_read(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == {k: v for k, v in logged.items() if k != "notes"}
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [
         "Ego_Centric_Absolute_Distance.jsonl", "Localization.jsonl"]
+
+
+
+def write_arrow(path, rows, stream: bool):
+    """``rows`` as an Arrow IPC stream (as ``datasets`` saves a split) or an IPC file."""
+    pa = pytest.importorskip("pyarrow")  # not installed here: these tests run where it is
+    table = pa.Table.from_pylist(rows)
+    with pa.OSFile(str(path), "wb") as sink:
+        writer = pa.ipc.new_stream(sink, table.schema) if stream else pa.ipc.new_file(sink, table.schema)
+        with writer:
+            writer.write_table(table)
+    return path
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["ipc-stream", "ipc-file"])
+def test_the_datasets_arrow_file_reads_as_its_jsonl_export(tmp_path, stream):
+    path = fx.ego3d(tmp_path)
+    rows = [__import__("json").loads(line) for line in path.read_text().splitlines()]
+    arrow = write_arrow(tmp_path / "data-00000-of-00001.arrow", rows, stream)
+    exported = Ego3DBench(str(path), image_root=str(tmp_path / "images"))
+    native = Ego3DBench(str(arrow), image_root=str(tmp_path / "images"))
+    assert len(native) == len(exported) == 2
+    for a, b in zip(native, exported):
+        assert (a.id, a.task, a.prompt, a.answer, a.meta["views"]) == (b.id, b.task, b.prompt, b.answer, b.meta["views"])
+        assert colours(a) == colours(b)
+    rows[1]["images"].pop("Front")  # errors name the arrow file and the row
+    write_arrow(arrow, rows, stream)
+    with pytest.raises(ValueError, match=r"data-00000-of-00001.arrow:#1: sample '8' \(waymo\) has no image for view"):
+        len(Ego3DBench(str(arrow), image_root=str(tmp_path / "images")))
+
+
+def test_an_arrow_file_that_is_not_arrow_is_named(tmp_path):
+    pytest.importorskip("pyarrow")
+    bad = tmp_path / "test.arrow"
+    bad.write_text('{"idx": 1}\n')
+    with pytest.raises(ValueError, match=r"test.arrow: not an Arrow table .*expected an Arrow IPC stream or file"):
+        len(Ego3DBench(str(bad)))
+
+
+def test_the_arrow_file_needs_pyarrow_and_other_suffixes_stay_json_lines(tmp_path):
+    try:
+        import pyarrow  # noqa: F401
+        pytest.skip("pyarrow installed: .arrow is readable")
+    except ImportError:
+        pass
+    (tmp_path / "test.arrow").write_bytes(b"ARROW1")
+    with pytest.raises(ImportError, match=r"test.arrow: reading an .arrow file needs pyarrow \(pip install pyarrow\)"):
+        len(Ego3DBench(str(tmp_path / "test.arrow")))
+    rows = fx.ego3d(tmp_path).read_text()
+    (tmp_path / "test.txt").write_text(rows)  # a suffix read_table does not know: JSON lines, as before
+    assert [s.id for s in Ego3DBench(str(tmp_path / "test.txt"), image_root=str(tmp_path / "images"))] == ["7", "8"]

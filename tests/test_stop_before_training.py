@@ -57,7 +57,8 @@ def test_a_signal_in_the_sanity_check_stops_before_the_first_step_saving_nothing
     try:
         with pytest.raises(StopRequested) as stopped:
             trainer.fit(model, data, data)
-    finally:  # Lightning's teardown re-installs the handlers it found (ours, for SIGINT): the next test gets pytest's
+        assert signal.getsignal(signum) == before  # the caller's handler is back (tests/test_stop_signal_handlers.py)
+    finally:  # whatever failed above, the next test gets pytest's handler
         signal.signal(signum, before)
     assert stopped.value.code == code
     assert model.steps == 0 and trainer.global_step == 0 and not last.exists()

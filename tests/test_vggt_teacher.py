@@ -67,6 +67,14 @@ def test_wrong_channels_are_refused():
         VGGTTeacher(image_size=56, model=tiny_vggt())
 
 
+def test_a_bad_frame_is_named_by_sample_id_and_index():
+    teacher = VGGTTeacher(image_size=56, model=tiny_vggt(), channels=64)
+    s = sample(2)
+    s.frames[1] = Image.new("F", (84, 42), 0.5)
+    with pytest.raises(ValueError, match=r"^frame 1 of sample 'v' \(an in-memory image\): 32-bit float image"):
+        teacher.prepare(s)
+
+
 def test_views_of_different_sizes_are_padded_with_white_to_the_largest():
     teacher = VGGTTeacher(image_size=56, mode="crop", channels=64, model=tiny_vggt())
     wide, square = sample(1, (28, 84)).frames[0], sample(1, (56, 56)).frames[0]

@@ -1,7 +1,7 @@
-"""Read benchmark files (jsonl, json, parquet) with errors that name the file and line.
+"""Read benchmark files (jsonl, json, parquet, arrow) with errors that name the file and line.
 
 Every record comes with its location, ``"path:line"`` for jsonl (``"path:#i"`` for the
-i-th entry of a json list or parquet table), so scorers and dataset adapters can say
+i-th entry of a json list, parquet or arrow table), so scorers and dataset adapters can say
 exactly which record is wrong.
 """
 
@@ -72,14 +72,17 @@ def read_json_list(path: str | Path, key: str | None = None) -> list[Located]:
 
 
 def read_table(path: str | Path) -> list[Located]:
-    """Records of a ``.jsonl``, ``.json`` (list) or ``.parquet`` file, by suffix.
+    """Records of a ``.json`` (list), ``.parquet`` or ``.arrow`` file, by suffix; any other suffix is read
+    as JSON lines.
 
-    Parquet needs ``pyarrow`` or ``pandas``; without them the error says so.
+    Parquet needs ``pyarrow`` or ``pandas``, Arrow needs ``pyarrow``; without them the error says so.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return _read_parquet(path)
+    if suffix == ".arrow":
+        return _read_arrow(path)
     if suffix == ".json":
         return read_json_list(path)
     return read_jsonl(path)
@@ -102,6 +105,28 @@ def _read_parquet(path: Path) -> list[Located]:
             ) from err
         rows = pd.read_parquet(path).to_dict(orient="records")
     return [(f"{path}:#{i}", _plain(r)) for i, r in enumerate(rows)]
+
+
+def _read_arrow(path: Path) -> list[Located]:
+    """Rows of an Arrow IPC file as Hugging Face ``datasets`` saves a split (``data-00000-of-00001.arrow``,
+    the stream format), or in the IPC file format."""
+    if not path.is_file():
+        raise FileNotFoundError(f"file {path} not found")
+    try:
+        import pyarrow as pa
+    except ImportError as err:
+        raise ImportError(f"{path}: reading an .arrow file needs pyarrow (pip install pyarrow), "
+                          "or export the split to jsonl") from err
+    with pa.memory_map(str(path)) as source:
+        try:
+            table = pa.ipc.open_stream(source).read_all()
+        except pa.ArrowInvalid:
+            try:
+                table = pa.ipc.open_file(source).read_all()
+            except pa.ArrowInvalid as err:
+                raise ValueError(f"{path}: not an Arrow table ({err}); expected an Arrow IPC stream or file, "
+                                 "as `datasets` saves a split") from err
+    return [(f"{path}:#{i}", row) for i, row in enumerate(table.to_pylist())]
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from PIL import Image
 from torch import Tensor
 
 from thinkspace.data.batch import IGNORE_INDEX, Batch, VisualTokens
-from thinkspace.data.images import to_rgb
+from thinkspace.data.images import image_source, to_rgb
 from thinkspace.data.schema import FRAME_PREFIX, IMAGE_SLOT, IMAGE_SLOTS, SpatialSample
 
 
@@ -147,7 +147,7 @@ class Collator:
         if sample.is_video:
             return self.processor(text=[text], videos=[video_frames(sample)], return_tensors="pt",
                                   **video_kwargs(sample))
-        return self.processor(text=[text], images=[rgb(f) for f in sample.frames], return_tensors="pt")
+        return self.processor(text=[text], images=sample_rgb(sample), return_tensors="pt")
 
     def concat_vision(self, key: str, parts: list[Tensor]) -> Tensor:
         """Join one vision input (e.g. ``pixel_values``) of the batch's samples, in sample order."""
@@ -224,14 +224,21 @@ def turn_end(processor: Any) -> str:
     return rendered.split(marker, 1)[1]
 
 
-def rgb(frame: Any) -> Any:
-    """A PIL image as RGB (:func:`~thinkspace.data.images.to_rgb`), anything else as a numpy array (``[H, W, 3]``)."""
-    return to_rgb(frame) if isinstance(frame, Image.Image) else np.asarray(frame)
+def rgb(frame: Any, source: str) -> Any:
+    """A PIL image as RGB (:func:`~thinkspace.data.images.to_rgb`; ``source`` is what its errors name),
+    anything else as a numpy array (``[H, W, 3]``)."""
+    return to_rgb(frame, source) if isinstance(frame, Image.Image) else np.asarray(frame)
+
+
+def sample_rgb(sample: SpatialSample) -> list[Any]:
+    """The sample's frames through :func:`rgb`, a bad one's error naming its file, or the sample id and
+    frame index for an image made in memory (:func:`~thinkspace.data.images.image_source`)."""
+    return [rgb(frame, image_source(frame, sample.id, i)) for i, frame in enumerate(sample.frames)]
 
 
 def video_frames(sample: SpatialSample) -> np.ndarray:
     """``[S, H, W, 3]`` uint8 frames of a video sample."""
-    return np.stack([np.asarray(rgb(f)) for f in sample.frames])
+    return np.stack([np.asarray(f) for f in sample_rgb(sample)])
 
 
 def video_kwargs(sample: SpatialSample) -> dict[str, Any]:

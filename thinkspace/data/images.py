@@ -17,6 +17,7 @@ goes through :func:`load_image`, and every PIL image a user hands over through :
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -64,6 +65,16 @@ def _sixteen_bit_to_rgb(image: Image.Image, source: str) -> Image.Image:
                          f"[{values.min()}, {values.max()}]; expected a 16-bit range [0, 65535]")
     grey = ((values * 255 + 32767) // 65535).astype(np.uint8)  # round half up, integers only
     return Image.fromarray(np.repeat(grey[..., None], 3, axis=-1), mode="RGB")
+
+
+def image_source(frame: Any, sample_id: str, index: int) -> str:
+    """What an error about frame ``index`` of sample ``sample_id`` names: its file, as :func:`load_image`
+    names it, for a PIL image opened from one (``Image.open`` keeps its ``filename``); the sample id and
+    frame index for an image made in memory (or loaded and converted: the path is gone by then)."""
+    filename = getattr(frame, "filename", "")
+    if filename:
+        return f"image file {filename} (sample {sample_id!r})"
+    return f"frame {index} of sample {sample_id!r} (an in-memory image)"
 
 
 def load_image(path: str | Path, sample_id: str | None = None) -> Image.Image:

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from thinkspace.generation.model_step import ModelStep
 from thinkspace.generation.rank_agreement import AllDone, rows_done
 from thinkspace.generation.repetition import RepetitionPenalty
-from thinkspace.generation.sampling import sample_token
+from thinkspace.generation.sampling import sample_token, token_logprobs
 from thinkspace.generation.slots import PlainRows
 
 
@@ -125,10 +125,7 @@ def decode_loop(step_model: ModelStep, lm_head: nn.Module, embed: nn.Module, las
             if can_stop:
                 run.done = run.done | (sampled & torch.isin(token, stops))
         sampling.emitted(token)
-        logprob = None
-        if return_logprobs:
-            scaled = logits / max(sampling.temperature, 1e-5)
-            logprob = scaled.gather(-1, token[:, None])[:, 0] - torch.logsumexp(scaled, -1)
+        logprob = token_logprobs(logits, token, sampling.temperature) if return_logprobs else None
         run.record(token, live, free, logprob)
         last = step_model(embeds, step, live)
         # the loop's only device sync, and only when a row can stop: every 8 steps each row's done flag, read

@@ -1,4 +1,4 @@
-"""Choosing a token from logits, and the ids that end a completion."""
+"""Choosing a token from logits, the chosen tokens' log-probabilities, and the ids that end a completion."""
 
 from __future__ import annotations
 
@@ -41,6 +41,16 @@ def sample_token(logits: Tensor, temperature: float = 1.0, top_p: float = 1.0, t
     # the first token whose cumulative probability reaches u (scaled by the total: rounding)
     token = (cdf < uniform[:, None].to(cdf.dtype) * cdf[:, -1:]).sum(-1)
     return token.clamp_(max=logits.shape[-1] - 1)
+
+
+def token_logprobs(logits: Tensor, tokens: Tensor, temperature: float = 1.0) -> Tensor:
+    """Log-probabilities ``[N]`` of ``tokens`` ``[N]`` under ``logits`` ``[N, V]`` at ``temperature``
+    (floored at 1e-5, as :func:`sample_token` does): ``z[token] - logsumexp(z)``, ``z = logits /
+    temperature``, in the logits' dtype (pass float32 logits). Every ``[N, V]`` logit is formed: the
+    decode loop's one position per row, or the GRPO scorer's positions when it does not chunk
+    (:func:`thinkspace.rl.chosen_logprobs.chosen_logprobs`)."""
+    scaled = logits / max(temperature, 1e-5)
+    return scaled.gather(-1, tokens[:, None])[:, 0] - torch.logsumexp(scaled, -1)
 
 
 def stop_ids(tokenizer: Any, eos: int | list[int] | None) -> Tensor:

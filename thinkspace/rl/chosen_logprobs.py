@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from thinkspace.generation.sampling import token_logprobs
+
 #: positions per chunk by default: 1,024 x 151,936 float32 logits are 0.58 GiB
 DEFAULT_CHUNK_TOKENS = 1024
 
@@ -40,8 +42,7 @@ def chosen_logprobs(lm_head: nn.Module, hidden: Tensor, tokens: Tensor, temperat
         raise ValueError(f"chunk_tokens must be 0 (no chunks) or positive, got {chunk_tokens}")
     temperature = max(temperature, 1e-5)
     if chunk_tokens == 0 or hidden.shape[0] <= chunk_tokens:
-        logits = lm_head(hidden).float() / temperature
-        return logits.gather(-1, tokens[:, None])[:, 0] - torch.logsumexp(logits, -1)
+        return token_logprobs(lm_head(hidden).float(), tokens, temperature)
     params = [p for p in lm_head.parameters() if p.requires_grad]
     if not torch.is_grad_enabled() or not (hidden.requires_grad or params):
         with torch.no_grad():
@@ -117,7 +118,7 @@ class _replayed_rng:
         if self.state[1] is not None:
             torch.cuda.set_rng_state(self.state[1], self.device)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         torch.set_rng_state(self.saved[0])
         if self.saved[1] is not None:
             torch.cuda.set_rng_state(self.saved[1], self.device)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from thinkspace.data.images import to_rgb
+from thinkspace.data.images import image_source, to_rgb
 from thinkspace.data.schema import SpatialSample
 from thinkspace.teachers.base import GeometryTeacher, TeacherFeatures, frame_size_of
 from thinkspace.teachers.precision import tf32_allowed
@@ -112,7 +112,7 @@ class VGGTTeacher(GeometryTeacher):
     def prepare(self, sample: SpatialSample) -> Tensor:
         """Frames as VGGT's input ``[S, 3, H, W]`` in ``[0, 1]``; views of different sizes are
         padded with white, centred, to the largest height and width, as VGGT's loader does."""
-        frames = [self._resize(frame) for frame in sample.frames]
+        frames = [self._resize(frame, image_source(frame, sample.id, i)) for i, frame in enumerate(sample.frames)]
         height, width = max(f.shape[1] for f in frames), max(f.shape[2] for f in frames)
         padded = []
         for f in frames:
@@ -120,11 +120,12 @@ class VGGTTeacher(GeometryTeacher):
             padded.append(F.pad(f, (left, width - f.shape[2] - left, top, height - f.shape[1] - top), value=1.0))
         return torch.stack(padded)
 
-    def _resize(self, frame: Any) -> Tensor:
+    def _resize(self, frame: Any, source: str) -> Tensor:
         """One frame (PIL image or ``[H, W, 3]`` uint8 array) as ``[3, h, w]`` in ``[0, 1]``: PIL bicubic
-        resizing and RGBA blended onto white, as ``vggt.utils.load_fn.load_and_preprocess_images``."""
+        resizing and RGBA blended onto white, as ``vggt.utils.load_fn.load_and_preprocess_images``
+        (``source``: what a bad frame's error names)."""
         image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
-        image = to_rgb(image)  # RGBA onto white, as VGGT's loader
+        image = to_rgb(image, source)  # RGBA onto white, as VGGT's loader
         w, h = image.size
         s = self.image_size
         if self.mode == "resize":

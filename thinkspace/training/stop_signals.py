@@ -39,8 +39,13 @@ class StopOnSignal(Callback):
     """Saves ``checkpoint`` at the end of the training step during which SIGTERM or SIGINT arrived,
     then raises :class:`StopRequested` (exit code 143 or 130).
 
-    SIGINT is caught from ``setup``, SIGTERM from the sanity check's start (in place of Lightning's
-    handler, installed in between; from ``on_train_start`` without a sanity check), to the end of ``fit``.
+    SIGINT is caught from ``setup`` to ``on_fit_start``, then both from the sanity check's start (SIGTERM
+    in place of Lightning's handler; from ``on_train_start`` without a sanity check), to the end of ``fit``.
+    Lightning records the handlers it finds in between and puts them back when ``fit`` ends, after the
+    callbacks' last hook if ``fit`` raised: SIGINT is handed back there so that what it puts back is the
+    caller's handler, not this callback's (a Ctrl-C in that short window, while Lightning restores the
+    training state, is Lightning's: ``KeyboardInterrupt``, nothing trained). Whatever way ``fit`` ends,
+    the caller's handlers are in place afterwards.
     A signal before the first step stops the run at ``on_train_start``, nothing saved. Lightning's handler raises its ``SIGTERMException``
     (exit 0, nothing saved) at the end of the step, after the callbacks' ``on_train_batch_end``: a
     SIGTERM arriving while the step checkpoint was written (after this callback's turn) escaped the
@@ -64,16 +69,24 @@ class StopOnSignal(Callback):
         if threading.current_thread() is threading.main_thread() and signum not in self._previous:
             self._previous[signum] = signal.signal(signum, self._on_signal)
 
+    def _catch_both(self) -> None:
+        if self.signum is None:  # after a first Ctrl-C, a second one must interrupt at once
+            self._catch(signal.SIGINT)
+        self._catch(signal.SIGTERM)  # after Lightning installed its own (Trainer._run), in its place
+
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit":
             self.signum, self.training = None, False
             self._catch(signal.SIGINT)  # from here: Ctrl-C in the sanity check stops before the first step
 
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._restore(signal.SIGINT)  # Lightning records the handlers next: the caller's, to put back at the end
+
     def on_sanity_check_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._catch(signal.SIGTERM)  # after Lightning installed its own (Trainer._run), in its place
+        self._catch_both()
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._catch(signal.SIGTERM)  # (no sanity check: not caught yet)
+        self._catch_both()  # (no sanity check: not caught yet)
         signum = self.received(trainer)  # every rank: a signal in the sanity check stops them all here
         if signum is not None:
             if trainer.is_global_zero:
@@ -84,15 +97,20 @@ class StopOnSignal(Callback):
         self.training = True
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self._restore()
+        self._restore()  # (after Lightning put back what it recorded: only a handler still ours is replaced)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self._restore()
 
     def _restore(self, *signums: int) -> None:
+        """Puts back the handler found before this callback's, where this callback's is still installed
+        (once Lightning restored SIGTERM at the end of ``fit``, putting back the handler found then,
+        Lightning's, would leave a finished trainer's handler bound to SIGTERM)."""
         for signum in signums or list(self._previous):
             if signum in self._previous and threading.current_thread() is threading.main_thread():
-                signal.signal(signum, self._previous.pop(signum))
+                previous = self._previous.pop(signum)
+                if signal.getsignal(signum) == self._on_signal:
+                    signal.signal(signum, previous)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self.signum is None:

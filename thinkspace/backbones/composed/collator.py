@@ -15,7 +15,12 @@ from typing import Any
 from torch import Tensor
 
 from thinkspace.data.batch import VisualTokens
-from thinkspace.data.collate import Collator, fixed_grid_tokens, rgb, video_frames
+from thinkspace.data.collate import (
+    Collator,
+    fixed_grid_tokens,
+    sample_rgb,
+    video_frames,
+)
 from thinkspace.data.schema import SpatialSample
 
 
@@ -47,7 +52,7 @@ class ComposedCollator(Collator):
     def process(self, text: str, sample: SpatialSample) -> Any:
         if sample.is_video:
             return self.processor(text=[text], videos=[video_frames(sample)])
-        return self.processor(text=[text], images=[rgb(f) for f in sample.frames])
+        return self.processor(text=[text], images=sample_rgb(sample))
 
     def visual_tokens(self, input_ids: Tensor, encoded: list[dict[str, Any]]) -> VisualTokens:
         """Every frame's ``rows x cols`` tokens in order: sample, position, frame, row, col."""

@@ -25,7 +25,7 @@ from typing import Any
 from torch import Tensor
 
 from thinkspace.data.batch import VisualTokens
-from thinkspace.data.collate import Collator, fixed_grid_tokens, rgb
+from thinkspace.data.collate import Collator, fixed_grid_tokens, sample_rgb
 from thinkspace.data.schema import SpatialSample
 
 
@@ -54,7 +54,7 @@ class Gemma3Collator(Collator):
 
     def process(self, text: str, sample: SpatialSample) -> Any:
         # The chat template already writes <bos>; the tokenizer would add a second one.
-        out = self.processor(text=[text], images=[[rgb(f) for f in sample.frames]], return_tensors="pt",
+        out = self.processor(text=[text], images=[sample_rgb(sample)], return_tensors="pt",
                              add_special_tokens=False)
         # One unpadded row per sample; extra_inputs writes it again from the padded batch.
         return {k: v for k, v in out.items() if k != "token_type_ids"}

@@ -49,7 +49,7 @@ from thinkspace.backbones.llava_onevision.row_newlines import (
 )
 from thinkspace.backbones.llava_onevision.time_instruction import time_instruction
 from thinkspace.data.batch import VisualTokens
-from thinkspace.data.collate import Collator, rgb
+from thinkspace.data.collate import Collator, sample_rgb
 from thinkspace.data.schema import FRAME_PREFIX, SpatialSample
 
 
@@ -131,7 +131,7 @@ class OneVisionCollator(Collator):
             prefix = sample.meta.get(FRAME_PREFIX)
             return self._interleave(out, prefix, sample.num_frames) if prefix else out
         # one list per sample: the processor treats 2+ images as a multi-image sample
-        return self.processor(text=[text], images=[[rgb(f) for f in sample.frames]], return_tensors="pt")
+        return self.processor(text=[text], images=[sample_rgb(sample)], return_tensors="pt")
 
     def _interleave(self, out: Any, prefix: str, num_frames: int) -> Any:
         """``out`` with the ids of ``prefix`` inserted before each video frame's block of tokens."""

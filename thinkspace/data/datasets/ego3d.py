@@ -40,7 +40,7 @@ from thinkspace.eval.ego3d import (
     YES_NO_CATEGORIES,
     processed_prediction,
 )
-from thinkspace.records import Located, field, read_table
+from thinkspace.records import field, read_table
 
 #: view names (keys of ``images``) in the order the question's slots list them, per source.
 VIEW_ORDER = {
@@ -62,25 +62,6 @@ def ego3d_prompt(question: str, options: list[str] | None, category: str, yes_no
     else:
         wording = LETTER_WORDING
     return question + "".join(f"\n{option}" for option in options or []) + "\n" + SUFFIX.format(wording)
-
-
-def read_rows(path: Path) -> list[Located]:
-    """Rows of a ``.jsonl``/``.json``/``.parquet`` table or a Hugging Face ``.arrow`` file."""
-    if path.suffix.lower() != ".arrow":
-        return read_table(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"file {path} not found")
-    try:
-        import pyarrow as pa
-    except ImportError as err:
-        raise ImportError(f"{path}: reading the dataset's .arrow file needs pyarrow (pip install pyarrow), "
-                          "or export the split to jsonl") from err
-    with pa.memory_map(str(path)) as source:
-        try:  # `datasets` writes the IPC stream format; accept the file format too
-            table = pa.ipc.open_stream(source).read_all()
-        except pa.ArrowInvalid:
-            table = pa.ipc.open_file(source).read_all()
-    return [(f"{path}:#{i}", row) for i, row in enumerate(table.to_pylist())]
 
 
 class Ego3DBench(BenchmarkDataset):
@@ -108,7 +89,7 @@ class Ego3DBench(BenchmarkDataset):
 
     def _build_index(self) -> list[dict[str, Any]]:
         entries, off_options = [], []
-        for where, record in read_rows(self.path):
+        for where, record in read_table(self.path):
             idx = str(field(record, "idx", where, "question index"))
             question = str(field(record, "question", where, "question text with <image> slots"))
             options = list(field(record, "options", where, "option list (empty for numeric categories)") or [])
