@@ -70,7 +70,7 @@ def test_generate_returns_text_per_sample(qwen25, batch):
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
 
 
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen3_vl"])
+@pytest.mark.parametrize("family", ["qwen2_vl", pytest.param("qwen3_vl", marks=pytest.mark.slow)])  # qwen3: ~8 s
 def test_other_families_train_through_the_same_code(family, tiny_cache):
     backbone = QwenVL(f"tiny:{family}")
     samples = [ColouredSquares(4, num_views=(1, 2), seed=1)[i] for i in range(2)]

@@ -342,11 +342,11 @@ def test_an_untied_llama_without_a_chat_template_composes_resizes_and_exports(tm
 ENCODERS = [  # (timm name, kwargs, pool, token grid per frame)
     ("vit_small_patch14_reg4_dinov2", {"img_size": 56, "depth": 1, "embed_dim": 32, "num_heads": 2}, 1, (4, 4)),
     ("vit_base_patch16_siglip_224", {"img_size": 80, "depth": 1, "embed_dim": 32, "num_heads": 2}, 2, (3, 3)),
-    ("convnext_atto", {}, 3, (3, 3)),  # a [F, C, 7, 7] feature map at 224 px
+    pytest.param("convnext_atto", {}, 3, (3, 3), marks=pytest.mark.slow),  # [F, C, 7, 7] at 224 px: about 9 s
 ]
 
 
-@pytest.mark.parametrize(("name", "kwargs", "pool", "grid"), ENCODERS, ids=[e[0] for e in ENCODERS])
+@pytest.mark.parametrize(("name", "kwargs", "pool", "grid"), ENCODERS, ids=[getattr(e, "values", e)[0] for e in ENCODERS])
 def test_any_timm_encoder_gives_a_pooled_token_grid(composed, name, kwargs, pool, grid):
     """CLS and register tokens dropped (DINOv2), none to drop (SigLIP), a conv map (ConvNeXt);
     pooling averages each window, partial windows at the edges over the patches they cover."""

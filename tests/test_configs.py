@@ -113,7 +113,12 @@ def test_config_parses_and_instantiates(config, tmp_path):
             assert cli.model.objectives[name].weight == spec["init_args"]["weight"], name
 
 
-@pytest.mark.parametrize("sweep", SWEEPS, ids=[str(p.relative_to(p.parents[1])) for p in SWEEPS])
+#: sweep files with many runs to resolve (10-12 s each): in the full suite, not the inner loop
+MANY_RUNS = {"cues_vs_supervision.yaml", "leftmost_study.yaml"}
+
+
+@pytest.mark.parametrize("sweep", [pytest.param(p, marks=pytest.mark.slow) if p.name in MANY_RUNS else p
+                                   for p in SWEEPS], ids=[str(p.relative_to(p.parents[1])) for p in SWEEPS])
 def test_sweep_file_resolves_every_run_against_its_base(sweep):
     """Each run of a sweep file parses against the base named on its ``# base:`` line."""
     from thinkspace.sweep.grid import load_sweep

@@ -157,6 +157,7 @@ def test_queued_and_running_jobs_are_not_submitted_twice(tmp_path, fake_slurm, c
     assert row["seed"] == "0" and float(row["val/accuracy"]) == pytest.approx(0.1)
 
 
+@pytest.mark.slow  # two real fits with a requeue each: 12-19 s
 @pytest.mark.parametrize("how", ["USR2", "TERM"])
 def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, fake_slurm, how):
     """USR2: SLURM's warning (``--signal USR2@90``), submitit requeues through the checkpoint hook.
@@ -192,6 +193,7 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, f
     assert json.loads((run / "status.json").read_text())["state"] == "done"
 
 
+@pytest.mark.slow  # real fits in every task: about 11 s
 def test_other_tasks_of_a_job_run_the_stages_without_recording(tmp_path, fake_slurm):
     grid = grid_file(tmp_path, grid={"model.optimizer.init_args.lr": [0.1, 0.5]})
     out = tmp_path / "out"
