@@ -32,6 +32,10 @@ FRAME_PREFIX = "frame_prefix"
 IMAGE_SLOTS = "image_slots"
 IMAGE_SLOT = "<image>"
 
+#: ``SpatialSample.meta`` key: a video's whole length in seconds (its frame count / frame rate), which
+#: a reader sets where it knows it; LLaVA-Video's time instruction says it (docs/parity.md).
+VIDEO_DURATION = "video_duration"
+
 
 @dataclass
 class Geometry:
