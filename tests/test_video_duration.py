@@ -4,8 +4,8 @@ original LLaVA-Video loader reads it (total frames / fps), and said by the time 
 import json
 
 import pytest
-
 from benchmark_fixtures import image, scannet_scene, sqa3d, video, vsibench
+
 from thinkspace.backbones.llava_onevision.time_instruction import time_instruction
 from thinkspace.data.datasets.scannet import load_posed_frames
 from thinkspace.data.datasets.scanqa import ScanQA
