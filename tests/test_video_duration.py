@@ -14,6 +14,7 @@ from thinkspace.data.datasets.synthetic import SyntheticSpatial
 from thinkspace.data.datasets.vsibench import VSIBench
 from thinkspace.data.schema import VIDEO_DURATION
 from thinkspace.data.video import read_video
+from thinkspace.inference.inputs import question_sample
 
 
 def test_scannet_export_lasts_its_capture_frame_count_over_fps(tmp_path):
@@ -73,3 +74,9 @@ def test_synthetic_walk_lasts_frames_over_fps():
     assert time_instruction(sample).startswith("The video lasts for 2.00 seconds, and 4 frames")
     views = SyntheticSpatial(1, kind="views", settings=["leftmost"], image_size=32, num_objects=(3, 3))[0]
     assert VIDEO_DURATION not in views.meta
+
+
+def test_an_asked_video_lasts_decords_frame_count_over_fps(tmp_path):
+    sample = question_sample(video(tmp_path / "walk.mp4", frames=6, fps=3.0), "How many chairs?", num_frames=2)
+    assert sample.timestamps.tolist() == pytest.approx([1 / 3, 4 / 3])  # segment centres 1 and 4
+    assert sample.meta[VIDEO_DURATION] == pytest.approx(2.0)
