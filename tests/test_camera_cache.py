@@ -5,7 +5,9 @@ and refused for writing with a message naming the cache; TF32 only on CUDA."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +19,9 @@ from safetensors.torch import save_file
 
 from thinkspace.cli import main
 from thinkspace.cues import CameraPrior
+from thinkspace.data.datamodule import SpatialDataModule
 from thinkspace.data.datasets.sqa3d import SQA3D
+from thinkspace.data.schema import DATA_SPLIT
 from thinkspace.objectives import LatentAlignment
 from thinkspace.teachers import OracleGeometryTeacher
 from thinkspace.teachers.cache import CacheWriter, FeatureCache, frames_hash
@@ -141,6 +145,48 @@ def test_a_missing_frame_set_names_the_sample_and_its_key(tmp_path):
     with pytest.raises(KeyError, match=r"sample '220602000002' \(sqa3d\) is not in the teacher cache .* \(key "
                                        r"'scan:scene0050_00/frames-"):
         FeatureCache(tmp_path / "cache", teacher.signature()).load(three[0])
+
+
+def test_a_missing_entry_at_test_time_names_the_split_and_the_command_that_writes_it(tmp_path):
+    """`cache-teacher` fills train and val unless told: a test question's entry is missing, and the
+    test loader's sample says so, with the command and its `--split test`."""
+    two, three = released(tmp_path, 2), released(tmp_path, 3)
+    teacher, root = OracleGeometryTeacher(), tmp_path / "cache"
+    writer = CacheWriter(root, teacher.signature())
+    writer.add(two[0], teacher.encode(two[0]), index=0, split="train")
+    writer.flush()
+    data = SpatialDataModule(test=three, num_workers=0)  # the loader the test stage reads, collating nothing
+    data.trainer = SimpleNamespace(lightning_module=SimpleNamespace(collator=lambda **_: list), global_rank=0,
+                                   world_size=1, strategy=SimpleNamespace(root_device=torch.device("cpu")))
+    sample = next(iter(data.test_dataloader()))[0]
+    assert sample.meta[DATA_SPLIT] == "test" and DATA_SPLIT not in three[0].meta
+    cache = FeatureCache(root, teacher.signature())
+    with pytest.raises(KeyError) as error:
+        cache.load(sample)
+    key = cache_key(sample)
+    assert error.value.args[0] == (
+        f"sample '220602000002' (sqa3d) of data.test is not in the teacher cache {root} (key {key!r}; 1 entry, of "
+        f"data.train); write its entry with `thinkspace cache-teacher --config CFG --out {root} --split test` "
+        "(CFG: this run's config file(s))")
+    untagged = cache.missing(three[0], key)  # read outside a data module's loader: the split is not known
+    assert untagged.startswith("sample '220602000002' (sqa3d) is not in the teacher cache ")
+    assert untagged.endswith("--split SPLIT` (CFG: this run's config file(s); SPLIT: the data split the sample "
+                             "is from)")
+
+
+def test_a_missing_entry_of_a_camera_only_cache_asks_for_camera_tokens(tmp_path):
+    two, three = released(tmp_path, 2), released(tmp_path, 3)
+    teacher, root = OracleGeometryTeacher(), tmp_path / "cameras"
+    writer = CacheWriter(root, teacher.signature(), parts=("camera",))
+    for split, sample in (("train", two[0]), ("val", released(tmp_path, 1)[0])):
+        writer.add(sample, teacher.encode(sample), index=0, split=split)
+    writer.flush()
+    sample = replace(three[0], meta={**three[0].meta, DATA_SPLIT: "predict"})
+    with pytest.raises(KeyError, match=re.escape(
+            "(sqa3d) of data.predict is not in the teacher cache") + r".*2 entries, of data\.train, data\.val\); "
+            + re.escape(f"write its entry with `thinkspace cache-teacher --config CFG --out {root} --split predict "
+                        "--parts camera`")):
+        FeatureCache(root, teacher.signature()).load(sample)
 
 
 # -- bf16 + TF32 ---------------------------------------------------------------------------

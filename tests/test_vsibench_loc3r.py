@@ -163,6 +163,8 @@ def test_synthetic_walks_are_read_with_their_depth_and_poses():
     plain = VSIBench(path, video_root=str(out), num_frames=3, frame_sampling="linspace")[0]
     assert plain.geometry is None and plain.meta["scan"] == "scenes/scene00009/video/video.mp4"
     assert plain.prompt == posed.prompt
+    # the walk's length both ways: its frame folder's 6 frames / 4 fps, and decord's count / fps of its mp4
+    assert posed.meta["video_duration"] == 1.5 and plain.meta["video_duration"] == pytest.approx(1.5)
 
 
 def documented_commands() -> list[list[str]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
+from typing import Any
 
 import lightning as L
 import torch
@@ -10,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from thinkspace.data.sampler import EpochSampler
+from thinkspace.data.schema import DATA_SPLIT, SpatialSample
 
 
 class SpatialDataModule(L.LightningDataModule):
@@ -20,7 +23,8 @@ class SpatialDataModule(L.LightningDataModule):
     order is a function of (seed, epoch) and the loop's progress (see
     :class:`~thinkspace.data.sampler.EpochSampler`), which makes resumed and
     multi-process runs exact. Set ``trainer.use_distributed_sampler: false`` (the CLI's
-    default): ranks are split here.
+    default): ranks are split here. Each loader's samples carry the split they came from
+    (``meta["data_split"]``, :class:`SplitTagged`), for errors that need it.
 
     Args:
         train: training dataset.
@@ -99,6 +103,7 @@ class SpatialDataModule(L.LightningDataModule):
             raise ValueError(f"data.{split}: no dataset configured for this stage")
         if split == "val" and self.val_subset is not None:
             dataset = Subset(dataset, validation_subset(len(dataset), self.val_subset, self.seed))
+        dataset = SplitTagged(dataset, split)
         trainer = self.trainer
         batch_size = self.batch_size if shuffle else self.eval_batch_size
         sampler = EpochSampler(
@@ -139,6 +144,24 @@ class SpatialDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", shuffle=False, with_response=False, evaluation=True)
+
+
+class SplitTagged(Dataset):
+    """``dataset``'s samples with ``meta["data_split"] = split`` (:data:`~thinkspace.data.schema.DATA_SPLIT`),
+    so what fails on a sample in a worker (a missing teacher-cache entry) can name its ``data.<split>``.
+    Items that are not a ``SpatialSample`` pass unchanged."""
+
+    def __init__(self, dataset: Any, split: str) -> None:
+        self.dataset, self.split = dataset, split
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        sample = self.dataset[index]
+        if not isinstance(sample, SpatialSample):
+            return sample
+        return replace(sample, meta={**sample.meta, DATA_SPLIT: self.split})  # a copy: a dataset's cache stays as is
 
 
 class EpochLoader(DataLoader):

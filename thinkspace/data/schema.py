@@ -32,6 +32,15 @@ FRAME_PREFIX = "frame_prefix"
 IMAGE_SLOTS = "image_slots"
 IMAGE_SLOT = "<image>"
 
+#: ``SpatialSample.meta`` key: a video's whole length in seconds (its frame count / frame rate), which
+#: a reader sets where it knows it; LLaVA-Video's time instruction says it (docs/parity.md).
+VIDEO_DURATION = "video_duration"
+
+#: ``SpatialSample.meta`` key: the ``data.<split>`` (train, val, test, predict) a loader of
+#: :class:`~thinkspace.data.datamodule.SpatialDataModule` read the sample from; an error about the
+#: sample can then name the split (a teacher cache filled without ``--split test``, say).
+DATA_SPLIT = "data_split"
+
 
 @dataclass
 class Geometry:

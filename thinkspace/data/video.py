@@ -36,6 +36,11 @@ class VideoClip:
     fps: float
     total_frames: int
 
+    @property
+    def duration(self) -> float:
+        """Seconds: the whole video's length, ``total_frames / fps`` (LLaVA-NeXT's decord loader's rule)."""
+        return self.total_frames / self.fps
+
 
 def _check_count(total: int, num: int) -> None:
     """Both rules' precondition: at least one frame, at most the video's ``total``."""

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from thinkspace.data.images import load_image, to_rgb
-from thinkspace.data.schema import SpatialSample
+from thinkspace.data.schema import VIDEO_DURATION, SpatialSample
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
 
@@ -42,7 +42,7 @@ def question_sample(inputs: Inputs, question: str, num_frames: int = 8, video: b
 
         clip = read_video(inputs, num_frames)
         return SpatialSample(id=Path(inputs).name, source="ask", task="ask", frames=clip.frames, prompt=question,
-                             timestamps=clip.timestamps)
+                             timestamps=clip.timestamps, meta={VIDEO_DURATION: clip.duration})
     if isinstance(inputs, np.ndarray):  # [S, H, W, 3] uint8 frames
         inputs = [Image.fromarray(frame) for frame in inputs]
     items = [inputs] if isinstance(inputs, (str, Path, Image.Image)) else list(inputs)

@@ -34,6 +34,7 @@ class Episode:
         timestamps: ``[S]`` seconds for a video, ``None`` for an image set.
         questions: questions about this episode.
         viewpoint: ``"standard"`` or ``"held_out"`` camera heights.
+        duration: seconds, a video's whole length (frames / fps); ``None`` for an image set.
     """
 
     scene: Scene
@@ -44,6 +45,7 @@ class Episode:
     timestamps: np.ndarray | None = None
     questions: list[Question] = field(default_factory=list)
     viewpoint: str = "standard"
+    duration: float | None = None
 
     @property
     def is_video(self) -> bool:
@@ -93,7 +95,8 @@ def video_episode(
         q = make_situation(scene, seen, rng) if task == "situation" else ask_video(scene, seen, task, rng)
         if q is not None:
             questions.append(q)
-    return Episode(scene, "video", walk.cams, walk.K, frames, walk.timestamps, questions)
+    return Episode(scene, "video", walk.cams, walk.K, frames, walk.timestamps, questions,
+                   duration=num_frames / fps)
 
 
 

@@ -37,7 +37,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from thinkspace.data.schema import SpatialSample
+from thinkspace.data.schema import DATA_SPLIT, SpatialSample
 from thinkspace.teachers.base import TeacherFeatures
 from thinkspace.teachers.cache_key import cache_key
 from thinkspace.utils.file_modes import atomic_write
@@ -113,14 +113,14 @@ class FeatureCache:
         """Features of ``sample`` (float32), found by its key.
 
         Raises:
-            KeyError: naming the sample and key, when the cache has no entry for it.
+            KeyError: when the cache has no entry for it, naming the sample, its split, the key, the cache
+                and the ``cache-teacher`` command that writes the entry (:meth:`missing`).
             ValueError: naming the sample, when its frames differ from the cached ones.
         """
         key = self.key_of(sample)
         entry = self.entries.get(key)
         if entry is None:
-            raise KeyError(f"sample {sample.id!r} ({sample.source}) is not in the teacher cache {self.root} "
-                           f"(key {key!r}); run `thinkspace cache-teacher` over this dataset first")
+            raise KeyError(self.missing(sample, key))
         digest = frames_hash(sample)
         if entry["hash"] != digest:
             raise ValueError(f"sample {sample.id!r} ({sample.source}): its frames (hash {digest}) differ from the "
@@ -137,6 +137,30 @@ class FeatureCache:
         for name in PARTS:  # parts not stored: no tokens
             parts.setdefault(name, camera.new_zeros(camera.shape[0], 0, camera.shape[-1]))
         return TeacherFeatures(**parts, grid=tuple(entry["grid"]))
+
+    def missing(self, sample: SpatialSample, key: str) -> str:
+        """What :meth:`load` says of a ``sample`` with no entry under ``key``: the sample and the
+        ``data.<split>`` it came from (``meta["data_split"]``, set by the data module's loaders), the cache
+        and the splits it was filled from (``cache-teacher`` fills train and val unless told), and the
+        command that writes the entry (``--split`` that split; ``--parts`` as the cache holds them)."""
+        split = sample.meta.get(DATA_SPLIT)
+        held = sorted({str(e["split"]) for e in self.entries.values() if e.get("split") is not None})
+        count = len(self.entries)
+        filled = f"{count} entr{'y' if count == 1 else 'ies'}" + (", of " + ", ".join(f"data.{s}" for s in held)
+                                                                if held else "")
+        stored = {p for e in self.entries.values() for p in e.get("parts", PARTS)}
+        parts = [p for p in PARTS if p in stored]  # a camera-only cache is extended as one
+        out = self.root if self.format >= FORMAT else "NEW_DIR"  # a format-1 cache is read, never extended
+        command = (f"thinkspace cache-teacher --config CFG --out {out} --split {split or 'SPLIT'}"
+                   + (f" --parts {' '.join(parts)}" if stored and len(parts) < len(PARTS) else ""))
+        notes = ["CFG: this run's config file(s)"]
+        if not split:
+            notes.append("SPLIT: the data split the sample is from")
+        if self.format < FORMAT:
+            notes.append(f"NEW_DIR: a new cache, as {self.root} is an old format-1 cache that is not extended")
+        where = f" of data.{split}" if split else ""
+        return (f"sample {sample.id!r} ({sample.source}){where} is not in the teacher cache {self.root} (key {key!r}; "
+                f"{filled}); write its entry with `{command}` ({'; '.join(notes)})")
 
 
 def read_entries(shard: Path) -> dict[str, dict[str, Any]]:

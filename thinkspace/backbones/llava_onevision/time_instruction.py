@@ -10,17 +10,15 @@ missing space before "Please" included)::
 
 Times are seconds with two decimals, the frame times joined by commas without spaces. The
 original reads the length as ``total frames / fps``; a sample carries it in
-``meta["video_duration"]`` (seconds) when its adapter knows it, else the last frame's timestamp
-stands in (docs/parity.md).
+``meta["video_duration"]`` (seconds; the ScanNet-export, VSI-Bench and synthetic readers set it),
+else the last frame's timestamp stands in (docs/parity.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from thinkspace.data.schema import SpatialSample
-
-VIDEO_DURATION = "video_duration"  # sample.meta key: the whole video's length in seconds
+from thinkspace.data.schema import VIDEO_DURATION, SpatialSample
 
 
 def video_duration(sample: SpatialSample) -> float:

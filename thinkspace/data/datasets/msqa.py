@@ -109,7 +109,7 @@ class MSQA(ScanNetQuestions):
             situation=Situation(position=xy, yaw=yaw, text=situation),
             meta={"scene_id": record["scan_id"], "scan": str(record["scan_id"]), "answers": record["answers"],
                   "scene_position": entry["xy"], "scene_yaw": entry["yaw"], "frame_indices": posed.indices,
-                  "where": entry["where"]},
+                  "where": entry["where"], **self.video_meta(posed)},
         )
 
 

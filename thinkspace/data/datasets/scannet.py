@@ -18,7 +18,10 @@ Timing: ScanNet streams RGB-D at 30 frames per second (ScanNet, arXiv 1702.04405
 ``.sens`` files hold per-frame timestamps but the export drops them and names files by
 their frame number in the capture (whatever ``--frame_skip``), so a frame's timestamp is
 its number / ``fps`` seconds; ``PosedFrames.timestamps`` makes the frames a video
-(``SpatialSample.timestamps``).
+(``SpatialSample.timestamps``). The video's length (``PosedFrames.duration``) is the capture's
+frame count / ``fps``, the count read as the last exported colour frame's number + 1: the number
+of exported frames for a full export, and under ``--frame_skip`` still the capture's length, in
+step with the timestamps (lost-pose frames count: they are frames of the video).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class PosedFrames:
         heading: yaw (radians) of the first camera in the scene frame.
         indices: frame numbers used.
         timestamps: ``[S]`` float32 seconds, frame number / fps (the capture's timing).
+        duration: seconds, the whole capture's length: (last colour frame number + 1) / fps.
     """
 
     frames: list[Image.Image]
@@ -59,6 +63,7 @@ class PosedFrames:
     heading: float
     indices: list[int]
     timestamps: torch.Tensor | None = None
+    duration: float | None = None
 
     def to_world(self, xy: tuple[float, float], yaw: float) -> tuple[tuple[float, float], float]:
         """A floor position (m) and yaw (rad) in the scene frame, in the world frame (yaw in [-pi, pi))."""
@@ -173,4 +178,5 @@ def load_posed_frames(scene_dir: str | Path, num_frames: int, sample_id: str | N
         depth=torch.from_numpy(np.stack(depth)),
     )
     timestamps = torch.tensor([k / fps for k in chosen], dtype=torch.float32)
-    return PosedFrames(frames, geometry, world_from_scene, heading, chosen, timestamps)
+    duration = (max(colors) + 1) / fps  # the capture's frame count / fps, as LLaVA-NeXT's loader reads a video
+    return PosedFrames(frames, geometry, world_from_scene, heading, chosen, timestamps, duration)

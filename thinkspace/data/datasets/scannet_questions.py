@@ -14,6 +14,7 @@ from typing import Any
 
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
 from thinkspace.data.datasets.scannet import SCANNET_FPS, PosedFrames, load_posed_frames
+from thinkspace.data.schema import VIDEO_DURATION
 from thinkspace.data.video import FrameSampling
 
 
@@ -76,3 +77,7 @@ class ScanNetQuestions(BenchmarkDataset):
     def timestamps(self, posed: PosedFrames) -> Any:
         """The frames' capture times (seconds) when they enter as a video, else None."""
         return posed.timestamps if self.as_video else None
+
+    def video_meta(self, posed: PosedFrames) -> dict[str, Any]:
+        """``{"video_duration": seconds}`` (the capture's length) when the frames enter as a video, else ``{}``."""
+        return {VIDEO_DURATION: posed.duration} if self.as_video and posed.duration is not None else {}

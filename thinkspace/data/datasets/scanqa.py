@@ -71,7 +71,7 @@ class ScanQA(ScanNetQuestions):
             timestamps=self.timestamps(posed),
             meta={"scene_id": record["scene_id"], "scan": str(record["scene_id"]), "answers": answers,
                   "object_ids": record.get("object_ids"), "object_names": record.get("object_names"),
-                  "frame_indices": posed.indices, "where": entry["where"]},
+                  "frame_indices": posed.indices, "where": entry["where"], **self.video_meta(posed)},
         )
 
     def prediction_record(self, index: int, response: str) -> dict[str, Any]:

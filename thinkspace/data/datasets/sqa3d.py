@@ -39,7 +39,7 @@ from thinkspace.data.datasets.benchmark import BenchmarkDataset
 from thinkspace.data.datasets.scannet import SCANNET_FPS, PosedFrames, axis_alignment, load_posed_frames
 from thinkspace.data.datasets.scannet_mesh import MeshCentres
 from thinkspace.data.datasets.sqa3d_frame import SituationFrame, situation_frame
-from thinkspace.data.schema import SpatialSample, Situation
+from thinkspace.data.schema import VIDEO_DURATION, SpatialSample, Situation
 from thinkspace.data.video import FrameSampling
 from thinkspace.eval.sqa3d import question_kind
 from thinkspace.geometry import as_position, as_quaternion, quaternion_yaw
@@ -160,7 +160,8 @@ class SQA3D(BenchmarkDataset):
             situation=Situation(position=xy, yaw=yaw, text=question["situation"]),
             meta={"scene_id": question["scene_id"], "scan": scene.relative_to(self.scannet_root).as_posix(),
                   "scene_position": entry["xy"], "scene_yaw": entry["yaw"], "frame_indices": posed.indices,
-                  "answer_type": note.get("answer_type"), "where": entry["where"]},
+                  "answer_type": note.get("answer_type"), "where": entry["where"],
+                  **({VIDEO_DURATION: posed.duration} if self.as_video else {})},
         )
 
     def situation_frame(self, question: dict[str, Any], posed: PosedFrames, sample_id: str) -> SituationFrame:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from thinkspace.data.schema import Geometry, Situation, SpatialSample
+from thinkspace.data.schema import VIDEO_DURATION, Geometry, Situation, SpatialSample
 from thinkspace.geometry import wrap_angle
 from thinkspace.synth.cameras import heading_of, world_from_room
 from thinkspace.synth.episodes import Episode
@@ -57,5 +57,6 @@ def to_sample(episode: Episode, question: Question, source: str = "synthetic") -
             "options": list(question.options),
             "facts": dict(question.facts),
             "world_from_room": world.tolist(),
+            **({VIDEO_DURATION: episode.duration} if episode.duration is not None else {}),
         },
     )

@@ -10,7 +10,8 @@ parquet; parquet needs ``pyarrow`` or ``pandas``) with fields ``id``, ``dataset`
 Frames: ``num_frames`` sampled with decord, by segment centres or (``frame_sampling:
 linspace``) by the official evaluation's ``np.linspace(0, M - 1, N)`` rounded down, both
 ends included (``lmms_eval/models/llava_vid.py``); ``timestamps`` in seconds from the start
-of the video. The prompt is the official one: "These are frames of a video.", the
+of the video; ``meta["video_duration"]`` is the video's length in seconds, its frame count / fps as
+decord reports them (an export's: its capture's frame count / ``fps``). The prompt is the official one: "These are frames of a video.", the
 question, then for multiple choice "Options:" with one option per line and "Answer with
 the option's letter from the given choices directly.", else "Please answer the question
 using a single word or phrase.".
@@ -38,7 +39,7 @@ from typing import Any
 from thinkspace.answers import parse_float
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
 from thinkspace.data.datasets.scannet import SCANNET_FPS, load_posed_frames
-from thinkspace.data.schema import SpatialSample
+from thinkspace.data.schema import VIDEO_DURATION, SpatialSample
 from thinkspace.data.video import FrameSampling, read_video
 from thinkspace.eval.vsibench import CHOICE_TYPES, NUMBER_TYPES
 from thinkspace.records import field, read_table
@@ -146,6 +147,7 @@ class VSIBench(BenchmarkDataset):
         if scan is not None:
             posed = load_posed_frames(scan, self.num_frames, entry["id"], sampling=self.frame_sampling, fps=self.fps)
             frames, timestamps, indices, geometry = posed.frames, posed.timestamps, posed.indices, posed.geometry
+            duration = posed.duration
             # the ScanNet export (the same frames as SQA3D's, ScanQA's, MSQA's of that scan) or the synthetic
             # walk's folder, relative to scannet_root: one name per scan, the camera cache's key
             source = scan.relative_to(self.scannet_root).as_posix()
@@ -154,7 +156,7 @@ class VSIBench(BenchmarkDataset):
             if not path.is_file():
                 raise FileNotFoundError(f"video file {path} not found (sample {entry['id']!r}, {entry['where']})")
             clip = read_video(path, self.num_frames, allow_fewer=True, sampling=self.frame_sampling)
-            frames, timestamps, indices = clip.frames, clip.timestamps, clip.indices
+            frames, timestamps, indices, duration = clip.frames, clip.timestamps, clip.indices, clip.duration
             source = str(path.relative_to(self.video_root))
         kind = record["question_type"]
         choice = kind in CHOICE_TYPES
@@ -165,7 +167,8 @@ class VSIBench(BenchmarkDataset):
             response=truth, answer=truth if choice else float(truth), answer_type="choice" if choice else "number",
             timestamps=timestamps,
             meta={"scene_name": record.get("scene_name"), "scan": source, "dataset": record.get("dataset"),
-                  "options": record.get("options"), "frame_indices": indices, "where": entry["where"]},
+                  "options": record.get("options"), "frame_indices": indices, "where": entry["where"],
+                  VIDEO_DURATION: duration},
         )
 
     def prediction_record(self, index: int, response: str) -> dict[str, Any]:
