@@ -127,3 +127,36 @@ def test_two_ranks_write_one_file_in_dataset_order_scored_as_one_process(tmp_pat
     assert not (tmp_path / "logs" / "logged_by_1.jsonl").exists()
     assert "sqa3d: 5 records" in (tmp_path / "logs" / "stdout_of_0.txt").read_text()
     assert (tmp_path / "logs" / "stdout_of_1.txt").read_text() == ""
+
+
+@pytest.mark.slow  # two `thinkspace test` runs, one of them on two DDP processes: about 30 s on a loaded machine
+def test_thinkspace_test_on_two_ddp_processes_writes_what_one_process_writes(tmp_path):
+    """A real ``thinkspace test --trainer.devices 2 --trainer.strategy ddp`` on the CPU (gloo): one
+    predictions file with each of the 5 questions once (rank 1 holds 2 and a padding repeat), the
+    situations' agent_pos/agent_rot in it, the scores equal to one process's, the table printed once.
+    Batches of 1, so each question is generated alone in both runs (padding would change no
+    answer but could move a float)."""
+    from cli_helpers import QUICKSTART, run_cli
+
+    questions, annotations = fx.sqa3d_released(tmp_path)
+    args = ["test", "--config", str(QUICKSTART), "--model.objectives.situation", "thinkspace.objectives.Situation",
+            "--data.test", "thinkspace.data.datasets.sqa3d.SQA3D", "--data.test.init_args.questions", str(questions),
+            "--data.test.init_args.annotations", str(annotations),
+            "--data.test.init_args.scannet_root", str(tmp_path / "scans"), "--data.test.init_args.num_frames", "2",
+            "--data.batch_size", "1", "--data.num_workers", "0", "--model.generation.max_new_tokens", "2",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    run_cli(*args, "--run_dir", "runs/one", cwd=tmp_path)
+    proc = run_cli(*args, "--run_dir", "runs/two", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+                   "--trainer.strategy", "ddp", cwd=tmp_path)
+    one, two = tmp_path / "runs/one", tmp_path / "runs/two"
+    assert sorted(p.name for p in two.iterdir() if not p.name.startswith("events.")) == [
+        "config.yaml", "predictions_test_sqa3d.jsonl", "scores_test_sqa3d.json"]  # no .rankN file
+    records = [json.loads(line) for line in (two / "predictions_test_sqa3d.jsonl").read_text().splitlines()]
+    assert [r["question_id"] for r in records] == [q["question_id"] for q in
+                                                   json.loads(questions.read_text())["questions"]]
+    assert all(len(r["agent_pos"]) == 3 and len(r["agent_rot"]) == 4 for r in records)
+    assert (two / "predictions_test_sqa3d.jsonl").read_text() == (one / "predictions_test_sqa3d.jsonl").read_text()
+    assert json.loads((two / "scores_test_sqa3d.json").read_text()) == json.loads(
+        (one / "scores_test_sqa3d.json").read_text())
+    assert "Starting with 2 processes" in proc.stdout + proc.stderr  # it did run on two ranks
+    assert proc.stdout.count("sqa3d: 5 records") == 1
