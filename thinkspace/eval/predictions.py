@@ -18,18 +18,29 @@ A dataset may also write the official evaluator's own file (``write_official``: 
 ``pred.json`` layout), and say its questions cannot be scored (``scorable``: test splits
 without answers), in which case the predictions are written only.
 
-Single process: with several ranks each writes its own ``.rank{r}`` file, unscored.
+Several processes (DDP, ``--trainer.devices N``): every rank's rows are gathered to global
+rank 0 (``all_gather_object`` on the default group: gloo or NCCL), a sampler's padding
+repeats are dropped by id (the first stays), the dataset's order is restored, and rank 0
+alone writes the one file (atomically), scores, logs and prints once (see
+:func:`merge_rank_rows`). Every rank reads ``trainer.log_dir``, a collective in Lightning.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from itertools import chain, zip_longest
 from pathlib import Path
 from typing import Any
 
+import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 
 from thinkspace.eval import SCORERS
+from thinkspace.utils.file_modes import atomic_write
+
+#: one prediction: sample id, generated text, predicted situation (world x, y metres, yaw radians) or None
+Row = tuple[str, str, tuple[float, float, float] | None]
 
 
 class BenchmarkPredictions(Callback):
@@ -43,7 +54,7 @@ class BenchmarkPredictions(Callback):
     def __init__(self, directory: str | None = None, print_table: bool = True) -> None:
         self.directory = directory
         self.print_table = print_table
-        self.rows: list[tuple[str, str, tuple[float, float, float] | None]] = []
+        self.rows: list[Row] = []
         self.written: dict[str, Path] = {}
 
     # -- collecting ---------------------------------------------------------------------
@@ -73,39 +84,76 @@ class BenchmarkPredictions(Callback):
 
     # -- writing and scoring ------------------------------------------------------------
     def finish(self, trainer: Any, stage: str) -> Path | None:
-        """Write the collected predictions of ``stage``; score and log them for a benchmark."""
-        if not self.rows:
-            return None
+        """Write the collected predictions of ``stage``; score and log them for a benchmark.
+
+        With several processes every rank must call this (it gathers); global rank 0 writes and
+        returns the path, the others return None."""
+        rows = self.rows
         dataset = _dataset(trainer, stage)
         benchmark = getattr(dataset, "benchmark", None)
-        directory = Path(self.directory or trainer.log_dir or trainer.default_root_dir)
+        if trainer.world_size > 1:
+            if not (dist.is_available() and dist.is_initialized()):
+                raise RuntimeError(f"BenchmarkPredictions: trainer.world_size is {trainer.world_size} but no "
+                                   "torch.distributed process group is initialized to gather the predictions")
+            parts: list[Any] = [None] * trainer.world_size
+            dist.all_gather_object(parts, rows)  # every rank gets every part: all agree on "empty"
+            rows = merge_rank_rows(parts, dataset.positions_of if benchmark else None)
+        if not rows:
+            return None
+        directory = Path(self.directory or trainer.log_dir or trainer.default_root_dir)  # log_dir: on every rank
+        if trainer.global_rank != 0:
+            return None
         directory.mkdir(parents=True, exist_ok=True)
         suffix = f"_{benchmark}" if benchmark else ""
-        rank = f".rank{trainer.global_rank}" if trainer.world_size > 1 else ""
-        path = directory / f"predictions_{stage}{suffix}.jsonl{rank}"
+        path = directory / f"predictions_{stage}{suffix}.jsonl"
         if benchmark:
-            positions = dataset.positions_of([row[0] for row in self.rows])
+            positions = dataset.positions_of([row[0] for row in rows])
             localizes = getattr(dataset, "localizes", False)
             records = [dataset.prediction_record(k, text, situation) if localizes and situation is not None
-                       else dataset.prediction_record(k, text) for k, (_, text, situation) in zip(positions, self.rows)]
+                       else dataset.prediction_record(k, text) for k, (_, text, situation) in zip(positions, rows)]
         else:
-            records = [{"id": i, "prediction": text} for i, text, _ in self.rows]
-        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+            records = [{"id": i, "prediction": text} for i, text, _ in rows]
+        with atomic_write(path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
         self.written[stage] = path
-        if benchmark and not rank and hasattr(dataset, "write_official"):
+        if benchmark and hasattr(dataset, "write_official"):
             self.written[f"{stage}_official"] = dataset.write_official(records, directory, stage)
-        if benchmark and not rank and not getattr(dataset, "scorable", True):
+        if benchmark and not getattr(dataset, "scorable", True):
             print(f"{benchmark}: predictions written to {path}, not scored (the questions carry no answers)")
-        elif benchmark and not rank:
+        elif benchmark:
             options = dataset.score_options() if hasattr(dataset, "score_options") else {}
             score = SCORERS[benchmark]([(f"{path}:{n + 1}", r) for n, r in enumerate(records)], None, **options)
-            scores = json.dumps(score.to_dict(notes=True), indent=1) + "\n"
-            (directory / f"scores_{stage}_{benchmark}.json").write_text(scores)
+            with atomic_write(directory / f"scores_{stage}_{benchmark}.json") as tmp:
+                tmp.write_text(json.dumps(score.to_dict(notes=True), indent=1) + "\n")
             if trainer.logger is not None:
+                # Lightning's loggers log on global rank 0 only (``log_metrics`` is ``rank_zero_only``)
+                # and hold no collective, so logging here, on rank 0 alone, is what every logger does
                 trainer.logger.log_metrics(score.metrics(f"{stage}/{benchmark}"), step=trainer.global_step)
             if self.print_table:
                 score.print_table()
         return path
+
+
+def merge_rank_rows(parts: Sequence[Sequence[Row]],
+                    positions_of: Callable[[list[str]], list[int]] | None = None) -> list[Row]:
+    """Every rank's rows as one list, each sample once, in the dataset's order.
+
+    ``parts[r]`` holds rank ``r``'s rows in its sampler's order. Taken round-robin, the parts
+    are in the order of the evaluation sampler (:class:`~thinkspace.data.sampler.EpochSampler`
+    without shuffling, like ``DistributedSampler``, deals index ``i`` to rank ``i % world_size``
+    and pads the last round with the first indices); a repeated id is padding and only its first
+    row stays. ``positions_of`` (a benchmark's: ids -> dataset indices) then sorts the rows by
+    their index, whatever sampler dealt them.
+    """
+    unique: dict[str, Row] = {}
+    for row in chain.from_iterable(zip_longest(*parts)):
+        if row is not None and row[0] not in unique:
+            unique[row[0]] = row
+    rows = list(unique.values())
+    if positions_of is not None:
+        order = positions_of([row[0] for row in rows])
+        rows = [row for _, row in sorted(zip(order, rows), key=lambda pair: pair[0])]
+    return rows
 
 
 def _dataset(trainer: Any, stage: str) -> Any:
