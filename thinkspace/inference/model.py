@@ -11,6 +11,7 @@ from torch import Tensor
 from thinkspace.answers import answer_text, choice, option_letters, parse_float
 from thinkspace.data.schema import SpatialSample
 from thinkspace.inference.inputs import Inputs, question_sample
+from thinkspace.objectives.answer_only import AnswerOnly
 
 
 @dataclass
@@ -44,24 +45,13 @@ class Answer:
     layout: Tensor | None = None
 
 
-class PromptOnly:
-    """An objective seen by the collator for a question without ground truth: its prompt edits
-    (a latent slot, ``<Pos><Ori>``) and nothing that needs geometry."""
-
-    def __init__(self, objective: Any) -> None:
-        self.objective = objective
+class PromptOnly(AnswerOnly):
+    """An objective seen by the collator for a question without ground truth: its *training*
+    prompt edits (a latent slot, ``<Pos><Ori>`` after the pseudo situation, so ``ask`` can draw
+    where the model places the agent) and, as :class:`AnswerOnly`, nothing that needs geometry."""
 
     def prepare(self, sample: SpatialSample) -> SpatialSample:
         return self.objective.prepare(sample)
-
-    def mask_labels(self, ids: Tensor, labels: Tensor) -> Tensor:
-        return labels
-
-    def grid_targets(self, sample: SpatialSample, grids: list[tuple[int, int]]) -> None:
-        return None
-
-    def collate(self, targets: list[Any]) -> None:
-        return None
 
 
 class SpatialModel:
