@@ -182,7 +182,8 @@ def test_the_arrow_file_needs_pyarrow_and_other_suffixes_stay_json_lines(tmp_pat
     except ImportError:
         pass
     (tmp_path / "test.arrow").write_bytes(b"ARROW1")
-    with pytest.raises(ImportError, match=r"test.arrow: reading an .arrow file needs pyarrow \(pip install pyarrow\)"):
+    with pytest.raises(ImportError, match=r"test.arrow: reading an .arrow file needs pyarrow "
+                       r"\(the parquet extra: pip install 'thinkspace\[parquet\]'\)"):
         len(Ego3DBench(str(tmp_path / "test.arrow")))
     rows = fx.ego3d(tmp_path).read_text()
     (tmp_path / "test.txt").write_text(rows)  # a suffix read_table does not know: JSON lines, as before

@@ -154,7 +154,7 @@ def test_vsibench_parquet_needs_a_reader(tmp_path):
     except ImportError:
         pass
     (tmp_path / "test.parquet").write_bytes(b"PAR1")
-    with pytest.raises(ImportError, match="parquet needs pyarrow or pandas"):
+    with pytest.raises(ImportError, match=r"parquet needs pyarrow or pandas \(the parquet extra: pip install 'thinkspace\[parquet\]'\)"):
         len(VSIBench(str(tmp_path / "test.parquet")))
 
 
