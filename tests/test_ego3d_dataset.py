@@ -141,7 +141,7 @@ def test_thinkspace_test_writes_rows_score_and_upstream_read(tmp_path, capsys):
 
 def write_arrow(path, rows, stream: bool):
     """``rows`` as an Arrow IPC stream (as ``datasets`` saves a split) or an IPC file."""
-    pa = pytest.importorskip("pyarrow")  # not installed here: these tests run where it is
+    pa = pytest.importorskip("pyarrow")  # the parquet extra (in dev)
     table = pa.Table.from_pylist(rows)
     with pa.OSFile(str(path), "wb") as sink:
         writer = pa.ipc.new_stream(sink, table.schema) if stream else pa.ipc.new_file(sink, table.schema)
