@@ -141,7 +141,7 @@ def test_thinkspace_test_writes_rows_score_and_upstream_read(tmp_path, capsys):
 
 def write_arrow(path, rows, stream: bool):
     """``rows`` as an Arrow IPC stream (as ``datasets`` saves a split) or an IPC file."""
-    pa = pytest.importorskip("pyarrow")  # not installed here: these tests run where it is
+    pa = pytest.importorskip("pyarrow")  # the parquet extra (in dev)
     table = pa.Table.from_pylist(rows)
     with pa.OSFile(str(path), "wb") as sink:
         writer = pa.ipc.new_stream(sink, table.schema) if stream else pa.ipc.new_file(sink, table.schema)
@@ -175,14 +175,11 @@ def test_an_arrow_file_that_is_not_arrow_is_named(tmp_path):
         len(Ego3DBench(str(bad)))
 
 
-def test_the_arrow_file_needs_pyarrow_and_other_suffixes_stay_json_lines(tmp_path):
-    try:
-        import pyarrow  # noqa: F401
-        pytest.skip("pyarrow installed: .arrow is readable")
-    except ImportError:
-        pass
+def test_the_arrow_file_needs_pyarrow_and_other_suffixes_stay_json_lines(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)  # absent even where the dev extra has it
     (tmp_path / "test.arrow").write_bytes(b"ARROW1")
-    with pytest.raises(ImportError, match=r"test.arrow: reading an .arrow file needs pyarrow \(pip install pyarrow\)"):
+    with pytest.raises(ImportError, match=r"test.arrow: reading an .arrow file needs pyarrow "
+                       r"\(the parquet extra: pip install 'thinkspace\[parquet\]'\)"):
         len(Ego3DBench(str(tmp_path / "test.arrow")))
     rows = fx.ego3d(tmp_path).read_text()
     (tmp_path / "test.txt").write_text(rows)  # a suffix read_table does not know: JSON lines, as before

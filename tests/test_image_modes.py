@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from thinkspace.data.images import load_image, to_rgb
+from thinkspace.data.images import decode_image, load_image, to_rgb
 
 
 def pixels(image: Image.Image) -> list[tuple[int, int, int]]:
@@ -136,3 +136,15 @@ def test_in_memory_rgb_is_returned_as_is():
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     assert pixels(to_rgb(Image.open(buffer))) == [(1, 2, 3)] * 4
+
+
+def test_embedded_bytes_decode_as_the_file_does(tmp_path):
+    """A Hugging Face Image value's ``bytes`` (a 16-bit PNG, an RGBA PNG) read as its file is read."""
+    grey, rgba = tmp_path / "grey16.png", tmp_path / "rgba.png"
+    Image.fromarray(np.array([[0, 257 * 128, 65535]], np.uint16)).save(grey)
+    Image.new("RGBA", (2, 1), (200, 0, 0, 0)).save(rgba)
+    for path in (grey, rgba):
+        assert pixels(decode_image(path.read_bytes(), "t.parquet:#0")) == pixels(load_image(path))
+    assert pixels(decode_image(grey.read_bytes(), "t")) == [(0, 0, 0), (128, 128, 128), (255, 255, 255)]
+    with pytest.raises(ValueError, match=r"t.parquet:#3: 4 embedded bytes cannot be decoded as an image"):
+        decode_image(b"JFIF", "t.parquet:#3")

@@ -151,3 +151,12 @@ def test_eval_config_keeps_the_official_settings():
     test = raw["data"]["test"]
     assert test["class_path"] == "thinkspace.data.datasets.spbench.SPBench"
     assert test["init_args"]["prompt_type"] == "thinking"
+
+
+def test_frames_that_are_not_file_names_are_refused(tmp_path):
+    """A copy whose ``images`` were cast to the Image feature (``{"bytes", "path"}``) is named, not joined."""
+    row = json.loads((FIXTURES / "SPBench-SI.sample.jsonl").read_text().splitlines()[0])
+    path = fx.write_jsonl(tmp_path / "SPBench-SI.jsonl", [{**row, "images": [{"path": "240.jpg"}]}])
+    with pytest.raises(TypeError, match=r"SPBench-SI.jsonl:1: images of sample '11' hold a dict \(\{'path': "
+                                        r"'240.jpg'\}\); expected frame file names such as '200.jpg'"):
+        len(SPBench(str(path)))

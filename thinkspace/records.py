@@ -75,7 +75,8 @@ def read_table(path: str | Path) -> list[Located]:
     """Records of a ``.json`` (list), ``.parquet`` or ``.arrow`` file, by suffix; any other suffix is read
     as JSON lines.
 
-    Parquet needs ``pyarrow`` or ``pandas``, Arrow needs ``pyarrow``; without them the error says so.
+    Parquet needs ``pyarrow`` or ``pandas``, Arrow needs ``pyarrow`` (the ``parquet`` extra); without them
+    the error says so, naming the extra.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -92,18 +93,23 @@ def _read_parquet(path: Path) -> list[Located]:
     if not path.is_file():
         raise FileNotFoundError(f"file {path} not found")
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
-
-        rows = pq.read_table(path).to_pylist()
     except ImportError:
         try:
             import pandas as pd
         except ImportError as err:
             raise ImportError(
-                f"{path}: reading parquet needs pyarrow or pandas (pip install pyarrow), "
-                "or convert the file to jsonl"
+                f"{path}: reading parquet needs pyarrow or pandas (the parquet extra: "
+                "pip install 'thinkspace[parquet]'), or convert the file to jsonl"
             ) from err
         rows = pd.read_parquet(path).to_dict(orient="records")
+    else:
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except pa.ArrowException as err:
+            raise ValueError(f"{path}: not a parquet table ({err}); expected a parquet file, as Hugging Face "
+                             "datasets publish a split") from err
     return [(f"{path}:#{i}", _plain(r)) for i, r in enumerate(rows)]
 
 
@@ -115,8 +121,8 @@ def _read_arrow(path: Path) -> list[Located]:
     try:
         import pyarrow as pa
     except ImportError as err:
-        raise ImportError(f"{path}: reading an .arrow file needs pyarrow (pip install pyarrow), "
-                          "or export the split to jsonl") from err
+        raise ImportError(f"{path}: reading an .arrow file needs pyarrow (the parquet extra: pip install "
+                          "'thinkspace[parquet]'), or export the split to jsonl") from err
     with pa.memory_map(str(path)) as source:
         try:
             table = pa.ipc.open_stream(source).read_all()

@@ -16,6 +16,7 @@ goes through :func:`load_image`, and every PIL image a user hands over through :
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,23 @@ def load_image(path: str | Path, sample_id: str | None = None) -> Image.Image:
             return rgb.copy() if rgb is image else rgb  # a plain in-memory image, not the closed file's
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"image file {path}{where} cannot be decoded as an image: {err}") from err
+
+
+def decode_image(data: bytes, source: str) -> Image.Image:
+    """Encoded image bytes (PNG, JPEG, ...; as a Hugging Face ``Image`` feature stores them in its
+    ``bytes`` field) as an RGB image, fully decoded (modes as :func:`to_rgb`).
+
+    Args:
+        data: the encoded file's bytes.
+        source: what the image is, for error messages (the table file, row and sample).
+
+    Raises:
+        ValueError: the bytes are not a decodable image, or its mode has no defined range.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            rgb = to_rgb(image, source)
+            return rgb.copy() if rgb is image else rgb
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{source}: {len(data)} embedded bytes cannot be decoded as an image: {err}") from err

@@ -9,6 +9,14 @@ a parquet file (needs ``pyarrow`` or ``pandas``) or the dataset's own
 :data:`thinkspace.eval.ego3d.CATEGORIES`), ``source`` (nuscenes, waymo, argoverse) and
 ``images`` (view name -> image path relative to ``image_root``).
 
+Table layout (upstream reads ``load_dataset("vbdai/Ego3D-Bench")["test"]`` and joins
+``images[view]`` to its image root, ``models/qwen2.5_vl.py`` at 1c6342d): in the Arrow/parquet
+file ``images`` is one struct column whose fields are every view name of every source, so a
+Waymo row holds ``None`` for the nuScenes-only views; those are ignored (only the source's own
+views must be present). A view may also hold a Hugging Face ``Image`` value
+(``{"bytes": ..., "path": ...}``, a copy cast to that feature): its embedded bytes are decoded,
+else its ``path`` is read under ``image_root``.
+
 Frames: the views in the official fixed order per source (:data:`VIEW_ORDER`, upstream
 ``models/qwen2.5_vl.py`` after commit acbb767), as stored; the collator places view i at the
 question's i-th ``<image>`` slot, right after its label (``meta["image_slots"]``), as
@@ -32,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from thinkspace.data.datasets.benchmark import BenchmarkDataset
-from thinkspace.data.images import load_image
+from thinkspace.data.images import decode_image, load_image
 from thinkspace.data.schema import IMAGE_SLOT, IMAGE_SLOTS, SpatialSample
 from thinkspace.eval.ego3d import (
     CATEGORIES,
@@ -62,6 +70,20 @@ def ego3d_prompt(question: str, options: list[str] | None, category: str, yes_no
     else:
         wording = LETTER_WORDING
     return question + "".join(f"\n{option}" for option in options or []) + "\n" + SUFFIX.format(wording)
+
+
+def _image_value(value: Any, where: str, idx: str, view: str) -> str | bytes | None:
+    """A view's image as a path (relative to the image root) or embedded bytes; ``None`` when absent.
+
+    Accepts a path string or a Hugging Face ``Image`` value ``{"bytes": ..., "path": ...}`` (bytes first,
+    as ``datasets`` decodes it).
+    """
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, dict) and set(value) <= {"bytes", "path"}:
+        return value.get("bytes") or value.get("path") or None
+    raise TypeError(f"{where}: image of view {view!r} of sample {idx!r} is {type(value).__name__} {value!r:.80}; "
+                    "expected a path string or a Hugging Face Image value {'bytes': ..., 'path': ...}")
 
 
 class Ego3DBench(BenchmarkDataset):
@@ -103,6 +125,7 @@ class Ego3DBench(BenchmarkDataset):
             if not isinstance(images, dict):
                 raise TypeError(f"{where}: images of sample {idx!r} is a {type(images).__name__}; expected a "
                                  "mapping of view name to image path")
+            images = {view: _image_value(value, where, idx, view) for view, value in images.items()}
             views = list(VIEW_ORDER.get(source, [k for k, v in images.items() if v]))
             missing = [v for v in views if not images.get(v)]
             if missing:
@@ -132,7 +155,13 @@ class Ego3DBench(BenchmarkDataset):
         return entries
 
     def _media(self, entry: dict[str, Any]) -> list[Path]:
-        return [self.image_root / p for p in entry["images"]]
+        """Image files the sample reads (embedded images need none)."""
+        return [self.image_root / p for p in entry["images"] if isinstance(p, str)]
+
+    def _frames(self, entry: dict[str, Any]) -> list:
+        return [load_image(self.image_root / p, entry["id"]) if isinstance(p, str)
+                else decode_image(p, f"{entry['where']}: image of view {view} of sample {entry['id']!r}")
+                for view, p in zip(entry["views"], entry["images"])]
 
     def prompt(self, entry: dict[str, Any]) -> str:
         return ego3d_prompt(entry["record"]["question"], entry["options"], entry["category"], self.yes_no_wording)
@@ -142,7 +171,7 @@ class Ego3DBench(BenchmarkDataset):
         answer = entry["record"]["answer"]
         return SpatialSample(
             id=entry["id"], source="ego3d", task=entry["category"],
-            frames=[load_image(p, entry["id"]) for p in self._media(entry)],
+            frames=self._frames(entry),
             prompt=self.prompt(entry), response=str(answer),
             answer=float(answer) if number else str(answer), answer_type="number" if number else "choice",
             meta={IMAGE_SLOTS: True, "views": entry["views"], "source_dataset": entry["source"],

@@ -103,6 +103,10 @@ class SPBench(ImageSetFile):
             frames = [frames] if isinstance(frames, str) else list(frames or [])
             if not frames:
                 raise ValueError(f"{where}: sample {sample_id!r} lists no images")
+            odd = next((f for f in frames if not isinstance(f, str)), None)
+            if odd is not None:  # e.g. an Image feature's {"bytes", "path"}: upstream joins names to paths
+                raise TypeError(f"{where}: images of sample {sample_id!r} hold a {type(odd).__name__} "
+                                f"({odd!r:.60}); expected frame file names such as '200.jpg'")
             options = list(record.get("options") or [])
             if kind in CHOICE_TYPES:
                 letters = [str(o).strip()[:1] for o in options]
