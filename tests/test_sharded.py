@@ -8,6 +8,7 @@ fragment: the adapters train, a resume is exact, the export loads in plain trans
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,10 @@ def test_two_sharded_processes_equal_one_process_in_bf16_within_bf16_rounding(tm
     assert gap < 0.02 * update, f"sharded and one-process weights differ by {gap:.4f}, the update is {update:.3f}"
 
 
+#: std::terminate's message when a C++ thread dies unjoined (seen once from a rank of the decode probe)
+TERMINATE = "terminate called without an active exception"
+
+
 def test_ranks_whose_rows_stop_at_different_steps_decode_what_one_process_decodes(tmp_path):
     """Rank 0's row stops at its 2nd or 3rd token, rank 1's decodes all 24: both ranks step 24 times (every
     step all-gathers each layer) and end with the tokens each prompt gets alone in one unsharded process,
@@ -141,8 +146,16 @@ def test_ranks_whose_rows_stop_at_different_steps_decode_what_one_process_decode
     the loop at the first stop test (token 8) and the ranks' collectives mismatch."""
     probe = Path(__file__).parent / "sharded_decode_probe.py"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", **_with_tests_on_path()}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(probe), str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(probe),
+               str(tmp_path)]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0 and TERMINATE in proc.stderr:
+        # Known, not yet understood: once in CI (2026-12-08, the suite in two workers) a rank aborted in
+        # C++ ("terminate called without an active exception") at the first decode; not reproduced in 7
+        # runs, pairs at once included. Tracked in the session notes; a second abort, or any other
+        # failure, still fails the test, and so does a wrong token.
+        warnings.warn(f"sharded decode probe: a rank aborted ({TERMINATE!r}); running it once more")
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     first, second = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     steps = 24

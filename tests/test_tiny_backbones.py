@@ -220,3 +220,30 @@ def test_tiny_model_dir_lost_race_and_crash_leave_one_valid_dir(tmp_path, monkey
     with pytest.raises(RuntimeError, match="mid-build"):
         tiny_model_dir("qwen3_vl", cache_dir=tmp_path)
     assert [p.name for p in (tmp_path / "tiny").iterdir()] == [final.name]
+
+
+def test_a_rank_whose_save_wrote_no_model_waits_for_rank_zeros_build(tmp_path, monkeypatch):
+    """Under torch.distributed transformers' save_pretrained writes on global rank 0 only: another rank's
+    build holds the processor alone. It must not become the cache (every later load would fail with
+    "Unrecognized model"); that rank takes rank 0's complete directory instead."""
+    import threading
+
+    real_build = tiny.build_tiny
+    complete = tmp_path / "rank0"
+    real_build("qwen2_vl", complete)
+
+    def processor_only(family, out_dir, **kw):  # what rank 1 writes
+        (out_dir / "processor_config.json").write_text("{}")
+        final = tmp_path / "tiny" / out_dir.name.split(".tmp-")[0].lstrip(".")
+        threading.Timer(0.5, complete.rename, args=(final,)).start()  # rank 0 renames its build later
+
+    monkeypatch.setattr(tiny, "build_tiny", processor_only)
+    final = tiny_model_dir("qwen2_vl", cache_dir=tmp_path)
+    assert (final / "config.json").is_file() and (final / "model.safetensors").is_file()
+    assert [p.name for p in (tmp_path / "tiny").iterdir()] == [final.name]  # rank 1's build removed
+
+    with pytest.raises(RuntimeError, match=r"waited 0 s for rank 0 to build .*does rank 0 build the same model"):
+        tiny._built_elsewhere(tmp_path / "tiny" / "never-built", timeout=0.2)
+    final.joinpath("config.json").unlink()  # a directory an older thinkspace left from rank 1
+    with pytest.raises(RuntimeError, match=r"is incomplete \(no config.json.*delete that directory"):
+        tiny_model_dir("qwen2_vl", cache_dir=tmp_path)

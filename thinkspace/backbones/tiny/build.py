@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -163,13 +164,17 @@ def tiny_model_dir(family: str, *, cache_dir: str | Path | None = None, **overri
     parent = _cache_root(cache_dir) / "tiny"
     final = parent / f"{family}-{digest}"
     if final.is_dir():  # only ever created by the rename below, so it is complete
-        return final
+        return _complete(final)
 
     parent.mkdir(parents=True, exist_ok=True)
     # Hidden name: a crashed build leaves only a dot-directory that nothing ever reads.
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
     try:
         build_tiny(family, tmp, **args)
+        if not (tmp / "config.json").is_file():
+            # Under torch.distributed, transformers' save_pretrained writes the model on global rank 0
+            # only: this rank's build holds the processor alone. Rank 0 builds the same directory.
+            return _built_elsewhere(final)
         tmp.chmod(0o755)  # mkdtemp makes it private; a cache may be shared
         try:
             os.rename(tmp, final)  # atomic on one filesystem
@@ -180,4 +185,29 @@ def tiny_model_dir(family: str, *, cache_dir: str | Path | None = None, **overri
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+#: how long a rank whose build wrote no model waits for global rank 0's (s)
+WAIT_FOR_RANK_ZERO = 600.0
+
+
+def _built_elsewhere(final: Path, timeout: float = WAIT_FOR_RANK_ZERO) -> Path:
+    """``final`` once another process (global rank 0) has renamed its complete build there."""
+    deadline = time.monotonic() + timeout
+    while not final.is_dir():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"tiny model {final.name}: this process (a rank other than 0 under "
+                               "torch.distributed, where transformers writes models on rank 0 only) waited "
+                               f"{timeout:.0f} s for rank 0 to build {final}; does rank 0 build the same model?")
+        time.sleep(0.2)
+    return _complete(final)
+
+
+def _complete(final: Path) -> Path:
+    """``final``, refused when it holds no ``config.json`` (written by thinkspace before 2026-12-08 from a
+    rank other than 0 under torch.distributed, whose save_pretrained wrote nothing)."""
+    if not (final / "config.json").is_file():
+        raise RuntimeError(f"tiny model cache {final} is incomplete (no config.json: built on a rank other "
+                           "than 0 under torch.distributed by an older thinkspace); delete that directory")
     return final
