@@ -85,6 +85,9 @@ def test_prediction_records_are_the_official_results_the_scorer_reads(tmp_path):
     ({"ground_truth": "E"}, r"SPBench-SI.jsonl:2: ground_truth 'E' of sample '48' is not one of the option letters"),
     ({"images": []}, r"SPBench-SI.jsonl:2: sample '48' lists no images"),
     ({"question_type": "route_planning"}, r"SPBench-SI.jsonl:2: unknown question_type 'route_planning' of sample '48'"),
+    # refused when read, not on rank 0 after the whole test run when the scorer meets it
+    ({"question_type": "object_counting", "ground_truth": "0", "options": None},
+     r"SPBench-SI.jsonl:2: ground_truth '0' of sample '48' is not a positive number"),
 ])
 def test_bad_records_name_file_line_and_expectation(tmp_path, edit, message):
     path, rows = released(tmp_path, count=3)

@@ -103,6 +103,9 @@ def test_answer_tags_only_under_thinking():
 @pytest.mark.parametrize("edit, message", [
     ({"question_type": "route"}, r"SPBench-SI_results.jsonl:2: unknown SPBench question_type 'route'"),
     ({"question_type": "object_counting", "ground_truth": "0"}, r":2: ground_truth '0' of a object_counting question"),
+    # a negative truth would make every answer's relative error negative (score 1); NaN would score nothing
+    ({"question_type": "object_counting", "ground_truth": "-3"}, r"ground_truth '-3' .* is not a positive number"),
+    ({"question_type": "object_abs_distance", "ground_truth": "nan"}, r"ground_truth 'nan' .* is not a positive"),
 ])
 def test_bad_records_name_file_and_line(edit, message):
     records = results("SI")

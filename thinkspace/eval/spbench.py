@@ -31,6 +31,7 @@ which is also what ``thinkspace test`` writes; the response is read from ``predi
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 
@@ -92,6 +93,13 @@ def spbench_number(text: str) -> float | None:
     return parse_float(match.group(1)) if match else None
 
 
+def positive_number(value: float | None) -> bool:
+    """Whether a numeric ground truth can be scored by relative accuracy: finite and above 0 (0 divides
+    by zero; a negative one makes the relative error negative, so every answer would score 1; NaN scores
+    nothing)."""
+    return value is not None and math.isfinite(value) and value > 0
+
+
 def score_record(question_type: str, response: str, truth: object, where: str = "",
                  prompt_type: str = "thinking") -> float:
     """One record's score in [0, 1]: exact letter match or Mean Relative Accuracy."""
@@ -100,11 +108,11 @@ def score_record(question_type: str, response: str, truth: object, where: str = 
         return float(spbench_choice(text).lower() == str(truth).lower())
     if question_type in NUMBER_TYPES + OTHER_NUMBER_TYPES:
         gold = parse_float(str(truth))
-        if gold is None or gold == 0:
-            raise ValueError(f"{where}: ground_truth {truth!r} of a {question_type} question is not a non-zero "
-                             "number; relative accuracy needs one")
+        if not positive_number(gold):
+            raise ValueError(f"{where}: ground_truth {truth!r} of a {question_type} question is not a positive "
+                             "number; relative accuracy needs one (a count, a length or a size)")
         return mean_relative_accuracy(spbench_number(text), gold)
-    known = ", ".join(CHOICE_TYPES + NUMBER_TYPES)
+    known = ", ".join(CHOICE_TYPES + OTHER_CHOICE_TYPES + NUMBER_TYPES + OTHER_NUMBER_TYPES)
     raise ValueError(f"{where}: unknown SPBench question_type {question_type!r}; expected one of {known}")
 
 

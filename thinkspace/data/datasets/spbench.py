@@ -29,7 +29,12 @@ from typing import Any
 from thinkspace.answers import parse_float
 from thinkspace.data.datasets.image_set_file import ImageSetFile
 from thinkspace.data.schema import SpatialSample
-from thinkspace.eval.spbench import CHOICE_TYPES, NUMBER_TYPES, PROMPT_TYPES
+from thinkspace.eval.spbench import (
+    CHOICE_TYPES,
+    NUMBER_TYPES,
+    PROMPT_TYPES,
+    positive_number,
+)
 from thinkspace.records import field, read_table
 
 #: the official templates (``vsi_utils.py``): text before the question's instruction, then the instruction.
@@ -114,8 +119,9 @@ class SPBench(ImageSetFile):
                     raise ValueError(f"{where}: ground_truth {truth!r} of sample {sample_id!r} is not one of the "
                                      f"option letters {letters}")
             elif kind in NUMBER_TYPES:
-                if parse_float(truth) is None:
-                    raise ValueError(f"{where}: ground_truth {truth!r} of sample {sample_id!r} is not a number")
+                if not positive_number(parse_float(truth)):  # refused here, not after the whole test run
+                    raise ValueError(f"{where}: ground_truth {truth!r} of sample {sample_id!r} is not a positive "
+                                     "number")
             else:
                 raise ValueError(f"{where}: unknown question_type {kind!r} of sample {sample_id!r}; expected one "
                                  f"of {list(CHOICE_TYPES + NUMBER_TYPES)}")
