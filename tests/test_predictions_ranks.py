@@ -32,6 +32,10 @@ def test_merged_rows_keep_the_first_of_a_repeat_and_the_samplers_order():
     merged = merge_rank_rows([parts[0], parts[1][:1], []], lambda ids: [positions[i] for i in ids])
     assert [row[0] for row in merged] == ["s4", "s2", "s1", "s0"]
     assert merge_rank_rows([[], []]) == []
+    # without a benchmark ids may repeat (a Mixture serving a sample twice): the dataset's length cuts
+    # the padding off the tail, and a genuine repeat stays, as one process writes it
+    repeated = [[("s0", "a", None), ("s1", "c", None)], [("s0", "b", None), ("s0", "padding", None)]]
+    assert merge_rank_rows(repeated, total=3) == [("s0", "a", None), ("s0", "b", None), ("s1", "c", None)]
 
 
 def _free_port() -> int:
@@ -83,6 +87,14 @@ def _run_rank(rank: int, tmp: str, port: int, parts: list, data: SQA3D) -> None:
                                                            "situations": list(situations)}, None, 0)
             returned = callback.finish(trainer, stage)
             assert (returned is not None) == (rank == 0), (rank, returned)
+    # rank 0 cannot write (its directory is a file): every rank raises at once, none waits in a later sync
+    (tmp_path / "a_file").write_text("")
+    callback.directory = str(tmp_path / "a_file" / "out")
+    callback.rows = [row for batch in parts[rank] for row in batch]
+    try:
+        callback.finish(trainer, "test")
+    except (OSError, RuntimeError) as error:
+        (tmp_path / "logs" / f"raised_by_{rank}.txt").write_text(f"{type(error).__name__}: {error}")
     dist.destroy_process_group()
 
 
@@ -104,6 +116,11 @@ def test_two_ranks_write_one_file_in_dataset_order_scored_as_one_process(tmp_pat
              [[rows[1], rows[3], (rows[0][0], "padding repeat", None)], []]]
     (tmp_path / "logs").mkdir()
     mp.spawn(_run_rank, args=(str(tmp_path), _free_port(), parts, data), nprocs=2)
+
+    raised = {r: (tmp_path / "logs" / f"raised_by_{r}.txt").read_text() for r in (0, 1)}
+    assert raised[0].startswith("NotADirectoryError") or raised[0].startswith("FileExistsError"), raised[0]
+    assert raised[1].startswith("RuntimeError: rank 0 could not write or score the test predictions: "
+                                + raised[0].split(":")[0]), raised[1]
 
     two, single = tmp_path / "two", tmp_path / "one"
     assert sorted(p.name for p in two.iterdir()) == ["predictions_predict.jsonl", "predictions_test_sqa3d.jsonl",

@@ -97,12 +97,29 @@ class BenchmarkPredictions(Callback):
                                    "torch.distributed process group is initialized to gather the predictions")
             parts: list[Any] = [None] * trainer.world_size
             dist.all_gather_object(parts, rows)  # every rank gets every part: all agree on "empty"
-            rows = merge_rank_rows(parts, dataset.positions_of if benchmark else None)
+            total = len(dataset) if dataset is not None and hasattr(dataset, "__len__") else None
+            rows = merge_rank_rows(parts, dataset.positions_of if benchmark else None, total)
         if not rows:
             return None
         directory = Path(self.directory or trainer.log_dir or trainer.default_root_dir)  # log_dir: on every rank
-        if trainer.global_rank != 0:
-            return None
+        path, error = None, None
+        if trainer.global_rank == 0:
+            try:
+                path = self._write_and_score(trainer, stage, dataset, benchmark, rows, directory)
+            except Exception as exc:  # noqa: BLE001 (re-raised below, after the other ranks hear of it)
+                error = exc
+        if trainer.world_size > 1:
+            failure = [None if error is None else f"{type(error).__name__}: {error}"]
+            dist.broadcast_object_list(failure, src=0)
+            if failure[0] is not None and error is None:
+                raise RuntimeError(f"rank 0 could not write or score the {stage} predictions: {failure[0]}")
+        if error is not None:
+            raise error
+        return path
+
+    def _write_and_score(self, trainer: Any, stage: str, dataset: Any, benchmark: str | None, rows: list[Row],
+                         directory: Path) -> Path:
+        """Global rank 0's part of :meth:`finish`: the file, the official file, the score, its log line."""
         directory.mkdir(parents=True, exist_ok=True)
         suffix = f"_{benchmark}" if benchmark else ""
         path = directory / f"predictions_{stage}{suffix}.jsonl"
@@ -135,20 +152,25 @@ class BenchmarkPredictions(Callback):
 
 
 def merge_rank_rows(parts: Sequence[Sequence[Row]],
-                    positions_of: Callable[[list[str]], list[int]] | None = None) -> list[Row]:
+                    positions_of: Callable[[list[str]], list[int]] | None = None,
+                    total: int | None = None) -> list[Row]:
     """Every rank's rows as one list, each sample once, in the dataset's order.
 
     ``parts[r]`` holds rank ``r``'s rows in its sampler's order. Taken round-robin, the parts
     are in the order of the evaluation sampler (:class:`~thinkspace.data.sampler.EpochSampler`
     without shuffling, like ``DistributedSampler``, deals index ``i`` to rank ``i % world_size``
-    and pads the last round with the first indices); a repeated id is padding and only its first
-    row stays. ``positions_of`` (a benchmark's: ids -> dataset indices) then sorts the rows by
-    their index, whatever sampler dealt them.
+    and pads the last round with the first indices), so the padding is the tail. A benchmark
+    (``positions_of``: ids -> dataset indices; its ids are unique) keeps the first row of each id
+    and sorts the rows by index, whatever sampler dealt them. Otherwise ids may repeat (a
+    ``Mixture`` serving a sample twice): the first ``total`` rows (the dataset's length) are kept,
+    or, without a length, the first row of each id.
     """
+    rows = [row for row in chain.from_iterable(zip_longest(*parts)) if row is not None]
+    if positions_of is None and total is not None:
+        return rows[:total]
     unique: dict[str, Row] = {}
-    for row in chain.from_iterable(zip_longest(*parts)):
-        if row is not None and row[0] not in unique:
-            unique[row[0]] = row
+    for row in rows:
+        unique.setdefault(row[0], row)
     rows = list(unique.values())
     if positions_of is not None:
         order = positions_of([row[0] for row in rows])

@@ -199,7 +199,9 @@ def _built_elsewhere(final: Path, timeout: float = WAIT_FOR_RANK_ZERO) -> Path:
         if time.monotonic() > deadline:
             raise RuntimeError(f"tiny model {final.name}: this process (a rank other than 0 under "
                                "torch.distributed, where transformers writes models on rank 0 only) waited "
-                               f"{timeout:.0f} s for rank 0 to build {final}; does rank 0 build the same model?")
+                               f"{timeout:.0f} s for rank 0 to build {final}; does rank 0 build the same model, into the "
+                               "same cache (a node-local cache on several nodes: set THINKSPACE_CACHE to a shared "
+                               "directory, or build the tiny model once before starting the ranks)?")
         time.sleep(0.2)
     return _complete(final)
 
